@@ -1,0 +1,38 @@
+/* Compile check: mpq.h with its implementation, as C (c99, c11) and as C++
+   (the same file built with -x c++). Every public function is referenced. */
+#define MPQ_IMPLEMENTATION
+#include "../../mpq.h"
+
+int main(void)
+{
+    mpq_shm shm;
+    mpq_mutex *m = NULL;
+    mpq_process p;
+    mpq_shm_config sc;
+    memset(&sc, 0, sizeof sc);
+    memset(&p, 0, sizeof p);
+    sc.size = 64;
+    if (mpq_shm_create(&shm, &sc) == 0) mpq_shm_close(&shm);
+    (void)mpq_shm_open(&shm, "/mpq-compile-check-none");
+    (void)mpq_shm_from_fd(&shm, -1);
+    (void)mpq_shm_unlink("/mpq-compile-check-none");
+    if (mpq_mutex_create(&m, NULL) == 0) {
+        (void)mpq_mutex_lock(m);
+        (void)mpq_mutex_unlock(m);
+        (void)mpq_mutex_trylock(m);
+        (void)mpq_mutex_unlock(m);
+        (void)mpq_mutex_timedlock(m, 0);
+        (void)mpq_mutex_unlock(m);
+        mpq_mutex_close(m);
+    }
+    (void)mpq_mutex_open(&m, "/mpq-compile-check-none");
+    (void)mpq_mutex_init(NULL);
+    (void)mpq_mutex_destroy(NULL);
+    (void)mpq_process_start(NULL, NULL, NULL);
+    (void)mpq_process_join(&p, 0);
+    (void)mpq_process_kill(&p, 0);
+    (void)mpq_process_alive(&p);
+    (void)mpq_process_exitcode(&p);
+    (void)mpq_process_destroy(&p);
+    return mpq_version()[0] == MPQ_VERSION_STRING[0] ? 0 : 1;
+}

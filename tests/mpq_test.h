@@ -1,0 +1,194 @@
+/* mpq_test.h - the in-house test runner for mpq.h (libc only).
+
+   Each test runs in a forked process of its own, in its own process group,
+   with a timeout: a crash, an abort or a hang is a reported failure, never a
+   stuck run, and whatever the test forked is killed with it. The run ends
+   with the line "N passed, N failed".
+
+       static void test_x(void) { CHECK(1 + 1 == 2); CHECK_EQ(mpq_f(), 0); }
+       static const mpqt_case cases[] = { MPQT(test_x, 10, 0), ... };
+       int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
+
+   Options: a word on the command line runs only the tests whose name holds
+   it; --threaded runs only the tests marked threaded (for ThreadSanitizer).
+   Include this after mpq.h (it needs the feature macros mpq.h sets).
+*/
+#ifndef MPQ_TEST_H
+#define MPQ_TEST_H
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+typedef struct mpqt_case {
+    const char *name;
+    void (*fn)(void);
+    int timeout_s;  /* the test fails if it runs longer      */
+    int threaded;   /* runs under ThreadSanitizer as well    */
+} mpqt_case;
+
+#define MPQT(fn, timeout_s, threaded) { #fn, fn, timeout_s, threaded }
+#define MPQT_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* The directory of the running test binary (helpers are built beside it). */
+static char mpqt_dir[4096];
+
+static void mpqt_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    printf("    %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+    _exit(86);
+}
+
+#define CHECK(cond) \
+    do { if (!(cond)) mpqt_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond); } while (0)
+#define CHECK_EQ(a, b) \
+    do { long long a_ = (long long)(a), b_ = (long long)(b); \
+         if (a_ != b_) mpqt_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, a_, #b, b_); } while (0)
+#define CHECK_OK(expr) \
+    do { long long r_ = (long long)(expr); \
+         if (r_ < 0) mpqt_fail(__FILE__, __LINE__, "%s returned %lld (%s)", #expr, r_, strerror((int)-r_)); } while (0)
+#define CHECK_ERR(expr, err) \
+    do { long long r_ = (long long)(expr); \
+         if (r_ != -(long long)(err)) mpqt_fail(__FILE__, __LINE__, "%s returned %lld (%s), expected -%s", \
+             #expr, r_, r_ < 0 ? strerror((int)-r_) : "no error", #err); } while (0)
+
+/* Monotonic milliseconds, for bounds in tests that are not about speed. */
+static inline int64_t mpqt_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A small deterministic PRNG (xorshift64*), seeded per test. */
+static inline uint64_t mpqt_rand(uint64_t *s)
+{
+    *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
+    return *s * 2685821657736338717ull;
+}
+
+/* A name for a named object, unique to this process and call. */
+static inline const char *mpqt_name(char *buf, size_t n, const char *what)
+{
+    static int seq;
+    snprintf(buf, n, "/mpqt-%s-%ld-%d", what, (long)getpid(), seq++);
+    return buf;
+}
+
+/* Waits until process `pid` sleeps in the kernel (state S/D in /proc), so a
+   test can act while another process is known to be blocked. Bounded. */
+static inline int mpqt_wait_sleeping(pid_t pid, int timeout_ms)
+{
+    char path[64], buf[512];
+    int64_t end = mpqt_ms() + timeout_ms;
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    while (mpqt_ms() < end) {
+        FILE *f = fopen(path, "r");
+        size_t n;
+        char *p;
+        if (!f) return 0;
+        n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D')) return 1;
+        {   /* give up the CPU even to SCHED_IDLE processes */
+            struct timespec ts = { 0, 200000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    return 0;
+}
+
+static int mpqt_run_one(const mpqt_case *c)
+{
+    int st = 0, pidfd;
+    int64_t t0 = mpqt_ms();
+    pid_t pid;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid < 0) { perror("fork"); return 0; }
+    if (pid == 0) {
+        setpgid(0, 0);
+        alarm((unsigned)c->timeout_s);
+        c->fn();
+        fflush(NULL);
+        _exit(0);
+    }
+    setpgid(pid, pid);
+    /* Backstop in case the test blocked SIGALRM: kill it a little later. */
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd >= 0) {
+        struct pollfd p;
+        p.fd = pidfd;
+        p.events = POLLIN;
+        p.revents = 0;
+        while (poll(&p, 1, (c->timeout_s + 5) * 1000) < 0 && errno == EINTR) {}
+        if (p.revents == 0) kill(pid, SIGKILL);
+        close(pidfd);
+    }
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    kill(-pid, SIGKILL); /* anything the test left behind */
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        printf("  ok    %-40s %6.2fs\n", c->name, (double)(mpqt_ms() - t0) / 1000);
+        return 1;
+    }
+    if (WIFSIGNALED(st) && (WTERMSIG(st) == SIGALRM || WTERMSIG(st) == SIGKILL))
+        printf("  FAIL  %s: timed out after %d s\n", c->name, c->timeout_s);
+    else if (WIFSIGNALED(st))
+        printf("  FAIL  %s: killed by signal %d (%s)\n", c->name, WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else if (WEXITSTATUS(st) != 86)
+        printf("  FAIL  %s: exit status %d\n", c->name, WEXITSTATUS(st));
+    else
+        printf("  FAIL  %s\n", c->name);
+    return 0;
+}
+
+static int mpqt_main(int argc, char **argv, const mpqt_case *cases, int n)
+{
+    const char *filter = NULL;
+    int threaded_only = 0, i, passed = 0, failed = 0;
+    ssize_t len;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--threaded") == 0) threaded_only = 1;
+        else filter = argv[i];
+    }
+    len = readlink("/proc/self/exe", mpqt_dir, sizeof mpqt_dir - 1);
+    if (len > 0) {
+        char *slash;
+        mpqt_dir[len] = 0;
+        slash = strrchr(mpqt_dir, '/');
+        if (slash) *slash = 0;
+    } else {
+        strcpy(mpqt_dir, ".");
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (i = 0; i < n; i++) {
+        if (filter && !strstr(cases[i].name, filter)) continue;
+        if (threaded_only && !cases[i].threaded) continue;
+        if (mpqt_run_one(&cases[i])) passed++;
+        else failed++;
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+#endif

@@ -1,0 +1,137 @@
+#!/bin/sh
+# tests/run.sh - everything `make test` checks, ending with "N passed, N failed".
+#
+# 1. compile checks: mpq.h with its implementation as C99 and C11 (gcc and
+#    clang) and as C++ (g++ and clang++), -Wall -Wextra -Wpedantic -Werror;
+#    declarations alone; two MPQ_STATIC copies in one binary; the clear
+#    #error for a wrong include order.
+#    Every example is built and run.
+# 2. the test programs, built and run in several configurations: gcc -O2,
+#    clang -O2, gcc with AddressSanitizer + UndefinedBehaviorSanitizer,
+#    clang with ThreadSanitizer (threaded tests), gcc -m32 and musl-gcc when
+#    they are installed (.ci/run installs them).
+#
+# Usage: sh tests/run.sh [filter]   (the filter picks tests by name)
+set -u
+cd "$(dirname "$0")/.." || exit 2
+B=tests/build
+mkdir -p "$B"
+FILTER=${1:-}
+WARN="-Wall -Wextra -Wpedantic -Werror"
+TESTS="test_platform test_mutex test_process"
+HELPERS="mutex_peer"
+passed=0
+failed=0
+skipped=""
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# check NAME COMMAND...: one compile check, counted.
+check() {
+    name=$1; shift
+    if "$@" >"$B/check.log" 2>&1; then
+        printf '  ok    %s\n' "$name"; passed=$((passed + 1))
+    else
+        printf '  FAIL  %s\n' "$name"; sed 's/^/    /' "$B/check.log" | head -20; failed=$((failed + 1))
+    fi
+}
+
+# must_fail NAME PATTERN COMMAND...: a compile that has to fail with PATTERN.
+must_fail() {
+    name=$1; pattern=$2; shift 2
+    if "$@" >"$B/check.log" 2>&1; then
+        printf '  FAIL  %s: compiled, expected an error\n' "$name"; failed=$((failed + 1))
+    elif grep -q "$pattern" "$B/check.log"; then
+        printf '  ok    %s\n' "$name"; passed=$((passed + 1))
+    else
+        printf '  FAIL  %s: no "%s" in the errors\n' "$name" "$pattern"; head -5 "$B/check.log"; failed=$((failed + 1))
+    fi
+}
+
+echo "== compile checks"
+for cc in gcc clang; do
+    if ! have $cc; then skipped="$skipped $cc"; continue; fi
+    for std in c99 c11; do
+        check "$cc -std=$std" $cc -std=$std $WARN -c tests/compile/impl.c -o "$B/impl.o"
+    done
+    check "$cc -std=c99 declarations only" $cc -std=c99 $WARN -c tests/compile/decl_only.c -o "$B/decl.o"
+    check "$cc two MPQ_STATIC copies in one binary" $cc -std=c99 $WARN -o "$B/static_twice" \
+        tests/compile/static_a.c tests/compile/static_b.c tests/compile/static_main.c -pthread
+    must_fail "$cc include order gives mpq.h's #error" "mpq.h: the implementation needs" \
+        $cc -std=c99 -c tests/compile/order.c -o "$B/order.o"
+done
+for cxx in g++ clang++; do
+    if ! have $cxx; then skipped="$skipped $cxx"; continue; fi
+    for std in c++98 c++11 c++20; do
+        check "$cxx -std=$std" $cxx -std=$std $WARN -x c++ -c tests/compile/impl.c -o "$B/impl_cpp.o"
+    done
+done
+
+echo "== examples (built as the README says, run with a time limit)"
+for src in examples/*.c; do
+    ex=$(basename "$src" .c)
+    mkdir -p "$B/examples"
+    check "examples/$ex.c builds with cc -O2 ... -pthread" cc -O2 -std=c99 $WARN -o "$B/examples/$ex" "$src" -pthread
+    check "examples/$ex runs and exits 0" timeout 60 "$B/examples/$ex"
+done
+
+# suite NAME CC FLAGS [--threaded]: builds the tests and helpers with CC and
+# FLAGS into $B/NAME and runs them, adding their counts to the totals.
+suite() {
+    name=$1; cc=$2; flags=$3; only=${4:-}
+    dir="$B/$name"
+    mkdir -p "$dir"
+    echo "== $name ($cc $flags)"
+    for h in $HELPERS; do
+        if ! $cc -std=c99 $WARN $flags -o "$dir/$h" "tests/helpers/$h.c" -pthread 2>"$dir/build.log"; then
+            printf '  FAIL  build %s\n' "$h"; head -20 "$dir/build.log"; failed=$((failed + 1)); return
+        fi
+    done
+    for t in $TESTS; do
+        if ! $cc -std=c99 $WARN $flags -o "$dir/$t" "tests/$t.c" -pthread 2>"$dir/build.log"; then
+            printf '  FAIL  build %s\n' "$t"; head -20 "$dir/build.log"; failed=$((failed + 1)); continue
+        fi
+        "$dir/$t" $only $FILTER >"$dir/$t.log" 2>&1
+        cat "$dir/$t.log"
+        counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$dir/$t.log" | tail -n 1)
+        if [ -z "$counts" ]; then
+            printf '  FAIL  %s: the runner itself did not finish\n' "$t"; failed=$((failed + 1)); continue
+        fi
+        p=${counts%% passed*}; f=${counts#*, }; f=${f%% failed*}
+        passed=$((passed + p)); failed=$((failed + f))
+    done
+}
+
+if have gcc; then
+    suite gcc gcc "-O2 -g"
+    suite asan-ubsan gcc "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+    if ! echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32probe" >/dev/null 2>&1; then
+        skipped="$skipped gcc-m32"
+    elif "$B/m32probe" 2>/dev/null; then
+        suite gcc-m32 gcc "-m32 -O2 -g"
+    else
+        # This kernel cannot run 32-bit x86 programs: build them, at least.
+        echo "== gcc-m32 (build only: this kernel does not run 32-bit programs)"
+        for t in $TESTS; do
+            check "gcc -m32 build tests/$t.c" gcc -m32 -std=c99 $WARN -O2 -o "$B/m32-$t" "tests/$t.c" -pthread
+        done
+        for h in $HELPERS; do
+            check "gcc -m32 build tests/helpers/$h.c" gcc -m32 -std=c99 $WARN -O2 -o "$B/m32-$h" "tests/helpers/$h.c" -pthread
+        done
+    fi
+fi
+if have clang; then
+    suite clang clang "-O2 -g"
+    suite tsan clang "-O1 -g -fsanitize=thread" --threaded
+else
+    skipped="$skipped clang-tsan"
+fi
+if have musl-gcc; then
+    suite musl musl-gcc "-O2 -g"
+else
+    skipped="$skipped musl"
+fi
+
+[ -n "$skipped" ] && echo "skipped (not installed):$skipped"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,368 @@
+/* Tests of the platform layer and mpq_shm: futex, deadlines, names,
+   shared-memory regions, and the validation of segment headers. */
+#define MPQ_IMPLEMENTATION
+#include "../mpq.h"
+#include "mpq_test.h"
+
+#include <sys/stat.h>
+#include <sys/time.h>
+
+/* --- futex and deadlines ---------------------------------------------- */
+
+static void test_deadline(void)
+{
+    int64_t d = mpq__deadline(1000);
+    int left = mpq__remaining_ms(d);
+    CHECK(left > 0 && left <= 1000);
+    CHECK_EQ(mpq__deadline(-1), -1);
+    CHECK_EQ(mpq__remaining_ms(-1), -1);
+    CHECK_EQ(mpq__remaining_ms(mpq__now_ns() - 1), 0);
+}
+
+static void test_futex_timeout(void)
+{
+    uint32_t word = 7;
+    int64_t t0 = mpqt_ms();
+    /* A value that differs returns at once; an equal one waits out the deadline. */
+    CHECK_EQ(mpq__futex_wait(&word, 8, mpq__deadline(5000)), 0);
+    CHECK(mpqt_ms() - t0 < 4000);
+    t0 = mpqt_ms();
+    CHECK_ERR(mpq__futex_wait(&word, 7, mpq__deadline(50)), ETIMEDOUT);
+    CHECK(mpqt_ms() - t0 >= 49);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* Signals interrupt the wait, but the deadline is absolute: a caller that
+   loops until -ETIMEDOUT waits no longer because of them. */
+static void test_futex_eintr_keeps_deadline(void)
+{
+    struct sigaction sa;
+    struct itimerval it;
+    uint32_t word = 0;
+    int64_t t0, deadline;
+    int rc, wakeups = 0;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART */
+    sigaction(SIGALRM, &sa, NULL);
+    memset(&it, 0, sizeof it);
+    it.it_interval.tv_usec = 5000;
+    it.it_value.tv_usec = 5000;
+    setitimer(ITIMER_REAL, &it, NULL);
+    t0 = mpqt_ms();
+    deadline = mpq__deadline(200);
+    while ((rc = mpq__futex_wait(&word, 0, deadline)) == 0) wakeups++;
+    memset(&it, 0, sizeof it);
+    setitimer(ITIMER_REAL, &it, NULL);
+    CHECK_ERR(rc, ETIMEDOUT);
+    CHECK(wakeups > 0);               /* the signals did interrupt it */
+    CHECK(mpqt_ms() - t0 >= 199);
+    CHECK(mpqt_ms() - t0 < 3000);     /* and did not stretch it */
+}
+
+static int futex_sleeper(void *arg)
+{
+    uint32_t *word = (uint32_t *)arg;
+    int64_t deadline = mpq__deadline(20000);
+    while (mpq__load32(word, MPQ__ACQUIRE) == 0)
+        if (mpq__futex_wait(word, 0, deadline) == -ETIMEDOUT) return 1;
+    return 0;
+}
+
+/* A process asleep on a shared futex wakes when another process wakes it. */
+static void test_futex_cross_process_wake(void)
+{
+    mpq_shm shm;
+    mpq_process p;
+    uint32_t *word;
+    CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = 64 }));
+    word = (uint32_t *)shm.addr;
+    CHECK_OK(mpq_process_start(&p, futex_sleeper, word));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    mpq__store32(word, 1, MPQ__RELEASE);
+    mpq__futex_wake(word, 1);
+    CHECK_OK(mpq_process_join(&p, 15000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_shm_close(&shm));
+}
+
+/* --- names and regions -------------------------------------------------- */
+
+static void test_names(void)
+{
+    char longname[300];
+    mpq_shm shm;
+    mpq_shm_config c;
+    const char *bad[] = { "", "noslash", "/", "/a/b", "//", "/.", "/..", NULL };
+    int i;
+    memset(&c, 0, sizeof c);
+    c.size = 64;
+    for (i = 0; bad[i]; i++) {
+        c.name = bad[i];
+        CHECK_ERR(mpq_shm_create(&shm, &c), EINVAL);
+        CHECK_ERR(mpq_shm_open(&shm, bad[i]), EINVAL);
+        CHECK_ERR(mpq_shm_unlink(bad[i]), EINVAL);
+    }
+    CHECK_ERR(mpq_shm_open(&shm, NULL), EINVAL);
+    longname[0] = '/';
+    memset(longname + 1, 'x', sizeof longname - 2);
+    longname[sizeof longname - 1] = 0;
+    c.name = longname;
+    CHECK_ERR(mpq_shm_create(&shm, &c), EINVAL);
+    longname[255] = 0; /* "/" + 254 characters: the longest allowed */
+    CHECK_OK(mpq_shm_create(&shm, &c));
+    CHECK_OK(mpq_shm_close(&shm));
+    CHECK_OK(mpq_shm_unlink(longname));
+}
+
+static void test_shm_bad_input(void)
+{
+    mpq_shm shm;
+    CHECK_ERR(mpq_shm_create(NULL, &(mpq_shm_config){ .size = 1 }), EINVAL);
+    CHECK_ERR(mpq_shm_create(&shm, NULL), EINVAL);
+    CHECK_ERR(mpq_shm_create(&shm, &(mpq_shm_config){ .size = 0 }), EINVAL);
+    CHECK_ERR(mpq_shm_create(&shm, &(mpq_shm_config){ .size = (size_t)-1 }), EINVAL);
+    CHECK_ERR(mpq_shm_create(&shm, &(mpq_shm_config){ .size = 1, .name = "/x", .memfd = 1 }), EINVAL);
+    CHECK_ERR(mpq_shm_close(NULL), EINVAL);
+    CHECK_ERR(mpq_shm_from_fd(&shm, -1), EBADF);
+    CHECK_ERR(mpq_shm_open(&shm, "/mpqt-surely-does-not-exist"), ENOENT);
+}
+
+static int shm_child_writes(void *arg)
+{
+    memcpy(arg, "from the child", 15);
+    return 0;
+}
+
+static void test_shm_anonymous_fork(void)
+{
+    mpq_shm shm;
+    mpq_process p;
+    CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = 100 }));
+    CHECK_EQ(shm.size, 100);
+    CHECK_EQ(shm.fd, -1);
+    CHECK_EQ((uintptr_t)shm.addr % 64, 0);
+    CHECK_EQ(((char *)shm.addr)[99], 0);
+    CHECK_OK(mpq_process_start(&p, shm_child_writes, shm.addr));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK(strcmp((char *)shm.addr, "from the child") == 0);
+    CHECK_OK(mpq_shm_close(&shm));
+    CHECK_ERR(mpq_shm_close(&shm), EINVAL);
+}
+
+static void test_shm_named(void)
+{
+    char name[64];
+    mpq_shm a, b, c;
+    struct stat st;
+    int fd;
+    mpqt_name(name, sizeof name, "shm");
+    CHECK_OK(mpq_shm_create(&a, &(mpq_shm_config){ .size = 5000, .name = name }));
+    CHECK_ERR(mpq_shm_create(&c, &(mpq_shm_config){ .size = 5000, .name = name }), EEXIST);
+    fd = shm_open(name, O_RDONLY, 0);
+    CHECK(fd >= 0);
+    CHECK_OK(fstat(fd, &st));
+    CHECK_EQ(st.st_mode & 0777, 0600);
+    close(fd);
+    CHECK_OK(mpq_shm_open(&b, name));
+    CHECK_EQ(b.size, 5000);
+    strcpy((char *)a.addr + 4000, "shared");
+    CHECK(strcmp((char *)b.addr + 4000, "shared") == 0);
+    CHECK_OK(mpq_shm_unlink(name));
+    CHECK_ERR(mpq_shm_unlink(name), ENOENT);
+    CHECK(strcmp((char *)b.addr + 4000, "shared") == 0); /* mappings outlive the name */
+    CHECK_OK(mpq_shm_close(&a));
+    CHECK_OK(mpq_shm_close(&b));
+
+    /* The caller may ask for another mode. */
+    CHECK_OK(mpq_shm_create(&a, &(mpq_shm_config){ .size = 1, .name = name, .mode = 0640 }));
+    fd = shm_open(name, O_RDONLY, 0);
+    CHECK_OK(fstat(fd, &st));
+    CHECK_EQ(st.st_mode & 0777, 0640);
+    close(fd);
+    CHECK_OK(mpq_shm_close(&a));
+    CHECK_OK(mpq_shm_unlink(name));
+}
+
+static void test_shm_memfd(void)
+{
+    mpq_shm a, b;
+    int fd;
+    CHECK_OK(mpq_shm_create(&a, &(mpq_shm_config){ .size = 64, .memfd = 1 }));
+    CHECK(a.fd >= 0);
+    CHECK_OK(mpq_shm_from_fd(&b, a.fd));
+    CHECK(b.fd != a.fd);
+    strcpy((char *)a.addr, "memfd");
+    CHECK(strcmp((char *)b.addr, "memfd") == 0);
+    CHECK_OK(mpq_shm_close(&a));
+    CHECK(strcmp((char *)b.addr, "memfd") == 0);
+    CHECK_OK(mpq_shm_close(&b));
+
+    /* A memfd that is not an mpq region is refused. */
+    fd = (int)syscall(SYS_memfd_create, "foreign", 0);
+    CHECK(fd >= 0);
+    CHECK_ERR(mpq_shm_from_fd(&b, fd), EAGAIN);  /* empty */
+    CHECK_OK(ftruncate(fd, 10));
+    CHECK_ERR(mpq_shm_from_fd(&b, fd), EINVAL);  /* shorter than a header */
+    CHECK_OK(ftruncate(fd, 4096));
+    CHECK_OK(pwrite(fd, "garbage!", 8, 0));
+    CHECK_ERR(mpq_shm_from_fd(&b, fd), EINVAL);  /* foreign */
+    close(fd);
+}
+
+/* --- header validation ------------------------------------------------ */
+
+/* Writes `len` bytes of `img` as the whole content of the shm name. */
+static void put_segment(const char *name, const void *img, size_t len)
+{
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    if (len) CHECK_EQ(pwrite(fd, img, len, 0), (long long)len);
+    close(fd);
+}
+
+/* A valid mutex segment image, and its length. */
+static unsigned char *valid_mutex_image(size_t *len)
+{
+    char name[64];
+    mpq_mutex *m;
+    mpq__seg *h;
+    unsigned char *img;
+    mpqt_name(name, sizeof name, "img");
+    CHECK_OK(mpq_mutex_create(&m, &(mpq_mutex_config){ .name = name }));
+    h = mpq__seg_of(m, MPQ__KIND_MUTEX);
+    CHECK(h != NULL);
+    *len = (size_t)h->total_size;
+    img = (unsigned char *)malloc(*len);
+    memcpy(img, h, *len);
+    CHECK_OK(mpq_mutex_close(m));
+    CHECK_OK(mpq_shm_unlink(name));
+    return img;
+}
+
+static void test_open_rejects_bad_segments(void)
+{
+    char name[64];
+    size_t len;
+    unsigned char *img = valid_mutex_image(&len), *bad = (unsigned char *)malloc(len);
+    mpq__seg *h = (mpq__seg *)bad;
+    mpq_mutex *m;
+    mpq_shm shm;
+
+    mpqt_name(name, sizeof name, "bad");
+    /* The untouched image opens and locks. */
+    put_segment(name, img, len);
+    CHECK_OK(mpq_mutex_open(&m, name));
+    CHECK_OK(mpq_mutex_lock(m));
+    CHECK_OK(mpq_mutex_unlock(m));
+    CHECK_OK(mpq_mutex_close(m));
+    /* Another kind of object under the name. */
+    CHECK_ERR(mpq_shm_open(&shm, name), EINVAL);
+    /* Empty (a creator between shm_open and ftruncate), all-zero header. */
+    put_segment(name, img, 0);
+    CHECK_ERR(mpq_mutex_open(&m, name), EAGAIN);
+    memset(bad, 0, len);
+    put_segment(name, bad, len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EAGAIN);
+    /* Truncated: shorter than a header, shorter than it says. */
+    put_segment(name, img, 10);
+    CHECK_ERR(mpq_mutex_open(&m, name), EINVAL);
+    put_segment(name, img, MPQ__SEG_HDR);
+    CHECK_ERR(mpq_mutex_open(&m, name), EINVAL);
+    /* Foreign bytes. */
+    memset(bad, 'x', len);
+    put_segment(name, bad, len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EINVAL);
+    /* A newer layout version, even with a matching checksum. */
+    memcpy(bad, img, len);
+    h->version = MPQ__SEG_VERSION + 1;
+    h->check = mpq__seg_checksum(h);
+    put_segment(name, bad, len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EPROTO);
+    /* Another ABI (a 32-bit creator, say). */
+    memcpy(bad, img, len);
+    h->abi ^= 4 ^ 8;
+    h->check = mpq__seg_checksum(h);
+    put_segment(name, bad, len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EPROTO);
+    /* A size field that lies, with its checksum fixed up. */
+    memcpy(bad, img, len);
+    h->obj_size = h->total_size;
+    h->check = mpq__seg_checksum(h);
+    put_segment(name, bad, len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EINVAL);
+    /* A header whose checksum does not match. */
+    memcpy(bad, img, len);
+    h->obj_size += 8;
+    put_segment(name, bad, len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EINVAL);
+    /* A valid header over a mutex that was never initialised. */
+    memcpy(bad, img, len);
+    memset(bad + MPQ__SEG_HDR, 0, sizeof(mpq_mutex));
+    put_segment(name, bad, len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EINVAL);
+    CHECK_OK(mpq_shm_unlink(name));
+    free(img);
+    free(bad);
+}
+
+/* Random damage to the header and the object's first bytes: open either
+   refuses with a negative errno or succeeds on a usable mutex; it never
+   crashes or hangs. */
+static void test_open_random_headers(void)
+{
+    char name[64];
+    size_t len;
+    unsigned char *img = valid_mutex_image(&len), *bad = (unsigned char *)malloc(len);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    int i, refused = 0;
+
+    mpqt_name(name, sizeof name, "fuzz");
+    for (i = 0; i < 2000; i++) {
+        mpq_mutex *m;
+        int rc, k, flips = 1 + (int)(mpqt_rand(&seed) % 4);
+        size_t cut = len;
+        memcpy(bad, img, len);
+        for (k = 0; k < flips; k++)
+            bad[mpqt_rand(&seed) % (MPQ__SEG_HDR + 8)] ^= (unsigned char)(1 + mpqt_rand(&seed) % 255);
+        if (mpqt_rand(&seed) % 8 == 0) cut = (size_t)(mpqt_rand(&seed) % len);
+        put_segment(name, bad, cut);
+        rc = mpq_mutex_open(&m, name);
+        if (rc == 0) {
+            CHECK_OK(mpq_mutex_timedlock(m, 1000));
+            CHECK_OK(mpq_mutex_unlock(m));
+            CHECK_OK(mpq_mutex_close(m));
+        } else {
+            CHECK(rc == -EINVAL || rc == -EPROTO || rc == -EAGAIN);
+            refused++;
+        }
+    }
+    CHECK(refused > 1800);  /* only the mutex's spare word is harmless */
+    CHECK_OK(mpq_shm_unlink(name));
+    free(img);
+    free(bad);
+}
+
+static void test_version(void)
+{
+    CHECK(strcmp(mpq_version(), MPQ_VERSION_STRING) == 0);
+}
+
+static const mpqt_case cases[] = {
+    MPQT(test_version, 5, 0),
+    MPQT(test_deadline, 5, 0),
+    MPQT(test_futex_timeout, 10, 0),
+    MPQT(test_futex_eintr_keeps_deadline, 10, 0),
+    MPQT(test_futex_cross_process_wake, 30, 0),
+    MPQT(test_names, 10, 0),
+    MPQT(test_shm_bad_input, 10, 0),
+    MPQT(test_shm_anonymous_fork, 10, 0),
+    MPQT(test_shm_named, 10, 0),
+    MPQT(test_shm_memfd, 10, 0),
+    MPQT(test_open_rejects_bad_segments, 20, 0),
+    MPQT(test_open_random_headers, 60, 0),
+};
+
+int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
