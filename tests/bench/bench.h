@@ -1,0 +1,110 @@
+/* bench.h - what every mpq benchmark shares: a clock, CPU pinning, the
+   cache-line round trip that says which state this VM's cross-core latency
+   is in, and the table format (each figure beside its peers, as a ratio).
+
+   Include after mpq.h (with MPQ_IMPLEMENTATION) in each benchmark. */
+#ifndef MPQ_BENCH_H
+#define MPQ_BENCH_H
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+static inline double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Pins the calling process to one CPU (modulo the CPUs there are). */
+static inline void bench_pin(int cpu)
+{
+    cpu_set_t set;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    CPU_ZERO(&set);
+    CPU_SET(n > 0 ? cpu % (int)n : 0, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+static inline void bench_unpin(void)
+{
+    cpu_set_t set;
+    long i, n = sysconf(_SC_NPROCESSORS_ONLN);
+    CPU_ZERO(&set);
+    for (i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+/* Shared anonymous memory for a benchmark's processes. */
+static inline void *bench_shared(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) { perror("mmap"); exit(1); }
+    memset(p, 0, n);
+    return p;
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of n values (sorts them). */
+static inline double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Nanoseconds for one round trip of a cache line between two processes on
+   two CPUs: the floor for any cross-process handoff. Median of 5 runs. */
+static inline double bench_cacheline_rtt_ns(void)
+{
+    enum { ROUNDS = 200000, RUNS = 5 };
+    uint32_t *w = (uint32_t *)bench_shared(4096);
+    double v[RUNS];
+    int r;
+    for (r = 0; r < RUNS; r++) {
+        pid_t pid;
+        double t0;
+        uint32_t i;
+        mpq__store32(w, 0, MPQ__RELAXED);
+        pid = fork();
+        if (pid == 0) {
+            bench_pin(1);
+            for (i = 1; i <= ROUNDS; i++) {
+                while (mpq__load32(w, MPQ__ACQUIRE) != 2 * i - 1) mpq__cpu_relax();
+                mpq__store32(w, 2 * i, MPQ__RELEASE);
+            }
+            _exit(0);
+        }
+        bench_pin(0);
+        t0 = bench_now();
+        for (i = 1; i <= ROUNDS; i++) {
+            mpq__store32(w, 2 * i - 1, MPQ__RELEASE);
+            while (mpq__load32(w, MPQ__ACQUIRE) != 2 * i) mpq__cpu_relax();
+        }
+        v[r] = (bench_now() - t0) * 1e9 / ROUNDS;
+        waitpid(pid, NULL, 0);
+        bench_unpin();
+    }
+    munmap(w, 4096);
+    return bench_median(v, RUNS);
+}
+
+static inline void bench_header(const char *title)
+{
+    double rtt = bench_cacheline_rtt_ns();
+    printf("\n## %s\n\n", title);
+    printf("cache-line round trip between two CPUs: %.0f ns (%s state of this VM)\n\n", rtt,
+           rtt < 400 ? "fast" : "slow");
+}
+
+#endif
