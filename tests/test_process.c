@@ -94,6 +94,26 @@ static void test_process_alive_keeps_status(void)
     CHECK_EQ(p.exitcode, 42);
 }
 
+/* Kernels older than 5.3 have no pidfd: join falls back to polling. */
+static void test_process_join_without_pidfd(void)
+{
+    mpq_process p;
+    CHECK_OK(mpq_process_start(&p, hang, NULL));
+    if (p.pidfd__ >= 0) close(p.pidfd__);
+    p.pidfd__ = -1;
+    CHECK_ERR(mpq_process_join(&p, 0), EAGAIN);
+    CHECK_ERR(mpq_process_join(&p, 30), ETIMEDOUT);
+    CHECK_EQ(mpq_process_alive(&p), 1);
+    CHECK_OK(mpq_process_kill(&p, SIGKILL));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, -SIGKILL);
+    CHECK_OK(mpq_process_start(&p, return_arg, (void *)(intptr_t)9));
+    if (p.pidfd__ >= 0) close(p.pidfd__);
+    p.pidfd__ = -1;
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 9);
+}
+
 struct ten { uint32_t ran[10]; };
 
 static int mark(void *arg)
@@ -206,6 +226,7 @@ static const mpqt_case cases[] = {
     MPQT(test_process_death_by_signal, 10, 0),
     MPQT(test_process_join_timeout_and_kill, 10, 0),
     MPQT(test_process_alive_keeps_status, 15, 0),
+    MPQT(test_process_join_without_pidfd, 15, 0),
     MPQT(test_process_many, 20, 0),
     MPQT(test_process_output_not_duplicated, 10, 0),
     MPQT(test_process_sigchld_ignored, 15, 0),
