@@ -27,10 +27,12 @@
      >>options        compile-time options
      >>api-shm        mpq_shm      shared-memory regions (anonymous, named, memfd)
      >>api-mutex      mpq_mutex    robust process-shared lock
+     >>api-queue      mpq_queue    shared-memory MPMC message queue
      >>api-process    mpq_process  fork a function, join, kill
      >>platform       implementation: atomics, futex, deadlines, segments
      >>shm            implementation of mpq_shm
      >>mutex          implementation of mpq_mutex
+     >>queue          implementation of mpq_queue
      >>process        implementation of mpq_process
      >>history        revision history
      >>license        license text
@@ -273,6 +275,162 @@ MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms);
 MPQDEF int mpq_mutex_unlock(mpq_mutex *m);
 
 /* ========================================================================
+   >>api-queue  mpq_queue: a shared-memory MPMC queue of messages
+   ========================================================================
+
+   Python: multiprocessing.Queue (and SimpleQueue), without pickling.
+
+   A bounded ring of `capacity` slots in shared memory; each slot holds one
+   message of 0..max_msg bytes. Any number of processes and threads put and
+   get concurrently. Anonymous queues are shared with the children forked
+   after creation (they use the same handle); named ones are opened by any
+   process with mpq_queue_open.
+
+       mpq_queue *q;
+       mpq_queue_create(&q, &(mpq_queue_config){ .max_msg = 256 });
+       mpq_queue_put(q, "hello", 5, -1);                  // in one process
+       n = mpq_queue_get(q, buf, sizeof buf, &len, -1);   // in another
+
+   Lock-free: producers and consumers claim slots with one compare-and-swap
+   on the slot's state word, which records the claimant's pid. Nothing is
+   ever locked, so a process killed at any instant cannot wedge the queue:
+   a slot left half-written or half-read by a dead process is detected (its
+   pid is gone, or belongs to a newer process: pid reuse does not fool the
+   check, which compares process start times) and taken over by whoever
+   waits on it. The dead process's one message is lost; every other message
+   is delivered exactly once, in order per producer. All users of one queue
+   must share a pid namespace.
+
+   Blocking calls spin briefly, then sleep on a futex; a wake-up system call
+   is made only when somebody sleeps. A consumer blocked on an idle queue
+   uses no CPU.
+
+   Zero-copy: mpq_queue_reserve/commit write a message in place, and
+   mpq_queue_peek/release read one in place; while a slot is held that way,
+   consumers (or producers) behind it wait, so hold it briefly. Batches:
+   mpq_queue_put_batch/get_batch move many messages per call.
+
+   mpq keeps one process-wide cache for the queue: this process's pid and
+   start time, reset in forked children by a pthread_atfork handler.
+*/
+
+typedef struct mpq_queue mpq_queue;  /* opaque, process-local handle */
+
+typedef struct mpq_queue_config {
+    uint32_t    capacity; /* messages; rounded up to a power of two;
+                             0: 1024; at most 2^24                        */
+    uint32_t    max_msg;  /* largest message in bytes; 0: 4096; at most
+                             2^30; capacity * slot size must fit memory   */
+    const char *name;     /* NULL: anonymous. "/name": named              */
+    int         mode;     /* permission bits of a named queue; 0: 0600    */
+} mpq_queue_config;
+
+/* Creates a queue and returns its handle in *q. Anonymous queues (no name)
+   are shared with children forked afterwards; named ones are created
+   exclusively (O_EXCL).
+   Returns 0, or -EINVAL (NULL q, capacity above 2^24, max_msg above 2^30,
+   a size that overflows, bad name), -EEXIST, -ENOMEM, or an errno from
+   shm_open/mmap. Thread safety: any thread. */
+MPQDEF int mpq_queue_create(mpq_queue **q, const mpq_queue_config *cfg);
+
+/* Opens the named queue `name` in any process, validating its header.
+   Returns 0, or -EINVAL (bad name, not a queue, corrupt), -EPROTO (other
+   layout version or ABI), -EAGAIN (still being created), -ENOENT, -EACCES,
+   -ENOMEM. Thread safety: any thread. */
+MPQDEF int mpq_queue_open(mpq_queue **q, const char *name);
+
+/* Releases this process's handle: unmaps the queue and frees the handle.
+   The queue lives on for other processes (a named one until
+   mpq_shm_unlink). Returns 0 or -EINVAL.
+   Thread safety: no other thread of this process may use the handle. */
+MPQDEF int mpq_queue_detach(mpq_queue *q);
+
+/* Puts one message of `len` bytes (0..max_msg), waiting up to timeout_ms for
+   room. Returns 0, or -EMSGSIZE (len > max_msg), -EINVAL (NULL q, or NULL
+   msg with len > 0), -EPIPE (the queue is closed), -EAGAIN (timeout_ms == 0
+   and it is full), -ETIMEDOUT. Thread safety: any thread of any process. */
+MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_ms);
+
+/* Takes the oldest message into buf (cap bytes), waiting up to timeout_ms
+   for one; *len gets its length. Returns 0, or -EMSGSIZE (cap is too small:
+   *len gets the length needed and the message stays in the queue), -EPIPE
+   (closed and drained), -EINVAL (NULL q or len, NULL buf with cap > 0),
+   -EAGAIN (timeout_ms == 0 and it is empty), -ETIMEDOUT.
+   Thread safety: any thread of any process. */
+MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms);
+
+/* Closes the queue for everyone: later puts fail with -EPIPE, gets return
+   what is left and then -EPIPE, and every blocked put or get wakes up.
+   Returns 0 or -EINVAL. Idempotent. Thread safety: any thread, any
+   process. */
+MPQDEF int mpq_queue_close(mpq_queue *q);
+
+/* Zero-copy put, step one: claims the next slot and points *buf at its
+   max_msg bytes, waiting up to timeout_ms for room. Write the message
+   there, then call mpq_queue_commit (or mpq_queue_cancel) from the same
+   thread soon: consumers wait at this slot until then.
+   Returns 0, -EINVAL, -EPIPE, -EAGAIN, -ETIMEDOUT. */
+MPQDEF int mpq_queue_reserve(mpq_queue *q, void **buf, int timeout_ms);
+
+/* Publishes the reserved slot at buf as a message of len bytes.
+   Returns 0, -EMSGSIZE (len > max_msg: the slot stays reserved),
+   -EINVAL (buf is not a slot this process reserved), -EPIPE (the queue
+   was closed meanwhile: the message is dropped and the slot freed). */
+MPQDEF int mpq_queue_commit(mpq_queue *q, void *buf, size_t len);
+
+/* Gives back a reserved slot without putting a message.
+   Returns 0 or -EINVAL (buf is not a slot this process reserved). */
+MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf);
+
+/* Zero-copy get, step one: claims the oldest message and points *buf at
+   it in the queue (*len bytes), waiting up to timeout_ms. Read it, then
+   call mpq_queue_release from the same process soon: producers that wrap
+   around to this slot wait until then.
+   Returns 0, -EINVAL, -EPIPE (closed and drained), -EAGAIN, -ETIMEDOUT. */
+MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms);
+
+/* Frees the slot of a message from mpq_queue_peek.
+   Returns 0 or -EINVAL (buf is not a slot this process is reading). */
+MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf);
+
+/* Puts msgs[0..n-1] (lengths lens[]) in order: waits up to timeout_ms
+   until the first fits, then puts as many more as fit without waiting.
+   Returns how many were put (>= 1), or the errors of mpq_queue_put for the
+   first message (-EMSGSIZE for any message that is too big, before putting
+   any). Thread safety: as mpq_queue_put; another producer's messages may
+   fall between these. */
+MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size_t *lens,
+                               size_t n, int timeout_ms);
+
+/* Takes up to max_n messages, packed back to back into buf (cap bytes):
+   message i has lens[i] bytes and starts where message i-1 ended. Waits up
+   to timeout_ms for the first, then takes what is there without waiting,
+   stopping early at a message that does not fit in what is left of buf.
+   Returns how many (>= 1), or the errors of mpq_queue_get for the first
+   (-EMSGSIZE with lens[0] = its length). */
+MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens,
+                               size_t max_n, int timeout_ms);
+
+/* Messages in the queue right now (approximate while others work on it),
+   or 0 for NULL. Thread safety: any thread. */
+MPQDEF size_t mpq_queue_count(const mpq_queue *q);
+
+/* The queue's capacity (a power of two) and max_msg, or 0 for NULL. */
+MPQDEF size_t mpq_queue_capacity(const mpq_queue *q);
+MPQDEF size_t mpq_queue_max_msg(const mpq_queue *q);
+
+/* A file descriptor that polls readable (POLLIN) while the queue holds a
+   message, for poll/epoll/select loops. Then call mpq_queue_get with
+   timeout 0 until -EAGAIN, which also resets the descriptor. Do not read
+   or close it yourself; mpq_queue_detach closes it.
+   Only puts made through handles that share the descriptor - the
+   creator's and those of children forked after mpq_queue_create - signal
+   it; a process that opened the queue by name has none.
+   Returns the descriptor, or -EINVAL, -ENOTSUP (handle from
+   mpq_queue_open). Thread safety: any thread. */
+MPQDEF int mpq_queue_fileno(mpq_queue *q);
+
+/* ========================================================================
    >>api-process  mpq_process: run a function in a forked child
    ========================================================================
 
@@ -472,7 +630,7 @@ static int mpq__remaining_ms(int64_t deadline)
    Returns 0 when woken, interrupted or the value changed (the caller
    re-checks its condition), -ETIMEDOUT when the deadline passed. The
    absolute deadline is why EINTR retries never stretch a wait. */
-static MPQ__UNUSED int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
+static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
 {
     long r = -1;
 #if defined(SYS_futex_time64)
@@ -501,7 +659,7 @@ static MPQ__UNUSED int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t 
 }
 
 /* Wakes up to n sleepers on addr. Async-signal-safe. */
-static MPQ__UNUSED void mpq__futex_wake(uint32_t *addr, int n)
+static void mpq__futex_wake(uint32_t *addr, int n)
 {
 #if defined(SYS_futex)
     syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
@@ -968,6 +1126,733 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
     if (!(h = mpq__seg_of(m, MPQ__KIND_MUTEX))) return -EINVAL;
     munmap(h, (size_t)h->total_size);
     return 0;
+}
+
+/* ========================================================================
+   >>queue  lock-free MPMC ring that survives killed processes
+   ========================================================================
+
+   A queue segment holds, after the segment header, an mpq__qhdr (sizes,
+   flags, and on cache lines of their own: head, tail and two eventcounts)
+   and then `capacity` slots of `stride` bytes: a 32-byte mpq__qslot, then
+   max_msg bytes of message.
+
+   Position p lives in slot p % capacity during lap p / capacity. A slot's
+   state word is (lap:40 | phase:2 | pid:22), and one position goes through
+       EMPTY(lap)         free for the put of position p
+       WRITING(lap, pid)  claimed by producer pid (CAS from EMPTY)
+       FULL(lap)          holds a message, or a SKIP marker (len MPQ__SKIP)
+       READING(lap, pid)  claimed by consumer pid (CAS from FULL)
+       EMPTY(lap + 1)     free for position p + capacity
+   The CAS on the state word *is* the claim. head and tail only say where to
+   look; whoever finds them lagging advances them, so a claimant that dies
+   right after its CAS leaves nothing behind but its own slot. Right after
+   claiming it records its start time in `owner`; a waiter that finds a
+   slot held for long checks the holder: if it is dead (gone, a zombie, or
+   its pid now names a younger process) the waiter takes the slot over with
+   the same CAS and finishes the step: a WRITING slot becomes a SKIP
+   message, a READING slot becomes EMPTY. The 40-bit lap makes every state
+   unique for 2^40 laps, so no CAS can succeed on a stale view (no ABA).
+
+   Sleeping uses eventcounts: a 32-bit word whose bit 0 says "somebody
+   sleeps". A waiter sets the bit, re-checks, and futex-waits; whoever makes
+   progress checks the bit (one load when nobody sleeps) and, if it is set,
+   clears it and wakes every sleeper. Waking all means a woken waiter that
+   dies cannot strand the others. */
+
+#include <sys/eventfd.h>
+
+#define MPQ__Q_MAGIC 0x5551504dU  /* "MPQU" */
+#define MPQ__Q_DEFAULT_CAP 1024u
+#define MPQ__Q_DEFAULT_MSG 4096u
+#define MPQ__Q_MAX_CAP (1u << 24)
+#define MPQ__Q_MAX_MSG (1u << 30)
+#define MPQ__SKIP 0xffffffffu
+#define MPQ__LAPMASK ((((uint64_t)1) << 40) - 1)
+#define MPQ__PIDMASK ((1u << 22) - 1)
+#ifndef MPQ__STUCK_MS
+#define MPQ__STUCK_MS 10   /* a slot held this long gets its holder checked */
+#endif
+#define MPQ__SPIN_MIN 16u
+#define MPQ__SPIN_MAX 8192u
+
+enum { MPQ__EMPTY = 0, MPQ__WRITING = 1, MPQ__FULL = 2, MPQ__READING = 3 };
+
+static inline uint64_t mpq__st(uint64_t lap, unsigned phase, uint32_t pid)
+{
+    return (lap & MPQ__LAPMASK) << 24 | (uint64_t)phase << 22 | pid;
+}
+#define MPQ__ST_LAP(s) ((s) >> 24)
+#define MPQ__ST_PHASE(s) ((unsigned)((s) >> 22) & 3u)
+#define MPQ__ST_PID(s) ((uint32_t)(s) & MPQ__PIDMASK)
+/* The owner word: claimant's start time, and which lap and phase it is for. */
+#define MPQ__OWNER(start, lap, phase) ((start) << 24 | ((lap) & 0x3fffff) << 2 | (phase))
+#define MPQ__OWNER_TAG(st) ((MPQ__ST_LAP(st) & 0x3fffff) << 2 | MPQ__ST_PHASE(st))
+
+typedef struct mpq__qslot {
+    uint64_t state;   /* see above                                     */
+    uint64_t owner;   /* MPQ__OWNER of the current claimant            */
+    uint32_t len;     /* message length, or MPQ__SKIP                  */
+    uint32_t pad[3];
+} mpq__qslot;
+
+typedef struct mpq__qhdr {
+    uint32_t magic, capacity, log2cap, max_msg;
+    uint32_t stride, closed, poll_armed, pad0[9];
+    uint64_t head;      /* next position to put: a hint, never ahead  */
+    uint64_t pad1[7];
+    uint64_t tail;      /* next position to get: a hint, never ahead  */
+    uint64_t pad2[7];
+    uint32_t data_ec;   /* consumers sleep here                       */
+    uint32_t pad3[15];
+    uint32_t space_ec;  /* producers sleep here                       */
+    uint32_t pad4[15];
+} mpq__qhdr;
+
+typedef char mpq__assert_qslot[sizeof(mpq__qslot) == 32 ? 1 : -1];
+typedef char mpq__assert_qhdr[sizeof(mpq__qhdr) == 320 ? 1 : -1];
+
+struct mpq_queue {
+    mpq__qhdr *h;
+    char      *slots;
+    void      *base;
+    size_t     length;   /* of the mapping */
+    uint64_t   mask;
+    uint32_t   log2cap, stride, max_msg;
+    uint32_t   spin;     /* adaptive spin budget (relaxed atomics) */
+    int        efd;      /* eventfd behind mpq_queue_fileno, or -1 */
+    uint32_t   polling;  /* mpq_queue_fileno was called            */
+};
+
+/* --- who we are, and whether another process is alive ----------------- */
+
+static uint32_t mpq__self_pid_v;     /* 0 until known; reset after fork */
+static uint64_t mpq__self_start_v;
+static pthread_once_t mpq__self_once = PTHREAD_ONCE_INIT;
+static void mpq__self_forget(void) { mpq__store32(&mpq__self_pid_v, 0, MPQ__RELAXED); }
+static void mpq__self_register(void) { pthread_atfork(NULL, NULL, mpq__self_forget); }
+
+/* Start time (clock ticks since boot, field 22 of /proc/PID/stat) of a
+   process, and its state letter in *state ('X' when it does not exist); 0
+   and state 0 when it cannot be told (no /proc, say). */
+static uint64_t mpq__proc_stat(uint32_t pid, char *state)
+{
+    char path[40], buf[600], *p;
+    ssize_t n;
+    int fd, field;
+    *state = 0;
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT && access("/proc/self/stat", R_OK) == 0) *state = 'X';
+        return 0;
+    }
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    if (!p || p[1] != ' ') return 0;
+    *state = p[2];
+    for (p += 2, field = 3; field < 22 && p; field++) {
+        p = strchr(p, ' ');
+        if (p) p++;
+    }
+    return p ? strtoull(p, NULL, 10) : 0;
+}
+
+/* This process's pid (and start time in *start), cached per process. */
+static uint32_t mpq__self(uint64_t *start)
+{
+    uint32_t pid;
+    pthread_once(&mpq__self_once, mpq__self_register);
+    pid = mpq__load32(&mpq__self_pid_v, MPQ__ACQUIRE);
+    if (pid == 0) {
+        char state;
+        pid = (uint32_t)getpid();
+        mpq__store64(&mpq__self_start_v, mpq__proc_stat(pid, &state) & MPQ__LAPMASK, MPQ__RELAXED);
+        mpq__store32(&mpq__self_pid_v, pid, MPQ__RELEASE);
+    }
+    *start = mpq__load64(&mpq__self_start_v, MPQ__RELAXED);
+    return pid;
+}
+
+/* True only if the process that claimed slot s (state st) is certainly
+   dead: no such pid, a zombie, or a pid that now names a process started
+   at another time than the claimant (pid reuse). */
+static int mpq__claimant_dead(const mpq__qslot *s, uint64_t st)
+{
+    uint32_t pid = MPQ__ST_PID(st);
+    uint64_t owner = mpq__load64(&s->owner, MPQ__ACQUIRE), start = 0, now;
+    char state;
+    if ((owner & 0xffffff) == MPQ__OWNER_TAG(st)) start = owner >> 24;
+    if (pid == 0) return 0;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
+    now = mpq__proc_stat(pid, &state);
+    if (state == 'Z' || state == 'X' || state == 'x') return 1;
+    return start != 0 && now != 0 && (now & MPQ__LAPMASK) != start;
+}
+
+/* --- eventcounts ---------------------------------------------------------- */
+
+/* Announces a sleeper; returns the value to futex-wait on. */
+static uint32_t mpq__ec_prepare(uint32_t *ec)
+{
+    uint32_t v = mpq__load32(ec, MPQ__SEQ_CST);
+    while (!(v & 1u) && !mpq__cas32(ec, &v, v | 1u, MPQ__SEQ_CST)) {}
+    return v | 1u;
+}
+
+/* Wakes every sleeper, if there is one (a load when there is not). */
+static void mpq__ec_signal(uint32_t *ec)
+{
+    uint32_t v = mpq__load32(ec, MPQ__SEQ_CST);
+    if ((v & 1u) && mpq__cas32(ec, &v, v + 1u, MPQ__SEQ_CST)) mpq__futex_wake(ec, INT_MAX);
+}
+
+/* --- slots ------------------------------------------------------------------ */
+
+static inline mpq__qslot *mpq__q_slot(const mpq_queue *q, uint64_t pos)
+{
+    return (mpq__qslot *)(q->slots + (size_t)(pos & q->mask) * q->stride);
+}
+static inline char *mpq__q_data(mpq__qslot *s) { return (char *)s + sizeof(mpq__qslot); }
+static inline uint64_t mpq__q_lap(const mpq_queue *q, uint64_t pos) { return (pos >> q->log2cap) & MPQ__LAPMASK; }
+
+/* The slot whose data starts at buf, or NULL if buf is not one. */
+static mpq__qslot *mpq__q_slot_of(const mpq_queue *q, const void *buf)
+{
+    const char *b = (const char *)buf, *first = q->slots + sizeof(mpq__qslot);
+    size_t off;
+    if (!buf || b < first) return NULL;
+    off = (size_t)(b - first);
+    if (off % q->stride != 0 || off / q->stride > q->mask) return NULL;
+    return (mpq__qslot *)(b - sizeof(mpq__qslot));
+}
+
+/* Tells sleeping consumers (and a poller) that a message is there. */
+static void mpq__q_signal_data(mpq_queue *q)
+{
+    mpq__ec_signal(&q->h->data_ec);
+    if (q->efd >= 0 && mpq__load32(&q->h->poll_armed, MPQ__SEQ_CST) &&
+        mpq__xchg32(&q->h->poll_armed, 0, MPQ__SEQ_CST)) {
+        uint64_t one = 1;
+        while (write(q->efd, &one, sizeof one) < 0 && errno == EINTR) {}
+    }
+}
+
+/* Claims the slot of the next put position. Returns it (position in *pos),
+   or NULL with *why = -EPIPE (closed) or -EAGAIN (full: *pos and *seen tell
+   which slot and state block it). */
+static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
+                                    uint64_t *pos, uint64_t *seen, int *why)
+{
+    mpq__qhdr *h = q->h;
+    for (;;) {
+        uint64_t p = mpq__load64(&h->head, MPQ__ACQUIRE), p0 = p;
+        uint64_t lap = mpq__q_lap(q, p), st, d;
+        mpq__qslot *s = mpq__q_slot(q, p);
+        if (mpq__load32(&h->closed, MPQ__ACQUIRE)) { *why = -EPIPE; return NULL; }
+        st = mpq__load64(&s->state, MPQ__ACQUIRE);
+        d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
+        if (st == mpq__st(lap, MPQ__EMPTY, 0)) {
+            if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__WRITING, me), MPQ__SEQ_CST)) {
+                mpq__cas64(&h->head, &p0, p + 1, MPQ__RELEASE);
+                mpq__store64(&s->owner, MPQ__OWNER(start, lap, MPQ__WRITING), MPQ__RELEASE);
+                *pos = p;
+                return s;
+            }
+        } else if (d != 0 && d != MPQ__LAPMASK) {
+            if (d < (MPQ__LAPMASK >> 1)) mpq__cas64(&h->head, &p0, p + 1, MPQ__RELEASE);
+        } else if (d == 0) {
+            mpq__cas64(&h->head, &p0, p + 1, MPQ__RELEASE);  /* position taken: head lags */
+        } else if (MPQ__ST_PHASE(st) != MPQ__EMPTY && mpq__load64(&h->head, MPQ__ACQUIRE) == p) {
+            *pos = p;                                        /* last lap still there: full */
+            *seen = st;
+            *why = -EAGAIN;
+            return NULL;
+        }
+    }
+}
+
+/* Publishes a claimed slot as a message of len bytes (or MPQ__SKIP). A put
+   that finds the queue closed once it holds its slot publishes a SKIP and
+   fails, so no message lands behind a consumer that saw "closed, empty". */
+static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t len)
+{
+    int rc = 0;
+    if (len != MPQ__SKIP && mpq__load32(&q->h->closed, MPQ__SEQ_CST)) {
+        len = MPQ__SKIP;
+        rc = -EPIPE;
+    }
+    s->len = len;
+    mpq__store64(&s->state, mpq__st(lap, MPQ__FULL, 0), MPQ__SEQ_CST);
+    return rc;
+}
+
+/* Claims the oldest message. Returns its slot (position in *pos, length in
+   *len), or NULL with *why = -EAGAIN (nothing ready: *pos and *seen tell
+   which slot and state to wait on), -EPIPE (closed and drained), or
+   -EMSGSIZE (its length, in *len, exceeds cap; it stays). SKIP markers are
+   consumed on the way. */
+static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, size_t cap,
+                                    uint64_t *pos, uint64_t *seen, uint32_t *len, int *why)
+{
+    mpq__qhdr *h = q->h;
+    for (;;) {
+        uint64_t t = mpq__load64(&h->tail, MPQ__ACQUIRE), t0 = t;
+        uint64_t lap = mpq__q_lap(q, t), st, d;
+        mpq__qslot *s = mpq__q_slot(q, t);
+        st = mpq__load64(&s->state, MPQ__ACQUIRE);
+        d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
+        if (st == mpq__st(lap, MPQ__FULL, 0)) {
+            uint32_t n = s->len;
+            if (n != MPQ__SKIP && n > cap) {
+                *len = n;
+                *why = -EMSGSIZE;
+                return NULL;
+            }
+            if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__READING, me), MPQ__SEQ_CST)) {
+                mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
+                if (n == MPQ__SKIP) {
+                    mpq__store64(&s->state, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST);
+                    mpq__ec_signal(&h->space_ec);
+                    continue;
+                }
+                mpq__store64(&s->owner, MPQ__OWNER(start, lap, MPQ__READING), MPQ__RELEASE);
+                *pos = t;
+                *len = n;
+                return s;
+            }
+        } else if ((d == 0 && MPQ__ST_PHASE(st) == MPQ__READING) ||
+                   (d != 0 && d < (MPQ__LAPMASK >> 1))) {
+            mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);  /* position taken: tail lags */
+        } else if (mpq__load64(&h->tail, MPQ__ACQUIRE) == t) {
+            if (st == mpq__st(lap, MPQ__EMPTY, 0) && mpq__load32(&h->closed, MPQ__SEQ_CST) &&
+                mpq__load64(&s->state, MPQ__SEQ_CST) == st) {
+                *why = -EPIPE;
+                return NULL;
+            }
+            *pos = t;     /* empty, a put in progress, or an old read in the way */
+            *seen = st;
+            *why = -EAGAIN;
+            return NULL;
+        }
+    }
+}
+
+/* Frees a slot whose message has been read. */
+static void mpq__q_free(mpq_queue *q, mpq__qslot *s, uint64_t lap)
+{
+    mpq__store64(&s->state, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST);
+    mpq__ec_signal(&q->h->space_ec);
+}
+
+/* If the claimant of slot s (state seen) is dead, takes the slot over and
+   finishes its step. Returns 1 if the slot moved on, 0 if it is held. */
+static int mpq__q_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen)
+{
+    uint64_t start, lap = MPQ__ST_LAP(seen);
+    unsigned phase = MPQ__ST_PHASE(seen);
+    uint32_t me = mpq__self(&start);
+    if (!mpq__claimant_dead(s, seen)) return 0;
+    if (!mpq__cas64(&s->state, &seen, mpq__st(lap, phase, me), MPQ__SEQ_CST)) return 1;
+    mpq__store64(&s->owner, MPQ__OWNER(start, lap, phase), MPQ__RELEASE);
+    if (phase == MPQ__WRITING) {
+        mpq__q_publish(q, s, lap, MPQ__SKIP);     /* the dead put's message is lost */
+        mpq__q_signal_data(q);
+    } else {
+        mpq__q_free(q, s, lap);                   /* the dead get's message is lost */
+    }
+    return 1;
+}
+
+typedef struct mpq__qwait {
+    int64_t  deadline;     /* -1: none */
+    uint64_t stuck_st;     /* a held state seen before ... */
+    int64_t  stuck_since;  /* ... since then */
+} mpq__qwait;
+
+/* Waits until slot s may have left state `seen` (or the queue closed):
+   spins, then sleeps on eventcount ec. A slot held by one claimant for
+   MPQ__STUCK_MS gets the claimant checked, and taken over if it is dead.
+   Returns 0 to retry, or -ETIMEDOUT once the deadline has passed. */
+static int mpq__q_wait(mpq_queue *q, uint32_t *ec, mpq__qslot *s, uint64_t seen, mpq__qwait *w)
+{
+    uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
+    unsigned phase = MPQ__ST_PHASE(seen);
+    int held = MPQ__ST_PID(seen) != 0 && (phase == MPQ__WRITING || phase == MPQ__READING);
+    int64_t now, until;
+
+    for (i = 0; i < spin; i++) {
+        mpq__cpu_relax();
+        if (mpq__load64(&s->state, MPQ__RELAXED) != seen) {
+            if (spin < MPQ__SPIN_MAX) mpq__store32(&q->spin, spin + spin / 4 + 1, MPQ__RELAXED);
+            return 0;
+        }
+    }
+    if (spin / 2 >= MPQ__SPIN_MIN) mpq__store32(&q->spin, spin / 2, MPQ__RELAXED);
+    now = mpq__now_ns();
+    if (held) {
+        if (w->stuck_st != seen) {
+            w->stuck_st = seen;
+            w->stuck_since = now;
+        } else if (now - w->stuck_since >= (int64_t)MPQ__STUCK_MS * 1000000) {
+            if (mpq__q_takeover(q, s, seen)) return 0;
+            w->stuck_since = now;
+        }
+    }
+    if (w->deadline >= 0 && now >= w->deadline) return -ETIMEDOUT;
+    key = mpq__ec_prepare(ec);
+    if (mpq__load64(&s->state, MPQ__SEQ_CST) != seen || mpq__load32(&q->h->closed, MPQ__SEQ_CST))
+        return 0;
+    until = w->deadline;
+    if (held && (until < 0 || until > now + (int64_t)MPQ__STUCK_MS * 1000000))
+        until = now + (int64_t)MPQ__STUCK_MS * 1000000;
+    mpq__futex_wait(ec, key, until);
+    return 0;
+}
+
+/* Re-arms the poll descriptor after a get found the queue empty. */
+static void mpq__q_rearm(mpq_queue *q)
+{
+    uint64_t v;
+    if (!mpq__load32(&q->polling, MPQ__RELAXED) || q->efd < 0) return;
+    while (read(q->efd, &v, sizeof v) < 0 && errno == EINTR) {}
+    mpq__store32(&q->h->poll_armed, 1, MPQ__SEQ_CST);
+    if (mpq_queue_count(q) > 0 && mpq__xchg32(&q->h->poll_armed, 0, MPQ__SEQ_CST)) {
+        v = 1;
+        while (write(q->efd, &v, sizeof v) < 0 && errno == EINTR) {}
+    }
+}
+
+/* --- the public calls ------------------------------------------------------ */
+
+static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd)
+{
+    mpq__qhdr *h = (mpq__qhdr *)((char *)base + MPQ__SEG_HDR);
+    mpq_queue *q = (mpq_queue *)MPQ_MALLOC(sizeof *q);
+    if (!q) return -ENOMEM;
+    memset(q, 0, sizeof *q);
+    q->h = h;
+    q->slots = (char *)h + sizeof *h;
+    q->base = base;
+    q->length = length;
+    q->mask = (uint64_t)h->capacity - 1;
+    q->log2cap = h->log2cap;
+    q->stride = h->stride;
+    q->max_msg = h->max_msg;
+    q->spin = 256;
+    q->efd = efd;
+    *out = q;
+    return 0;
+}
+
+/* Slot stride for max_msg, and the object size for capacity slots; 0 if
+   that does not fit in memory. */
+static uint64_t mpq__q_size(uint32_t capacity, uint32_t max_msg, uint32_t *stride)
+{
+    uint64_t sz;
+    *stride = (uint32_t)((sizeof(mpq__qslot) + (uint64_t)max_msg + 63) & ~(uint64_t)63);
+    sz = sizeof(mpq__qhdr) + (uint64_t)capacity * *stride;
+    return sz > (uint64_t)((size_t)-1 / 4) ? 0 : sz;
+}
+
+MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
+{
+    static const mpq_queue_config defaults = { 0, 0, NULL, 0 };
+    uint32_t cap, log2cap = 0, max_msg, stride;
+    uint64_t obj;
+    mpq__qhdr *h;
+    void *base;
+    size_t length;
+    int rc, efd;
+
+    if (!out) return -EINVAL;
+    if (!cfg) cfg = &defaults;
+    cap = cfg->capacity ? cfg->capacity : MPQ__Q_DEFAULT_CAP;
+    max_msg = cfg->max_msg ? cfg->max_msg : MPQ__Q_DEFAULT_MSG;
+    if (cap > MPQ__Q_MAX_CAP || max_msg > MPQ__Q_MAX_MSG) return -EINVAL;
+    while ((1u << log2cap) < cap) log2cap++;
+    cap = 1u << log2cap;
+    if ((obj = mpq__q_size(cap, max_msg, &stride)) == 0) return -EINVAL;
+    rc = mpq__seg_create(MPQ__KIND_QUEUE, (size_t)obj, cfg->name, cfg->mode, 0, &base, &length, NULL);
+    if (rc != 0) return rc;
+    h = (mpq__qhdr *)((char *)base + MPQ__SEG_HDR);
+    h->magic = MPQ__Q_MAGIC;
+    h->capacity = cap;
+    h->log2cap = log2cap;
+    h->max_msg = max_msg;
+    h->stride = stride;
+    /* The slots start zeroed: state 0 is EMPTY in lap 0. */
+    efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rc = mpq__q_attach(out, base, length, efd);
+    if (rc != 0) {
+        if (efd >= 0) close(efd);
+        munmap(base, length);
+        if (cfg->name) shm_unlink(cfg->name);
+        return rc;
+    }
+    mpq__seg_publish(base);
+    return 0;
+}
+
+MPQDEF int mpq_queue_open(mpq_queue **out, const char *name)
+{
+    void *base;
+    size_t length, obj;
+    uint32_t stride;
+    mpq__qhdr h;
+    int rc;
+    if (!out) return -EINVAL;
+    rc = mpq__seg_open(name, MPQ__KIND_QUEUE, &base, &length, &obj);
+    if (rc != 0) return rc;
+    memcpy(&h, (char *)base + MPQ__SEG_HDR, sizeof h);
+    if (obj < sizeof h || h.magic != MPQ__Q_MAGIC || h.log2cap > 24 || h.capacity != 1u << h.log2cap ||
+        h.max_msg > MPQ__Q_MAX_MSG || mpq__q_size(h.capacity, h.max_msg, &stride) != obj ||
+        h.stride != stride) {
+        munmap(base, length);
+        return -EINVAL;
+    }
+    rc = mpq__q_attach(out, base, length, -1);
+    if (rc != 0) munmap(base, length);
+    return rc;
+}
+
+MPQDEF int mpq_queue_detach(mpq_queue *q)
+{
+    if (!q) return -EINVAL;
+    munmap(q->base, q->length);
+    if (q->efd >= 0) close(q->efd);
+    MPQ_FREE(q);
+    return 0;
+}
+
+MPQDEF int mpq_queue_close(mpq_queue *q)
+{
+    if (!q) return -EINVAL;
+    mpq__store32(&q->h->closed, 1, MPQ__SEQ_CST);
+    mpq__ec_signal(&q->h->data_ec);
+    mpq__ec_signal(&q->h->space_ec);
+    mpq__store32(&q->h->poll_armed, 1, MPQ__SEQ_CST);
+    mpq__q_signal_data(q);  /* a poller sees EOF as readable too */
+    return 0;
+}
+
+/* Claims a slot for a put, waiting as the timeout allows. */
+static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint64_t *pos, int *rc)
+{
+    mpq__qwait w;
+    uint64_t start, seen = 0;
+    uint32_t me = mpq__self(&start);
+    w.deadline = mpq__deadline(timeout_ms);
+    w.stuck_st = 0;
+    w.stuck_since = 0;
+    for (;;) {
+        mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc);
+        if (s || *rc == -EPIPE) return s;
+        if (timeout_ms == 0) return NULL;  /* -EAGAIN */
+        if ((*rc = mpq__q_wait(q, &q->h->space_ec, mpq__q_slot(q, *pos), seen, &w)) != 0) return NULL;
+    }
+}
+
+/* Claims the oldest message, waiting as the timeout allows. */
+static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint64_t *pos,
+                               uint32_t *len, int *rc)
+{
+    mpq__qwait w;
+    uint64_t start, seen = 0;
+    uint32_t me = mpq__self(&start);
+    w.deadline = mpq__deadline(timeout_ms);
+    w.stuck_st = 0;
+    w.stuck_since = 0;
+    for (;;) {
+        mpq__qslot *s = mpq__q_claim_get(q, me, start, cap, pos, &seen, len, rc);
+        if (s || *rc != -EAGAIN) return s;
+        if (timeout_ms == 0) break;
+        if ((*rc = mpq__q_wait(q, &q->h->data_ec, mpq__q_slot(q, *pos), seen, &w)) != 0) break;
+    }
+    mpq__q_rearm(q);
+    return NULL;
+}
+
+MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_ms)
+{
+    mpq__qslot *s;
+    uint64_t pos;
+    int rc;
+    if (!q || (!msg && len)) return -EINVAL;
+    if (len > q->max_msg) return -EMSGSIZE;
+    if (!(s = mpq__q_reserve(q, timeout_ms, &pos, &rc))) return rc;
+    if (len) memcpy(mpq__q_data(s), msg, len);
+    rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), (uint32_t)len);
+    mpq__q_signal_data(q);
+    return rc;
+}
+
+MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    mpq__qslot *s;
+    uint64_t pos;
+    uint32_t n = 0;
+    int rc;
+    if (!q || !len || (!buf && cap)) return -EINVAL;
+    s = mpq__q_take(q, cap, timeout_ms, &pos, &n, &rc);
+    if (!s) {
+        if (rc == -EMSGSIZE) *len = n;
+        return rc;
+    }
+    if (n) memcpy(buf, mpq__q_data(s), n);
+    *len = n;
+    mpq__q_free(q, s, mpq__q_lap(q, pos));
+    return 0;
+}
+
+MPQDEF int mpq_queue_reserve(mpq_queue *q, void **buf, int timeout_ms)
+{
+    mpq__qslot *s;
+    uint64_t pos;
+    int rc;
+    if (!q || !buf) return -EINVAL;
+    if (!(s = mpq__q_reserve(q, timeout_ms, &pos, &rc))) return rc;
+    *buf = mpq__q_data(s);
+    return 0;
+}
+
+/* The slot at buf if this process holds it in `phase`; its lap in *lap. */
+static mpq__qslot *mpq__q_held(mpq_queue *q, const void *buf, unsigned phase, uint64_t *lap)
+{
+    uint64_t start, st;
+    mpq__qslot *s = mpq__q_slot_of(q, buf);
+    if (!s) return NULL;
+    st = mpq__load64(&s->state, MPQ__ACQUIRE);
+    if (MPQ__ST_PHASE(st) != phase || MPQ__ST_PID(st) != mpq__self(&start)) return NULL;
+    *lap = MPQ__ST_LAP(st);
+    return s;
+}
+
+MPQDEF int mpq_queue_commit(mpq_queue *q, void *buf, size_t len)
+{
+    mpq__qslot *s;
+    uint64_t lap;
+    int rc;
+    if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap))) return -EINVAL;
+    if (len > q->max_msg) return -EMSGSIZE;
+    rc = mpq__q_publish(q, s, lap, (uint32_t)len);
+    mpq__q_signal_data(q);
+    return rc;
+}
+
+MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf)
+{
+    mpq__qslot *s;
+    uint64_t lap;
+    if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap))) return -EINVAL;
+    mpq__q_publish(q, s, lap, MPQ__SKIP);
+    mpq__q_signal_data(q);
+    return 0;
+}
+
+MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms)
+{
+    mpq__qslot *s;
+    uint64_t pos;
+    uint32_t n = 0;
+    int rc;
+    if (!q || !buf || !len) return -EINVAL;
+    if (!(s = mpq__q_take(q, (size_t)-1, timeout_ms, &pos, &n, &rc))) return rc;
+    *buf = mpq__q_data(s);
+    *len = n;
+    return 0;
+}
+
+MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
+{
+    mpq__qslot *s;
+    uint64_t lap;
+    if (!q || !(s = mpq__q_held(q, buf, MPQ__READING, &lap))) return -EINVAL;
+    mpq__q_free(q, s, lap);
+    return 0;
+}
+
+MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size_t *lens,
+                               size_t n, int timeout_ms)
+{
+    mpq__qslot *s;
+    uint64_t pos, start, seen;
+    uint32_t me;
+    size_t i;
+    int rc, done = 0;
+    if (!q || !msgs || !lens || n == 0) return -EINVAL;
+    if (n > INT_MAX) n = INT_MAX;
+    for (i = 0; i < n; i++) {
+        if (lens[i] > q->max_msg) return -EMSGSIZE;
+        if (!msgs[i] && lens[i]) return -EINVAL;
+    }
+    if (!(s = mpq__q_reserve(q, timeout_ms, &pos, &rc))) return rc;
+    me = mpq__self(&start);
+    for (;;) {
+        if (lens[done]) memcpy(mpq__q_data(s), msgs[done], lens[done]);
+        rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), (uint32_t)lens[done]);
+        if (rc != 0) break;
+        if ((size_t)++done == n) break;
+        if (!(s = mpq__q_claim_put(q, me, start, &pos, &seen, &rc))) break;
+    }
+    mpq__q_signal_data(q);
+    return done ? done : rc;
+}
+
+MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens,
+                               size_t max_n, int timeout_ms)
+{
+    mpq__qslot *s;
+    uint64_t pos, start, seen;
+    uint32_t n = 0, me;
+    size_t used = 0;
+    int rc, done = 0;
+    if (!q || !lens || max_n == 0 || (!buf && cap)) return -EINVAL;
+    if (max_n > INT_MAX) max_n = INT_MAX;
+    s = mpq__q_take(q, cap, timeout_ms, &pos, &n, &rc);
+    if (!s) {
+        if (rc == -EMSGSIZE) lens[0] = n;
+        return rc;
+    }
+    me = mpq__self(&start);
+    for (;;) {
+        if (n) memcpy((char *)buf + used, mpq__q_data(s), n);
+        lens[done++] = n;
+        used += n;
+        mpq__q_free(q, s, mpq__q_lap(q, pos));
+        if ((size_t)done == max_n) break;
+        if (!(s = mpq__q_claim_get(q, me, start, cap - used, &pos, &seen, &n, &rc))) break;
+    }
+    return done;
+}
+
+MPQDEF size_t mpq_queue_count(const mpq_queue *q)
+{
+    uint64_t t, h;
+    if (!q) return 0;
+    t = mpq__load64(&q->h->tail, MPQ__ACQUIRE);
+    h = mpq__load64(&q->h->head, MPQ__ACQUIRE);
+    if (h <= t) return 0;
+    return h - t > q->mask + 1 ? (size_t)(q->mask + 1) : (size_t)(h - t);
+}
+
+MPQDEF size_t mpq_queue_capacity(const mpq_queue *q) { return q ? (size_t)(q->mask + 1) : 0; }
+MPQDEF size_t mpq_queue_max_msg(const mpq_queue *q) { return q ? q->max_msg : 0; }
+
+MPQDEF int mpq_queue_fileno(mpq_queue *q)
+{
+    if (!q) return -EINVAL;
+    if (q->efd < 0) return -ENOTSUP;
+    mpq__store32(&q->polling, 1, MPQ__RELAXED);
+    mpq__q_rearm(q);
+    if (mpq__load32(&q->h->closed, MPQ__ACQUIRE)) {
+        uint64_t one = 1;
+        while (write(q->efd, &one, sizeof one) < 0 && errno == EINTR) {}
+    }
+    return q->efd;
 }
 
 /* ========================================================================
