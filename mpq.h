@@ -348,7 +348,9 @@ MPQDEF int mpq_queue_detach(mpq_queue *q);
 /* Puts one message of `len` bytes (0..max_msg), waiting up to timeout_ms for
    room. Returns 0, or -EMSGSIZE (len > max_msg), -EINVAL (NULL q, or NULL
    msg with len > 0), -EPIPE (the queue is closed), -EAGAIN (timeout_ms == 0
-   and it is full), -ETIMEDOUT. Thread safety: any thread of any process. */
+   and it is full), -ETIMEDOUT, -EIO (the queue's shared memory holds a state
+   no put or get makes: something else wrote over it).
+   Thread safety: any thread of any process. */
 MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_ms);
 
 /* Takes the oldest message into buf (cap bytes), waiting up to timeout_ms
@@ -1342,8 +1344,8 @@ static void mpq__q_signal_data(mpq_queue *q)
 }
 
 /* Claims the slot of the next put position. Returns it (position in *pos),
-   or NULL with *why = -EPIPE (closed) or -EAGAIN (full: *pos and *seen tell
-   which slot and state block it). */
+   or NULL with *why = -EPIPE (closed), -EAGAIN (full: *pos and *seen tell
+   which slot and state block it) or -EIO (the shared state is corrupt). */
 static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
                                     uint64_t *pos, uint64_t *seen, int *why)
 {
@@ -1362,14 +1364,17 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
                 *pos = p;
                 return s;
             }
-        } else if (d != 0 && d != MPQ__LAPMASK) {
-            if (d < (MPQ__LAPMASK >> 1)) mpq__cas64(&h->head, &p0, p + 1, MPQ__RELEASE);
-        } else if (d == 0) {
+        } else if (d == 0 || (d != MPQ__LAPMASK && d < (MPQ__LAPMASK >> 1))) {
             mpq__cas64(&h->head, &p0, p + 1, MPQ__RELEASE);  /* position taken: head lags */
-        } else if (MPQ__ST_PHASE(st) != MPQ__EMPTY && mpq__load64(&h->head, MPQ__ACQUIRE) == p) {
+        } else if (mpq__load64(&h->head, MPQ__ACQUIRE) != p) {
+            continue;                                        /* a stale look: again */
+        } else if (d == MPQ__LAPMASK && MPQ__ST_PHASE(st) != MPQ__EMPTY) {
             *pos = p;                                        /* last lap still there: full */
             *seen = st;
             *why = -EAGAIN;
+            return NULL;
+        } else {
+            *why = -EIO;   /* a state no protocol step makes: shared memory was overwritten */
             return NULL;
         }
     }
@@ -1650,7 +1655,7 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint64_t *pos, i
     w.stuck_since = 0;
     for (;;) {
         mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc);
-        if (s || *rc == -EPIPE) return s;
+        if (s || *rc != -EAGAIN) return s;
         if (timeout_ms == 0) return NULL;  /* -EAGAIN */
         if ((*rc = mpq__q_wait(q, &q->h->space_ec, mpq__q_slot(q, *pos), seen, &w)) != 0) return NULL;
     }

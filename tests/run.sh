@@ -18,8 +18,8 @@ B=tests/build
 mkdir -p "$B"
 FILTER=${1:-}
 WARN="-Wall -Wextra -Wpedantic -Werror"
-TESTS="test_platform test_mutex test_process"
-HELPERS="mutex_peer"
+TESTS="test_platform test_mutex test_queue test_process"
+HELPERS="mutex_peer queue_peer"
 passed=0
 failed=0
 skipped=""

@@ -1,0 +1,783 @@
+/* Tests of mpq_queue: the basic contract, bad input, close and drain,
+   exactly-once FIFO delivery with P producer x C consumer processes (put,
+   zero-copy and batch paths), a named queue shared with an exec'd program,
+   take-over of slots held by dead processes (pid reuse included), a kill
+   storm, the poll descriptor, and corrupt segments. */
+#define MPQ_IMPLEMENTATION
+#include "../mpq.h"
+#include "mpq_test.h"
+
+/* --- helpers ------------------------------------------------------------- */
+
+static int exec_helper(void *arg)
+{
+    char **argv = (char **)arg;
+    execv(argv[0], argv);
+    return 127;
+}
+
+static void start_peer(mpq_process *p, const char *name, const char *mode, const char *n)
+{
+    static char path[4200];
+    char *argv[5];
+    snprintf(path, sizeof path, "%s/queue_peer", mpqt_dir);
+    argv[0] = path;
+    argv[1] = (char *)name;
+    argv[2] = (char *)mode;
+    argv[3] = (char *)n;
+    argv[4] = NULL;
+    CHECK_OK(mpq_process_start(p, exec_helper, argv));
+}
+
+static mpq_queue *new_queue(uint32_t capacity, uint32_t max_msg)
+{
+    mpq_queue *q;
+    mpq_queue_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = capacity;
+    c.max_msg = max_msg;
+    CHECK_OK(mpq_queue_create(&q, &c));
+    return q;
+}
+
+/* --- the basic contract ---------------------------------------------------- */
+
+static void test_queue_basic(void)
+{
+    mpq_queue *q = new_queue(4, 100);
+    char big[101], buf[200];
+    size_t len = 0;
+    int64_t t0;
+    int i;
+    memset(big, 'b', sizeof big);
+    CHECK_EQ(mpq_queue_capacity(q), 4);
+    CHECK_EQ(mpq_queue_max_msg(q), 100);
+    CHECK_EQ(mpq_queue_count(q), 0);
+    CHECK_OK(mpq_queue_put(q, "", 0, 0));             /* empty message */
+    CHECK_OK(mpq_queue_put(q, big, 100, 0));          /* exactly max_msg */
+    CHECK_ERR(mpq_queue_put(q, big, 101, 0), EMSGSIZE);
+    CHECK_OK(mpq_queue_put(q, "abc", 3, 0));
+    CHECK_EQ(mpq_queue_count(q), 3);
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK_EQ(len, 0);
+    /* Too small a buffer: the length is reported and the message stays. */
+    CHECK_ERR(mpq_queue_get(q, buf, 99, &len, 0), EMSGSIZE);
+    CHECK_EQ(len, 100);
+    CHECK_ERR(mpq_queue_get(q, NULL, 0, &len, 0), EMSGSIZE);
+    CHECK_OK(mpq_queue_get(q, buf, 100, &len, 0));
+    CHECK_EQ(len, 100);
+    CHECK(memcmp(buf, big, 100) == 0);
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 3 && memcmp(buf, "abc", 3) == 0);
+    /* Empty: try once, then a bounded wait. */
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+    t0 = mpqt_ms();
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 60), ETIMEDOUT);
+    CHECK(mpqt_ms() - t0 >= 59);
+    /* Full: try once, then a bounded wait; FIFO across many laps. */
+    for (i = 0; i < 4; i++) CHECK_OK(mpq_queue_put(q, &i, sizeof i, 0));
+    CHECK_ERR(mpq_queue_put(q, "x", 1, 0), EAGAIN);
+    t0 = mpqt_ms();
+    CHECK_ERR(mpq_queue_put(q, "x", 1, 60), ETIMEDOUT);
+    CHECK(mpqt_ms() - t0 >= 59);
+    CHECK_EQ(mpq_queue_count(q), 4);
+    for (i = 0; i < 1000; i++) {
+        int v = -1, w = i + 4;
+        CHECK_OK(mpq_queue_get(q, &v, sizeof v, &len, 0));
+        CHECK_EQ(v, i);
+        CHECK_OK(mpq_queue_put(q, &w, sizeof w, 0));
+    }
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+static void test_queue_bad_input(void)
+{
+    mpq_queue *q;
+    mpq_mutex *m;
+    char name[64], buf[8];
+    size_t len;
+    void *slot = NULL;
+    CHECK_ERR(mpq_queue_create(NULL, NULL), EINVAL);
+    CHECK_ERR(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = (1u << 24) + 1 }), EINVAL);
+    CHECK_ERR(mpq_queue_create(&q, &(mpq_queue_config){ .max_msg = (1u << 30) + 1 }), EINVAL);
+    {   /* 2^24 slots of 1 GiB: too big to map (-ENOMEM), or to size (-EINVAL) */
+        int rc = mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 1u << 24, .max_msg = 1u << 30 });
+        CHECK(rc == -EINVAL || rc == -ENOMEM);
+    }
+    CHECK_ERR(mpq_queue_create(&q, &(mpq_queue_config){ .name = "no-slash" }), EINVAL);
+    CHECK_ERR(mpq_queue_create(&q, &(mpq_queue_config){ .name = "/a/b" }), EINVAL);
+    CHECK_ERR(mpq_queue_open(&q, "/mpqt-no-such-queue"), ENOENT);
+    CHECK_ERR(mpq_queue_open(NULL, "/x"), EINVAL);
+    CHECK_ERR(mpq_queue_open(&q, NULL), EINVAL);
+    /* Zero means default; odd capacities round up to a power of two. */
+    CHECK_OK(mpq_queue_create(&q, NULL));
+    CHECK_EQ(mpq_queue_capacity(q), 1024);
+    CHECK_EQ(mpq_queue_max_msg(q), 4096);
+    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 1000, .max_msg = 1 }));
+    CHECK_EQ(mpq_queue_capacity(q), 1024);
+    CHECK_ERR(mpq_queue_put(NULL, "x", 1, 0), EINVAL);
+    CHECK_ERR(mpq_queue_put(q, NULL, 1, 0), EINVAL);
+    CHECK_OK(mpq_queue_put(q, NULL, 0, 0));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, NULL, 0), EINVAL);
+    CHECK_ERR(mpq_queue_get(q, NULL, 4, &len, 0), EINVAL);
+    CHECK_ERR(mpq_queue_get(NULL, buf, sizeof buf, &len, 0), EINVAL);
+    CHECK_ERR(mpq_queue_commit(q, buf, 1), EINVAL);      /* not a slot */
+    CHECK_ERR(mpq_queue_release(q, buf), EINVAL);
+    CHECK_ERR(mpq_queue_cancel(q, NULL), EINVAL);
+    CHECK_OK(mpq_queue_reserve(q, &slot, 0));
+    CHECK_ERR(mpq_queue_commit(q, (char *)slot + 1, 1), EINVAL);  /* not its start */
+    CHECK_ERR(mpq_queue_commit(q, slot, 2), EMSGSIZE);   /* stays reserved */
+    CHECK_ERR(mpq_queue_release(q, slot), EINVAL);       /* not being read */
+    CHECK_OK(mpq_queue_commit(q, slot, 1));
+    CHECK_ERR(mpq_queue_commit(q, slot, 1), EINVAL);     /* not reserved any more */
+    CHECK_ERR(mpq_queue_put_batch(q, NULL, NULL, 1, 0), EINVAL);
+    CHECK_ERR(mpq_queue_get_batch(q, buf, sizeof buf, NULL, 1, 0), EINVAL);
+    CHECK_ERR(mpq_queue_fileno(NULL), EINVAL);
+    CHECK_EQ(mpq_queue_count(NULL), 0);
+    CHECK_ERR(mpq_queue_detach(NULL), EINVAL);
+    CHECK_OK(mpq_queue_detach(q));
+    /* A name that holds another kind of object. */
+    mpqt_name(name, sizeof name, "notq");
+    CHECK_OK(mpq_mutex_create(&m, &(mpq_mutex_config){ .name = name }));
+    CHECK_ERR(mpq_queue_open(&q, name), EINVAL);
+    CHECK_OK(mpq_mutex_close(m));
+    CHECK_OK(mpq_shm_unlink(name));
+}
+
+/* --- close ----------------------------------------------------------------- */
+
+struct closer { mpq_queue *q; };
+
+static int blocked_get(void *arg)
+{
+    char buf[8];
+    size_t len;
+    int rc = mpq_queue_get((mpq_queue *)arg, buf, sizeof buf, &len, 20000);
+    return rc == -EPIPE ? 0 : 1;
+}
+
+static int blocked_put(void *arg)
+{
+    int rc = mpq_queue_put((mpq_queue *)arg, "x", 1, 20000);
+    return rc == -EPIPE ? 0 : 1;
+}
+
+static void test_queue_close(void)
+{
+    mpq_queue *q = new_queue(2, 8), *full = new_queue(1, 8);
+    mpq_process g, p;
+    char buf[8];
+    size_t len;
+    /* Blocked on both sides, then closed: both wake with -EPIPE. */
+    CHECK_OK(mpq_queue_put(full, "f", 1, 0));
+    CHECK_OK(mpq_process_start(&g, blocked_get, q));
+    CHECK_OK(mpq_process_start(&p, blocked_put, full));
+    CHECK(mpqt_wait_sleeping(g.pid, 10000));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_close(full));
+    CHECK_OK(mpq_process_join(&g, 10000));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(g.exitcode, 0);
+    CHECK_EQ(p.exitcode, 0);
+    /* What was put before close is drained, then -EPIPE. */
+    CHECK_OK(mpq_queue_get(full, buf, sizeof buf, &len, 0));
+    CHECK(len == 1 && buf[0] == 'f');
+    CHECK_ERR(mpq_queue_get(full, buf, sizeof buf, &len, 0), EPIPE);
+    CHECK_ERR(mpq_queue_get(full, buf, sizeof buf, &len, -1), EPIPE);
+    CHECK_ERR(mpq_queue_put(q, "x", 1, -1), EPIPE);
+    CHECK_OK(mpq_queue_close(q));  /* idempotent */
+    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_detach(full));
+
+    /* A reservation that outlives close is dropped at commit. */
+    q = new_queue(2, 8);
+    {
+        void *slot = NULL;
+        const void *m = NULL;
+        CHECK_OK(mpq_queue_put(q, "a", 1, 0));
+        CHECK_OK(mpq_queue_reserve(q, &slot, 0));
+        CHECK_OK(mpq_queue_close(q));
+        CHECK_ERR(mpq_queue_reserve(q, &slot, 0), EPIPE);
+        CHECK_ERR(mpq_queue_commit(q, slot, 1), EPIPE);
+        CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
+        CHECK(len == 1 && *(const char *)m == 'a');
+        CHECK_OK(mpq_queue_release(q, m));
+        CHECK_ERR(mpq_queue_peek(q, &m, &len, 0), EPIPE);
+    }
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* --- exactly once, in order, P producers x C consumers ------------------- */
+
+enum { MAXINST = 512, MAXSEQ = 65536, HDR = 16 };
+
+struct ledger {
+    uint32_t stop;                         /* producers: stop now        */
+    uint32_t errors;
+    char     first_error[200];
+    long     produced[MAXINST];            /* puts that returned 0        */
+    uint64_t zero_sent, zero_received;     /* 0-byte messages             */
+    uint64_t seen[MAXINST][MAXSEQ / 64];   /* (instance, seq) delivered   */
+};
+
+struct role { mpq_queue *q; struct ledger *l; int id, mode; long n; uint32_t max_len; };
+
+static void ledger_error(struct ledger *l, const char *fmt, long a, long b)
+{
+    if (mpq__add32(&l->errors, 1, MPQ__SEQ_CST) == 0)
+        snprintf(l->first_error, sizeof l->first_error, fmt, a, b);
+}
+
+/* A message: id, seq, len, then bytes that depend on all three. */
+static size_t make_msg(unsigned char *m, int id, long seq, size_t len)
+{
+    uint32_t w[4];
+    size_t k;
+    w[0] = (uint32_t)id;
+    w[1] = (uint32_t)seq;
+    w[2] = (uint32_t)len;
+    w[3] = 0x5eed;
+    memcpy(m, w, HDR);
+    for (k = HDR; k < len; k++) m[k] = (unsigned char)(id * 31 + seq * 7 + (long)k);
+    return len;
+}
+
+/* Checks one delivered message; last[] is this consumer's view per id. */
+static void check_msg(struct ledger *l, const unsigned char *m, size_t len, long *last)
+{
+    uint32_t w[4];
+    size_t k;
+    uint64_t bit, old;
+    if (len == 0) {
+        mpq__add64(&l->zero_received, 1, MPQ__RELAXED);
+        return;
+    }
+    if (len < HDR) { ledger_error(l, "short message of %ld bytes (%ld)", (long)len, 0); return; }
+    memcpy(w, m, HDR);
+    if (w[3] != 0x5eed || w[2] != len || w[0] >= MAXINST || w[1] >= MAXSEQ) {
+        ledger_error(l, "corrupt header (id %ld, seq %ld)", (long)w[0], (long)w[1]);
+        return;
+    }
+    for (k = HDR; k < len; k++)
+        if (m[k] != (unsigned char)(w[0] * 31 + w[1] * 7 + k)) {
+            ledger_error(l, "corrupt payload in id %ld seq %ld", (long)w[0], (long)w[1]);
+            return;
+        }
+    if ((long)w[1] <= last[w[0]]) ledger_error(l, "reordered: id %ld seq %ld", (long)w[0], (long)w[1]);
+    last[w[0]] = (long)w[1];
+    bit = (uint64_t)1 << (w[1] % 64);
+    old = __atomic_fetch_or(&l->seen[w[0]][w[1] / 64], bit, __ATOMIC_SEQ_CST);
+    if (old & bit) ledger_error(l, "duplicate: id %ld seq %ld", (long)w[0], (long)w[1]);
+}
+
+/* Producer: puts r->n messages (or until stop) by put (mode 0), reserve +
+   commit (1) or put_batch (2); sizes random with 0 and max_len mixed in. */
+static int producer(void *arg)
+{
+    struct role *r = (struct role *)arg;
+    unsigned char m[8][2048];
+    uint64_t rnd = (uint64_t)r->id * 7919 + 17;
+    long seq = 0;
+    while (seq < r->n && !mpq__load32(&r->l->stop, MPQ__ACQUIRE)) {
+        size_t len = HDR + (size_t)(mpqt_rand(&rnd) % (r->max_len / 4 - HDR + 1));
+        int rc;
+        if (seq % 97 == 0) len = r->max_len;
+        if (seq % 50 == 0) {
+            if (mpq_queue_put(r->q, NULL, 0, -1) != 0) return 2;
+            mpq__add64(&r->l->zero_sent, 1, MPQ__RELAXED);
+        }
+        if (r->mode == 0) {
+            make_msg(m[0], r->id, seq, len);
+            if ((rc = mpq_queue_put(r->q, m[0], len, -1)) != 0) return 3;
+            r->l->produced[r->id] = ++seq;
+        } else if (r->mode == 1) {
+            void *slot = NULL;
+            if ((rc = mpq_queue_reserve(r->q, &slot, -1)) != 0) return 4;
+            make_msg((unsigned char *)slot, r->id, seq, len);
+            if ((rc = mpq_queue_commit(r->q, slot, len)) != 0) return 5;
+            r->l->produced[r->id] = ++seq;
+        } else {
+            const void *msgs[8];
+            size_t lens[8];
+            int k, n = 1 + (int)(mpqt_rand(&rnd) % 8);
+            if (n > r->n - seq) n = (int)(r->n - seq);
+            for (k = 0; k < n; k++) {
+                lens[k] = make_msg(m[k], r->id, seq + k, k ? HDR + (size_t)k : len);
+                msgs[k] = m[k];
+            }
+            if ((rc = mpq_queue_put_batch(r->q, msgs, lens, (size_t)n, -1)) < 1) return 6;
+            seq += rc;
+            r->l->produced[r->id] = seq;
+        }
+    }
+    return 0;
+}
+
+/* Consumer: takes messages by get (mode 0), peek + release (1) or
+   get_batch (2) until the queue is closed and drained. */
+static int consumer(void *arg)
+{
+    struct role *r = (struct role *)arg;
+    long last[MAXINST];
+    unsigned char buf[8 * 2048];
+    int i;
+    for (i = 0; i < MAXINST; i++) last[i] = -1;
+    for (;;) {
+        size_t len = 0, lens[8];
+        int rc;
+        if (r->mode == 0) {
+            rc = mpq_queue_get(r->q, buf, sizeof buf, &len, -1);
+            if (rc == -EPIPE) return 0;
+            if (rc != 0) return 2;
+            check_msg(r->l, buf, len, last);
+        } else if (r->mode == 1) {
+            const void *m = NULL;
+            rc = mpq_queue_peek(r->q, &m, &len, -1);
+            if (rc == -EPIPE) return 0;
+            if (rc != 0) return 3;
+            check_msg(r->l, (const unsigned char *)m, len, last);
+            if (mpq_queue_release(r->q, m) != 0) return 4;
+        } else {
+            size_t off = 0;
+            int k;
+            rc = mpq_queue_get_batch(r->q, buf, sizeof buf, lens, 8, -1);
+            if (rc == -EPIPE) return 0;
+            if (rc < 1) return 5;
+            for (k = 0; k < rc; k++) {
+                check_msg(r->l, buf + off, lens[k], last);
+                off += lens[k];
+            }
+        }
+    }
+}
+
+/* P producers and C consumers, each in its own process, n messages each. */
+static void run_mpmc(int P, int C, long n, int pmode, int cmode, uint32_t capacity)
+{
+    mpq_shm shm;
+    struct ledger *l;
+    static struct role roles[8];
+    mpq_process procs[8];
+    mpq_queue *q;
+    uint32_t max_len = 2048;
+    long id, seq, total = 0;
+    int i;
+
+    q = new_queue(capacity, max_len);
+    CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *l }));
+    l = (struct ledger *)shm.addr;
+    for (i = 0; i < P + C; i++) {
+        roles[i].q = q;
+        roles[i].l = l;
+        roles[i].id = i;
+        roles[i].n = n;
+        roles[i].max_len = max_len;
+        roles[i].mode = i < P ? (pmode < 0 ? i % 3 : pmode) : (cmode < 0 ? i % 3 : cmode);
+        CHECK_OK(mpq_process_start(&procs[i], i < P ? producer : consumer, &roles[i]));
+    }
+    for (i = 0; i < P; i++) {
+        CHECK_OK(mpq_process_join(&procs[i], 60000));
+        CHECK_EQ(procs[i].exitcode, 0);
+    }
+    CHECK_OK(mpq_queue_close(q));
+    for (i = P; i < P + C; i++) {
+        CHECK_OK(mpq_process_join(&procs[i], 60000));
+        CHECK_EQ(procs[i].exitcode, 0);
+    }
+    if (l->errors) mpqt_fail(__FILE__, __LINE__, "%u errors, first: %s", l->errors, l->first_error);
+    for (id = 0; id < P; id++) {
+        CHECK_EQ(l->produced[id], n);
+        for (seq = 0; seq < n; seq++)
+            if (!(l->seen[id][seq / 64] >> (seq % 64) & 1))
+                mpqt_fail(__FILE__, __LINE__, "P%dxC%d: message %ld of producer %ld never arrived", P, C, seq, id);
+        total += n;
+    }
+    CHECK_EQ(l->zero_received, l->zero_sent);
+    CHECK(total == (long)P * n);
+    CHECK_OK(mpq_shm_close(&shm));
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+static void test_queue_mpmc_exactly_once_fifo(void)
+{
+    static const int counts[3] = { 1, 2, 4 };
+    int p, c;
+    for (p = 0; p < 3; p++)
+        for (c = 0; c < 3; c++) run_mpmc(counts[p], counts[c], 20000, 0, 0, 64);
+}
+
+static void test_queue_zero_copy_and_batch_stress(void)
+{
+    run_mpmc(2, 2, 30000, 1, 1, 32);   /* reserve/commit, peek/release */
+    run_mpmc(2, 2, 30000, 2, 2, 32);   /* batches                      */
+    run_mpmc(3, 3, 20000, -1, -1, 16); /* all mixed                    */
+}
+
+static void *thread_role(void *arg)
+{
+    struct role *r = (struct role *)arg;
+    return (void *)(intptr_t)(r->id < 2 ? producer(arg) : consumer(arg));
+}
+
+/* The same in threads of one process, for ThreadSanitizer. */
+static void test_queue_threads(void)
+{
+    static struct ledger l;
+    static struct role roles[4];
+    pthread_t t[4];
+    mpq_queue *q = new_queue(16, 256);
+    long seq;
+    int i;
+    for (i = 0; i < 4; i++) {
+        roles[i].q = q;
+        roles[i].l = &l;
+        roles[i].id = i;
+        roles[i].n = 5000;
+        roles[i].max_len = 256;
+        roles[i].mode = i % 2;
+        CHECK_EQ(pthread_create(&t[i], NULL, thread_role, &roles[i]), 0);
+    }
+    for (i = 0; i < 2; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
+    CHECK_OK(mpq_queue_close(q));
+    for (i = 2; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
+    if (l.errors) mpqt_fail(__FILE__, __LINE__, "%u errors, first: %s", l.errors, l.first_error);
+    for (i = 0; i < 2; i++)
+        for (seq = 0; seq < 5000; seq++) CHECK(l.seen[i][seq / 64] >> (seq % 64) & 1);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* --- named, across exec --------------------------------------------------- */
+
+static void test_queue_named_across_exec(void)
+{
+    char name[64], buf[64];
+    mpq_queue *q, *q2;
+    mpq_process peer;
+    size_t len;
+    long i;
+    mpqt_name(name, sizeof name, "queue");
+    CHECK_OK(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 8, .max_msg = 64, .name = name }));
+    CHECK_ERR(mpq_queue_create(&q2, &(mpq_queue_config){ .name = name }), EEXIST);
+    start_peer(&peer, name, "produce", "5000");   /* it puts, we get */
+    for (i = 0; i < 5000; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "msg %ld", i);
+        CHECK_OK(mpq_queue_get(q, buf, sizeof buf - 1, &len, 20000));
+        buf[len] = 0;
+        CHECK(strcmp(buf, want) == 0);
+    }
+    CHECK_OK(mpq_process_join(&peer, 20000));
+    CHECK_EQ(peer.exitcode, 0);
+    start_peer(&peer, name, "consume", "5000");   /* we put, it gets */
+    for (i = 0; i < 5000; i++) {
+        snprintf(buf, sizeof buf, "msg %ld", i);
+        CHECK_OK(mpq_queue_put(q, buf, strlen(buf), 20000));
+    }
+    CHECK_OK(mpq_process_join(&peer, 20000));
+    CHECK_EQ(peer.exitcode, 0);
+    CHECK_OK(mpq_queue_open(&q2, name));          /* a second handle here */
+    CHECK_EQ(mpq_queue_capacity(q2), 8);
+    CHECK_ERR(mpq_queue_fileno(q2), ENOTSUP);
+    CHECK_OK(mpq_queue_put(q2, "via q2", 6, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 6 && memcmp(buf, "via q2", 6) == 0);
+    CHECK_OK(mpq_queue_detach(q2));
+    CHECK_OK(mpq_shm_unlink(name));
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* --- take-over of slots held by dead processes ---------------------------- */
+
+static int reserve_and_hang(void *arg)
+{
+    void *slot = NULL;
+    if (mpq_queue_reserve((mpq_queue *)arg, &slot, 0) != 0) return 1;
+    memset(slot, 'z', 8);
+    for (;;) pause();
+    return 0;
+}
+
+static int peek_and_hang(void *arg)
+{
+    const void *m;
+    size_t len;
+    if (mpq_queue_peek((mpq_queue *)arg, &m, &len, 0) != 0) return 1;
+    for (;;) pause();
+    return 0;
+}
+
+static void test_queue_dead_holders_are_taken_over(void)
+{
+    mpq_queue *q = new_queue(2, 16);
+    mpq_process p;
+    char buf[16];
+    size_t len;
+    /* A producer dies holding a reserved slot: the next message gets past. */
+    CHECK_OK(mpq_process_start(&p, reserve_and_hang, q));
+    while (mpq_queue_count(q) == 0) sched_yield();  /* bounded by the test's timeout */
+    CHECK_OK(mpq_queue_put(q, "after", 5, 0));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 30), ETIMEDOUT);  /* held, alive */
+    CHECK_OK(mpq_process_kill(&p, SIGKILL));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 5000));
+    CHECK(len == 5 && memcmp(buf, "after", 5) == 0);
+    /* A consumer dies holding a peeked message: producers get its slot back. */
+    CHECK_OK(mpq_queue_put(q, "lost", 4, 0));
+    CHECK_OK(mpq_process_start(&p, peek_and_hang, q));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    CHECK_OK(mpq_queue_put(q, "one", 3, 0));
+    CHECK_ERR(mpq_queue_put(q, "two", 3, 30), ETIMEDOUT);  /* the held slot is in the way */
+    CHECK_OK(mpq_process_kill(&p, SIGKILL));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_OK(mpq_queue_put(q, "two", 3, 5000));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 3 && memcmp(buf, "one", 3) == 0);
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 3 && memcmp(buf, "two", 3) == 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* A slot held in the name of a live pid whose start time is not the
+   claimant's: the claimant died and its pid was reused. Take it over. */
+static void test_queue_pid_reuse_does_not_fool_it(void)
+{
+    mpq_queue *q = new_queue(2, 16);
+    mpq__qslot *s = mpq__q_slot(q, 0);
+    uint64_t start;
+    uint32_t me = mpq__self(&start);
+    char buf[16];
+    size_t len;
+    CHECK(start != 0);  /* /proc is there */
+    /* Position 0 claimed by "us", but by a process that started earlier. */
+    mpq__store64(&s->state, mpq__st(0, MPQ__WRITING, me), MPQ__SEQ_CST);
+    mpq__store64(&s->owner, MPQ__OWNER(start - 1, (uint64_t)0, MPQ__WRITING), MPQ__SEQ_CST);
+    mpq__store64(&q->h->head, 1, MPQ__SEQ_CST);
+    CHECK_OK(mpq_queue_put(q, "next", 4, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 5000));
+    CHECK(len == 4 && memcmp(buf, "next", 4) == 0);
+    /* Whereas a live holder with the right start time is waited for. */
+    s = mpq__q_slot(q, 2);
+    mpq__store64(&s->state, mpq__st(1, MPQ__WRITING, me), MPQ__SEQ_CST);
+    mpq__store64(&s->owner, MPQ__OWNER(start, (uint64_t)1, MPQ__WRITING), MPQ__SEQ_CST);
+    mpq__store64(&q->h->head, 3, MPQ__SEQ_CST);
+    CHECK_OK(mpq_queue_put(q, "later", 5, 0));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 50), ETIMEDOUT);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* --- kill storm -------------------------------------------------------------- */
+
+enum { STORM_P = 2, STORM_C = 2, STORM_KILLS = 200 };
+
+static void storm_start(mpq_process *p, struct role *r, int id, mpq_queue *q, struct ledger *l,
+                        int (*fn)(void *))
+{
+    r->q = q;
+    r->l = l;
+    r->id = id;
+    r->n = MAXSEQ;
+    r->max_len = 512;
+    r->mode = id % 3;
+    CHECK_OK(mpq_process_start(p, fn, r));
+}
+
+static void test_queue_kill_storm(void)
+{
+    mpq_shm shm;
+    struct ledger *l;
+    static struct role roles[MAXINST];
+    mpq_process prod[STORM_P], cons[STORM_C];
+    int cons_id[STORM_C], next_id = 0, k, i, rc;
+    long missing = 0, allowed = 0, delivered = 0, id, seq;
+    uint64_t rnd = 99;
+    mpq_queue *q = new_queue(16, 512);
+
+    CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *l }));
+    l = (struct ledger *)shm.addr;
+    for (i = 0; i < STORM_P; i++) storm_start(&prod[i], &roles[next_id], next_id, q, l, producer), next_id++;
+    for (i = 0; i < STORM_C; i++) { cons_id[i] = next_id; storm_start(&cons[i], &roles[next_id], next_id, q, l, consumer), next_id++; }
+    for (k = 0; k < STORM_KILLS; k++) {
+        struct timespec ts;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)(mpqt_rand(&rnd) % 3000) * 1000;  /* a random instant */
+        nanosleep(&ts, NULL);
+        i = (int)(mpqt_rand(&rnd) % 2);
+        if (mpqt_rand(&rnd) % 2) {
+            CHECK_OK(mpq_process_kill(&prod[i], SIGKILL));
+            CHECK_OK(mpq_process_join(&prod[i], 10000));
+            storm_start(&prod[i], &roles[next_id], next_id, q, l, producer), next_id++;
+        } else {
+            CHECK_OK(mpq_process_kill(&cons[i], SIGKILL));
+            CHECK_OK(mpq_process_join(&cons[i], 10000));
+            /* It loses what it was handling: one message, or one batch. */
+            allowed += roles[cons_id[i]].mode == 2 ? 8 : 1;
+            cons_id[i] = next_id;
+            storm_start(&cons[i], &roles[next_id], next_id, q, l, consumer), next_id++;
+        }
+    }
+    mpq__store32(&l->stop, 1, MPQ__RELEASE);
+    for (i = 0; i < STORM_P; i++) {
+        rc = mpq_process_join(&prod[i], 20000);
+        if (rc == -ETIMEDOUT) mpqt_fail(__FILE__, __LINE__, "a producer stayed blocked after the storm");
+        CHECK_EQ(prod[i].exitcode, 0);
+    }
+    CHECK_OK(mpq_queue_close(q));
+    for (i = 0; i < STORM_C; i++) {
+        rc = mpq_process_join(&cons[i], 20000);
+        if (rc == -ETIMEDOUT) mpqt_fail(__FILE__, __LINE__, "a consumer stayed blocked after the storm");
+        CHECK_EQ(cons[i].exitcode, 0);
+    }
+    if (l->errors) mpqt_fail(__FILE__, __LINE__, "%u errors, first: %s", l->errors, l->first_error);
+    for (id = 0; id < next_id; id++) {
+        for (seq = 0; seq < l->produced[id]; seq++) {
+            if (l->seen[id][seq / 64] >> (seq % 64) & 1) delivered++;
+            else missing++;
+        }
+    }
+    printf("    (%ld messages acknowledged and delivered, %ld lost to %d kills)\n", delivered, missing, STORM_KILLS);
+    CHECK(delivered > STORM_KILLS);
+    CHECK(missing <= allowed);
+    CHECK_OK(mpq_shm_close(&shm));
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* --- poll descriptor ---------------------------------------------------------- */
+
+static int put_one(void *arg) { return mpq_queue_put((mpq_queue *)arg, "p", 1, 5000) == 0 ? 0 : 1; }
+
+static int readable(int fd, int timeout_ms)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+}
+
+static void test_queue_poll_fd(void)
+{
+    mpq_queue *q = new_queue(8, 8);
+    mpq_process p;
+    char buf[8];
+    size_t len;
+    int fd = mpq_queue_fileno(q);
+    CHECK(fd >= 0);
+    CHECK(!readable(fd, 0));
+    CHECK_OK(mpq_process_start(&p, put_one, q));     /* a put in another process */
+    CHECK(readable(fd, 10000));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK(readable(fd, 0));                          /* level: still there */
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+    CHECK(!readable(fd, 0));                         /* drained: reset */
+    CHECK_OK(mpq_queue_put(q, "a", 1, 0));
+    CHECK_OK(mpq_queue_put(q, "b", 1, 0));
+    CHECK(readable(fd, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+    CHECK(!readable(fd, 0));
+    CHECK_OK(mpq_queue_close(q));
+    CHECK(readable(fd, 0));                          /* closed reads as ready */
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* A consumer blocked on an idle queue sleeps in the kernel. */
+static void test_queue_idle_consumer_sleeps(void)
+{
+    mpq_queue *q = new_queue(8, 8);
+    mpq_process p;
+    CHECK_OK(mpq_process_start(&p, blocked_get, q));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* --- corrupt segments ------------------------------------------------------- */
+
+static void put_segment(const char *name, const void *img, size_t len)
+{
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    if (len) CHECK_EQ(pwrite(fd, img, len, 0), (long long)len);
+    close(fd);
+}
+
+static void test_queue_open_rejects_bad_segments(void)
+{
+    char name[64];
+    mpq_queue *q, *q2;
+    unsigned char *img, *bad;
+    mpq__qhdr *qh;
+    size_t len;
+    uint64_t seed = 7;
+    int i, refused = 0;
+    mpqt_name(name, sizeof name, "qimg");
+    CHECK_OK(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 4, .max_msg = 32, .name = name }));
+    len = q->length;
+    img = (unsigned char *)malloc(len);
+    bad = (unsigned char *)malloc(len);
+    memcpy(img, q->base, len);
+    CHECK_OK(mpq_queue_detach(q));
+    qh = (mpq__qhdr *)(bad + MPQ__SEG_HDR);
+    /* Queue fields that lie, under a valid segment header. */
+    memcpy(bad, img, len); qh->magic ^= 1;        put_segment(name, bad, len);
+    CHECK_ERR(mpq_queue_open(&q2, name), EINVAL);
+    memcpy(bad, img, len); qh->capacity = 3;      put_segment(name, bad, len);
+    CHECK_ERR(mpq_queue_open(&q2, name), EINVAL);
+    memcpy(bad, img, len); qh->max_msg = 4096;    put_segment(name, bad, len);
+    CHECK_ERR(mpq_queue_open(&q2, name), EINVAL);
+    memcpy(bad, img, len); qh->stride = 8;        put_segment(name, bad, len);
+    CHECK_ERR(mpq_queue_open(&q2, name), EINVAL);
+    memcpy(bad, img, len); qh->log2cap = 40;      put_segment(name, bad, len);
+    CHECK_ERR(mpq_queue_open(&q2, name), EINVAL);
+    put_segment(name, img, len / 2);              /* truncated */
+    CHECK_ERR(mpq_queue_open(&q2, name), EINVAL);
+    put_segment(name, img, len);
+    CHECK_OK(mpq_queue_open(&q2, name));
+    CHECK_OK(mpq_queue_detach(q2));
+    /* Random damage to both headers: refused or usable, never a crash. */
+    for (i = 0; i < 2000; i++) {
+        int k, flips = 1 + (int)(mpqt_rand(&seed) % 4);
+        memcpy(bad, img, len);
+        for (k = 0; k < flips; k++)
+            bad[mpqt_rand(&seed) % (MPQ__SEG_HDR + 24)] ^= (unsigned char)(1 + mpqt_rand(&seed) % 255);
+        put_segment(name, bad, len);
+        if (mpq_queue_open(&q2, name) == 0) {
+            char buf[64];
+            size_t n;
+            int rc = mpq_queue_put(q2, "ok", 2, 1000);   /* the closed flag may be hit */
+            CHECK(rc == 0 || rc == -EPIPE);
+            if (rc == 0) CHECK_OK(mpq_queue_get(q2, buf, sizeof buf, &n, 1000));
+            CHECK_OK(mpq_queue_detach(q2));
+        } else {
+            refused++;
+        }
+    }
+    CHECK(refused > 1500);
+    CHECK_OK(mpq_shm_unlink(name));
+    free(img);
+    free(bad);
+}
+
+static const mpqt_case cases[] = {
+    MPQT(test_queue_basic, 10, 0),
+    MPQT(test_queue_bad_input, 10, 0),
+    MPQT(test_queue_close, 20, 0),
+    MPQT(test_queue_mpmc_exactly_once_fifo, 120, 0),
+    MPQT(test_queue_zero_copy_and_batch_stress, 120, 0),
+    MPQT(test_queue_threads, 60, 1),
+    MPQT(test_queue_named_across_exec, 60, 0),
+    MPQT(test_queue_dead_holders_are_taken_over, 30, 0),
+    MPQT(test_queue_pid_reuse_does_not_fool_it, 20, 0),
+    MPQT(test_queue_kill_storm, 180, 0),
+    MPQT(test_queue_poll_fd, 20, 0),
+    MPQT(test_queue_idle_consumer_sleeps, 20, 0),
+    MPQT(test_queue_open_rejects_bad_segments, 60, 0),
+};
+
+int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
