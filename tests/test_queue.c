@@ -567,6 +567,210 @@ static void test_queue_pid_reuse_does_not_fool_it(void)
     CHECK_OK(mpq_queue_detach(q));
 }
 
+static int put_one(void *arg) { return mpq_queue_put((mpq_queue *)arg, "p", 1, 5000) == 0 ? 0 : 1; }
+
+static int readable(int fd, int timeout_ms)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+}
+
+/* --- what a review found: each of these failed once --------------------- */
+
+struct zl { mpq_queue *q; uint32_t holding, go; int rc; };
+
+static void *zl_worker(void *arg)
+{
+    struct zl *z = (struct zl *)arg;
+    void *slot = NULL;
+    int64_t deadline = mpq__deadline(20000);
+    z->rc = 1;
+    if (mpq_queue_reserve(z->q, &slot, 0) != 0) return NULL;
+    memcpy(slot, "alive", 5);
+    mpq__store32(&z->holding, 1, MPQ__RELEASE);
+    mpq__futex_wake(&z->holding, 1);
+    while (!mpq__load32(&z->go, MPQ__ACQUIRE))
+        if (mpq__futex_wait(&z->go, 0, deadline) == -ETIMEDOUT) return NULL;
+    z->rc = mpq_queue_commit(z->q, slot, 5);
+    _exit(z->rc == 0 ? 0 : 1);
+}
+
+static int zl_child(void *arg)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, zl_worker, arg) != 0) return 2;
+    pthread_exit(NULL);  /* the main thread is now a zombie; the process is not */
+}
+
+/* A process whose main thread has exited is alive while its other threads
+   run: its reservation is waited for, not taken over. */
+static void test_queue_main_thread_exit_is_not_death(void)
+{
+    mpq_shm shm;
+    struct zl *z;
+    mpq_process p;
+    char buf[16];
+    size_t len;
+    CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *z }));
+    z = (struct zl *)shm.addr;
+    z->q = new_queue(4, 16);
+    CHECK_OK(mpq_process_start(&p, zl_child, z));
+    while (!mpq__load32(&z->holding, MPQ__ACQUIRE))
+        CHECK(mpq__futex_wait(&z->holding, 0, mpq__deadline(10000)) == 0);
+    CHECK_ERR(mpq_queue_get(z->q, buf, sizeof buf, &len, 100), ETIMEDOUT);  /* held, 10x STUCK_MS */
+    mpq__store32(&z->go, 1, MPQ__RELEASE);
+    mpq__futex_wake(&z->go, 1);
+    CHECK_OK(mpq_queue_get(z->q, buf, sizeof buf, &len, 10000));
+    CHECK(len == 5 && memcmp(buf, "alive", 5) == 0);
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_queue_detach(z->q));
+    CHECK_OK(mpq_shm_close(&shm));
+}
+
+/* A holder whose slot was taken from it is told so, and cannot write over
+   the slot's later life. */
+static void test_queue_holder_that_lost_its_slot(void)
+{
+    mpq_queue *q = new_queue(2, 16);
+    mpq__qslot *s;
+    void *slot = NULL;
+    const void *m = NULL;
+    uint64_t st;
+    char buf[16];
+    size_t len;
+    CHECK_OK(mpq_queue_reserve(q, &slot, 0));
+    s = mpq__q_slot_of(q, slot);
+    st = mpq__load64(&s->state, MPQ__ACQUIRE);
+    mpq__store64(&s->state, mpq__st(MPQ__ST_LAP(st), MPQ__FULL, MPQ__SKIPPED), MPQ__SEQ_CST);
+    CHECK_ERR(mpq_queue_commit(q, slot, 3), EINVAL);     /* no longer ours */
+    CHECK_OK(mpq_queue_put(q, "x", 1, 0));
+    CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
+    s = mpq__q_slot_of(q, m);
+    st = mpq__load64(&s->state, MPQ__ACQUIRE);
+    /* Taken over between the holder's check and its step: the CAS fails. */
+    CHECK_ERR(mpq__q_free(q, s, MPQ__ST_LAP(st) + 1, MPQ__ST_PID(st)), EOWNERDEAD);
+    CHECK_OK(mpq_queue_release(q, m));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+static int get_one(void *arg)
+{
+    char buf[16];
+    size_t len = 0;
+    int rc = mpq_queue_get((mpq_queue *)arg, buf, sizeof buf, &len, 20000);
+    return rc == 0 && len == 4 && memcmp(buf, "late", 4) == 0 ? 0 : 1;
+}
+
+/* A message published by a producer that died before waking the sleepers
+   still reaches a consumer asleep with no timeout. */
+static void test_queue_dead_waker_costs_a_slice_only(void)
+{
+    mpq_queue *q = new_queue(4, 16);
+    mpq_process p;
+    mpq__qslot *s;
+    uint64_t pos, seen, start;
+    uint32_t me = mpq__self(&start);
+    int rc;
+    CHECK_OK(mpq_process_start(&p, get_one, q));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    /* A put that stops after its publishing CAS, before any wake-up. */
+    s = mpq__q_claim_put(q, me, start, &pos, &seen, &rc);
+    CHECK(s != NULL);
+    memcpy(mpq__q_data(s), "late", 4);
+    mpq__store32(&s->len, 4, MPQ__RELAXED);
+    mpq__store64(&s->state, mpq__st(mpq__q_lap(q, pos), MPQ__FULL, 0), MPQ__SEQ_CST);
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+static int get_expect_end(void *arg)
+{
+    char buf[16];
+    size_t len;
+    return mpq_queue_get((mpq_queue *)arg, buf, sizeof buf, &len, 20000) == -EPIPE ? 0 : 1;
+}
+
+/* After close, a consumer waiting behind a put in progress sleeps (it used
+   to spin at full speed) until that put ends; the put, closed meanwhile,
+   is dropped, and the consumer sees the end. */
+static void test_queue_close_behind_a_put_in_progress(void)
+{
+    mpq_queue *q = new_queue(4, 16);
+    mpq_process p;
+    void *slot = NULL;
+    CHECK_OK(mpq_queue_reserve(q, &slot, 0));
+    CHECK_OK(mpq_process_start(&p, get_expect_end, q));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    CHECK_OK(mpq_queue_close(q));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));  /* still asleep, not spinning */
+    memcpy(slot, "abc", 3);
+    CHECK_ERR(mpq_queue_commit(q, slot, 3), EPIPE);  /* closed meanwhile: dropped */
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* Callers that only ever try once (poll loops) recover a dead holder too. */
+static void test_queue_try_once_recovers_dead_holder(void)
+{
+    mpq_queue *q = new_queue(4, 16);
+    mpq_process p;
+    char buf[16];
+    size_t len;
+    int rc = -EAGAIN;
+    int64_t end;
+    CHECK_OK(mpq_process_start(&p, reserve_and_hang, q));
+    while (mpq_queue_count(q) == 0) sched_yield();
+    CHECK_OK(mpq_queue_put(q, "next", 4, 0));
+    CHECK_OK(mpq_process_kill(&p, SIGKILL));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    end = mpqt_ms() + 10000;
+    while (rc == -EAGAIN && mpqt_ms() < end) rc = mpq_queue_get(q, buf, sizeof buf, &len, 0);
+    CHECK_OK(rc);
+    CHECK(len == 4 && memcmp(buf, "next", 4) == 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* Closed while last lap's peek is still out: the end is reported, and a
+   poller sees it. */
+static void test_queue_close_with_a_peek_out(void)
+{
+    mpq_queue *q = new_queue(1, 16);
+    const void *m = NULL;
+    char buf[16];
+    size_t len;
+    int fd = mpq_queue_fileno(q);
+    CHECK(fd >= 0);
+    CHECK_OK(mpq_queue_put(q, "a", 1, 0));
+    CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
+    CHECK(readable(fd, 0));
+    CHECK_OK(mpq_queue_release(q, m));
+    CHECK(readable(fd, 0));
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* A length scribbled over in shared memory is refused, not copied. */
+static void test_queue_corrupt_length_is_refused(void)
+{
+    mpq_queue *q = new_queue(2, 16);
+    const void *m = NULL;
+    char buf[64];
+    size_t len;
+    CHECK_OK(mpq_queue_put(q, "x", 1, 0));
+    mpq__store32(&mpq__q_slot(q, 0)->len, 1u << 30, MPQ__RELAXED);
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EIO);
+    CHECK_ERR(mpq_queue_peek(q, &m, &len, 0), EIO);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
 /* --- kill storm -------------------------------------------------------------- */
 
 enum { STORM_P = 2, STORM_C = 2, STORM_KILLS = 200 };
@@ -644,17 +848,6 @@ static void test_queue_kill_storm(void)
 }
 
 /* --- poll descriptor ---------------------------------------------------------- */
-
-static int put_one(void *arg) { return mpq_queue_put((mpq_queue *)arg, "p", 1, 5000) == 0 ? 0 : 1; }
-
-static int readable(int fd, int timeout_ms)
-{
-    struct pollfd p;
-    p.fd = fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
-}
 
 static void test_queue_poll_fd(void)
 {
@@ -774,6 +967,13 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_named_across_exec, 60, 0),
     MPQT(test_queue_dead_holders_are_taken_over, 30, 0),
     MPQT(test_queue_pid_reuse_does_not_fool_it, 20, 0),
+    MPQT(test_queue_main_thread_exit_is_not_death, 30, 0),
+    MPQT(test_queue_holder_that_lost_its_slot, 10, 0),
+    MPQT(test_queue_dead_waker_costs_a_slice_only, 30, 0),
+    MPQT(test_queue_close_behind_a_put_in_progress, 30, 0),
+    MPQT(test_queue_try_once_recovers_dead_holder, 30, 0),
+    MPQT(test_queue_close_with_a_peek_out, 10, 0),
+    MPQT(test_queue_corrupt_length_is_refused, 10, 0),
     MPQT(test_queue_kill_storm, 180, 0),
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),

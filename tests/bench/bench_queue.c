@@ -1,0 +1,375 @@
+/* bench_queue - mpq_queue beside what a C programmer has for moving
+   messages between processes: pipe, socketpair(SOCK_STREAM), POSIX mq,
+   and the two limits of the machine: a cache-line ping-pong (latency) and
+   memcpy (bandwidth). Producer and consumer are pinned to different CPUs.
+   Everything is measured in this one run; the ratios are what count. */
+#define MPQ_IMPLEMENTATION
+#include "../../mpq.h"
+#include "bench.h"
+
+#include <fcntl.h>
+#include <mqueue.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+enum { SMALL = 64, BIG = 65536, BATCH = 32, RTT_SAMPLES = 20000 };
+
+/* --- transports behind one interface --------------------------------------- */
+
+typedef struct chan {
+    int kind;            /* 0 mpq, 1 mpq batch, 2 mpq zero-copy, 3 fd pair, 4 mq */
+    mpq_queue *q;
+    int rfd, wfd;        /* pipe or socketpair ends */
+    mqd_t mq;
+    size_t msg;
+} chan;
+
+static char mq_name[64];
+static long mq_depth = 10;   /* maxmsg we could get for POSIX mq */
+
+static void xwrite(int fd, const void *b, size_t n)
+{
+    const char *p = (const char *)b;
+    while (n) {
+        ssize_t r = write(fd, p, n);
+        if (r < 0) { if (errno == EINTR) continue; perror("write"); exit(1); }
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+static void xread(int fd, void *b, size_t n)
+{
+    char *p = (char *)b;
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r <= 0) { if (r < 0 && errno == EINTR) continue; perror("read"); exit(1); }
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+static chan chan_open(int kind, size_t msg, int socket)
+{
+    chan c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.msg = msg;
+    if (kind <= 2) {
+        mpq_queue_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.capacity = msg > 4096 ? 64 : 1024;
+        cfg.max_msg = (uint32_t)msg;
+        if (mpq_queue_create(&c.q, &cfg) != 0) { fprintf(stderr, "queue create failed\n"); exit(1); }
+    } else if (kind == 3) {
+        int fds[2];
+        if (socket ? socketpair(AF_UNIX, SOCK_STREAM, 0, fds) : pipe(fds)) { perror("pipe"); exit(1); }
+        c.rfd = fds[0];
+        c.wfd = fds[1];
+    } else {
+        struct mq_attr a;
+        memset(&a, 0, sizeof a);
+        a.mq_maxmsg = mq_depth;
+        a.mq_msgsize = (long)msg;
+        snprintf(mq_name, sizeof mq_name, "/mpq-bench-%ld", (long)getpid());
+        mq_unlink(mq_name);
+        c.mq = mq_open(mq_name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+        if (c.mq == (mqd_t)-1) { perror("mq_open"); exit(1); }
+        mq_unlink(mq_name);
+    }
+    return c;
+}
+
+static void chan_close(chan *c)
+{
+    if (c->kind <= 2) mpq_queue_detach(c->q);
+    else if (c->kind == 3) { close(c->rfd); close(c->wfd); }
+    else mq_close(c->mq);
+}
+
+/* Sends n messages of c->msg bytes (batches for kind 1). */
+static void chan_send(chan *c, const char *buf, long n)
+{
+    long i;
+    if (c->kind == 1) {
+        const void *msgs[BATCH];
+        size_t lens[BATCH];
+        int k;
+        for (k = 0; k < BATCH; k++) { msgs[k] = buf; lens[k] = c->msg; }
+        for (i = 0; i < n;) {
+            long want = n - i < BATCH ? n - i : BATCH;
+            int r = mpq_queue_put_batch(c->q, msgs, lens, (size_t)want, -1);
+            if (r < 1) { fprintf(stderr, "put_batch: %s\n", strerror(-r)); exit(1); }
+            i += r;
+        }
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (c->kind == 0) {
+            if (mpq_queue_put(c->q, buf, c->msg, -1) != 0) exit(1);
+        } else if (c->kind == 2) {
+            void *slot = NULL;
+            if (mpq_queue_reserve(c->q, &slot, -1) != 0) exit(1);
+            memcpy(slot, buf, c->msg);
+            mpq_queue_commit(c->q, slot, c->msg);
+        } else if (c->kind == 3) {
+            xwrite(c->wfd, buf, c->msg);
+        } else {
+            while (mq_send(c->mq, buf, c->msg, 0) != 0) if (errno != EINTR) { perror("mq_send"); exit(1); }
+        }
+    }
+}
+
+/* Receives n messages (batches for kind 1) into buf. */
+static void chan_recv(chan *c, char *buf, long n)
+{
+    long i;
+    size_t len;
+    if (c->kind == 1) {
+        static char big[BATCH * SMALL];
+        size_t lens[BATCH];
+        for (i = 0; i < n;) {
+            int r = mpq_queue_get_batch(c->q, big, sizeof big, lens, BATCH, -1);
+            if (r < 1) { fprintf(stderr, "get_batch: %s\n", strerror(-r)); exit(1); }
+            i += r;
+        }
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if (c->kind == 0) {
+            if (mpq_queue_get(c->q, buf, c->msg, &len, -1) != 0) exit(1);
+        } else if (c->kind == 2) {
+            const void *m = NULL;
+            if (mpq_queue_peek(c->q, &m, &len, -1) != 0) exit(1);
+            memcpy(buf, m, len);
+            mpq_queue_release(c->q, m);
+        } else if (c->kind == 3) {
+            xread(c->rfd, buf, c->msg);
+        } else {
+            unsigned prio;
+            while (mq_receive(c->mq, buf, c->msg, &prio) < 0) if (errno != EINTR) { perror("mq_receive"); exit(1); }
+        }
+    }
+}
+
+/* --- measurements ---------------------------------------------------------- */
+
+/* Messages per second with `producers` processes sending n messages in all
+   to this process. */
+static double throughput(int kind, int socket, size_t msg, int producers, long n)
+{
+    static char buf[BIG];
+    chan c = chan_open(kind, msg, socket);
+    pid_t pid[2];
+    double t0, t;
+    int i;
+    for (i = 0; i < producers; i++) {
+        if ((pid[i] = fork()) == 0) {
+            bench_pin(1 + i);
+            chan_send(&c, buf, n / producers);
+            _exit(0);
+        }
+    }
+    bench_pin(0);
+    t0 = bench_now();
+    chan_recv(&c, buf, n / producers * producers);
+    t = bench_now() - t0;
+    for (i = 0; i < producers; i++) waitpid(pid[i], NULL, 0);
+    bench_unpin();
+    chan_close(&c);
+    return (double)(n / producers * producers) / t;
+}
+
+/* Median of three throughput runs. */
+static double tput3(int kind, int socket, size_t msg, int producers, long n)
+{
+    double v[3];
+    int r;
+    for (r = 0; r < 3; r++) v[r] = throughput(kind, socket, msg, producers, n);
+    return bench_median(v, 3);
+}
+
+/* Round trips of 64-byte messages: this process sends on `a`, an echo
+   process answers on `b`. Median and 99th percentile in ns. */
+static void round_trip(int kind, int socket, double *median, double *p99)
+{
+    static double v[RTT_SAMPLES];
+    static char buf[SMALL];
+    chan a = chan_open(kind, SMALL, socket), b = chan_open(kind, SMALL, socket);
+    pid_t pid;
+    int i;
+    if (kind == 3 && socket) {  /* one duplex socket: each side uses its own end */
+        close(b.rfd); close(b.wfd);
+        b = a;
+    }
+    pid = fork();
+    if (pid == 0) {
+        bench_pin(1);
+        for (i = 0; i < RTT_SAMPLES + 1000; i++) {
+            if (kind == 3 && socket) { xread(a.wfd, buf, SMALL); xwrite(a.wfd, buf, SMALL); }
+            else { chan_recv(&a, buf, 1); chan_send(&b, buf, 1); }
+        }
+        _exit(0);
+    }
+    bench_pin(0);
+    for (i = 0; i < RTT_SAMPLES + 1000; i++) {
+        double t0 = bench_now();
+        if (kind == 3 && socket) { xwrite(a.rfd, buf, SMALL); xread(a.rfd, buf, SMALL); }
+        else { chan_send(&a, buf, 1); chan_recv(&b, buf, 1); }
+        if (i >= 1000) v[i - 1000] = (bench_now() - t0) * 1e9;  /* after a warm-up */
+    }
+    waitpid(pid, NULL, 0);
+    bench_unpin();
+    *median = bench_median(v, RTT_SAMPLES);
+    *p99 = v[RTT_SAMPLES * 99 / 100];
+    chan_close(&a);
+    if (!(kind == 3 && socket)) chan_close(&b);
+}
+
+/* memcpy of 64 KiB blocks through a 4 MiB ring (what the queue's slots
+   are at capacity 64): bytes per second. */
+static double memcpy_bw(void)
+{
+    size_t ring = 64 * (size_t)BIG, i, n = 20000;
+    char *src = (char *)malloc(ring), *dst = (char *)malloc(ring);
+    double v[3], t0;
+    int r;
+    memset(src, 1, ring);
+    memset(dst, 2, ring);
+    for (r = 0; r < 3; r++) {
+        t0 = bench_now();
+        for (i = 0; i < n; i++) memcpy(dst + (i % 64) * BIG, src + ((i * 7) % 64) * BIG, BIG);
+        v[r] = (double)n * BIG / (bench_now() - t0);
+    }
+    free(src);
+    free(dst);
+    return bench_median(v, 3);
+}
+
+/* CPU share used by a process blocked in mpq_queue_get on an idle queue. */
+static double idle_consumer_cpu(void)
+{
+    mpq_queue *q;
+    struct rusage ru;
+    pid_t pid;
+    double t0, wall, cpu;
+    mpq_queue_create(&q, NULL);
+    t0 = bench_now();
+    pid = fork();
+    if (pid == 0) {
+        char buf[64];
+        size_t len;
+        mpq_queue_get(q, buf, sizeof buf, &len, -1);  /* returns at close */
+        _exit(0);
+    }
+    {
+        struct timespec d = { 1, 0 };
+        nanosleep(&d, NULL);
+    }
+    mpq_queue_close(q);
+    wait4(pid, NULL, 0, &ru);
+    wall = bench_now() - t0;
+    cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+          ru.ru_stime.tv_usec * 1e-6;
+    mpq_queue_detach(q);
+    return cpu / wall;
+}
+
+/* Raises the POSIX mq depth limit when allowed; says what it got. */
+static const char *mq_setup(long *old)
+{
+    static char note[128];
+    FILE *f = fopen("/proc/sys/fs/mqueue/msg_max", "r");
+    *old = 0;
+    if (f) { if (fscanf(f, "%ld", old) != 1) *old = 0; fclose(f); }
+    mq_depth = *old > 0 ? *old : 10;
+    f = fopen("/proc/sys/fs/mqueue/msg_max", "w");
+    if (f && fprintf(f, "1024\n") > 0 && fclose(f) == 0) {
+        mq_depth = 1024;
+        snprintf(note, sizeof note, "msg_max raised from %ld to 1024 for this run", *old);
+    } else {
+        if (f) fclose(f);
+        snprintf(note, sizeof note, "msg_max is %ld: not allowed to raise it", mq_depth);
+        *old = 0;
+    }
+    return note;
+}
+
+static void mq_restore(long old)
+{
+    FILE *f;
+    if (old <= 0 || !(f = fopen("/proc/sys/fs/mqueue/msg_max", "w"))) return;
+    fprintf(f, "%ld\n", old);
+    fclose(f);
+}
+
+static void target(const char *what, double ratio, double goal, int at_most)
+{
+    int ok = at_most ? ratio <= goal : ratio >= goal;
+    printf("| %s | %.2f× | %s %.1f× | %s |\n", what, ratio, at_most ? "≤" : "≥", goal, ok ? "met" : "MISSED");
+}
+
+int main(void)
+{
+    long old_mq;
+    const char *mq_note = mq_setup(&old_mq);
+    double q11, qb, qz, p11, s11, m11, q21, p21, m21;
+    double qbig, sbig, pbig, mbw;
+    double rq, rq99, rp, rp99, rs, rs99, rm, rm99, line;
+    double idle;
+
+    bench_header("mpq_queue vs pipe, socketpair, POSIX mq");
+    printf("POSIX mq: %s\n\n", mq_note);
+
+    q11 = tput3(0, 0, SMALL, 1, 2000000);
+    qb = tput3(1, 0, SMALL, 1, 4000000);
+    qz = tput3(2, 0, SMALL, 1, 2000000);
+    p11 = tput3(3, 0, SMALL, 1, 200000);
+    s11 = tput3(3, 1, SMALL, 1, 200000);
+    m11 = tput3(4, 0, SMALL, 1, 200000);
+    q21 = tput3(0, 0, SMALL, 2, 2000000);
+    p21 = tput3(3, 0, SMALL, 2, 200000);
+    m21 = tput3(4, 0, SMALL, 2, 200000);
+    printf("### 64-byte messages, million messages per second\n\n");
+    printf("| transport | 1 → 1 | 2 → 1 |\n|---|---:|---:|\n");
+    printf("| mpq_queue put/get | %.2f | %.2f |\n", q11 / 1e6, q21 / 1e6);
+    printf("| mpq_queue put_batch/get_batch (%d) | %.2f | |\n", BATCH, qb / 1e6);
+    printf("| mpq_queue reserve+commit / peek+release | %.2f | |\n", qz / 1e6);
+    printf("| pipe | %.3f | %.3f |\n", p11 / 1e6, p21 / 1e6);
+    printf("| socketpair | %.3f | |\n", s11 / 1e6);
+    printf("| POSIX mq (depth %ld) | %.3f | %.3f |\n\n", mq_depth, m11 / 1e6, m21 / 1e6);
+
+    qbig = tput3(0, 0, BIG, 1, 20000) * BIG;
+    sbig = tput3(3, 1, BIG, 1, 20000) * BIG;
+    pbig = tput3(3, 0, BIG, 1, 20000) * BIG;
+    mbw = memcpy_bw();
+    printf("### 64 KiB messages, GB/s\n\n| transport | GB/s |\n|---|---:|\n");
+    printf("| mpq_queue (two copies per message) | %.2f |\n", qbig / 1e9);
+    printf("| socketpair | %.2f |\n| pipe | %.2f |\n", sbig / 1e9, pbig / 1e9);
+    printf("| memcpy, one copy (the copy limit) | %.2f |\n\n", mbw / 1e9);
+
+    round_trip(0, 0, &rq, &rq99);
+    round_trip(3, 0, &rp, &rp99);
+    round_trip(3, 1, &rs, &rs99);
+    round_trip(4, 0, &rm, &rm99);
+    line = bench_cacheline_rtt_ns();
+    printf("### 64-byte round trip between two processes, ns\n\n| transport | median | p99 |\n|---|---:|---:|\n");
+    printf("| mpq_queue (two queues) | %.0f | %.0f |\n", rq, rq99);
+    printf("| pipe (two pipes) | %.0f | %.0f |\n", rp, rp99);
+    printf("| socketpair (one, duplex) | %.0f | %.0f |\n", rs, rs99);
+    printf("| POSIX mq (two queues) | %.0f | %.0f |\n", rm, rm99);
+    printf("| cache-line ping-pong (the limit) | %.0f | |\n\n", line);
+
+    idle = idle_consumer_cpu();
+    printf("### a consumer blocked 1 s on an idle queue: %.3f %% of a CPU\n\n", idle * 100);
+
+    printf("### targets (this run)\n\n| target | ratio | goal | |\n|---|---:|---:|---|\n");
+    target("64 B 1→1 vs pipe", q11 / p11, 20, 0);
+    target("64 B 2→1 vs pipe", q21 / p21, 10, 0);
+    target("64 KiB vs socketpair", qbig / sbig, 3, 0);
+    target("round trip vs cache-line ping-pong", rq / line, 1.5, 1);
+    target("batch vs single put/get", qb / q11, 3, 0);
+    printf("| idle consumer CPU | %.3f %% | < 1 %% | %s |\n", idle * 100, idle < 0.01 ? "met" : "MISSED");
+    mq_restore(old_mq);
+    return 0;
+}
