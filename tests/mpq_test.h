@@ -115,6 +115,30 @@ static inline int mpqt_wait_sleeping(pid_t pid, int timeout_ms)
     return 0;
 }
 
+static inline int mpqt_exec_argv(void *arg)
+{
+    char **argv = (char **)arg;
+    execv(argv[0], argv);
+    return 127;
+}
+
+/* Starts tests/helpers/PROG (built beside the test binary) as a new
+   program with up to four arguments (NULL ends them). The strings must
+   stay valid until the child has exec'd: it copies them at fork. */
+static inline int mpqt_start_helper(mpq_process *p, const char *prog, const char *a1,
+                                    const char *a2, const char *a3, const char *a4)
+{
+    char path[4200], *argv[6];
+    snprintf(path, sizeof path, "%s/%s", mpqt_dir, prog);
+    argv[0] = path;
+    argv[1] = (char *)a1;
+    argv[2] = (char *)a2;
+    argv[3] = (char *)a3;
+    argv[4] = (char *)a4;
+    argv[5] = NULL;
+    return mpq_process_start(p, mpqt_exec_argv, argv);
+}
+
 static int mpqt_run_one(const mpqt_case *c)
 {
     int st = 0, pidfd;

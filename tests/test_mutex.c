@@ -23,26 +23,10 @@ static void set_flag(uint32_t *flag)
     mpq__futex_wake(flag, INT_MAX);
 }
 
-static int exec_helper(void *arg)
-{
-    char **argv = (char **)arg;
-    execv(argv[0], argv);
-    return 127;
-}
-
 /* Runs tests/helpers/mutex_peer with the given arguments as a new program. */
 static void start_peer(mpq_process *p, const char *a1, const char *a2, const char *a3, const char *a4)
 {
-    static char path[4200];
-    char *argv[6];
-    snprintf(path, sizeof path, "%s/mutex_peer", mpqt_dir);
-    argv[0] = path;
-    argv[1] = (char *)a1;
-    argv[2] = (char *)a2;
-    argv[3] = (char *)a3;
-    argv[4] = (char *)a4;
-    argv[5] = NULL;
-    CHECK_OK(mpq_process_start(p, exec_helper, argv));
+    CHECK_OK(mpqt_start_helper(p, "mutex_peer", a1, a2, a3, a4));
 }
 
 static int run_peer(const char *a1, const char *a2)

@@ -9,24 +9,9 @@
 
 /* --- helpers ------------------------------------------------------------- */
 
-static int exec_helper(void *arg)
-{
-    char **argv = (char **)arg;
-    execv(argv[0], argv);
-    return 127;
-}
-
 static void start_peer(mpq_process *p, const char *name, const char *mode, const char *n)
 {
-    static char path[4200];
-    char *argv[5];
-    snprintf(path, sizeof path, "%s/queue_peer", mpqt_dir);
-    argv[0] = path;
-    argv[1] = (char *)name;
-    argv[2] = (char *)mode;
-    argv[3] = (char *)n;
-    argv[4] = NULL;
-    CHECK_OK(mpq_process_start(p, exec_helper, argv));
+    CHECK_OK(mpqt_start_helper(p, "queue_peer", name, mode, n, NULL));
 }
 
 static mpq_queue *new_queue(uint32_t capacity, uint32_t max_msg)
