@@ -134,9 +134,16 @@ MPQDEF const char *mpq_version(void);
    A region of `size` bytes that several processes map. Anonymous regions are
    inherited across fork(); named regions (POSIX shm_open) can be opened by
    any process that knows the name; memfd regions are anonymous but have a
-   file descriptor that can be handed to another process (SCM_RIGHTS) or
-   inherited across exec. `addr` is aligned to 64 bytes and zero-filled on
-   creation. Put an mpq_mutex in it to guard what else it holds.
+   file descriptor that can be handed to another process (SCM_RIGHTS), or
+   kept across exec once you clear its FD_CLOEXEC; its size is sealed.
+   `addr` is aligned to 64 bytes and zero-filled on creation. Put an
+   mpq_mutex in it to guard what else it holds (and do not close the region
+   while holding that mutex). The bytes are ABI-free: 32- and 64-bit
+   processes may share a region.
+
+   Exception to the config convention: the size has no default, so a NULL
+   or zero config is -EINVAL. On glibc before 2.34, shm_open lives in
+   librt: link with -lrt there.
 */
 
 typedef struct mpq_shm {
@@ -164,16 +171,18 @@ MPQDEF int mpq_shm_create(mpq_shm *shm, const mpq_shm_config *cfg);
 
 /* Maps the named region `name` made by mpq_shm_create, validating its header.
    Returns 0, or -EINVAL (bad name, not an mpq shm region, corrupt or
-   truncated header), -EPROTO (a different layout version or ABI, e.g. a
-   32-bit creator), -EAGAIN (its creator has not finished initialising it),
-   -ENOENT, -EACCES, or another errno from shm_open/mmap.
+   truncated header), -EPROTO (a different layout version), -EAGAIN (its
+   creator has not finished initialising it - or died doing so: such a
+   name stays until unlinked), -ENOENT, -EACCES, or another errno from
+   shm_open/mmap.
    Thread safety: any thread. */
 MPQDEF int mpq_shm_open(mpq_shm *shm, const char *name);
 
-/* Maps the memfd region behind `fd` (received over a socket or inherited
-   across exec), validating it as mpq_shm_open does. The descriptor is
-   duplicated: the caller keeps ownership of `fd`.
-   Returns 0 or the errors of mpq_shm_open (-EBADF for a bad descriptor). */
+/* Maps the memfd region behind `fd` (received over a socket, say),
+   validating it as mpq_shm_open does; only sealed mpq memfds are accepted.
+   The descriptor is duplicated: the caller keeps ownership of `fd`.
+   Returns 0, -EBADF (bad descriptor), -EINVAL (not an mpq memfd region),
+   -EPROTO, -ENOMEM. Thread safety: any thread. */
 MPQDEF int mpq_shm_from_fd(mpq_shm *shm, int fd);
 
 /* Unmaps the region in this process and closes its descriptor. The region
@@ -224,13 +233,16 @@ typedef struct mpq_mutex_config {
 
 /* Initialises a mutex in memory the caller provides (normally inside an
    mpq_shm region or another MAP_SHARED mapping). Do it once, before any
-   other process uses it; never on a mutex that may be in use.
+   other process uses it; never on a mutex that may be in use. Do not
+   unmap that memory while holding the lock (see mpq_mutex_close).
    Returns 0, -EINVAL (NULL), or -ENOMEM/-EAGAIN from pthread.
    Thread safety: the caller must be the only user of `m` during the call. */
 MPQDEF int mpq_mutex_init(mpq_mutex *m);
 
 /* Releases what mpq_mutex_init acquired (nothing on Linux); `m` must be
-   unlocked and unused. Returns 0, -EINVAL, or -EBUSY if it is locked. */
+   unlocked and unused. Returns 0, -EINVAL (NULL, not initialised, or made
+   by mpq_mutex_create: use mpq_mutex_close), or -EBUSY if it is locked.
+   Thread safety: nobody else may use `m` during or after the call. */
 MPQDEF int mpq_mutex_destroy(mpq_mutex *m);
 
 /* Creates a mutex in a mapping of its own and returns it in *out.
@@ -247,8 +259,10 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name);
 
 /* Unmaps a mutex from mpq_mutex_create/mpq_mutex_open in this process. Other
    processes keep theirs; a named mutex stays until mpq_shm_unlink(name).
-   Returns 0 or -EINVAL (NULL, or a mutex mpq_mutex_init set up in memory of
-   your own). Thread safety: no thread of this process may use it after. */
+   Returns 0, -EINVAL (NULL, or a mutex mpq_mutex_init set up in memory of
+   your own), or -EBUSY (the calling thread holds it: unlock first - once
+   unmapped, a held lock would outlive its holder's death for ever).
+   Thread safety: no thread of this process may use it after. */
 MPQDEF int mpq_mutex_close(mpq_mutex *m);
 
 /* Locks, waiting as long as it takes (timeout_ms = -1).
@@ -362,8 +376,9 @@ MPQDEF int mpq_queue_detach(mpq_queue *q);
    msg with len > 0), -EPIPE (the queue is closed), -EAGAIN (timeout_ms == 0
    and it is full), -ETIMEDOUT, -EIO (the queue's shared memory holds a state
    no put or get makes: something else wrote over it), -EOWNERDEAD (this
-   process was taken for dead while it held the slot - only possible across
-   pid or time namespaces - and the message was dropped).
+   process was taken for dead while it held the slot, which needs users in
+   different pid or time namespaces, and the message was dropped; the
+   message that next took the slot may be damaged too).
    Thread safety: any thread of any process. */
 MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_ms);
 
@@ -373,7 +388,8 @@ MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_
    (closed and drained), -EINVAL (NULL q or len, NULL buf with cap > 0),
    -EAGAIN (timeout_ms == 0 and it is empty), -ETIMEDOUT, -EIO (the
    message's recorded length is beyond max_msg: shared memory was
-   overwritten), -EOWNERDEAD (as for put: what was copied may be torn).
+   overwritten; that slot is dropped), -EOWNERDEAD (as for put: what was
+   copied may be torn).
    Thread safety: any thread of any process. */
 MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 
@@ -385,21 +401,25 @@ MPQDEF int mpq_queue_close(mpq_queue *q);
 
 /* Zero-copy put, step one: claims the next slot and points *buf at its
    max_msg bytes, waiting up to timeout_ms for room. Write the message
-   there, then call mpq_queue_commit (or mpq_queue_cancel) from the same
-   thread soon: consumers wait at this slot until then.
-   Returns 0, -EINVAL, -EPIPE, -EAGAIN, -ETIMEDOUT. */
+   there, then call mpq_queue_commit (or mpq_queue_cancel) soon: consumers
+   wait at this slot until then.
+   Returns 0, -EINVAL, -EPIPE, -EAGAIN, -ETIMEDOUT, -EIO (as for put).
+   Thread safety: any thread; the slot belongs to this process, and any of
+   its threads may commit it. */
 MPQDEF int mpq_queue_reserve(mpq_queue *q, void **buf, int timeout_ms);
 
 /* Publishes the reserved slot at buf as a message of len bytes.
    Returns 0, -EMSGSIZE (len > max_msg: the slot stays reserved),
-   -EINVAL (buf is not a slot this process holds reserved), -EPIPE (the
-   queue was closed meanwhile: the message is dropped and the slot freed),
-   -EOWNERDEAD (as for put). */
+   -EINVAL (buf is not a slot this process holds reserved - including one
+   taken from it, see -EOWNERDEAD at put), -EPIPE (the queue was closed
+   meanwhile: the message is dropped and the slot freed), -EOWNERDEAD (as
+   for put). Thread safety: any thread of the process that reserved it,
+   once per reservation. */
 MPQDEF int mpq_queue_commit(mpq_queue *q, void *buf, size_t len);
 
 /* Gives back a reserved slot without putting a message.
-   Returns 0, -EINVAL (buf is not a slot this process holds reserved),
-   -EOWNERDEAD (as for put). */
+   Returns 0, -EINVAL (as for commit), -EOWNERDEAD (as for put).
+   Thread safety: as mpq_queue_commit. */
 MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf);
 
 /* Zero-copy get, step one: claims the oldest message and points *buf at
@@ -407,12 +427,14 @@ MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf);
    call mpq_queue_release from the same process soon: producers that wrap
    around to this slot wait until then.
    Returns 0, -EINVAL, -EPIPE (closed and drained), -EAGAIN, -ETIMEDOUT,
-   -EIO (as for get). */
+   -EIO (as for get). Thread safety: any thread; the slot belongs to this
+   process. */
 MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms);
 
 /* Frees the slot of a message from mpq_queue_peek.
-   Returns 0, -EINVAL (buf is not a slot this process is reading),
-   -EOWNERDEAD (as for get). */
+   Returns 0, -EINVAL (buf is not a slot this process is reading -
+   including one taken from it), -EOWNERDEAD (as for get).
+   Thread safety: any thread of the process that peeked, once per peek. */
 MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf);
 
 /* Puts msgs[0..n-1] (lengths lens[]) in order: waits up to timeout_ms
@@ -430,7 +452,7 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
    stopping early at a message that does not fit in what is left of buf.
    Returns how many (>= 1), or the errors of mpq_queue_get for the first
    (-EMSGSIZE with lens[0] = its length). A consumer killed inside this
-   call loses the messages it had taken. */
+   call loses the messages it had taken. Thread safety: as mpq_queue_get. */
 MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens,
                                size_t max_n, int timeout_ms);
 
@@ -438,7 +460,8 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
    or 0 for NULL. Thread safety: any thread. */
 MPQDEF size_t mpq_queue_count(const mpq_queue *q);
 
-/* The queue's capacity (a power of two) and max_msg, or 0 for NULL. */
+/* The queue's capacity (a power of two) and max_msg, or 0 for NULL.
+   Thread safety: any thread. */
 MPQDEF size_t mpq_queue_capacity(const mpq_queue *q);
 MPQDEF size_t mpq_queue_max_msg(const mpq_queue *q);
 
@@ -448,10 +471,14 @@ MPQDEF size_t mpq_queue_max_msg(const mpq_queue *q);
    or close it yourself; mpq_queue_detach closes it.
    Only puts and closes made through handles that share the descriptor -
    the creator's and those of children forked after mpq_queue_create -
-   signal it; a process that opened the queue by name has none. One
-   process polls a queue's descriptor: the last to call this.
-   Returns the descriptor, or -EINVAL, -ENOTSUP (handle from
-   mpq_queue_open). Thread safety: any thread. */
+   signal it; a process that opened the queue by name has none. Each
+   process that calls this polls (a child forked later does not, until it
+   calls it too). A producer killed between its put and the signal leaves
+   the descriptor quiet until the next put: poll with a finite timeout
+   (100 ms, say) and try mpq_queue_get(.., 0) when it expires.
+   Returns the descriptor, or -EINVAL, -ENOTSUP (a handle from
+   mpq_queue_open, or eventfd() failed at creation).
+   Thread safety: any thread. */
 MPQDEF int mpq_queue_fileno(mpq_queue *q);
 
 /* ========================================================================
@@ -466,8 +493,9 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q);
        mpq_process_join(&p, -1);       // p.exitcode == 0
 
    The child runs fn(arg); its return value (0..255) is the exit status. The
-   child flushes stdio and calls _exit(): the parent's atexit handlers do not
-   run twice. mpq installs no SIGCHLD handler; if the caller sets SIGCHLD to
+   child then flushes stdout and stderr and calls _exit(): the parent's
+   atexit handlers do not run twice. fn must flush any other stream it
+   writes (and the parent should flush its own before starting a child). mpq installs no SIGCHLD handler; if the caller sets SIGCHLD to
    SIG_IGN the kernel reaps children itself and join returns -ECHILD.
    join waits on a pidfd (Linux 5.3+); on older kernels it polls.
 */
@@ -499,23 +527,29 @@ MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg);
    Thread safety: one thread per process handle at a time. */
 MPQDEF int mpq_process_join(mpq_process *p, int timeout_ms);
 
-/* Sends signal `sig` (SIGTERM, SIGKILL, ...) to the process. Never signals
-   a reaped pid that the system may have reused.
-   Returns 0, -EINVAL (not started, bad signal), -ESRCH (already joined).
-   Thread safety: any thread. Async-signal-safe. */
+/* Sends signal `sig` (SIGTERM, SIGKILL, ...) to the process, through its
+   pidfd where there is one. Never signals a pid that was reaped (by join,
+   or by the kernel when SIGCHLD is ignored) and may be reused.
+   Returns 0, -EINVAL (not started or destroyed, bad signal), -ESRCH
+   (already joined or reaped), -EPERM.
+   Thread safety: any thread, but not concurrently with join or destroy of
+   the same handle (they close the pidfd). Async-signal-safe. */
 MPQDEF int mpq_process_kill(mpq_process *p, int sig);
 
 /* Returns 1 while the process runs, 0 once it has ended (joined or not;
-   it stays joinable), or -EINVAL. Thread safety: any thread. */
+   it stays joinable), -EINVAL, or another -errno from waitid.
+   Thread safety: any thread, not concurrently with join or destroy. */
 MPQDEF int mpq_process_alive(mpq_process *p);
 
 /* Returns p->exitcode: 0..255, -N for death by signal N, or
-   MPQ_PROCESS_RUNNING if it has not been joined. */
+   MPQ_PROCESS_RUNNING if it has not been joined (or p is NULL).
+   Thread safety: any thread; it only reads the handle. */
 MPQDEF int mpq_process_exitcode(const mpq_process *p);
 
-/* Releases the handle's descriptor. A process not yet joined goes on
-   running and is no longer tracked (reap it yourself or it stays a zombie).
-   Returns 0 or -EINVAL. Thread safety: nobody else may use the handle. */
+/* Releases the handle's descriptor and forgets the pid. A process not yet
+   joined goes on running and is no longer tracked (reap it yourself or it
+   stays a zombie). Returns 0 or -EINVAL. Thread safety: nobody else may
+   use the handle. */
 MPQDEF int mpq_process_destroy(mpq_process *p);
 
 #ifdef __cplusplus
@@ -575,10 +609,16 @@ MPQDEF int mpq_process_destroy(mpq_process *p);
 #define MPQ__ACQ_REL __ATOMIC_ACQ_REL
 #define MPQ__SEQ_CST __ATOMIC_SEQ_CST
 
+/* Lock-free 32- and 64-bit atomics are required: a libatomic fallback
+   takes a process-local lock, useless across processes. 64-bit words in
+   shared memory sit at offsets that are multiples of 8; the wrappers say
+   so through an 8-aligned type, which lets clang inline them on i686
+   (where uint64_t is 4-aligned in structs) instead of calling libatomic. */
 #if !defined(__GCC_ATOMIC_INT_LOCK_FREE) || __GCC_ATOMIC_INT_LOCK_FREE != 2 || \
-    !defined(__GCC_ATOMIC_LLONG_LOCK_FREE) || __GCC_ATOMIC_LLONG_LOCK_FREE != 2
+    !defined(__GCC_HAVE_SYNC_COMPARE_AND_SWAP_8)
 #error "mpq.h needs lock-free 32- and 64-bit atomics (on 32-bit x86 build for i586 or later, on Arm for v7 or later)"
 #endif
+typedef uint64_t mpq__u64a __attribute__((aligned(8)));
 
 static inline uint32_t mpq__load32(const uint32_t *p, int mo) { return __atomic_load_n(p, mo); }
 static inline void mpq__store32(uint32_t *p, uint32_t v, int mo) { __atomic_store_n(p, v, mo); }
@@ -588,12 +628,12 @@ static inline int mpq__cas32(uint32_t *p, uint32_t *expect, uint32_t want, int m
 {
     return __atomic_compare_exchange_n(p, expect, want, 0, mo, MPQ__RELAXED);
 }
-static inline uint64_t mpq__load64(const uint64_t *p, int mo) { return __atomic_load_n(p, mo); }
-static inline void mpq__store64(uint64_t *p, uint64_t v, int mo) { __atomic_store_n(p, v, mo); }
-static inline uint64_t mpq__add64(uint64_t *p, uint64_t v, int mo) { return __atomic_fetch_add(p, v, mo); }
+static inline uint64_t mpq__load64(const uint64_t *p, int mo) { return __atomic_load_n((const mpq__u64a *)p, mo); }
+static inline void mpq__store64(uint64_t *p, uint64_t v, int mo) { __atomic_store_n((mpq__u64a *)p, v, mo); }
+static inline uint64_t mpq__add64(uint64_t *p, uint64_t v, int mo) { return __atomic_fetch_add((mpq__u64a *)p, v, mo); }
 static inline int mpq__cas64(uint64_t *p, uint64_t *expect, uint64_t want, int mo)
 {
-    return __atomic_compare_exchange_n(p, expect, want, 0, mo, MPQ__RELAXED);
+    return __atomic_compare_exchange_n((mpq__u64a *)p, expect, want, 0, mo, MPQ__RELAXED);
 }
 
 static inline void mpq__cpu_relax(void)
@@ -653,7 +693,8 @@ static int mpq__remaining_ms(int64_t deadline)
    -1: none) passes. Shared (not private) futexes: works across processes.
    Returns 0 when woken, interrupted or the value changed (the caller
    re-checks its condition), -ETIMEDOUT when the deadline passed. The
-   absolute deadline is why EINTR retries never stretch a wait. */
+   absolute deadline is why EINTR retries never stretch a wait. Should the
+   kernel refuse futexes, it naps 1 ms: callers loop, they never spin. */
 static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
 {
     long r = -1;
@@ -678,8 +719,18 @@ static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
                     deadline >= 0 ? &ts : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
     }
 #endif
-    if (r == 0) return 0;
-    return errno == ETIMEDOUT ? -ETIMEDOUT : 0;
+    if (r == 0 || errno == EAGAIN || errno == EINTR) return 0;
+    if (errno == ETIMEDOUT) return -ETIMEDOUT;
+    {   /* futex refused (a seccomp filter, say): wait a little instead of
+           letting every caller's loop spin. */
+        struct timespec ts;
+        int64_t left = deadline < 0 ? 1000000 : deadline - mpq__now_ns();
+        if (left <= 0) return -ETIMEDOUT;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)(left < 1000000 ? left : 1000000);
+        nanosleep(&ts, NULL);
+        return 0;
+    }
 }
 
 /* Wakes up to n sleepers on addr. Async-signal-safe. */
@@ -764,7 +815,7 @@ static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode
     if (name && !mpq__name_ok(name)) return -EINVAL;
     if (obj_size == 0 || obj_size > (size_t)-1 / 2 - MPQ__SEG_HDR - (size_t)page) return -EINVAL;
     len = (MPQ__SEG_HDR + obj_size + (size_t)page - 1) / (size_t)page * (size_t)page;
-    if ((off_t)len < 0 || (size_t)(off_t)len != len) return -EINVAL;
+    if (sizeof(off_t) < sizeof(uint64_t) && (uint64_t)len > (uint64_t)INT32_MAX) return -EINVAL;
 
     if (name) {
         fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(mode ? mode : 0600));
@@ -773,13 +824,21 @@ static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode
         if (fchmod(fd, (mode_t)(mode ? mode : 0600)) != 0) { rc = mpq__err(); goto fail; }
     } else if (memfd) {
 #if defined(SYS_memfd_create)
-        fd = (int)syscall(SYS_memfd_create, "mpq", 1u /* MFD_CLOEXEC */);
+        fd = (int)syscall(SYS_memfd_create, "mpq", 3u /* MFD_CLOEXEC | MFD_ALLOW_SEALING */);
         if (fd < 0) return mpq__err();
 #else
         return -ENOSYS;
 #endif
     }
     if (fd >= 0 && ftruncate(fd, (off_t)len) != 0) { rc = mpq__err(); goto fail; }
+#if defined(F_ADD_SEALS)
+    /* A memfd's size is sealed: whoever receives it need not fear a
+       peer shrinking it under its mapping (SIGBUS). */
+    if (memfd && !name && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        rc = mpq__err();
+        goto fail;
+    }
+#endif
     base = mmap(NULL, len, PROT_READ | PROT_WRITE,
                 fd >= 0 ? MAP_SHARED : MAP_SHARED | MAP_ANONYMOUS, fd, 0);
     if (base == MAP_FAILED) { rc = mpq__err(); goto fail; }
@@ -829,26 +888,31 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
     if (st.st_size < MPQ__SEG_HDR) return -EINVAL;
     if ((uint64_t)st.st_size > (uint64_t)((size_t)-1 / 2)) return -EINVAL;
     len = (size_t)st.st_size;
-    base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    /* The header alone first: a huge foreign file costs no big mapping. */
+    base = mmap(NULL, MPQ__SEG_HDR, PROT_READ, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) return mpq__err();
-
     h.magic = mpq__load32(&((mpq__seg *)base)->magic, MPQ__ACQUIRE);
     memcpy((char *)&h + sizeof h.magic, (char *)base + sizeof h.magic, sizeof h - sizeof h.magic);
+    munmap(base, MPQ__SEG_HDR);
     if (h.magic == 0) {
-        /* All zero: its creator is still initialising it. */
+        /* Being initialised: all zero, or a header whose checksum holds
+           once the magic (stored last) is counted in. */
         const unsigned char *b = (const unsigned char *)&h;
         size_t i;
         for (i = 0; i < sizeof h && b[i] == 0; i++) {}
-        rc = i == sizeof h ? -EAGAIN : -EINVAL;
+        h.magic = MPQ__SEG_MAGIC;
+        rc = (i == sizeof h || h.check == mpq__seg_checksum(&h)) ? -EAGAIN : -EINVAL;
     } else if (h.magic != MPQ__SEG_MAGIC) rc = -EINVAL;
     else if (h.version != MPQ__SEG_VERSION) rc = -EPROTO;
     else if (h.check != mpq__seg_checksum(&h)) rc = -EINVAL;
-    else if (h.abi != mpq__abi()) rc = -EPROTO;
+    else if (kind != MPQ__KIND_SHM && h.abi != mpq__abi()) rc = -EPROTO;  /* bytes are ABI-free */
     else if (h.hdr_size != MPQ__SEG_HDR || h.kind != (uint16_t)kind) rc = -EINVAL;
     else if (h.total_size != (uint64_t)len) rc = -EINVAL;
     else if (h.obj_size == 0 || h.obj_size > h.total_size - MPQ__SEG_HDR) rc = -EINVAL;
     else rc = 0;
-    if (rc != 0) { munmap(base, len); return rc; }
+    if (rc != 0) return rc;
+    base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return mpq__err();
     *base_out = base;
     *len_out = len;
     *obj_size_out = (size_t)h.obj_size;
@@ -929,7 +993,14 @@ MPQDEF int mpq_shm_from_fd(mpq_shm *shm, int fd)
     if (!shm) return -EINVAL;
     dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) return mpq__err();
+#if defined(F_GET_SEALS)
+    if ((fcntl(dup_fd, F_GET_SEALS) & F_SEAL_SHRINK) == 0) {   /* not one of ours */
+        close(dup_fd);
+        return -EINVAL;
+    }
+#endif
     rc = mpq__seg_map_fd(dup_fd, MPQ__KIND_SHM, &base, &len, &obj);
+    if (rc == -EAGAIN) rc = -EINVAL;  /* a descriptor is sent after creation */
     return mpq__shm_fill(shm, dup_fd, rc, base, len, obj);
 }
 
@@ -972,13 +1043,14 @@ MPQDEF int mpq_shm_unlink(const char *name)
 #define MPQ__MUTEX_MAGIC 0x584d504dU  /* "MPMX" */
 #define MPQ__MUTEX_IN_SEGMENT 1u      /* flags__: made by mpq_mutex_create */
 
-/* pthread_mutex_clocklock waits on CLOCK_MONOTONIC (glibc 2.30+). Elsewhere
+/* pthread_mutex_clocklock waits on CLOCK_MONOTONIC (glibc 2.30+, with
+   _GNU_SOURCE in force). Elsewhere
    pthread_mutex_timedlock on CLOCK_REALTIME is used one slice at a time, so
    a clock step can stretch only the slice it falls in. clang 14's
    ThreadSanitizer does not intercept clocklock, so TSan builds use the
    other path too, or every lock would look like a race. */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
-#define MPQ__HAVE_CLOCKLOCK 1
+#if defined(__GLIBC__) && defined(__USE_GNU) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 30))
+#define MPQ__HAVE_CLOCKLOCK 1   /* declared only with _GNU_SOURCE */
 #endif
 #if defined(__SANITIZE_THREAD__)
 #undef MPQ__HAVE_CLOCKLOCK
@@ -1027,7 +1099,7 @@ MPQDEF int mpq_mutex_init(mpq_mutex *m)
 MPQDEF int mpq_mutex_destroy(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if (!mpq__mutex_ok(m) || m->flags__ == MPQ__MUTEX_IN_SEGMENT) return -EINVAL;
     rc = mpq__mutex_result(m, pthread_mutex_trylock(&m->pm__));
     if (rc != 0 && rc != -EOWNERDEAD) return -EBUSY;
     pthread_mutex_unlock(&m->pm__);
@@ -1143,12 +1215,38 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
     return 0;
 }
 
+/* True if the calling thread holds m. A lock attempt whose deadline has
+   passed already tells: the holder gets EDEADLK (errorcheck), anyone else
+   ETIMEDOUT, and a free lock is taken (and given back). */
+static int mpq__mutex_mine(mpq_mutex *m)
+{
+    struct timespec past;
+    int rc;
+    past.tv_sec = 0;
+    past.tv_nsec = 0;
+    rc = pthread_mutex_timedlock(&m->pm__, &past);
+    if (rc == 0 || rc == EOWNERDEAD) {
+        mpq__mutex_result(m, rc);
+        pthread_mutex_unlock(&m->pm__);
+    }
+    return rc == EDEADLK;
+}
+
 MPQDEF int mpq_mutex_close(mpq_mutex *m)
 {
     mpq__seg *h;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t len;
     if (!mpq__mutex_ok(m) || m->flags__ != MPQ__MUTEX_IN_SEGMENT) return -EINVAL;
     if (!(h = mpq__seg_of(m, MPQ__KIND_MUTEX))) return -EINVAL;
-    munmap(h, (size_t)h->total_size);
+    /* The length is ours to know: never trust shared memory with munmap. */
+    if (page <= 0) page = 4096;
+    len = (MPQ__SEG_HDR + sizeof(mpq_mutex) + (size_t)page - 1) / (size_t)page * (size_t)page;
+    if (h->total_size != (uint64_t)len) return -EINVAL;
+    /* Unmapped while held, the lock would be out of the kernel's reach
+       when this thread dies: nobody would ever get it again. */
+    if (mpq__mutex_mine(m)) return -EBUSY;
+    munmap(h, len);
     return 0;
 }
 
@@ -1254,6 +1352,16 @@ typedef struct mpq__qhdr {
 typedef char mpq__assert_qslot[sizeof(mpq__qslot) == 32 ? 1 : -1];
 typedef char mpq__assert_qhdr[sizeof(mpq__qhdr) == 320 ? 1 : -1];
 
+/* What a handle's puts (or gets) know of a slot they found held: which
+   state, since when (CLOCK_BOOTTIME ns), and when its holder was last
+   checked. Guarded by `lock`, which holds the pid of the process whose
+   thread is inside (a pid not ours is a thread that did not survive fork). */
+typedef struct mpq__qstuck {
+    uint32_t lock;
+    uint32_t pad;
+    uint64_t st, first, check;
+} mpq__qstuck;
+
 struct mpq_queue {
     mpq__qhdr *h;
     char      *slots;
@@ -1264,9 +1372,7 @@ struct mpq_queue {
     uint32_t   spin;        /* adaptive spin budget             (relaxed atomics) */
     int        efd;         /* eventfd behind mpq_queue_fileno, or -1 */
     uint32_t   poll_pid;    /* the process that polls it, or 0     (relaxed) */
-    uint64_t   stuck_st;    /* a held state seen ...               (relaxed) */
-    uint64_t   stuck_first; /* ... first at this CLOCK_BOOTTIME ns  (relaxed) */
-    uint64_t   stuck_check; /* ... and last checked then            (relaxed) */
+    mpq__qstuck stuck[2];   /* held slots seen by puts [0], gets [1]       */
 };
 
 /* --- who we are, and whether another process is alive ----------------- */
@@ -1319,6 +1425,27 @@ static uint32_t mpq__self(uint64_t *start)
     return pid;
 }
 
+/* True if process pid has certainly exited (all its threads): its pidfd
+   polls readable, zombie or not, or no such pid exists. */
+static int mpq__pid_exited(uint32_t pid)
+{
+#if defined(SYS_pidfd_open)
+    int fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
+    if (fd >= 0) {
+        struct pollfd p;
+        int exited;
+        p.fd = fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        exited = poll(&p, 1, 0) == 1;
+        close(fd);
+        return exited;
+    }
+    if (errno == ESRCH) return 1;
+#endif
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
 /* True only if the claimant of slot s, held in state st since at least
    `first` (CLOCK_BOOTTIME ns), is certainly dead: its pid has exited (the
    whole process: a pidfd, unlike /proc, is not fooled by a main thread
@@ -1331,27 +1458,11 @@ static int mpq__claimant_dead(const mpq__qslot *s, uint64_t st, uint64_t first)
     uint64_t owner = mpq__load64(&s->owner, MPQ__ACQUIRE), now;
     long tck;
     if (pid == 0) return 0;
-#if defined(SYS_pidfd_open)
-    {
-        int fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
-        if (fd >= 0) {
-            struct pollfd p;
-            int exited;
-            p.fd = fd;
-            p.events = POLLIN;
-            p.revents = 0;
-            exited = poll(&p, 1, 0) == 1;
-            close(fd);
-            if (exited) return 1;
-        } else if (errno == ESRCH) {
-            return 1;
-        }
-    }
-#endif
-    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
+    if (mpq__pid_exited(pid)) return 1;
     now = mpq__proc_start(pid);
     if (now == 0) return 0;
-    if ((owner & 0xffffff) == MPQ__OWNER_TAG(st) && (owner >> 24) != now) return 1;
+    if ((owner & 0xffffff) == MPQ__OWNER_TAG(st) && (owner >> 24) != 0 && (owner >> 24) != now)
+        return 1;  /* recorded start 0: the claimant could not read /proc */
     tck = sysconf(_SC_CLK_TCK);
     if (tck > 0 && tck <= 1000000000) {
         uint64_t tick = 1000000000u / (uint64_t)tck;
@@ -1438,8 +1549,8 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
         d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
         if (st == mpq__st(lap, MPQ__EMPTY, 0)) {
             if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__WRITING, me), MPQ__SEQ_CST)) {
-                mpq__cas64(&h->head, &p0, p + 1, MPQ__RELEASE);
                 mpq__store64(&s->owner, MPQ__OWNER(start, lap, MPQ__WRITING), MPQ__RELEASE);
+                mpq__cas64(&h->head, &p0, p + 1, MPQ__RELEASE);
                 mpq__q_prefetch_put(q, p + 1);
                 *pos = p;
                 return s;
@@ -1470,6 +1581,7 @@ static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me
 {
     uint64_t held = mpq__st(lap, MPQ__WRITING, me);
     int rc = 0;
+    if (mpq__load64(&s->state, MPQ__ACQUIRE) != held) return -EOWNERDEAD;  /* len is not ours */
     if (!skip && mpq__load32(&q->h->closed, MPQ__SEQ_CST)) {
         skip = 1;
         rc = -EPIPE;
@@ -1515,12 +1627,19 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
             if (n > q->max_msg || n > cap) {
                 if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;  /* not ours to judge */
                 *len = n;
-                *why = n > q->max_msg ? -EIO : -EMSGSIZE;
+                *why = -EMSGSIZE;
+                if (n <= q->max_msg) return NULL;
+                /* A length no put writes: drop that slot, once, and say so. */
+                *why = -EIO;
+                if (mpq__cas64(&s->state, &st, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
+                    mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
+                    mpq__ec_signal(&h->space_ec);
+                }
                 return NULL;
             }
             if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__READING, me), MPQ__SEQ_CST)) {
-                mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
                 mpq__store64(&s->owner, MPQ__OWNER(start, lap, MPQ__READING), MPQ__RELEASE);
+                mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
                 *pos = t;
                 *len = n;
                 return s;
@@ -1572,24 +1691,31 @@ static int mpq__q_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, uint64_t 
 
 /* Called when a claim found slot s held (state seen): remembers since
    when, and from MPQ__STUCK_MS on checks the holder every MPQ__STUCK_MS,
-   taking the slot over if it is dead. Kept in the handle, so callers that
-   only ever try once (timeout 0, poll loops) recover dead holders too.
-   Returns 1 if the slot moved on. */
-static int mpq__q_stuck(mpq_queue *q, mpq__qslot *s, uint64_t seen)
+   taking the slot over if it is dead. One tracker per side (puts wait at
+   the head, gets at the tail), kept in the handle, so callers that only
+   ever try once (timeout 0, poll loops) recover dead holders too. A thread
+   that finds the tracker busy skips the check. Returns 1 if the slot moved
+   on. */
+static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, uint32_t me)
 {
-    uint64_t now, first;
+    mpq__qstuck *k = &q->stuck[side];
+    uint32_t cur;
+    uint64_t now;
+    int moved = 0;
     if (!MPQ__HELD(seen) || MPQ__ST_PID(seen) == 0) return 0;
+    cur = mpq__load32(&k->lock, MPQ__RELAXED);
+    if (cur == me || !mpq__cas32(&k->lock, &cur, me, MPQ__ACQUIRE)) return 0;
     now = mpq__boot_ns();
-    if (mpq__load64(&q->stuck_st, MPQ__RELAXED) != seen) {
-        mpq__store64(&q->stuck_first, now, MPQ__RELAXED);
-        mpq__store64(&q->stuck_check, now, MPQ__RELAXED);
-        mpq__store64(&q->stuck_st, seen, MPQ__RELAXED);
-        return 0;
+    if (k->st != seen) {
+        k->st = seen;
+        k->first = now;
+        k->check = now;
+    } else if (now - k->check >= (uint64_t)MPQ__STUCK_MS * 1000000u) {
+        k->check = now;
+        moved = mpq__q_takeover(q, s, seen, k->first);
     }
-    if (now - mpq__load64(&q->stuck_check, MPQ__RELAXED) < (uint64_t)MPQ__STUCK_MS * 1000000u) return 0;
-    mpq__store64(&q->stuck_check, now, MPQ__RELAXED);
-    first = mpq__load64(&q->stuck_first, MPQ__RELAXED);
-    return mpq__q_takeover(q, s, seen, first);
+    mpq__store32(&k->lock, 0, MPQ__RELEASE);
+    return moved;
 }
 
 /* Waits until slot s may have left state `seen`: spins, then sleeps on
@@ -1622,20 +1748,32 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, mpq__qslot *s, uint64_t seen,
     return 0;
 }
 
-/* A get found the queue empty: if this process polls the descriptor,
+/* A get found nothing to take: if this process polls the descriptor,
    drain it and arm it again, then look once more, so that a message put
-   meanwhile (or a close) still makes it readable. */
+   meanwhile (or the end of a closed queue) still makes it readable. A put
+   in progress at the tail will poke it when it publishes - unless its
+   process has exited, which a poller (who never sleeps in the queue) must
+   notice here: that slot is moved on at once. */
 static void mpq__q_rearm(mpq_queue *q, uint32_t me)
 {
-    uint64_t v, t, st;
+    uint64_t v, t, st, lap;
+    mpq__qslot *s;
+    int writing;
     if (q->efd < 0 || mpq__load32(&q->poll_pid, MPQ__RELAXED) != me) return;
-    if (!mpq__load32(&q->h->closed, MPQ__SEQ_CST))
-        while (read(q->efd, &v, sizeof v) < 0 && errno == EINTR) {}
+    while (read(q->efd, &v, sizeof v) < 0 && errno == EINTR) {}
     mpq__store32(&q->h->poll_armed, 1, MPQ__SEQ_CST);
     t = mpq__load64(&q->h->tail, MPQ__SEQ_CST);
-    st = mpq__load64(&mpq__q_slot(q, t)->state, MPQ__SEQ_CST);
-    if ((MPQ__ST_PHASE(st) == MPQ__FULL && MPQ__ST_LAP(st) == mpq__q_lap(q, t)) ||
-        mpq__load32(&q->h->closed, MPQ__SEQ_CST))
+    lap = mpq__q_lap(q, t);
+    s = mpq__q_slot(q, t);
+    st = mpq__load64(&s->state, MPQ__SEQ_CST);
+    writing = MPQ__ST_PHASE(st) == MPQ__WRITING && MPQ__ST_LAP(st) == lap;
+    if (writing && mpq__pid_exited(MPQ__ST_PID(st)) &&
+        mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__FULL, MPQ__SKIPPED), MPQ__SEQ_CST)) {
+        st = mpq__st(lap, MPQ__FULL, MPQ__SKIPPED);
+        writing = 0;
+    }
+    if ((MPQ__ST_PHASE(st) == MPQ__FULL && MPQ__ST_LAP(st) == lap) ||
+        (!writing && mpq__load32(&q->h->closed, MPQ__SEQ_CST)))
         mpq__q_poke(q);
 }
 
@@ -1759,7 +1897,7 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
     for (;;) {
         mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc);
         if (s || *rc != -EAGAIN) return s;
-        if (mpq__q_stuck(q, mpq__q_slot(q, *pos), seen)) continue;
+        if (mpq__q_stuck(q, 0, mpq__q_slot(q, *pos), seen, me)) continue;
         if (timeout_ms == 0) return NULL;
         *rc = mpq__q_wait(q, &q->h->space_ec, mpq__q_slot(q, *pos), seen, deadline, 1);
         if (*rc != 0) return NULL;
@@ -1782,7 +1920,7 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
             return s;
         }
         if (*rc != -EAGAIN) return NULL;
-        if (mpq__q_stuck(q, mpq__q_slot(q, *pos), seen)) continue;
+        if (mpq__q_stuck(q, 1, mpq__q_slot(q, *pos), seen, me)) continue;
         if (timeout_ms == 0) break;
         if ((*rc = mpq__q_wait(q, &q->h->data_ec, mpq__q_slot(q, *pos), seen, deadline, 0)) != 0) break;
     }
@@ -1972,10 +2110,6 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q)
    >>process  fork a function, join, kill
    ======================================================================== */
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 static int mpq__pidfd_open(pid_t pid)
 {
 #if defined(SYS_pidfd_open)
@@ -1994,23 +2128,42 @@ static int mpq__decode_status(int st)
     return -1;
 }
 
+/* Flushes f in a forked child unless its lock is stuck: a parent thread
+   that held it at fork time does not exist here to release it (musl does
+   not reset stdio locks in the child), and waiting would hang the child. */
+static void mpq__child_flush(FILE *f)
+{
+    if (ftrylockfile(f) != 0) return;
+    fflush(f);
+    funlockfile(f);
+}
+
 MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg)
 {
     pid_t pid;
+    int pidfd;
     if (!p || !fn) return -EINVAL;
+    p->pid = 0;
+    p->pidfd__ = -1;
+    p->joined__ = 0;
+    p->exitcode = MPQ_PROCESS_RUNNING;
     fflush(stdout);
     fflush(stderr);
     pid = fork();
     if (pid < 0) return mpq__err();
     if (pid == 0) {
         int code = fn(arg);
-        fflush(NULL);
+        /* stdout and stderr only (as Python does): other streams may hold
+           the parent's unflushed output, which would be written twice. */
+        mpq__child_flush(stdout);
+        mpq__child_flush(stderr);
         _exit(code & 0xff);
     }
+    pidfd = mpq__pidfd_open(pid);
     p->pid = pid;
-    p->exitcode = MPQ_PROCESS_RUNNING;
-    p->joined__ = 0;
-    p->pidfd__ = mpq__pidfd_open(pid);
+    /* ESRCH: reaped already (SIGCHLD ignored, or a handler reaped it), so
+       the pid is not ours any more: never signal it. */
+    p->pidfd__ = pidfd >= 0 ? pidfd : (errno == ESRCH ? -2 : -1);
     return 0;
 }
 
@@ -2053,7 +2206,7 @@ MPQDEF int mpq_process_join(mpq_process *p, int timeout_ms)
             /* No pidfd (Linux < 5.3): poll with a growing pause. */
             struct timespec ts;
             int left = mpq__remaining_ms(deadline);
-            int us = (left >= 0 && left * 1000 < backoff_us) ? left * 1000 : backoff_us;
+            int us = (left >= 0 && (int64_t)left * 1000 < backoff_us) ? left * 1000 : backoff_us;
             ts.tv_sec = 0;
             ts.tv_nsec = (long)us * 1000;
             nanosleep(&ts, NULL);
@@ -2065,7 +2218,7 @@ MPQDEF int mpq_process_join(mpq_process *p, int timeout_ms)
 MPQDEF int mpq_process_kill(mpq_process *p, int sig)
 {
     if (!p || p->pid <= 0 || sig < 0 || sig > SIGRTMAX) return -EINVAL;
-    if (p->joined__) return -ESRCH;
+    if (p->joined__ || p->pidfd__ == -2) return -ESRCH;
 #if defined(SYS_pidfd_send_signal)
     if (p->pidfd__ >= 0) {
         if (syscall(SYS_pidfd_send_signal, p->pidfd__, sig, NULL, 0) == 0) return 0;
@@ -2098,6 +2251,7 @@ MPQDEF int mpq_process_destroy(mpq_process *p)
     if (!p) return -EINVAL;
     if (p->pidfd__ >= 0 && p->pid > 0) close(p->pidfd__);
     p->pidfd__ = -1;
+    p->pid = 0;  /* no later kill can reach a pid the system may reuse */
     return 0;
 }
 

@@ -104,7 +104,7 @@ static const impl impls[] = {
     { "fcntl F_SETLKW",             nothing,      file_attach, fcntl_lock,  fcntl_unlock,  300000 },
     { "flock",                      nothing,      file_attach, flock_lock,  flock_unlock,  300000 },
 };
-enum { NIMPL = sizeof impls / sizeof impls[0], RUNS = 3 };
+enum { NIMPL = sizeof impls / sizeof impls[0], RUNS = 5 };
 
 /* --- measurements --------------------------------------------------------- */
 
