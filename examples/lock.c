@@ -52,7 +52,10 @@ int main(void)
             return 1;
         }
     }
-    for (i = 0; i < N; i++) mpq_process_join(&p[i], -1);
+    for (i = 0; i < N; i++) {
+        mpq_process_join(&p[i], -1);
+        rc |= p[i].exitcode;
+    }
     mpq_mutex_close(lock);
-    return 0;
+    return rc != 0;
 }

@@ -57,5 +57,5 @@ int main(void)
     printf("[%d, %s, '%s']\n", r.number, r.has_value ? "?" : "None", r.text);
     mpq_process_join(&p, -1);
     mpq_queue_detach(q);
-    return p.exitcode;
+    return p.exitcode != 0;
 }

@@ -5,7 +5,7 @@
                                      arrives until the queue is closed
        ./queue_named send /jobs a b  opens "/jobs", puts "a", "b", closes it
    Run without arguments it plays both: it serves, and starts itself again
-   (a new program image, exec'd: nothing inherited but the name) to send.
+   (exec'd: a new program image that knows only the name) to send.
 
    Build and run from the repository root:
        cc -O2 -o queue_named examples/queue_named.c -pthread && ./queue_named
@@ -15,23 +15,25 @@
 
 #include <stdio.h>
 
-static int run_server(const char *name)
+/* Serves until the queue is closed; a known sender that is gone ends it. */
+static int run_server(const char *name, mpq_process *sender)
 {
     mpq_queue *q;
     char msg[256];
     size_t len;
     int rc = mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 64, .max_msg = sizeof msg, .name = name });
-    if (rc == -EEXIST) {                         /* left over from a crash */
-        mpq_shm_unlink(name);
+    if (rc == -EEXIST && mpq_shm_unlink(name) == 0)   /* left over from a crash */
         rc = mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 64, .max_msg = sizeof msg, .name = name });
-    }
     if (rc != 0) {
         fprintf(stderr, "create %s: %s\n", name, strerror(-rc));
         return 1;
     }
     printf("serving %s\n", name);
     fflush(stdout);
-    while ((rc = mpq_queue_get(q, msg, sizeof msg - 1, &len, -1)) == 0) {
+    for (;;) {
+        rc = mpq_queue_get(q, msg, sizeof msg - 1, &len, 1000);
+        if (rc == -ETIMEDOUT && (!sender || mpq_process_alive(sender) == 1)) continue;
+        if (rc != 0) break;
         msg[len] = 0;
         printf("got: %s\n", msg);
     }
@@ -75,7 +77,7 @@ static int exec_sender(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 3 && strcmp(argv[1], "serve") == 0) return run_server(argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "serve") == 0) return run_server(argv[2], NULL);
     if (argc >= 3 && strcmp(argv[1], "send") == 0) return run_sender(argv[2], argc - 3, argv + 3);
     if (argc == 1) {
         char name[64];
@@ -89,7 +91,7 @@ int main(int argc, char **argv)
         self_argv[4] = (char *)"from another program";
         self_argv[5] = NULL;
         if (mpq_process_start(&sender, exec_sender, NULL) != 0) return 1;
-        rc = run_server(name);
+        rc = run_server(name, &sender);
         mpq_process_join(&sender, -1);
         return rc || sender.exitcode;
     }

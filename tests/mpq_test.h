@@ -115,6 +115,40 @@ static inline int mpqt_wait_sleeping(pid_t pid, int timeout_ms)
     return 0;
 }
 
+/* CPU time (user + system) process pid has used, in ms; -1 if unknown. */
+static inline long mpqt_cpu_ms(pid_t pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+    long tck = sysconf(_SC_CLK_TCK);
+    FILE *f;
+    size_t n;
+    int field;
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    if (!(f = fopen(path, "r"))) return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    if (!(p = strrchr(buf, ')')) || tck <= 0) return -1;
+    for (field = 3, p += 1; field < 14 && p; field++) p = strchr(p + 1, ' ');  /* to field 14 */
+    if (!p || sscanf(p, " %lu %lu", &ut, &st) != 2) return -1;
+    return (long)((ut + st) * 1000 / (unsigned long)tck);
+}
+
+/* Fails the test if process pid burns CPU while it should be blocked:
+   over a 300 ms look it may use at most 60 ms. (A window to observe, not
+   a sleep that stands in for synchronisation.) */
+static inline void mpqt_check_idle(pid_t pid, const char *file, int line)
+{
+    struct timespec look = { 0, 300000000 };
+    long before = mpqt_cpu_ms(pid), after;
+    nanosleep(&look, NULL);
+    after = mpqt_cpu_ms(pid);
+    if (before >= 0 && after >= 0 && after - before > 60)
+        mpqt_fail(file, line, "process %ld used %ld ms of CPU in 300 ms while blocked", (long)pid, after - before);
+}
+#define CHECK_IDLE(pid) mpqt_check_idle(pid, __FILE__, __LINE__)
+
 static inline int mpqt_exec_argv(void *arg)
 {
     char **argv = (char **)arg;

@@ -60,6 +60,16 @@ for cc in gcc clang; do
     must_fail "$cc include order gives mpq.h's #error" "mpq.h: the implementation needs" \
         $cc -std=c99 -c tests/compile/order.c -o "$B/order.o"
 done
+# A system header first in default (gnu) mode: no _GNU_SOURCE, yet it builds.
+check "gcc -std=gnu11 with a system header first" gcc -std=gnu11 $WARN -c tests/compile/order.c -o "$B/order.o"
+# 32-bit variants: large files and 64-bit time (gcc), and clang's atomics.
+if echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32probe" >/dev/null 2>&1; then
+    check "gcc -m32 -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64" gcc -m32 -std=c99 $WARN \
+        -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -c tests/compile/impl.c -o "$B/impl32.o"
+    if have clang; then
+        check "clang -m32 -march=i686" clang -m32 -march=i686 -std=c99 $WARN -c tests/compile/impl.c -o "$B/impl32c.o"
+    fi
+fi
 for cxx in g++ clang++; do
     if ! have $cxx; then skipped="$skipped $cxx"; continue; fi
     for std in c++98 c++11 c++20; do
@@ -91,7 +101,7 @@ suite() {
         if ! $cc -std=c99 $WARN $flags -o "$dir/$t" "tests/$t.c" -pthread 2>"$dir/build.log"; then
             printf '  FAIL  build %s\n' "$t"; head -20 "$dir/build.log"; failed=$((failed + 1)); continue
         fi
-        "$dir/$t" $only $FILTER >"$dir/$t.log" 2>&1
+        timeout 900 "$dir/$t" $only $FILTER >"$dir/$t.log" 2>&1  # backstop for the runner itself
         cat "$dir/$t.log"
         counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$dir/$t.log" | tail -n 1)
         if [ -z "$counts" ]; then
@@ -128,6 +138,16 @@ else
 fi
 if have musl-gcc; then
     suite musl musl-gcc "-O2 -g"
+    # Negative control: musl's robust mutexes strand a waiter whose wake-up
+    # went to a process that then died; without mpq's time slices the
+    # test for exactly that must fail, or it proves nothing.
+    echo "== negative control (musl, lock slices disabled)"
+    if musl-gcc -std=c99 -O2 -DMPQ__LOCK_SLICE_MS=1000000 -o "$B/musl/noslice" tests/test_mutex.c 2>"$B/check.log" &&
+       ! timeout 120 "$B/musl/noslice" woken_waiter >"$B/check.log" 2>&1; then
+        printf '  ok    without slices, test_mutex_woken_waiter_killed_with_owner fails\n'; passed=$((passed + 1))
+    else
+        printf '  FAIL  without slices, test_mutex_woken_waiter_killed_with_owner still passes\n'; failed=$((failed + 1))
+    fi
 else
     skipped="$skipped musl"
 fi

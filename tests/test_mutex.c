@@ -302,10 +302,12 @@ static int idle_wait_and_count(void *arg)
 
 static void test_mutex_woken_waiter_killed_with_owner(void)
 {
-    cpu_set_t one;
-    int round;
+    cpu_set_t all, one;
+    int round, cpu = 0;
+    CHECK_OK(sched_getaffinity(0, sizeof all, &all));
+    while (cpu < CPU_SETSIZE - 1 && !CPU_ISSET(cpu, &all)) cpu++;    /* the first we may use */
     CPU_ZERO(&one);
-    CPU_SET(0, &one);
+    CPU_SET(cpu, &one);
     CHECK_OK(sched_setaffinity(0, sizeof one, &one));   /* children inherit it */
     for (round = 0; round < 5; round++) {
         mpq_shm shm;
@@ -336,6 +338,40 @@ static void test_mutex_woken_waiter_killed_with_owner(void)
         CHECK_EQ(h->owner_dead, 1);
         CHECK_OK(mpq_shm_close(&shm));
     }
+}
+
+/* --- closing ------------------------------------------------------------- */
+
+static int lock_close_exit(void *arg)
+{
+    mpq_mutex *m = (mpq_mutex *)arg;
+    if (mpq_mutex_lock(m) != 0) return 2;
+    return mpq_mutex_close(m) == -EBUSY ? 0 : 3;   /* refused: it stays mapped */
+}
+
+/* Unmapping a held lock would put it out of the kernel's reach when its
+   holder dies, and nobody would ever get it again: close refuses. */
+static void test_mutex_close_while_held_is_refused(void)
+{
+    mpq_mutex *m;
+    mpq_process p;
+    mpq__seg *h;
+    uint64_t saved;
+    CHECK_OK(mpq_mutex_create(&m, NULL));
+    CHECK_OK(mpq_process_start(&p, lock_close_exit, m));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_ERR(mpq_mutex_timedlock(m, 5000), EOWNERDEAD);  /* recovered, not stranded */
+    CHECK_ERR(mpq_mutex_close(m), EBUSY);
+    CHECK_OK(mpq_mutex_unlock(m));
+    CHECK_ERR(mpq_mutex_destroy(m), EINVAL);              /* made by create: close it */
+    /* A length in shared memory that lies is not handed to munmap. */
+    h = (mpq__seg *)((char *)m - MPQ__SEG_HDR);
+    saved = h->total_size;
+    h->total_size = 1 << 20;
+    CHECK_ERR(mpq_mutex_close(m), EINVAL);
+    h->total_size = saved;
+    CHECK_OK(mpq_mutex_close(m));
 }
 
 /* --- timeouts --------------------------------------------------------------- */
@@ -515,6 +551,7 @@ static const mpqt_case cases[] = {
     MPQT(test_mutex_owner_thread_exits, 10, 1),
     MPQT(test_mutex_waiters_after_owner_killed, 60, 0),
     MPQT(test_mutex_woken_waiter_killed_with_owner, 120, 0),
+    MPQT(test_mutex_close_while_held_is_refused, 20, 0),
     MPQT(test_mutex_timedlock_times_out, 20, 0),
     MPQT(test_mutex_named_across_exec, 90, 0),
     MPQT(test_mutex_kill_storm, 120, 0),

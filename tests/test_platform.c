@@ -308,6 +308,28 @@ static void test_open_rejects_bad_segments(void)
     free(bad);
 }
 
+/* An opener that comes while the creator is between creating the name and
+   publishing the object is told to try again, not that it is garbage. */
+static void test_open_during_creation(void)
+{
+    char name[64];
+    void *base;
+    size_t len;
+    mpq_mutex *m;
+    mpq_shm shm;
+    mpqt_name(name, sizeof name, "init");
+    CHECK_OK(mpq__seg_create(MPQ__KIND_MUTEX, sizeof(mpq_mutex), name, 0, 0, &base, &len, NULL));
+    CHECK_ERR(mpq_mutex_open(&m, name), EAGAIN);
+    CHECK_OK(mpq_mutex_init((mpq_mutex *)((char *)base + MPQ__SEG_HDR)));
+    ((mpq_mutex *)((char *)base + MPQ__SEG_HDR))->flags__ = MPQ__MUTEX_IN_SEGMENT;
+    mpq__seg_publish(base);
+    CHECK_OK(mpq_mutex_open(&m, name));
+    CHECK_OK(mpq_mutex_close(m));
+    CHECK_ERR(mpq_shm_open(&shm, name), EINVAL);  /* another kind */
+    munmap(base, len);
+    CHECK_OK(mpq_shm_unlink(name));
+}
+
 /* Random damage to the header and the object's first bytes: open either
    refuses with a negative errno or succeeds on a usable mutex; it never
    crashes or hangs. */
@@ -362,6 +384,7 @@ static const mpqt_case cases[] = {
     MPQT(test_shm_named, 10, 0),
     MPQT(test_shm_memfd, 10, 0),
     MPQT(test_open_rejects_bad_segments, 20, 0),
+    MPQT(test_open_during_creation, 10, 0),
     MPQT(test_open_random_headers, 60, 0),
 };
 

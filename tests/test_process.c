@@ -172,6 +172,44 @@ static void test_process_output_not_duplicated(void)
     CHECK(strcmp(buf, "before child\n") == 0);
 }
 
+/* A stream other than stdout and stderr that the parent had buffered is
+   not written again by the child. */
+static void test_process_other_streams_not_duplicated(void)
+{
+    char path[64], buf[64];
+    FILE *f;
+    mpq_process p;
+    size_t n;
+    snprintf(path, sizeof path, "/tmp/mpqt-stream-%ld", (long)getpid());
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    fprintf(f, "parent line\n");              /* still in f's buffer */
+    CHECK_OK(mpq_process_start(&p, return_arg, NULL));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    fclose(f);
+    f = fopen(path, "r");
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    unlink(path);
+    buf[n] = 0;
+    CHECK(strcmp(buf, "parent line\n") == 0);
+}
+
+/* A handle that was destroyed no longer reaches its pid, which the system
+   may give to another process once the child is reaped elsewhere. */
+static void test_process_destroyed_handle_signals_nothing(void)
+{
+    mpq_process p;
+    pid_t pid;
+    int st;
+    CHECK_OK(mpq_process_start(&p, return_arg, NULL));
+    pid = p.pid;
+    CHECK_OK(mpq_process_destroy(&p));
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK_ERR(mpq_process_kill(&p, SIGKILL), EINVAL);
+    CHECK_ERR(mpq_process_join(&p, 0), EINVAL);
+}
+
 /* With SIGCHLD ignored the kernel reaps children itself: join says so
    instead of hanging. */
 static void test_process_sigchld_ignored(void)
@@ -229,6 +267,8 @@ static const mpqt_case cases[] = {
     MPQT(test_process_join_without_pidfd, 15, 0),
     MPQT(test_process_many, 20, 0),
     MPQT(test_process_output_not_duplicated, 10, 0),
+    MPQT(test_process_other_streams_not_duplicated, 10, 0),
+    MPQT(test_process_destroyed_handle_signals_nothing, 10, 0),
     MPQT(test_process_sigchld_ignored, 15, 0),
     MPQT(test_process_bad_input, 10, 0),
     MPQT(test_process_from_threads, 20, 1),

@@ -424,9 +424,12 @@ static void test_queue_threads(void)
         roles[i].mode = i % 2;
         CHECK_EQ(pthread_create(&t[i], NULL, thread_role, &roles[i]), 0);
     }
-    for (i = 0; i < 2; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
-    CHECK_OK(mpq_queue_close(q));
-    for (i = 2; i < 4; i++) CHECK_EQ(pthread_join(t[i], NULL), 0);
+    for (i = 0; i < 4; i++) {
+        void *r;
+        if (i == 2) CHECK_OK(mpq_queue_close(q));  /* the producers are done */
+        CHECK_EQ(pthread_join(t[i], &r), 0);
+        CHECK_EQ((intptr_t)r, 0);
+    }
     if (l.errors) mpqt_fail(__FILE__, __LINE__, "%u errors, first: %s", l.errors, l.first_error);
     for (i = 0; i < 2; i++)
         for (seq = 0; seq < 5000; seq++) CHECK(l.seen[i][seq / 64] >> (seq % 64) & 1);
@@ -501,7 +504,7 @@ static void test_queue_dead_holders_are_taken_over(void)
     size_t len;
     /* A producer dies holding a reserved slot: the next message gets past. */
     CHECK_OK(mpq_process_start(&p, reserve_and_hang, q));
-    while (mpq_queue_count(q) == 0) sched_yield();  /* bounded by the test's timeout */
+    while (mpq_queue_count(q) == 0) CHECK_EQ(mpq_process_alive(&p), 1);  /* until it holds it */
     CHECK_OK(mpq_queue_put(q, "after", 5, 0));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 30), ETIMEDOUT);  /* held, alive */
     CHECK_OK(mpq_process_kill(&p, SIGKILL));
@@ -511,7 +514,7 @@ static void test_queue_dead_holders_are_taken_over(void)
     /* A consumer dies holding a peeked message: producers get its slot back. */
     CHECK_OK(mpq_queue_put(q, "lost", 4, 0));
     CHECK_OK(mpq_process_start(&p, peek_and_hang, q));
-    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    while (mpq_queue_count(q) != 0) CHECK_EQ(mpq_process_alive(&p), 1);  /* until it has peeked */
     CHECK_OK(mpq_queue_put(q, "one", 3, 0));
     CHECK_ERR(mpq_queue_put(q, "two", 3, 30), ETIMEDOUT);  /* the held slot is in the way */
     CHECK_OK(mpq_process_kill(&p, SIGKILL));
@@ -693,7 +696,7 @@ static void test_queue_close_behind_a_put_in_progress(void)
     CHECK_OK(mpq_process_start(&p, get_expect_end, q));
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
     CHECK_OK(mpq_queue_close(q));
-    CHECK(mpqt_wait_sleeping(p.pid, 10000));  /* still asleep, not spinning */
+    CHECK_IDLE(p.pid);                        /* waits without spinning */
     memcpy(slot, "abc", 3);
     CHECK_ERR(mpq_queue_commit(q, slot, 3), EPIPE);  /* closed meanwhile: dropped */
     CHECK_OK(mpq_process_join(&p, 10000));
@@ -711,7 +714,7 @@ static void test_queue_try_once_recovers_dead_holder(void)
     int rc = -EAGAIN;
     int64_t end;
     CHECK_OK(mpq_process_start(&p, reserve_and_hang, q));
-    while (mpq_queue_count(q) == 0) sched_yield();
+    while (mpq_queue_count(q) == 0) CHECK_EQ(mpq_process_alive(&p), 1);
     CHECK_OK(mpq_queue_put(q, "next", 4, 0));
     CHECK_OK(mpq_process_kill(&p, SIGKILL));
     CHECK_OK(mpq_process_join(&p, 10000));
@@ -872,6 +875,7 @@ static void test_queue_idle_consumer_sleeps(void)
     mpq_process p;
     CHECK_OK(mpq_process_start(&p, blocked_get, q));
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    CHECK_IDLE(p.pid);
     CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(p.exitcode, 0);

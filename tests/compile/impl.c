@@ -28,6 +28,30 @@ int main(void)
     (void)mpq_mutex_open(&m, "/mpq-compile-check-none");
     (void)mpq_mutex_init(NULL);
     (void)mpq_mutex_destroy(NULL);
+    {
+        mpq_queue *q = NULL;
+        const void *msgs[1] = { "x" };
+        size_t lens[1] = { 1 }, len = 0;
+        char buf[8];
+        void *slot = NULL;
+        const void *m = NULL;
+        if (mpq_queue_create(&q, NULL) == 0) {
+            (void)mpq_queue_put(q, "x", 1, 0);
+            (void)mpq_queue_get(q, buf, sizeof buf, &len, 0);
+            (void)mpq_queue_put_batch(q, msgs, lens, 1, 0);
+            (void)mpq_queue_get_batch(q, buf, sizeof buf, lens, 1, 0);
+            if (mpq_queue_reserve(q, &slot, 0) == 0) (void)mpq_queue_commit(q, slot, 1);
+            if (mpq_queue_reserve(q, &slot, 0) == 0) (void)mpq_queue_cancel(q, slot);
+            if (mpq_queue_peek(q, &m, &len, 0) == 0) (void)mpq_queue_release(q, m);
+            (void)mpq_queue_count(q);
+            (void)mpq_queue_capacity(q);
+            (void)mpq_queue_max_msg(q);
+            (void)mpq_queue_fileno(q);
+            (void)mpq_queue_close(q);
+            (void)mpq_queue_detach(q);
+        }
+        (void)mpq_queue_open(&q, "/mpq-compile-check-none");
+    }
     (void)mpq_process_start(NULL, NULL, NULL);
     (void)mpq_process_join(&p, 0);
     (void)mpq_process_kill(&p, 0);
