@@ -868,7 +868,21 @@ fail:
 /* Makes a created segment visible to openers: the magic goes in last. */
 static void mpq__seg_publish(void *base)
 {
+    MPQ_ASSERT(base != NULL);
     mpq__store32(&((mpq__seg *)base)->magic, MPQ__SEG_MAGIC, MPQ__RELEASE);
+}
+
+/* Ends a creation: publishes the segment if the object's set-up went well
+   (rc == 0), otherwise unmaps it and removes its name. Returns rc. */
+static int mpq__seg_finish(void *base, size_t len, const char *name, int rc)
+{
+    if (rc == 0) {
+        mpq__seg_publish(base);
+        return 0;
+    }
+    munmap(base, len);
+    if (name) shm_unlink(name);
+    return rc;
 }
 
 /* Maps the segment behind fd and validates its header against `kind`.
@@ -1177,6 +1191,7 @@ MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg)
 {
     static const mpq_mutex_config defaults = { NULL, 0 };
+    mpq_mutex *m;
     void *base;
     size_t len;
     int rc;
@@ -1185,16 +1200,11 @@ MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg)
     rc = mpq__seg_create(MPQ__KIND_MUTEX, sizeof(mpq_mutex), cfg->name, cfg->mode, 0,
                          &base, &len, NULL);
     if (rc != 0) return rc;
-    rc = mpq_mutex_init((mpq_mutex *)((char *)base + MPQ__SEG_HDR));
-    ((mpq_mutex *)((char *)base + MPQ__SEG_HDR))->flags__ = MPQ__MUTEX_IN_SEGMENT;
-    if (rc != 0) {
-        munmap(base, len);
-        if (cfg->name) shm_unlink(cfg->name);
-        return rc;
-    }
-    mpq__seg_publish(base);
-    *out = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
-    return 0;
+    m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
+    rc = mpq_mutex_init(m);
+    m->flags__ = MPQ__MUTEX_IN_SEGMENT;
+    if ((rc = mpq__seg_finish(base, len, cfg->name, rc)) == 0) *out = m;
+    return rc;
 }
 
 MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
@@ -1837,14 +1847,8 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     /* The slots start zeroed: state 0 is EMPTY in lap 0. */
     efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rc = mpq__q_attach(out, base, length, efd, h);
-    if (rc != 0) {
-        if (efd >= 0) close(efd);
-        munmap(base, length);
-        if (cfg->name) shm_unlink(cfg->name);
-        return rc;
-    }
-    mpq__seg_publish(base);
-    return 0;
+    if (rc != 0 && efd >= 0) close(efd);
+    return mpq__seg_finish(base, length, cfg->name, rc);
 }
 
 MPQDEF int mpq_queue_open(mpq_queue **out, const char *name)

@@ -152,6 +152,13 @@ else
     skipped="$skipped musl"
 fi
 
-[ -n "$skipped" ] && echo "skipped (not installed):$skipped"
+if [ -n "$skipped" ]; then
+    echo "skipped (not installed):$skipped"
+    # In CI every configuration must run: .ci/run installs them all.
+    if [ -n "${CI:-}" ]; then
+        echo "  FAIL  CI lacks:$skipped"
+        failed=$((failed + 1))
+    fi
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
