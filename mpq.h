@@ -28,11 +28,13 @@
      >>api-shm        mpq_shm      shared-memory regions (anonymous, named, memfd)
      >>api-mutex      mpq_mutex    robust process-shared lock
      >>api-queue      mpq_queue    shared-memory MPMC message queue
+     >>api-conn       mpq_conn     framed messages over pipes and sockets
      >>api-process    mpq_process  fork a function, join, kill
      >>platform       implementation: atomics, futex, deadlines, segments
      >>shm            implementation of mpq_shm
      >>mutex          implementation of mpq_mutex
      >>queue          implementation of mpq_queue
+     >>conn           implementation of mpq_conn
      >>process        implementation of mpq_process
      >>history        revision history
      >>license        license text
@@ -480,6 +482,124 @@ MPQDEF size_t mpq_queue_max_msg(const mpq_queue *q);
    mpq_queue_open, or eventfd() failed at creation).
    Thread safety: any thread. */
 MPQDEF int mpq_queue_fileno(mpq_queue *q);
+
+/* ========================================================================
+   >>api-conn  mpq_conn: framed messages over a pipe or stream socket
+   ========================================================================
+
+   Python: multiprocessing.Pipe, Connection, connection.wait, Listener and
+   Client (without authkey).
+
+       mpq_conn *a, *b;
+       mpq_pipe(&a, &b, 1);                  // duplex: socketpair
+       mpq_conn_send(a, "hello", 5);
+       mpq_conn_recv(b, buf, sizeof buf, &len, -1);
+
+   Each send writes one frame: a 4-byte big-endian length (0xffffffff
+   then 8 more bytes for 4 GiB and up) and the bytes; each recv returns
+   exactly one whole message. The same framing runs over any connected
+   stream socket (mpq_conn_from_fd), so a Unix socket path (mpq_listener_*,
+   mpq_client) or TCP work alike. Reads are buffered: a small message costs
+   the receiver one system call, often less.
+
+   No call ever raises SIGPIPE, and none changes signal dispositions: a
+   gone peer is -EPIPE. (Sockets use MSG_NOSIGNAL; a pipe write blocks
+   SIGPIPE in the calling thread for its duration and discards the one it
+   caused.) A frame longer than the connection's maximum (64 MiB unless
+   mpq_conn_set_max says otherwise) is refused before any allocation and
+   breaks the connection: later calls return -EPROTO. A frame cut short by
+   the peer's end is -EPROTO as well.
+
+   A connection is used by one thread at a time (per direction: one sender
+   and one receiver may run at once); descriptors are close-on-exec.
+*/
+
+typedef struct mpq_conn mpq_conn;          /* opaque */
+typedef struct mpq_listener mpq_listener;  /* opaque */
+
+#define MPQ_CONN_DEFAULT_MAX ((uint64_t)64 << 20)
+
+/* Makes two connected endpoints: duplex (socketpair(AF_UNIX, SOCK_STREAM):
+   both send and receive) or simplex (pipe(2): *a receives, *b sends - like
+   Python's Pipe(duplex=False)). Returns 0, -EINVAL, -EMFILE, -ENFILE,
+   -ENOMEM. Thread safety: any thread. */
+MPQDEF int mpq_pipe(mpq_conn **a, mpq_conn **b, int duplex);
+
+/* Wraps a connected stream socket, or a pipe end, that the caller hands
+   over (it is closed by mpq_conn_close). Returns 0, -EINVAL (NULL), -EBADF,
+   -ENOTSUP (not a stream socket, FIFO or pipe), -ENOMEM. */
+MPQDEF int mpq_conn_from_fd(mpq_conn **c, int fd);
+
+/* Sends one message of len bytes (0 and up; >= 4 GiB on 64-bit), whole:
+   partial writes and EINTR are handled inside. Blocks while the peer does
+   not read. Returns 0, -EINVAL (NULL, or msg NULL with len > 0), -EBADF (a
+   receive-only end), -EPIPE (the peer is gone), or another -errno. */
+MPQDEF int mpq_conn_send(mpq_conn *c, const void *msg, size_t len);
+
+/* Receives one whole message into buf (cap bytes); *len gets its length.
+   timeout_ms bounds the wait (a message half arrived is kept for the next
+   call). Returns 0, or -EMSGSIZE (cap too small: *len gets the length, the
+   message stays for the next call; or the frame exceeds the maximum: the
+   connection is broken), -EPIPE (the peer closed and nothing is left),
+   -EPROTO (a frame cut short by EOF, or a broken connection), -EAGAIN
+   (timeout_ms == 0), -ETIMEDOUT, -EBADF (a send-only end), -EINVAL. */
+MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms);
+
+/* As mpq_conn_recv, into a buffer of exactly the message's size allocated
+   with MPQ_MALLOC (free it with MPQ_FREE, free() by default); a 0-byte
+   message gives a 1-byte allocation. Returns the errors of mpq_conn_recv,
+   and -ENOMEM. */
+MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout_ms);
+
+/* Sets the largest frame this end accepts (0: MPQ_CONN_DEFAULT_MAX).
+   Returns 0 or -EINVAL. */
+MPQDEF int mpq_conn_set_max(mpq_conn *c, uint64_t max_msg);
+
+/* Whether a message (or the end) can be received without waiting longer
+   than timeout_ms: 1 yes, 0 no, or -EINVAL/-EBADF. */
+MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms);
+
+/* The descriptor to poll for reading (for a send-only end: the one to
+   poll for writing), or -EINVAL. It may hold buffered data mpq has read
+   already: ask mpq_conn_poll, or use mpq_conn_wait, rather than poll(2)
+   alone. */
+MPQDEF int mpq_conn_fileno(const mpq_conn *c);
+
+/* Waits until at least one of conns[0..n-1] can receive (or reached its
+   end), at most timeout_ms; sets ready[i] to 1 or 0. Like
+   multiprocessing.connection.wait. Returns how many are ready (0 on
+   timeout), or -EINVAL, or an -errno from poll. */
+MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
+
+/* Passes a file descriptor (a memfd-backed mpq_shm, say) to the peer of a
+   Unix socket connection, as one message of its own. The caller keeps fd.
+   Returns 0, -ENOTSUP (not a Unix socket), or the errors of send. */
+MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
+
+/* Receives a descriptor sent with mpq_conn_send_fd (close-on-exec). The
+   next message must be one; otherwise -EBADMSG (the message is consumed).
+   Returns 0 (*fd set), or the errors of mpq_conn_recv. */
+MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms);
+
+/* Closes the connection's descriptors and frees it; the peer then sees
+   the end (-EPIPE once it has read everything). Returns 0 or -EINVAL. */
+MPQDEF int mpq_conn_close(mpq_conn *c);
+
+/* Listens on a Unix socket path (created; an existing path is -EADDRINUSE).
+   Returns 0, -EINVAL (NULL, empty, or longer than sun_path allows), or an
+   -errno from socket/bind/listen. */
+MPQDEF int mpq_listener_open(mpq_listener **l, const char *path);
+
+/* Accepts one client, waiting at most timeout_ms.
+   Returns 0, -EAGAIN, -ETIMEDOUT, -EINVAL, or an -errno from accept. */
+MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms);
+
+/* Closes the listener and removes its path. Returns 0 or -EINVAL. */
+MPQDEF int mpq_listener_close(mpq_listener *l);
+
+/* Connects to a listener's Unix socket path. Returns 0, -EINVAL, -ENOENT,
+   -ECONNREFUSED, or another -errno from connect. */
+MPQDEF int mpq_client(mpq_conn **c, const char *path);
 
 /* ========================================================================
    >>api-process  mpq_process: run a function in a forked child
@@ -2111,6 +2231,601 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q)
 }
 
 /* ========================================================================
+   >>conn  framed messages over pipes and stream sockets
+   ======================================================================== */
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#define MPQ__CONN_BUF 65536  /* read buffer: a small frame costs one read */
+#define MPQ__CONN_FDS 16     /* descriptors received and not yet taken   */
+static const char mpq__fd_marker[8] = { 'm', 'p', 'q', '-', 'f', 'd', 0, 0 };
+
+struct mpq_conn {
+    int      rfd, wfd;     /* the same socket for duplex; -1 for a missing side */
+    int      sock;         /* rfd/wfd is a socket: MSG_NOSIGNAL, SCM_RIGHTS       */
+    int      broken;       /* a frame over the maximum was refused                */
+    int      eof;          /* the peer's end has been read                        */
+    uint64_t max;          /* largest frame accepted                              */
+    char    *rbuf;         /* buffered bytes rbuf[rpos, rlen)                     */
+    size_t   rpos, rlen;
+    int      have_len;     /* a frame header has been taken from the stream ...  */
+    uint64_t flen;         /* ... announcing this many bytes                      */
+    char    *body;         /* a large frame's bytes received so far, kept over a  */
+    uint64_t got;          /* timeout in the middle of it                         */
+    int      fds[MPQ__CONN_FDS];
+    int      nfds;
+};
+
+struct mpq_listener {
+    int  fd;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+static int mpq__conn_new(mpq_conn **out, int rfd, int wfd, int sock)
+{
+    mpq_conn *c = (mpq_conn *)MPQ_MALLOC(sizeof *c);
+    if (!c) return -ENOMEM;
+    memset(c, 0, sizeof *c);
+    c->rfd = rfd;
+    c->wfd = wfd;
+    c->sock = sock;
+    c->max = MPQ_CONN_DEFAULT_MAX;
+    *out = c;
+    return 0;
+}
+
+/* pipe2(O_CLOEXEC) where it is declared (_GNU_SOURCE in force); else
+   pipe and FD_CLOEXEC, which a fork+exec in another thread can race. */
+static int mpq__pipe_cloexec(int fds[2])
+{
+#if defined(__USE_GNU) || !defined(__GLIBC__)
+    return pipe2(fds, O_CLOEXEC);
+#else
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
+}
+
+MPQDEF int mpq_pipe(mpq_conn **a, mpq_conn **b, int duplex)
+{
+    int fds[2], rc;
+    if (!a || !b) return -EINVAL;
+    if (duplex ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) : mpq__pipe_cloexec(fds))
+        return mpq__err();
+    rc = duplex ? mpq__conn_new(a, fds[0], fds[0], 1) : mpq__conn_new(a, fds[0], -1, 0);
+    if (rc == 0) {
+        rc = duplex ? mpq__conn_new(b, fds[1], fds[1], 1) : mpq__conn_new(b, -1, fds[1], 0);
+        if (rc != 0) MPQ_FREE(*a);
+    }
+    if (rc != 0) {
+        close(fds[0]);
+        close(fds[1]);
+    }
+    return rc;
+}
+
+MPQDEF int mpq_conn_from_fd(mpq_conn **c, int fd)
+{
+    struct stat st;
+    int type = 0, acc;
+    socklen_t tl = sizeof type;
+    if (!c) return -EINVAL;
+    if (fstat(fd, &st) != 0) return mpq__err();
+    if (S_ISSOCK(st.st_mode)) {
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0) return mpq__err();
+        if (type != SOCK_STREAM) return -ENOTSUP;
+        return mpq__conn_new(c, fd, fd, 1);
+    }
+    if (!S_ISFIFO(st.st_mode)) return -ENOTSUP;
+    if ((acc = fcntl(fd, F_GETFL)) < 0) return mpq__err();
+    acc &= O_ACCMODE;
+    return mpq__conn_new(c, acc == O_WRONLY ? -1 : fd, acc == O_RDONLY ? -1 : fd, 0);
+}
+
+MPQDEF int mpq_conn_set_max(mpq_conn *c, uint64_t max_msg)
+{
+    if (!c) return -EINVAL;
+    c->max = max_msg ? max_msg : MPQ_CONN_DEFAULT_MAX;
+    return 0;
+}
+
+MPQDEF int mpq_conn_fileno(const mpq_conn *c)
+{
+    if (!c) return -EINVAL;
+    return c->rfd >= 0 ? c->rfd : c->wfd;
+}
+
+MPQDEF int mpq_conn_close(mpq_conn *c)
+{
+    int i;
+    if (!c) return -EINVAL;
+    if (c->rfd >= 0) close(c->rfd);
+    if (c->wfd >= 0 && c->wfd != c->rfd) close(c->wfd);
+    for (i = 0; i < c->nfds; i++) close(c->fds[i]);
+    MPQ_FREE(c->rbuf);
+    MPQ_FREE(c->body);
+    MPQ_FREE(c);
+    return 0;
+}
+
+/* --- sending ----------------------------------------------------------- */
+
+/* Writes iov (changing it) until all is written. A pipe write blocks
+   SIGPIPE in this thread meanwhile and takes back the one it raised, so
+   the process's dispositions are never touched. */
+static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct msghdr *first)
+{
+    sigset_t pipe_set, old;
+    int rc = 0, masked = 0, sigpipe_was_pending = 0;
+    if (!c->sock) {
+        sigset_t pending;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        sigpending(&pending);
+        sigpipe_was_pending = sigismember(&pending, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+        masked = 1;
+    }
+    while (n > 0) {
+        ssize_t r;
+        if (c->sock) {
+            struct msghdr m;
+            if (first) m = *first;
+            else memset(&m, 0, sizeof m);
+            m.msg_iov = iov;
+            m.msg_iovlen = (size_t)n;
+            r = sendmsg(c->wfd, &m, MSG_NOSIGNAL);
+            if (r > 0) first = NULL;  /* ancillary data goes with the first byte */
+        } else {
+            r = writev(c->wfd, iov, n);
+        }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            rc = mpq__err();
+            break;
+        }
+        while (n > 0 && (size_t)r >= iov->iov_len) {
+            r -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + r;
+            iov->iov_len -= (size_t)r;
+        }
+    }
+    if (masked) {
+        if (rc == -EPIPE && !sigpipe_was_pending) {
+            struct timespec zero = { 0, 0 };
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    return rc;
+}
+
+/* The frame header for len: 4 bytes, or 12 from 0xffffffff on. */
+static int mpq__conn_header(unsigned char *h, uint64_t len)
+{
+    int i, n = len < 0xffffffffu ? 4 : 12;
+    uint64_t v = len;
+    if (n == 12) { h[0] = h[1] = h[2] = h[3] = 0xff; }
+    for (i = n - 1; i >= n - (n == 4 ? 4 : 8); i--) {
+        h[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+    return n;
+}
+
+static int mpq__conn_send(mpq_conn *c, const void *msg, size_t len, const struct msghdr *anc)
+{
+    unsigned char h[12];
+    struct iovec iov[2];
+    if (!c || (!msg && len)) return -EINVAL;
+    if (c->wfd < 0) return -EBADF;
+    iov[0].iov_base = h;
+    iov[0].iov_len = (size_t)mpq__conn_header(h, (uint64_t)len);
+    iov[1].iov_base = (void *)(uintptr_t)msg;
+    iov[1].iov_len = len;
+    return mpq__conn_writev(c, iov, len ? 2 : 1, anc);
+}
+
+MPQDEF int mpq_conn_send(mpq_conn *c, const void *msg, size_t len)
+{
+    return mpq__conn_send(c, msg, len, NULL);
+}
+
+MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd)
+{
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    struct msghdr m;
+    struct cmsghdr *cm;
+    if (!c) return -EINVAL;
+    if (!c->sock) return -ENOTSUP;
+    if (fd < 0) return -EBADF;
+    memset(&u, 0, sizeof u);
+    memset(&m, 0, sizeof m);
+    m.msg_control = u.buf;
+    m.msg_controllen = sizeof u.buf;
+    cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    return mpq__conn_send(c, mpq__fd_marker, sizeof mpq__fd_marker, &m);
+}
+
+/* --- receiving --------------------------------------------------------- */
+
+/* Waits until rfd is readable, at most until `deadline` (-1: forever).
+   Returns 0, -EAGAIN (deadline 0 given as "try once"), -ETIMEDOUT. */
+static int mpq__conn_wait_readable(mpq_conn *c, int64_t deadline, int once)
+{
+    for (;;) {
+        struct pollfd p;
+        int left = once ? 0 : mpq__remaining_ms(deadline), r;
+        p.fd = c->rfd;
+        p.events = POLLIN;
+        p.revents = 0;
+        r = poll(&p, 1, left);
+        if (r > 0) return 0;
+        if (r < 0 && errno != EINTR) return mpq__err();
+        if (r == 0 && (once || left == 0)) return once ? -EAGAIN : -ETIMEDOUT;
+    }
+}
+
+/* Keeps a descriptor that arrived with the stream; beyond what fits, or
+   when a cmsg was cut, it is closed (the sender gets no fd). */
+static void mpq__conn_take_fds(mpq_conn *c, struct msghdr *m)
+{
+    struct cmsghdr *cm;
+    for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+        size_t i, n;
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            if (c->nfds < MPQ__CONN_FDS) c->fds[c->nfds++] = fd;
+            else close(fd);
+        }
+    }
+}
+
+/* Reads what is there (at most `room` bytes, waiting until the deadline
+   for the first) into dst. Returns bytes read (> 0), 0 at end of stream,
+   or -EAGAIN/-ETIMEDOUT/-errno. Descriptors that come along are kept. */
+static ssize_t mpq__conn_read(mpq_conn *c, char *dst, size_t room, int64_t deadline, int once)
+{
+    for (;;) {
+        ssize_t r;
+        int rc;
+        if (c->sock) {
+            union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 4)]; } u;
+            struct iovec iov;
+            struct msghdr m;
+            memset(&m, 0, sizeof m);
+            iov.iov_base = dst;
+            iov.iov_len = room;
+            m.msg_iov = &iov;
+            m.msg_iovlen = 1;
+            m.msg_control = u.buf;
+            m.msg_controllen = sizeof u.buf;
+            r = recvmsg(c->rfd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+            if (r >= 0 && m.msg_controllen > 0) mpq__conn_take_fds(c, &m);
+        } else {
+            r = read(c->rfd, dst, room);
+        }
+        if (r >= 0) return r;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return mpq__err();
+        if ((rc = mpq__conn_wait_readable(c, deadline, once)) != 0) return rc;
+    }
+}
+
+/* Makes at least `need` bytes available in rbuf (need <= MPQ__CONN_BUF).
+   Returns 0, -EPIPE (end of stream, nothing buffered and no frame begun),
+   -EPROTO (end of stream inside a frame), or a wait error. */
+static int mpq__conn_fill(mpq_conn *c, size_t need, int64_t deadline, int once)
+{
+    if (!c->rbuf && !(c->rbuf = (char *)MPQ_MALLOC(MPQ__CONN_BUF))) return -ENOMEM;
+    while (c->rlen - c->rpos < need) {
+        ssize_t r;
+        if (c->eof) return (c->rlen == c->rpos && !c->have_len) ? -EPIPE : -EPROTO;
+        if (c->rpos > 0 && c->rpos == c->rlen) c->rpos = c->rlen = 0;
+        if (MPQ__CONN_BUF - c->rpos < need) {            /* compact */
+            memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+            c->rlen -= c->rpos;
+            c->rpos = 0;
+        }
+        /* Pipes have no MSG_DONTWAIT: wait for readability first. */
+        if (!c->sock) {
+            int rc = mpq__conn_wait_readable(c, deadline, once);
+            if (rc != 0) return rc;
+        }
+        r = mpq__conn_read(c, c->rbuf + c->rlen, MPQ__CONN_BUF - c->rlen, deadline, once);
+        if (r < 0) return (int)r;
+        if (r == 0) c->eof = 1;
+        c->rlen += (size_t)r;
+    }
+    return 0;
+}
+
+/* Takes the next frame's header from the stream, once per frame. */
+static int mpq__conn_frame(mpq_conn *c, int64_t deadline, int once)
+{
+    const unsigned char *h;
+    uint64_t len = 0;
+    int i, rc;
+    if (c->broken) return -EPROTO;
+    if (c->have_len) return 0;
+    if ((rc = mpq__conn_fill(c, 4, deadline, once)) != 0) return rc;
+    h = (const unsigned char *)c->rbuf + c->rpos;
+    if (h[0] == 0xff && h[1] == 0xff && h[2] == 0xff && h[3] == 0xff) {
+        if ((rc = mpq__conn_fill(c, 12, deadline, once)) != 0) return rc;
+        h = (const unsigned char *)c->rbuf + c->rpos;
+        for (i = 4; i < 12; i++) len = len << 8 | h[i];
+        c->rpos += 12;
+    } else {
+        for (i = 0; i < 4; i++) len = len << 8 | h[i];
+        c->rpos += 4;
+    }
+    c->have_len = 1;
+    c->flen = len;
+    c->got = 0;
+    return 0;
+}
+
+/* Reads the current frame's body into dst (flen bytes). A frame that fits
+   the read buffer is gathered there first, so a timeout loses nothing; a
+   larger one goes straight into dst, and if time runs out half-way what
+   came is kept in c->body for the next call. */
+static int mpq__conn_body(mpq_conn *c, char *dst, int64_t deadline, int once)
+{
+    uint64_t len = c->flen;
+    size_t take;
+    int rc;
+    if (len <= MPQ__CONN_BUF && !c->body) {
+        if ((rc = mpq__conn_fill(c, (size_t)len, deadline, once)) != 0) return rc;
+        if (len) memcpy(dst, c->rbuf + c->rpos, (size_t)len);
+        c->rpos += (size_t)len;
+        c->have_len = 0;
+        return 0;
+    }
+    if (c->body) {                                     /* resume a saved part */
+        memcpy(dst, c->body, (size_t)c->got);
+        MPQ_FREE(c->body);
+        c->body = NULL;
+    }
+    take = c->rlen - c->rpos;                          /* what is buffered */
+    if ((uint64_t)take > len - c->got) take = (size_t)(len - c->got);
+    memcpy(dst + c->got, c->rbuf + c->rpos, take);
+    c->rpos += take;
+    c->got += take;
+    while (c->got < len) {
+        ssize_t r;
+        if (c->eof) return -EPROTO;
+        if (!c->sock && (rc = mpq__conn_wait_readable(c, deadline, once)) != 0) r = rc;
+        else r = mpq__conn_read(c, dst + c->got, (size_t)(len - c->got), deadline, once);
+        if (r == 0) { c->eof = 1; return -EPROTO; }
+        if (r < 0) {
+            if ((r == -EAGAIN || r == -ETIMEDOUT) && c->got > 0) {
+                if (!(c->body = (char *)MPQ_MALLOC((size_t)len))) return -ENOMEM;
+                memcpy(c->body, dst, (size_t)c->got);
+            }
+            return (int)r;
+        }
+        c->got += (uint64_t)r;
+    }
+    c->have_len = 0;
+    return 0;
+}
+
+/* Starts a receive: the next frame's length in *len, checked against the
+   maximum (over it: the connection breaks) and, if cap is not NULL,
+   against *cap (over it: -EMSGSIZE, the frame stays). */
+static int mpq__conn_begin(mpq_conn *c, const size_t *cap, size_t *len, int timeout_ms, int64_t *deadline)
+{
+    int rc;
+    if (!c || !len) return -EINVAL;
+    if (c->rfd < 0) return -EBADF;
+    *deadline = mpq__deadline(timeout_ms);
+    if ((rc = mpq__conn_frame(c, *deadline, timeout_ms == 0)) != 0) return rc;
+    if (c->flen > c->max || c->flen > (uint64_t)((size_t)-1 / 2)) {
+        c->broken = 1;              /* we cannot know where the next frame starts */
+        *len = c->flen > (uint64_t)(size_t)-1 ? (size_t)-1 : (size_t)c->flen;
+        return -EMSGSIZE;
+    }
+    *len = (size_t)c->flen;
+    return cap && c->flen > (uint64_t)*cap ? -EMSGSIZE : 0;
+}
+
+MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    int64_t deadline;
+    size_t n = 0;
+    int rc;
+    if (!len || (!buf && cap)) return -EINVAL;
+    rc = mpq__conn_begin(c, &cap, &n, timeout_ms, &deadline);
+    if (len) *len = n;
+    if (rc != 0) return rc;
+    return mpq__conn_body(c, (char *)buf, deadline, timeout_ms == 0);
+}
+
+MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout_ms)
+{
+    int64_t deadline;
+    size_t n = 0;
+    char *b;
+    int rc;
+    if (!buf) return -EINVAL;
+    rc = mpq__conn_begin(c, NULL, &n, timeout_ms, &deadline);
+    if (len) *len = n;
+    if (rc != 0) return rc;
+    if (!(b = (char *)MPQ_MALLOC(n ? n : 1))) return -ENOMEM;
+    if ((rc = mpq__conn_body(c, b, deadline, timeout_ms == 0)) != 0) {
+        MPQ_FREE(b);
+        return rc;
+    }
+    *buf = b;
+    return 0;
+}
+
+MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms)
+{
+    char m[sizeof mpq__fd_marker];
+    size_t len = 0;
+    int rc;
+    if (!c || !fd) return -EINVAL;
+    rc = mpq_conn_recv(c, m, sizeof m, &len, timeout_ms);
+    if (rc == -EMSGSIZE && !c->broken) {   /* not ours: consume it anyway */
+        void *b = NULL;
+        if ((rc = mpq_conn_recv_alloc(c, &b, &len, timeout_ms)) == 0) MPQ_FREE(b);
+        return rc == 0 ? -EBADMSG : rc;
+    }
+    if (rc != 0) return rc;
+    if (len != sizeof m || memcmp(m, mpq__fd_marker, sizeof m) != 0 || c->nfds == 0) return -EBADMSG;
+    *fd = c->fds[0];
+    memmove(c->fds, c->fds + 1, (size_t)(c->nfds - 1) * sizeof(int));
+    c->nfds--;
+    return 0;
+}
+
+/* Something to receive without waiting: buffered bytes, a half-read frame. */
+static int mpq__conn_buffered(const mpq_conn *c)
+{
+    return c->have_len || c->body || c->rlen > c->rpos || c->eof || c->broken;
+}
+
+MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms)
+{
+    int ready = 0, rc;
+    if (!c) return -EINVAL;
+    if (c->rfd < 0) return -EBADF;
+    rc = mpq_conn_wait(&c, 1, &ready, timeout_ms);
+    return rc < 0 ? rc : ready;
+}
+
+MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms)
+{
+    struct pollfd stackp[16], *p = stackp;
+    int64_t deadline = mpq__deadline(timeout_ms);
+    size_t i;
+    int count = 0, r;
+    if (!conns || !ready || n == 0 || n > 4096) return -EINVAL;
+    for (i = 0; i < n; i++) {
+        if (!conns[i] || conns[i]->rfd < 0) return -EINVAL;
+        ready[i] = mpq__conn_buffered(conns[i]);
+        count += ready[i];
+    }
+    if (count) return count;
+    if (n > 16 && !(p = (struct pollfd *)MPQ_MALLOC(n * sizeof *p))) return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        p[i].fd = conns[i]->rfd;
+        p[i].events = POLLIN;
+        p[i].revents = 0;
+    }
+    do r = poll(p, (nfds_t)n, mpq__remaining_ms(deadline));
+    while (r < 0 && errno == EINTR);
+    if (r < 0) count = mpq__err();
+    else
+        for (i = 0; i < n; i++) count += ready[i] = p[i].revents != 0;
+    if (p != stackp) MPQ_FREE(p);
+    return count;
+}
+
+/* --- Unix socket paths ------------------------------------------------- */
+
+static int mpq__sun(struct sockaddr_un *a, const char *path)
+{
+    size_t n;
+    if (!path || !(n = strlen(path)) || n >= sizeof a->sun_path) return -EINVAL;
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    memcpy(a->sun_path, path, n);
+    return 0;
+}
+
+MPQDEF int mpq_listener_open(mpq_listener **out, const char *path)
+{
+    struct sockaddr_un a;
+    mpq_listener *l;
+    int fd, rc;
+    if (!out || (rc = mpq__sun(&a, path)) != 0) return -EINVAL;
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) return mpq__err();
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0) {
+        rc = mpq__err();
+        close(fd);
+        return rc;
+    }
+    if (!(l = (mpq_listener *)MPQ_MALLOC(sizeof *l))) {
+        close(fd);
+        unlink(path);
+        return -ENOMEM;
+    }
+    l->fd = fd;
+    memcpy(l->path, a.sun_path, sizeof l->path);
+    *out = l;
+    return 0;
+}
+
+MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    int fd, rc;
+    if (!l || !c) return -EINVAL;
+    for (;;) {
+        struct pollfd p;
+        int r;
+        p.fd = l->fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        r = poll(&p, 1, mpq__remaining_ms(deadline));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return mpq__err();
+        if (r == 0) return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+#if defined(__USE_GNU) || !defined(__GLIBC__)
+        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+#else
+        if ((fd = accept(l->fd, NULL, NULL)) >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+        if (fd >= 0) break;
+        if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) return mpq__err();
+    }
+    if ((rc = mpq__conn_new(c, fd, fd, 1)) != 0) close(fd);
+    return rc;
+}
+
+MPQDEF int mpq_listener_close(mpq_listener *l)
+{
+    if (!l) return -EINVAL;
+    close(l->fd);
+    unlink(l->path);
+    MPQ_FREE(l);
+    return 0;
+}
+
+MPQDEF int mpq_client(mpq_conn **c, const char *path)
+{
+    struct sockaddr_un a;
+    int fd, rc;
+    if (!c || mpq__sun(&a, path) != 0) return -EINVAL;
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) return mpq__err();
+    while (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (errno == EINTR) continue;
+        rc = mpq__err();
+        close(fd);
+        return rc;
+    }
+    if ((rc = mpq__conn_new(c, fd, fd, 1)) != 0) close(fd);
+    return rc;
+}
+
+/* ========================================================================
    >>process  fork a function, join, kill
    ======================================================================== */
 
@@ -2131,6 +2846,13 @@ static int mpq__decode_status(int st)
     if (WIFSIGNALED(st)) return -WTERMSIG(st);
     return -1;
 }
+
+#if !defined(__GLIBC__) && !defined(__cplusplus)
+/* POSIX, but hidden by strict-mode headers (musl) when stdio.h came first;
+   the same prototypes again are harmless otherwise. */
+int ftrylockfile(FILE *f);
+void funlockfile(FILE *f);
+#endif
 
 /* Flushes f in a forked child unless its lock is stuck: a parent thread
    that held it at fork time does not exist here to release it (musl does

@@ -1,0 +1,590 @@
+/* Tests of mpq_conn: the Python Pipe example, sizes from 0 to 16 MiB (and
+   past 4 GiB where memory allows), -EMSGSIZE keeping the message,
+   timeouts, a gone or killed peer (never SIGPIPE), traffic both ways,
+   descriptor passing, wait, Unix socket listener and client, refused
+   frames, and a fuzz loop over random byte streams. */
+#define MPQ_IMPLEMENTATION
+#include "../mpq.h"
+#include "mpq_test.h"
+
+#include <sys/socket.h>
+
+static void fill(unsigned char *b, size_t n, unsigned seed)
+{
+    size_t i;
+    for (i = 0; i < n; i++) b[i] = (unsigned char)(i * 131 + seed);
+}
+
+static int same(const unsigned char *b, size_t n, unsigned seed)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (b[i] != (unsigned char)(i * 131 + seed)) return 0;
+    return 1;
+}
+
+/* --- the Python notes' example ----------------------------------------- */
+
+static int pipe_child(void *arg)
+{
+    mpq_conn *c = (mpq_conn *)arg;
+    char buf[64];
+    size_t len;
+    if (mpq_conn_send(c, "[42, None, 'hello']", 19) != 0) return 1;
+    if (mpq_conn_recv(c, buf, sizeof buf, &len, 10000) != 0) return 2;
+    return len == 19 && memcmp(buf, "i am parent process", 19) == 0 ? 0 : 3;
+}
+
+static void test_conn_python_pipe_example(void)
+{
+    mpq_conn *parent, *child;
+    mpq_process p;
+    char buf[64];
+    size_t len;
+    CHECK_OK(mpq_pipe(&parent, &child, 1));
+    CHECK_OK(mpq_process_start(&p, pipe_child, child));
+    CHECK_OK(mpq_conn_recv(parent, buf, sizeof buf, &len, 10000));
+    CHECK(len == 19 && memcmp(buf, "[42, None, 'hello']", 19) == 0);
+    CHECK_OK(mpq_conn_send(parent, "i am parent process", 19));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_conn_close(parent));
+    CHECK_OK(mpq_conn_close(child));
+}
+
+/* --- sizes --------------------------------------------------------------- */
+
+static const size_t sizes[] = { 0, 1, 4095, 4096, 65535, 65536, 65537, 1000000, 16u << 20 };
+enum { NSIZES = sizeof sizes / sizeof sizes[0] };
+
+static int send_sizes(void *arg)
+{
+    mpq_conn *c = (mpq_conn *)arg;
+    unsigned char *b = (unsigned char *)malloc(16u << 20);
+    int i;
+    for (i = 0; i < NSIZES; i++) {
+        fill(b, sizes[i], (unsigned)i);
+        if (mpq_conn_send(c, b, sizes[i]) != 0) return 1;
+    }
+    free(b);
+    return 0;
+}
+
+static void sizes_over(int duplex)
+{
+    mpq_conn *r, *w;
+    mpq_process p;
+    unsigned char *b = (unsigned char *)malloc(16u << 20);
+    int i;
+    CHECK_OK(mpq_pipe(&r, &w, duplex));
+    CHECK_OK(mpq_process_start(&p, send_sizes, w));
+    for (i = 0; i < NSIZES; i++) {
+        size_t len = 12345;
+        if (i % 2) {
+            CHECK_OK(mpq_conn_recv(r, b, 16u << 20, &len, 20000));
+        } else {
+            void *a = NULL;
+            CHECK_OK(mpq_conn_recv_alloc(r, &a, &len, 20000));
+            memcpy(b, a, len);
+            free(a);
+        }
+        CHECK_EQ(len, sizes[i]);
+        CHECK(same(b, len, (unsigned)i));
+    }
+    CHECK_OK(mpq_process_join(&p, 20000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_conn_close(r));
+    CHECK_OK(mpq_conn_close(w));
+    free(b);
+}
+
+static void test_conn_sizes_duplex(void) { sizes_over(1); }
+static void test_conn_sizes_simplex(void) { sizes_over(0); }
+
+/* Past 4 GiB: the 12-byte header. Needs ~9 GiB free and a 64-bit build. */
+static int send_huge(void *arg)
+{
+    mpq_conn *c = (mpq_conn *)arg;
+    size_t n = (size_t)(((uint64_t)1 << 32) + 4097);
+    unsigned char *b = (unsigned char *)mmap(NULL, n, PROT_READ | PROT_WRITE,
+                                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (b == MAP_FAILED) return 1;
+    b[0] = 1; b[n / 2] = 2; b[n - 1] = 3;  /* the rest reads as zero */
+    return mpq_conn_send(c, b, n) == 0 ? 0 : 2;
+}
+
+static void test_conn_over_4gib(void)
+{
+    mpq_conn *r, *w;
+    mpq_process p;
+    void *a = NULL;
+    size_t len = 0, n;
+    long avail_kb = 0;
+    char line[256];
+    FILE *f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof line, f)) sscanf(line, "MemAvailable: %ld kB", &avail_kb);
+    if (f) fclose(f);
+    if (!getenv("MPQT_BIG") || !*getenv("MPQT_BIG")) {   /* ~20 s here: run.sh asks for it in one suite */
+        printf("    (skipped: run with MPQT_BIG=1 to move 4 GiB)\n");
+        return;
+    }
+    if (sizeof(size_t) < 8 || avail_kb < 10L * 1024 * 1024) {
+        printf("    (skipped: needs a 64-bit build and 10 GiB free; %ld MiB free)\n", avail_kb / 1024);
+        return;
+    }
+    n = (size_t)(((uint64_t)1 << 32) + 4097);
+    CHECK_OK(mpq_pipe(&r, &w, 1));
+    CHECK_OK(mpq_conn_set_max(r, (uint64_t)n));
+    CHECK_OK(mpq_process_start(&p, send_huge, w));
+    CHECK_OK(mpq_conn_recv_alloc(r, &a, &len, 100000));
+    CHECK_EQ(len, n);
+    CHECK(((unsigned char *)a)[0] == 1 && ((unsigned char *)a)[n / 2] == 2 && ((unsigned char *)a)[n - 1] == 3);
+    CHECK(((unsigned char *)a)[n / 3] == 0);
+    free(a);
+    CHECK_OK(mpq_process_join(&p, 100000));
+    CHECK_EQ(p.exitcode, 0);
+    mpq_conn_close(r);
+    mpq_conn_close(w);
+}
+
+/* --- the contract ---------------------------------------------------------- */
+
+static void test_conn_emsgsize_keeps_the_message(void)
+{
+    mpq_conn *a, *b;
+    unsigned char buf[200];
+    size_t len = 0;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    fill(buf, 100, 7);
+    CHECK_OK(mpq_conn_send(a, buf, 100));
+    CHECK_OK(mpq_conn_send(a, "next", 4));
+    memset(buf, 0, sizeof buf);
+    CHECK_ERR(mpq_conn_recv(b, buf, 10, &len, 1000), EMSGSIZE);
+    CHECK_EQ(len, 100);
+    CHECK_ERR(mpq_conn_recv(b, NULL, 0, &len, 1000), EMSGSIZE);
+    CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 1000));
+    CHECK(len == 100 && same(buf, 100, 7));
+    CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 1000));
+    CHECK(len == 4 && memcmp(buf, "next", 4) == 0);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+static void test_conn_timeouts_and_poll(void)
+{
+    mpq_conn *a, *b;
+    char buf[8];
+    size_t len;
+    int64_t t0;
+    CHECK_OK(mpq_pipe(&a, &b, 0));
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 0), EAGAIN);
+    t0 = mpqt_ms();
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 60), ETIMEDOUT);
+    CHECK(mpqt_ms() - t0 >= 59);
+    CHECK_EQ(mpq_conn_poll(a, 0), 0);
+    CHECK_ERR(mpq_conn_send(a, "x", 1), EBADF);       /* the receiving end */
+    CHECK_ERR(mpq_conn_recv(b, buf, sizeof buf, &len, 0), EBADF);
+    CHECK_OK(mpq_conn_send(b, "x", 1));
+    CHECK_EQ(mpq_conn_poll(a, 1000), 1);
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 0));
+    CHECK(len == 1 && buf[0] == 'x');
+    CHECK_EQ(mpq_conn_poll(a, 0), 0);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+/* The peer closed: what was sent before is still received, then -EPIPE;
+   sending is -EPIPE, and SIGPIPE (default action: death) never comes. */
+static void peer_gone(int duplex)
+{
+    mpq_conn *a, *b;
+    char buf[8];
+    size_t len;
+    sigset_t pending;
+    signal(SIGPIPE, SIG_DFL);
+    CHECK_OK(mpq_pipe(&a, &b, duplex));
+    CHECK_OK(mpq_conn_send(b, "last", 4));
+    CHECK_OK(mpq_conn_close(b));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 1000));
+    CHECK(len == 4);
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 1000), EPIPE);
+    CHECK_EQ(mpq_conn_poll(a, 0), 1);               /* the end is readable */
+    mpq_conn_close(a);
+    CHECK_OK(mpq_pipe(&a, &b, duplex));
+    CHECK_OK(mpq_conn_close(a));
+    CHECK_ERR(mpq_conn_send(b, "x", 1), EPIPE);
+    CHECK_ERR(mpq_conn_send(b, "x", 1), EPIPE);
+    sigpending(&pending);
+    CHECK(!sigismember(&pending, SIGPIPE));
+    mpq_conn_close(b);
+}
+
+static void test_conn_peer_gone_duplex(void) { peer_gone(1); }
+static void test_conn_peer_gone_simplex(void) { peer_gone(0); }
+
+static int half_frame_and_hang(void *arg)
+{
+    int fd = mpq_conn_fileno((mpq_conn *)arg);
+    unsigned char h[4] = { 0, 0x10, 0, 0 };    /* 1 MiB announced */
+    static char half[1 << 19];
+    if (write(fd, h, 4) != 4 || write(fd, half, sizeof half) != (ssize_t)sizeof half) return 1;
+    for (;;) pause();
+    return 0;
+}
+
+/* A peer killed in the middle of a frame: an error, not a hang. */
+static void test_conn_peer_killed_mid_frame(void)
+{
+    mpq_conn *a, *b;
+    mpq_process p;
+    void *m = NULL;
+    size_t len;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_process_start(&p, half_frame_and_hang, b));
+    CHECK_OK(mpq_conn_close(b));
+    CHECK_ERR(mpq_conn_recv_alloc(a, &m, &len, 300), ETIMEDOUT);  /* half kept ... */
+    CHECK_OK(mpq_process_kill(&p, SIGKILL));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_ERR(mpq_conn_recv_alloc(a, &m, &len, 10000), EPROTO);   /* ... then cut short */
+    mpq_conn_close(a);
+}
+
+/* --- both ways at once ---------------------------------------------------- */
+
+enum { BOTH_N = 300, BOTH_SIZE = 40000 };
+
+static void *both_sender(void *arg)
+{
+    mpq_conn *c = (mpq_conn *)arg;
+    unsigned char *b = (unsigned char *)malloc(BOTH_SIZE);
+    int i;
+    for (i = 0; i < BOTH_N; i++) {
+        fill(b, BOTH_SIZE, (unsigned)i);
+        if (mpq_conn_send(c, b, BOTH_SIZE) != 0) break;
+    }
+    free(b);
+    return (void *)(intptr_t)(i == BOTH_N ? 0 : 1);
+}
+
+static int both_receive(mpq_conn *c)
+{
+    unsigned char *b = (unsigned char *)malloc(BOTH_SIZE);
+    int i, bad = 0;
+    for (i = 0; i < BOTH_N && !bad; i++) {
+        size_t len;
+        if (mpq_conn_recv(c, b, BOTH_SIZE, &len, 20000) != 0 || len != BOTH_SIZE || !same(b, len, (unsigned)i))
+            bad = 1;
+    }
+    free(b);
+    return bad;
+}
+
+/* Each side sends and receives at the same time: 12 MB each way. */
+static int both_side(void *arg)
+{
+    pthread_t t;
+    void *r;
+    int bad;
+    if (pthread_create(&t, NULL, both_sender, arg) != 0) return 3;
+    bad = both_receive((mpq_conn *)arg);
+    pthread_join(t, &r);
+    return bad || r ? 1 : 0;
+}
+
+static void test_conn_both_directions(void)
+{
+    mpq_conn *a, *b;
+    mpq_process p;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_process_start(&p, both_side, b));
+    CHECK_EQ(both_side(a), 0);
+    CHECK_OK(mpq_process_join(&p, 30000));
+    CHECK_EQ(p.exitcode, 0);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+static void *thread_side(void *arg) { return (void *)(intptr_t)both_side(arg); }
+
+static void test_conn_both_directions_threads(void)
+{
+    mpq_conn *a, *b;
+    pthread_t t;
+    void *r;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_EQ(pthread_create(&t, NULL, thread_side, b), 0);
+    CHECK_EQ(both_side(a), 0);
+    CHECK_EQ(pthread_join(t, &r), 0);
+    CHECK(r == NULL);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+/* --- descriptors, wait, listener ----------------------------------------- */
+
+static int fd_child(void *arg)
+{
+    mpq_conn *c = (mpq_conn *)arg;
+    mpq_shm shm;
+    int fd = -1;
+    if (mpq_conn_recv_fd(c, &fd, 10000) != 0) return 1;
+    if (mpq_shm_from_fd(&shm, fd) != 0) return 2;
+    if (strcmp((char *)shm.addr, "through SCM_RIGHTS") != 0) return 3;
+    strcpy((char *)shm.addr, "seen");
+    mpq_shm_close(&shm);
+    close(fd);
+    return mpq_conn_send(c, "done", 4) == 0 ? 0 : 4;
+}
+
+static void test_conn_fd_passing(void)
+{
+    mpq_conn *a, *b;
+    mpq_shm shm;
+    mpq_process p;
+    char buf[8];
+    size_t len;
+    int fd = -1;
+    CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = 64, .memfd = 1 }));
+    strcpy((char *)shm.addr, "through SCM_RIGHTS");
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_process_start(&p, fd_child, b));
+    CHECK_OK(mpq_conn_send_fd(a, shm.fd));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK(strcmp((char *)shm.addr, "seen") == 0);
+    /* A plain message where a descriptor was expected. */
+    CHECK_OK(mpq_conn_send(b, "plain", 5));
+    CHECK_ERR(mpq_conn_recv_fd(a, &fd, 1000), EBADMSG);
+    CHECK_OK(mpq_pipe(&a, &b, 0));
+    CHECK_ERR(mpq_conn_send_fd(b, 0), ENOTSUP);   /* pipes carry no descriptors */
+    CHECK_OK(mpq_shm_close(&shm));
+}
+
+static int send_on_second(void *arg)
+{
+    mpq_conn **w = (mpq_conn **)arg;
+    return mpq_conn_send(w[1], "ping", 4) == 0 ? 0 : 1;
+}
+
+static void test_conn_wait(void)
+{
+    mpq_conn *r[3], *w[3];
+    mpq_process p;
+    int ready[3], i;
+    for (i = 0; i < 3; i++) CHECK_OK(mpq_pipe(&r[i], &w[i], 0));
+    CHECK_EQ(mpq_conn_wait(r, 3, ready, 0), 0);
+    CHECK_EQ(mpq_conn_wait(r, 3, ready, 30), 0);
+    CHECK_OK(mpq_process_start(&p, send_on_second, w));
+    CHECK_EQ(mpq_conn_wait(r, 3, ready, 10000), 1);
+    CHECK(!ready[0] && ready[1] && !ready[2]);
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_ERR(mpq_conn_wait(NULL, 3, ready, 0), EINVAL);
+    CHECK_ERR(mpq_conn_wait(w, 3, ready, 0), EINVAL);   /* send-only ends */
+    for (i = 0; i < 3; i++) { mpq_conn_close(r[i]); mpq_conn_close(w[i]); }
+}
+
+static char sock_path[108];
+
+static int client_side(void *arg)
+{
+    mpq_conn *c;
+    char buf[16];
+    size_t len;
+    (void)arg;
+    if (mpq_client(&c, sock_path) != 0) return 1;
+    if (mpq_conn_send(c, "hello listener", 14) != 0) return 2;
+    if (mpq_conn_recv(c, buf, sizeof buf, &len, 10000) != 0 || len != 2) return 3;
+    mpq_conn_close(c);
+    return 0;
+}
+
+static void test_conn_listener_and_client(void)
+{
+    mpq_listener *l, *l2;
+    mpq_conn *c;
+    mpq_process p;
+    char buf[32];
+    size_t len;
+    snprintf(sock_path, sizeof sock_path, "/tmp/mpqt-sock-%ld", (long)getpid());
+    CHECK_OK(mpq_listener_open(&l, sock_path));
+    CHECK_ERR(mpq_listener_open(&l2, sock_path), EADDRINUSE);
+    CHECK_ERR(mpq_listener_accept(l, &c, 0), EAGAIN);
+    CHECK_ERR(mpq_listener_accept(l, &c, 30), ETIMEDOUT);
+    CHECK_OK(mpq_process_start(&p, client_side, NULL));
+    CHECK_OK(mpq_listener_accept(l, &c, 10000));
+    CHECK_OK(mpq_conn_recv(c, buf, sizeof buf, &len, 10000));
+    CHECK(len == 14 && memcmp(buf, "hello listener", 14) == 0);
+    CHECK_OK(mpq_conn_send(c, "ok", 2));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    mpq_conn_close(c);
+    CHECK_OK(mpq_listener_close(l));
+    CHECK(access(sock_path, F_OK) != 0);            /* the path went with it */
+    CHECK(mpq_client(&c, sock_path) < 0);
+    {
+        char longp[200];
+        memset(longp, 'a', sizeof longp - 1);
+        longp[sizeof longp - 1] = 0;
+        CHECK_ERR(mpq_listener_open(&l, longp), EINVAL);
+        CHECK_ERR(mpq_client(&c, longp), EINVAL);
+    }
+}
+
+static void test_conn_from_fd(void)
+{
+    mpq_conn *a, *b;
+    int sv[2], pf[2], fd;
+    char buf[8];
+    size_t len;
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    CHECK_OK(mpq_conn_from_fd(&a, sv[0]));
+    CHECK_OK(mpq_conn_from_fd(&b, sv[1]));
+    CHECK_OK(mpq_conn_send(a, "sock", 4));
+    CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 1000));
+    CHECK(len == 4);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+    CHECK_OK(pipe(pf));
+    CHECK_OK(mpq_conn_from_fd(&a, pf[0]));
+    CHECK_OK(mpq_conn_from_fd(&b, pf[1]));
+    CHECK_ERR(mpq_conn_send(a, "x", 1), EBADF);
+    CHECK_OK(mpq_conn_send(b, "pipe", 4));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 1000));
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+    fd = open("/dev/null", O_RDONLY);
+    CHECK_ERR(mpq_conn_from_fd(&a, fd), ENOTSUP);
+    close(fd);
+    CHECK_ERR(mpq_conn_from_fd(&a, -1), EBADF);
+    CHECK_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+    CHECK_ERR(mpq_conn_from_fd(&a, sv[0]), ENOTSUP);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* --- refused frames and random streams ------------------------------------ */
+
+static int send_two_mib(void *arg)
+{
+    mpq_conn **ab = (mpq_conn **)arg;
+    unsigned char *big = (unsigned char *)calloc(1, 2u << 20);
+    int rc;
+    mpq_conn_close(ab[1]);       /* the child's copy of the reading end */
+    rc = mpq_conn_send(ab[0], big, 2u << 20);
+    free(big);
+    return rc == 0 || rc == -EPIPE ? 0 : 1;   /* the reader may hang up first */
+}
+
+static void test_conn_frame_over_the_maximum(void)
+{
+    mpq_conn *a, *b, *ab[2];
+    mpq_process p;
+    unsigned char h[12] = { 0xff, 0xff, 0xff, 0xff, 0, 0, 1, 0, 0, 0, 0, 0 };
+    void *m = NULL;
+    size_t len = 0;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_conn_set_max(b, 1u << 20));
+    ab[0] = a;
+    ab[1] = b;
+    CHECK_OK(mpq_process_start(&p, send_two_mib, ab));
+    CHECK_ERR(mpq_conn_recv_alloc(b, &m, &len, 1000), EMSGSIZE);
+    CHECK_EQ(len, 2u << 20);
+    CHECK_ERR(mpq_conn_recv_alloc(b, &m, &len, 1000), EPROTO);  /* broken for good */
+    mpq_conn_close(b);
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    mpq_conn_close(a);
+    /* A header announcing 2^40 bytes: refused before any allocation. */
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_EQ(write(mpq_conn_fileno(a), h, sizeof h), (long long)sizeof h);
+    CHECK_ERR(mpq_conn_recv_alloc(b, &m, &len, 1000), EMSGSIZE);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+static void test_conn_fuzz_random_streams(void)
+{
+    uint64_t seed = 42;
+    int round;
+    for (round = 0; round < 1500; round++) {
+        mpq_conn *a, *b;
+        unsigned char junk[300];
+        size_t n = (size_t)(mpqt_rand(&seed) % sizeof junk), i;
+        int rc, k;
+        for (i = 0; i < n; i++) junk[i] = (unsigned char)mpqt_rand(&seed);
+        if (n >= 4 && mpqt_rand(&seed) % 2) {            /* often a plausible length */
+            junk[0] = 0;
+            junk[1] = 0;
+            junk[2] = (unsigned char)(mpqt_rand(&seed) % 2);
+        }
+        CHECK_OK(mpq_pipe(&a, &b, (int)(round % 2)));     /* b's descriptor writes */
+        CHECK_OK(mpq_conn_set_max(a, 1u << 16));
+        CHECK_EQ(write(mpq_conn_fileno(b), junk, n), (long long)n);
+        CHECK_OK(mpq_conn_close(b));
+        for (k = 0; k < 100; k++) {
+            void *m = NULL;
+            size_t len;
+            rc = mpq_conn_recv_alloc(a, &m, &len, 1000);
+            if (rc != 0) break;
+            free(m);
+        }
+        CHECK(rc == -EPIPE || rc == -EPROTO || rc == -EMSGSIZE);
+        mpq_conn_close(a);
+    }
+}
+
+static void test_conn_bad_input(void)
+{
+    mpq_conn *a, *b;
+    char buf[4];
+    size_t len;
+    void *m;
+    int fd;
+    CHECK_ERR(mpq_pipe(NULL, &b, 1), EINVAL);
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_ERR(mpq_conn_send(NULL, "x", 1), EINVAL);
+    CHECK_ERR(mpq_conn_send(a, NULL, 1), EINVAL);
+    CHECK_OK(mpq_conn_send(a, NULL, 0));
+    CHECK_ERR(mpq_conn_recv(b, NULL, 4, &len, 0), EINVAL);
+    CHECK_ERR(mpq_conn_recv(b, buf, sizeof buf, NULL, 0), EINVAL);
+    CHECK_ERR(mpq_conn_recv(NULL, buf, sizeof buf, &len, 0), EINVAL);
+    CHECK_ERR(mpq_conn_recv_alloc(b, NULL, &len, 0), EINVAL);
+    CHECK_OK(mpq_conn_recv_alloc(b, &m, &len, 1000));      /* the empty message */
+    CHECK_EQ(len, 0);
+    free(m);
+    CHECK_ERR(mpq_conn_recv_fd(b, NULL, 0), EINVAL);
+    CHECK_ERR(mpq_conn_send_fd(a, -1), EBADF);
+    CHECK_ERR(mpq_conn_poll(NULL, 0), EINVAL);
+    CHECK_ERR(mpq_conn_fileno(NULL), EINVAL);
+    CHECK_ERR(mpq_conn_set_max(NULL, 1), EINVAL);
+    CHECK_ERR(mpq_conn_close(NULL), EINVAL);
+    CHECK_ERR(mpq_listener_open(NULL, "/tmp/x"), EINVAL);
+    CHECK_ERR(mpq_listener_close(NULL), EINVAL);
+    CHECK((fd = fcntl(mpq_conn_fileno(a), F_GETFD)) >= 0 && (fd & FD_CLOEXEC));
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+static const mpqt_case cases[] = {
+    MPQT(test_conn_python_pipe_example, 10, 0),
+    MPQT(test_conn_sizes_duplex, 60, 0),
+    MPQT(test_conn_sizes_simplex, 60, 0),
+    MPQT(test_conn_over_4gib, 200, 0),
+    MPQT(test_conn_emsgsize_keeps_the_message, 10, 0),
+    MPQT(test_conn_timeouts_and_poll, 10, 0),
+    MPQT(test_conn_peer_gone_duplex, 10, 0),
+    MPQT(test_conn_peer_gone_simplex, 10, 0),
+    MPQT(test_conn_peer_killed_mid_frame, 20, 0),
+    MPQT(test_conn_both_directions, 60, 0),
+    MPQT(test_conn_both_directions_threads, 60, 1),
+    MPQT(test_conn_fd_passing, 20, 0),
+    MPQT(test_conn_wait, 20, 0),
+    MPQT(test_conn_listener_and_client, 20, 0),
+    MPQT(test_conn_from_fd, 10, 0),
+    MPQT(test_conn_frame_over_the_maximum, 10, 0),
+    MPQT(test_conn_fuzz_random_streams, 60, 0),
+    MPQT(test_conn_bad_input, 10, 0),
+};
+
+int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
