@@ -83,7 +83,8 @@
 
    >>history
 
-     0.1.0  (2026-11)  shared-memory segments, robust mutex, processes.
+     0.1.0  (2026-11)  shared-memory segments, robust mutex, processes, the
+                       lock-free queue, framed connections.
 
    See the end of the file for the license.
 */
@@ -504,8 +505,9 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q);
 
    No call ever raises SIGPIPE, and none changes signal dispositions: a
    gone peer is -EPIPE. (Sockets use MSG_NOSIGNAL; a pipe write blocks
-   SIGPIPE in the calling thread for its duration and discards the one it
-   caused.) A frame longer than the connection's maximum (64 MiB unless
+   SIGPIPE in the calling thread for its duration and takes back the one
+   it caused, which costs two system calls per send: for speed prefer a
+   duplex connection.) A frame longer than the connection's maximum (64 MiB unless
    mpq_conn_set_max says otherwise) is refused before any allocation and
    breaks the connection: later calls return -EPROTO. A frame cut short by
    the peer's end is -EPROTO as well.
@@ -2239,12 +2241,16 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q)
 #include <sys/un.h>
 
 #define MPQ__CONN_BUF 65536  /* read buffer: a small frame costs one read */
+#define MPQ__CONN_READ 4096  /* most one read asks for while no frame is begun */
+#define MPQ__CONN_DIRECT 4096 /* bodies above this are read straight into the
+                                 caller's buffer: one copy fewer */
 #define MPQ__CONN_FDS 16     /* descriptors received and not yet taken   */
 static const char mpq__fd_marker[8] = { 'm', 'p', 'q', '-', 'f', 'd', 0, 0 };
 
 struct mpq_conn {
     int      rfd, wfd;     /* the same socket for duplex; -1 for a missing side */
     int      sock;         /* rfd/wfd is a socket: MSG_NOSIGNAL, SCM_RIGHTS       */
+    int      nb;           /* rfd is a pipe in O_NONBLOCK mode                    */
     int      broken;       /* a frame over the maximum was refused                */
     int      eof;          /* the peer's end has been read                        */
     uint64_t max;          /* largest frame accepted                              */
@@ -2311,7 +2317,7 @@ MPQDEF int mpq_pipe(mpq_conn **a, mpq_conn **b, int duplex)
 MPQDEF int mpq_conn_from_fd(mpq_conn **c, int fd)
 {
     struct stat st;
-    int type = 0, acc;
+    int type = 0, acc, rc;
     socklen_t tl = sizeof type;
     if (!c) return -EINVAL;
     if (fstat(fd, &st) != 0) return mpq__err();
@@ -2322,8 +2328,9 @@ MPQDEF int mpq_conn_from_fd(mpq_conn **c, int fd)
     }
     if (!S_ISFIFO(st.st_mode)) return -ENOTSUP;
     if ((acc = fcntl(fd, F_GETFL)) < 0) return mpq__err();
-    acc &= O_ACCMODE;
-    return mpq__conn_new(c, acc == O_WRONLY ? -1 : fd, acc == O_RDONLY ? -1 : fd, 0);
+    rc = mpq__conn_new(c, (acc & O_ACCMODE) == O_WRONLY ? -1 : fd, (acc & O_ACCMODE) == O_RDONLY ? -1 : fd, 0);
+    if (rc == 0) (*c)->nb = (acc & O_NONBLOCK) != 0;
+    return rc;
 }
 
 MPQDEF int mpq_conn_set_max(mpq_conn *c, uint64_t max_msg)
@@ -2360,13 +2367,10 @@ MPQDEF int mpq_conn_close(mpq_conn *c)
 static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct msghdr *first)
 {
     sigset_t pipe_set, old;
-    int rc = 0, masked = 0, sigpipe_was_pending = 0;
+    int rc = 0, masked = 0;
     if (!c->sock) {
-        sigset_t pending;
         sigemptyset(&pipe_set);
         sigaddset(&pipe_set, SIGPIPE);
-        sigpending(&pending);
-        sigpipe_was_pending = sigismember(&pending, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
         masked = 1;
     }
@@ -2399,7 +2403,10 @@ static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct 
         }
     }
     if (masked) {
-        if (rc == -EPIPE && !sigpipe_was_pending) {
+        /* Take back the SIGPIPE this write raised - unless the thread had it
+           blocked already, in which case one pending from before is not
+           ours to take (signals do not queue: we cannot tell them apart). */
+        if (rc == -EPIPE && !sigismember(&old, SIGPIPE)) {
             struct timespec zero = { 0, 0 };
             while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
         }
@@ -2518,6 +2525,10 @@ static ssize_t mpq__conn_read(mpq_conn *c, char *dst, size_t room, int64_t deadl
             r = recvmsg(c->rfd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
             if (r >= 0 && m.msg_controllen > 0) mpq__conn_take_fds(c, &m);
         } else {
+            /* A blocking pipe is waited on first unless the wait is
+               unbounded; a non-blocking one (mpq's own) just reads. */
+            if (!c->nb && (deadline >= 0 || once) && (rc = mpq__conn_wait_readable(c, deadline, once)) != 0)
+                return rc;
             r = read(c->rfd, dst, room);
         }
         if (r >= 0) return r;
@@ -2542,12 +2553,11 @@ static int mpq__conn_fill(mpq_conn *c, size_t need, int64_t deadline, int once)
             c->rlen -= c->rpos;
             c->rpos = 0;
         }
-        /* Pipes have no MSG_DONTWAIT: wait for readability first. */
-        if (!c->sock) {
-            int rc = mpq__conn_wait_readable(c, deadline, once);
-            if (rc != 0) return rc;
+        {   /* ask for what is needed, or a page's worth of small frames */
+            size_t want = need - (c->rlen - c->rpos), room = MPQ__CONN_BUF - c->rlen;
+            if (want < MPQ__CONN_READ) want = MPQ__CONN_READ;
+            r = mpq__conn_read(c, c->rbuf + c->rlen, want < room ? want : room, deadline, once);
         }
-        r = mpq__conn_read(c, c->rbuf + c->rlen, MPQ__CONN_BUF - c->rlen, deadline, once);
         if (r < 0) return (int)r;
         if (r == 0) c->eof = 1;
         c->rlen += (size_t)r;
@@ -2580,16 +2590,16 @@ static int mpq__conn_frame(mpq_conn *c, int64_t deadline, int once)
     return 0;
 }
 
-/* Reads the current frame's body into dst (flen bytes). A frame that fits
-   the read buffer is gathered there first, so a timeout loses nothing; a
-   larger one goes straight into dst, and if time runs out half-way what
-   came is kept in c->body for the next call. */
+/* Reads the current frame's body into dst (flen bytes). A small frame is
+   gathered in the read buffer first, so a timeout loses nothing; a larger
+   one goes straight into dst, and if time runs out half-way what came is
+   kept in c->body for the next call. */
 static int mpq__conn_body(mpq_conn *c, char *dst, int64_t deadline, int once)
 {
     uint64_t len = c->flen;
     size_t take;
     int rc;
-    if (len <= MPQ__CONN_BUF && !c->body) {
+    if (len <= MPQ__CONN_DIRECT && !c->body) {
         if ((rc = mpq__conn_fill(c, (size_t)len, deadline, once)) != 0) return rc;
         if (len) memcpy(dst, c->rbuf + c->rpos, (size_t)len);
         c->rpos += (size_t)len;
@@ -2609,8 +2619,7 @@ static int mpq__conn_body(mpq_conn *c, char *dst, int64_t deadline, int once)
     while (c->got < len) {
         ssize_t r;
         if (c->eof) return -EPROTO;
-        if (!c->sock && (rc = mpq__conn_wait_readable(c, deadline, once)) != 0) r = rc;
-        else r = mpq__conn_read(c, dst + c->got, (size_t)(len - c->got), deadline, once);
+        r = mpq__conn_read(c, dst + c->got, (size_t)(len - c->got), deadline, once);
         if (r == 0) { c->eof = 1; return -EPROTO; }
         if (r < 0) {
             if ((r == -EAGAIN || r == -ETIMEDOUT) && c->got > 0) {
