@@ -524,18 +524,23 @@ typedef struct mpq_listener mpq_listener;  /* opaque */
 /* Makes two connected endpoints: duplex (socketpair(AF_UNIX, SOCK_STREAM):
    both send and receive) or simplex (pipe(2): *a receives, *b sends - like
    Python's Pipe(duplex=False)). Returns 0, -EINVAL, -EMFILE, -ENFILE,
-   -ENOMEM. Thread safety: any thread. */
+   -ENOMEM. Thread safety: any thread. Children forked afterwards inherit
+   both ends; close the one a process does not use, or the other side
+   never sees the end. */
 MPQDEF int mpq_pipe(mpq_conn **a, mpq_conn **b, int duplex);
 
 /* Wraps a connected stream socket, or a pipe end, that the caller hands
    over (it is closed by mpq_conn_close). Returns 0, -EINVAL (NULL), -EBADF,
-   -ENOTSUP (not a stream socket, FIFO or pipe), -ENOMEM. */
+   -ENOTSUP (not a stream socket, FIFO or pipe), -ENOMEM.
+   Thread safety: any thread. */
 MPQDEF int mpq_conn_from_fd(mpq_conn **c, int fd);
 
 /* Sends one message of len bytes (0 and up; >= 4 GiB on 64-bit), whole:
    partial writes and EINTR are handled inside. Blocks while the peer does
    not read. Returns 0, -EINVAL (NULL, or msg NULL with len > 0), -EBADF (a
-   receive-only end), -EPIPE (the peer is gone), or another -errno. */
+   receive-only end), -EPIPE (the peer is gone), or another -errno.
+   Thread safety: one sending thread per connection at a time (it may run
+   alongside one receiving thread). Not async-signal-safe. */
 MPQDEF int mpq_conn_send(mpq_conn *c, const void *msg, size_t len);
 
 /* Receives one whole message into buf (cap bytes); *len gets its length.
@@ -544,63 +549,73 @@ MPQDEF int mpq_conn_send(mpq_conn *c, const void *msg, size_t len);
    message stays for the next call; or the frame exceeds the maximum: the
    connection is broken), -EPIPE (the peer closed and nothing is left),
    -EPROTO (a frame cut short by EOF, or a broken connection), -EAGAIN
-   (timeout_ms == 0), -ETIMEDOUT, -EBADF (a send-only end), -EINVAL. */
+   (timeout_ms == 0), -ETIMEDOUT, -EBADF (a send-only end), -EINVAL.
+   Thread safety: one receiving thread per connection at a time (it may
+   run alongside one sending thread). */
 MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms);
 
 /* As mpq_conn_recv, into a buffer of exactly the message's size allocated
    with MPQ_MALLOC (free it with MPQ_FREE, free() by default); a 0-byte
    message gives a 1-byte allocation. Returns the errors of mpq_conn_recv,
-   and -ENOMEM. */
+   and -ENOMEM. Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout_ms);
 
 /* Sets the largest frame this end accepts (0: MPQ_CONN_DEFAULT_MAX).
-   Returns 0 or -EINVAL. */
+   Returns 0 or -EINVAL. Thread safety: not while another thread receives. */
 MPQDEF int mpq_conn_set_max(mpq_conn *c, uint64_t max_msg);
 
 /* Whether a message (or the end) can be received without waiting longer
-   than timeout_ms: 1 yes, 0 no, or -EINVAL/-EBADF. */
+   than timeout_ms: 1 yes, 0 no, or -EINVAL/-EBADF.
+   Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms);
 
 /* The descriptor to poll for reading (for a send-only end: the one to
    poll for writing), or -EINVAL. It may hold buffered data mpq has read
    already: ask mpq_conn_poll, or use mpq_conn_wait, rather than poll(2)
-   alone. */
+   alone. Thread safety: any thread. */
 MPQDEF int mpq_conn_fileno(const mpq_conn *c);
 
 /* Waits until at least one of conns[0..n-1] can receive (or reached its
    end), at most timeout_ms; sets ready[i] to 1 or 0. Like
    multiprocessing.connection.wait. Returns how many are ready (0 on
-   timeout), or -EINVAL, or an -errno from poll. */
+   timeout), or -EINVAL (NULL, n == 0 or over 4096, a send-only end), or
+   an -errno from poll. Thread safety: no other thread may receive on those
+   connections meanwhile. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
 
 /* Passes a file descriptor (a memfd-backed mpq_shm, say) to the peer of a
    Unix socket connection, as one message of its own. The caller keeps fd.
-   Returns 0, -ENOTSUP (not a Unix socket), or the errors of send. */
+   Returns 0, -ENOTSUP (not a Unix socket), -EBADF, or the errors of send.
+   Thread safety: as mpq_conn_send. */
 MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
 
 /* Receives a descriptor sent with mpq_conn_send_fd (close-on-exec). The
    next message must be one; otherwise -EBADMSG (the message is consumed).
-   Returns 0 (*fd set), or the errors of mpq_conn_recv. */
+   Returns 0 (*fd set), or the errors of mpq_conn_recv.
+   Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms);
 
 /* Closes the connection's descriptors and frees it; the peer then sees
-   the end (-EPIPE once it has read everything). Returns 0 or -EINVAL. */
+   the end (-EPIPE once it has read everything). Returns 0 or -EINVAL.
+   Thread safety: nobody else may use the connection during or after. */
 MPQDEF int mpq_conn_close(mpq_conn *c);
 
 /* Listens on a Unix socket path (created; an existing path is -EADDRINUSE).
    Returns 0, -EINVAL (NULL, empty, or longer than sun_path allows), or an
-   -errno from socket/bind/listen. */
+   -errno from socket/bind/listen. Thread safety: any thread. */
 MPQDEF int mpq_listener_open(mpq_listener **l, const char *path);
 
 /* Accepts one client, waiting at most timeout_ms.
-   Returns 0, -EAGAIN, -ETIMEDOUT, -EINVAL, or an -errno from accept. */
+   Returns 0, -EAGAIN, -ETIMEDOUT, -EINVAL, or an -errno from accept.
+   Thread safety: any thread. */
 MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms);
 
-/* Closes the listener and removes its path. Returns 0 or -EINVAL. */
+/* Closes the listener and removes its path. Returns 0 or -EINVAL.
+   Thread safety: nobody else may use the listener during or after. */
 MPQDEF int mpq_listener_close(mpq_listener *l);
 
 /* Connects to a listener's Unix socket path. Returns 0, -EINVAL, -ENOENT,
-   -ECONNREFUSED, or another -errno from connect. */
+   -ECONNREFUSED, or another -errno from connect. Thread safety: any thread. */
 MPQDEF int mpq_client(mpq_conn **c, const char *path);
 
 /* ========================================================================
