@@ -513,7 +513,10 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q);
    the peer's end is -EPROTO as well.
 
    A connection is used by one thread at a time (per direction: one sender
-   and one receiver may run at once); descriptors are close-on-exec.
+   and one receiver may run at once); descriptors are close-on-exec. Frames
+   from several writers sharing one send end (say, forked children) may
+   interleave: give each writer its own connection, or a lock. Do not
+   share a receive end either: a reader may then block past its timeout.
 */
 
 typedef struct mpq_conn mpq_conn;          /* opaque */
@@ -591,6 +594,8 @@ MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
 
 /* Receives a descriptor sent with mpq_conn_send_fd (close-on-exec). The
    next message must be one; otherwise -EBADMSG (the message is consumed).
+   A plain receive that takes a descriptor message closes its descriptor.
+   Up to 16 descriptors may wait to be taken; more are closed on arrival.
    Returns 0 (*fd set), or the errors of mpq_conn_recv.
    Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms);
@@ -614,7 +619,8 @@ MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms);
    Thread safety: nobody else may use the listener during or after. */
 MPQDEF int mpq_listener_close(mpq_listener *l);
 
-/* Connects to a listener's Unix socket path. Returns 0, -EINVAL, -ENOENT,
+/* Connects to a listener's Unix socket path. It blocks while the
+   listener's backlog (64) is full. Returns 0, -EINVAL, -ENOENT,
    -ECONNREFUSED, or another -errno from connect. Thread safety: any thread. */
 MPQDEF int mpq_client(mpq_conn **c, const char *path);
 
@@ -2264,7 +2270,8 @@ static const char mpq__fd_marker[8] = { 'm', 'p', 'q', '-', 'f', 'd', 0, 0 };
 
 struct mpq_conn {
     int      rfd, wfd;     /* the same socket for duplex; -1 for a missing side */
-    int      sock;         /* rfd/wfd is a socket: MSG_NOSIGNAL, SCM_RIGHTS       */
+    int      sock;         /* rfd/wfd is a socket: MSG_NOSIGNAL                   */
+    int      local;        /* ... an AF_UNIX one: SCM_RIGHTS                      */
     int      nb;           /* rfd is a pipe in O_NONBLOCK mode                    */
     int      broken;       /* a frame over the maximum was refused                */
     int      eof;          /* the peer's end has been read                        */
@@ -2280,8 +2287,11 @@ struct mpq_conn {
 };
 
 struct mpq_listener {
-    int  fd;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int   fd;
+    pid_t pid;    /* the process that made the path: only it removes it */
+    ino_t ino;    /* ... and only while the path is still this socket   */
+    dev_t dev;
+    char  path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
 static int mpq__conn_new(mpq_conn **out, int rfd, int wfd, int sock)
@@ -2292,6 +2302,12 @@ static int mpq__conn_new(mpq_conn **out, int rfd, int wfd, int sock)
     c->rfd = rfd;
     c->wfd = wfd;
     c->sock = sock;
+    if (sock) {
+        struct sockaddr_storage a;
+        socklen_t al = sizeof a;
+        c->local = getsockname(rfd >= 0 ? rfd : wfd, (struct sockaddr *)&a, &al) == 0 &&
+                   a.ss_family == AF_UNIX;
+    }
     c->max = MPQ_CONN_DEFAULT_MAX;
     *out = c;
     return 0;
@@ -2382,12 +2398,17 @@ MPQDEF int mpq_conn_close(mpq_conn *c)
 static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct msghdr *first)
 {
     sigset_t pipe_set, old;
-    int rc = 0, masked = 0;
+    int rc = 0, masked = 0, was_pending = 0;
     if (!c->sock) {
         sigemptyset(&pipe_set);
         sigaddset(&pipe_set, SIGPIPE);
         pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
         masked = 1;
+        if (sigismember(&old, SIGPIPE)) {   /* blocked already: one pending is not ours */
+            sigset_t pending;
+            sigpending(&pending);
+            was_pending = sigismember(&pending, SIGPIPE);
+        }
     }
     while (n > 0) {
         ssize_t r;
@@ -2404,6 +2425,13 @@ static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct 
         }
         if (r < 0) {
             if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {   /* a non-blocking descriptor */
+                struct pollfd p;
+                p.fd = c->wfd;
+                p.events = POLLOUT;
+                p.revents = 0;
+                if (poll(&p, 1, -1) >= 0 || errno == EINTR) continue;
+            }
             rc = mpq__err();
             break;
         }
@@ -2418,10 +2446,9 @@ static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct 
         }
     }
     if (masked) {
-        /* Take back the SIGPIPE this write raised - unless the thread had it
-           blocked already, in which case one pending from before is not
-           ours to take (signals do not queue: we cannot tell them apart). */
-        if (rc == -EPIPE && !sigismember(&old, SIGPIPE)) {
+        /* Take back the SIGPIPE this write raised, but not one that was
+           pending before (signals do not queue: that one was not ours). */
+        if (rc == -EPIPE && !was_pending) {
             struct timespec zero = { 0, 0 };
             while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
         }
@@ -2467,7 +2494,7 @@ MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd)
     struct msghdr m;
     struct cmsghdr *cm;
     if (!c) return -EINVAL;
-    if (!c->sock) return -ENOTSUP;
+    if (!c->local) return -ENOTSUP;   /* only Unix sockets carry descriptors */
     if (fd < 0) return -EBADF;
     memset(&u, 0, sizeof u);
     memset(&m, 0, sizeof m);
@@ -2527,7 +2554,8 @@ static ssize_t mpq__conn_read(mpq_conn *c, char *dst, size_t room, int64_t deadl
         ssize_t r;
         int rc;
         if (c->sock) {
-            union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 4)]; } u;
+            /* Room for descriptors and for credentials (SO_PASSCRED). */
+            union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * MPQ__CONN_FDS) + 64]; } u;
             struct iovec iov;
             struct msghdr m;
             memset(&m, 0, sizeof m);
@@ -2548,6 +2576,7 @@ static ssize_t mpq__conn_read(mpq_conn *c, char *dst, size_t room, int64_t deadl
         }
         if (r >= 0) return r;
         if (errno == EINTR) continue;
+        if (errno == ECONNRESET) return 0;   /* the peer went with data unread: an end */
         if (errno != EAGAIN && errno != EWOULDBLOCK) return mpq__err();
         if ((rc = mpq__conn_wait_readable(c, deadline, once)) != 0) return rc;
     }
@@ -2608,10 +2637,13 @@ static int mpq__conn_frame(mpq_conn *c, int64_t deadline, int once)
 /* Reads the current frame's body into dst (flen bytes). A small frame is
    gathered in the read buffer first, so a timeout loses nothing; a larger
    one goes straight into dst, and if time runs out half-way what came is
-   kept in c->body for the next call. */
+   moved to c->body, where the next calls go on filling it (copied to the
+   caller once, when whole). Bytes that cannot be kept break the
+   connection rather than leave a hole. */
 static int mpq__conn_body(mpq_conn *c, char *dst, int64_t deadline, int once)
 {
     uint64_t len = c->flen;
+    char *to = c->body ? c->body : dst;
     size_t take;
     int rc;
     if (len <= MPQ__CONN_DIRECT && !c->body) {
@@ -2621,29 +2653,31 @@ static int mpq__conn_body(mpq_conn *c, char *dst, int64_t deadline, int once)
         c->have_len = 0;
         return 0;
     }
-    if (c->body) {                                     /* resume a saved part */
-        memcpy(dst, c->body, (size_t)c->got);
-        MPQ_FREE(c->body);
-        c->body = NULL;
-    }
     take = c->rlen - c->rpos;                          /* what is buffered */
     if ((uint64_t)take > len - c->got) take = (size_t)(len - c->got);
-    memcpy(dst + c->got, c->rbuf + c->rpos, take);
+    memcpy(to + c->got, c->rbuf + c->rpos, take);
     c->rpos += take;
     c->got += take;
     while (c->got < len) {
         ssize_t r;
         if (c->eof) return -EPROTO;
-        r = mpq__conn_read(c, dst + c->got, (size_t)(len - c->got), deadline, once);
+        r = mpq__conn_read(c, to + c->got, (size_t)(len - c->got), deadline, once);
         if (r == 0) { c->eof = 1; return -EPROTO; }
         if (r < 0) {
-            if ((r == -EAGAIN || r == -ETIMEDOUT) && c->got > 0) {
-                if (!(c->body = (char *)MPQ_MALLOC((size_t)len))) return -ENOMEM;
-                memcpy(c->body, dst, (size_t)c->got);
+            if (to == dst && c->got > 0) {             /* keep what came */
+                if ((r == -EAGAIN || r == -ETIMEDOUT) && (c->body = (char *)MPQ_MALLOC((size_t)len)))
+                    memcpy(c->body, dst, (size_t)c->got);
+                else
+                    c->broken = 1;
             }
             return (int)r;
         }
         c->got += (uint64_t)r;
+    }
+    if (to != dst) {
+        memcpy(dst, c->body, (size_t)len);
+        MPQ_FREE(c->body);
+        c->body = NULL;
     }
     c->have_len = 0;
     return 0;
@@ -2668,16 +2702,44 @@ static int mpq__conn_begin(mpq_conn *c, const size_t *cap, size_t *len, int time
     return cap && c->flen > (uint64_t)*cap ? -EMSGSIZE : 0;
 }
 
-MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms)
+/* Takes the oldest descriptor that came with the stream, or -1. */
+static int mpq__conn_pop_fd(mpq_conn *c)
+{
+    int fd;
+    if (c->nfds == 0) return -1;
+    fd = c->fds[0];
+    memmove(c->fds, c->fds + 1, (size_t)(c->nfds - 1) * sizeof(int));
+    c->nfds--;
+    return fd;
+}
+
+/* A descriptor message taken by a plain receive: its descriptor goes with
+   it (closed), so later ones stay paired with their messages. */
+static void mpq__conn_drop_fd(mpq_conn *c, const void *msg, size_t n, int rc)
+{
+    if (rc == 0 && n == sizeof mpq__fd_marker && memcmp(msg, mpq__fd_marker, n) == 0) {
+        int fd = mpq__conn_pop_fd(c);
+        if (fd >= 0) close(fd);
+    }
+}
+
+static int mpq__conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms, int drop_fd)
 {
     int64_t deadline;
     size_t n = 0;
     int rc;
     if (!len || (!buf && cap)) return -EINVAL;
     rc = mpq__conn_begin(c, &cap, &n, timeout_ms, &deadline);
-    if (len) *len = n;
+    *len = n;
     if (rc != 0) return rc;
-    return mpq__conn_body(c, (char *)buf, deadline, timeout_ms == 0);
+    rc = mpq__conn_body(c, (char *)buf, deadline, timeout_ms == 0);
+    if (drop_fd) mpq__conn_drop_fd(c, buf, n, rc);
+    return rc;
+}
+
+MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    return mpq__conn_recv(c, buf, cap, len, timeout_ms, 1);
 }
 
 MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout_ms)
@@ -2695,6 +2757,7 @@ MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout
         MPQ_FREE(b);
         return rc;
     }
+    mpq__conn_drop_fd(c, b, n, 0);
     *buf = b;
     return 0;
 }
@@ -2702,27 +2765,40 @@ MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout
 MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms)
 {
     char m[sizeof mpq__fd_marker];
+    int64_t deadline = mpq__deadline(timeout_ms);
     size_t len = 0;
     int rc;
     if (!c || !fd) return -EINVAL;
-    rc = mpq_conn_recv(c, m, sizeof m, &len, timeout_ms);
-    if (rc == -EMSGSIZE && !c->broken) {   /* not ours: consume it anyway */
+    rc = mpq__conn_recv(c, m, sizeof m, &len, timeout_ms, 0);
+    if (rc == -EMSGSIZE && !c->broken) {   /* not a descriptor: consume it anyway */
         void *b = NULL;
-        if ((rc = mpq_conn_recv_alloc(c, &b, &len, timeout_ms)) == 0) MPQ_FREE(b);
+        int left = timeout_ms == 0 ? 0 : mpq__remaining_ms(deadline);
+        if ((rc = mpq_conn_recv_alloc(c, &b, &len, left == 0 && timeout_ms != 0 ? 1 : left)) == 0)
+            MPQ_FREE(b);
         return rc == 0 ? -EBADMSG : rc;
     }
     if (rc != 0) return rc;
-    if (len != sizeof m || memcmp(m, mpq__fd_marker, sizeof m) != 0 || c->nfds == 0) return -EBADMSG;
-    *fd = c->fds[0];
-    memmove(c->fds, c->fds + 1, (size_t)(c->nfds - 1) * sizeof(int));
-    c->nfds--;
+    if (len != sizeof m || memcmp(m, mpq__fd_marker, sizeof m) != 0) return -EBADMSG;
+    if ((*fd = mpq__conn_pop_fd(c)) < 0) return -EBADMSG;   /* its descriptor was lost */
     return 0;
 }
 
-/* Something to receive without waiting: buffered bytes, a half-read frame. */
+/* Something to receive without waiting: a whole frame in the buffer, the
+   end, or a broken connection. (A part of a frame is not: the descriptor
+   says when more comes.) */
 static int mpq__conn_buffered(const mpq_conn *c)
 {
-    return c->have_len || c->body || c->rlen > c->rpos || c->eof || c->broken;
+    const unsigned char *h = (const unsigned char *)c->rbuf + c->rpos;
+    size_t have = c->rlen - c->rpos, hl = 4;
+    uint64_t len = 0;
+    int i;
+    if (c->eof || c->broken) return 1;
+    if (c->have_len) return !c->body && c->flen <= MPQ__CONN_DIRECT && c->flen <= have;
+    if (have < 4) return 0;
+    if (h[0] == 0xff && h[1] == 0xff && h[2] == 0xff && h[3] == 0xff) hl = 12;
+    if (have < hl) return 0;
+    for (i = (int)hl - (hl == 4 ? 4 : 8); i < (int)hl; i++) len = len << 8 | h[i];
+    return len <= MPQ__CONN_DIRECT && len <= have - hl;
 }
 
 MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms)
@@ -2780,7 +2856,8 @@ MPQDEF int mpq_listener_open(mpq_listener **out, const char *path)
     mpq_listener *l;
     int fd, rc;
     if (!out || (rc = mpq__sun(&a, path)) != 0) return -EINVAL;
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) return mpq__err();
+    /* Non-blocking: a client another acceptor took must not block us. */
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) return mpq__err();
     if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0) {
         rc = mpq__err();
         close(fd);
@@ -2792,6 +2869,12 @@ MPQDEF int mpq_listener_open(mpq_listener **out, const char *path)
         return -ENOMEM;
     }
     l->fd = fd;
+    l->pid = getpid();
+    {
+        struct stat st;
+        l->ino = stat(path, &st) == 0 ? st.st_ino : 0;
+        l->dev = l->ino ? st.st_dev : 0;
+    }
     memcpy(l->path, a.sun_path, sizeof l->path);
     *out = l;
     return 0;
@@ -2813,9 +2896,12 @@ MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms)
         if (r < 0) return mpq__err();
         if (r == 0) return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
 #if defined(__USE_GNU) || !defined(__GLIBC__)
-        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);  /* blocking, unlike the listener */
 #else
-        if ((fd = accept(l->fd, NULL, NULL)) >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if ((fd = accept(l->fd, NULL, NULL)) >= 0) {
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        }
 #endif
         if (fd >= 0) break;
         if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) return mpq__err();
@@ -2826,9 +2912,13 @@ MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms)
 
 MPQDEF int mpq_listener_close(mpq_listener *l)
 {
+    struct stat st;
     if (!l) return -EINVAL;
     close(l->fd);
-    unlink(l->path);
+    /* Only the process that made the path removes it, and only while it
+       is still this socket (a forked child must not unlink its parent's). */
+    if (l->pid == getpid() && stat(l->path, &st) == 0 && st.st_ino == l->ino && st.st_dev == l->dev)
+        unlink(l->path);
     MPQ_FREE(l);
     return 0;
 }

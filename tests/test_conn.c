@@ -8,6 +8,8 @@
 #include "mpq_test.h"
 
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 static void fill(unsigned char *b, size_t n, unsigned seed)
 {
@@ -21,6 +23,15 @@ static int same(const unsigned char *b, size_t n, unsigned seed)
     for (i = 0; i < n; i++)
         if (b[i] != (unsigned char)(i * 131 + seed)) return 0;
     return 1;
+}
+
+static int readable(int fd, int timeout_ms)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms) == 1;
 }
 
 /* --- the Python notes' example ----------------------------------------- */
@@ -242,6 +253,7 @@ static void test_conn_peer_killed_mid_frame(void)
     CHECK_OK(mpq_pipe(&a, &b, 1));
     CHECK_OK(mpq_process_start(&p, half_frame_and_hang, b));
     CHECK_OK(mpq_conn_close(b));
+    CHECK(readable(mpq_conn_fileno(a), 10000));                   /* the half has come */
     CHECK_ERR(mpq_conn_recv_alloc(a, &m, &len, 300), ETIMEDOUT);  /* half kept ... */
     CHECK_OK(mpq_process_kill(&p, SIGKILL));
     CHECK_OK(mpq_process_join(&p, 10000));
@@ -463,6 +475,226 @@ static void test_conn_from_fd(void)
     close(sv[1]);
 }
 
+/* --- what a review found: each of these failed once --------------------- */
+
+static int recv_four_big(void *arg)
+{
+    mpq_conn *c = (mpq_conn *)arg;
+    unsigned char *b = (unsigned char *)malloc(4u << 20);
+    int i;
+    for (i = 0; i < 4; i++) {
+        size_t len;
+        struct timespec slow = { 0, 2000000 };
+        nanosleep(&slow, NULL);                      /* a slow reader */
+        if (mpq_conn_recv(c, b, 4u << 20, &len, 20000) != 0 || len != 4u << 20 || !same(b, len, (unsigned)i))
+            return 1;
+    }
+    free(b);
+    return 0;
+}
+
+/* A non-blocking descriptor: send waits for room instead of failing half
+   way through a frame. */
+static void test_conn_nonblocking_descriptor(void)
+{
+    mpq_conn *a, *b;
+    mpq_process p;
+    unsigned char *big = (unsigned char *)malloc(4u << 20);
+    int sv[2], i;
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    CHECK_OK(fcntl(sv[0], F_SETFL, O_NONBLOCK));
+    CHECK_OK(mpq_conn_from_fd(&a, sv[0]));
+    CHECK_OK(mpq_conn_from_fd(&b, sv[1]));
+    CHECK_OK(mpq_process_start(&p, recv_four_big, b));
+    for (i = 0; i < 4; i++) {
+        fill(big, 4u << 20, (unsigned)i);
+        CHECK_OK(mpq_conn_send(a, big, 4u << 20));
+    }
+    CHECK_OK(mpq_process_join(&p, 30000));
+    CHECK_EQ(p.exitcode, 0);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+    free(big);
+}
+
+/* SIGPIPE already blocked by the caller: the one mpq's write raised is not
+   left pending (unblocking it later would kill the process). */
+static void test_conn_sigpipe_blocked_by_caller(void)
+{
+    mpq_conn *r, *w;
+    sigset_t set, pending;
+    signal(SIGPIPE, SIG_DFL);
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    CHECK_OK(pthread_sigmask(SIG_BLOCK, &set, NULL));
+    CHECK_OK(mpq_pipe(&r, &w, 0));
+    CHECK_OK(mpq_conn_close(r));
+    CHECK_ERR(mpq_conn_send(w, "x", 1), EPIPE);
+    sigpending(&pending);
+    CHECK(!sigismember(&pending, SIGPIPE));
+    CHECK_OK(pthread_sigmask(SIG_UNBLOCK, &set, NULL));
+    mpq_conn_close(w);
+}
+
+/* Part of a frame buffered is not "ready": poll says so only when the
+   rest has come. */
+static void test_conn_poll_waits_for_a_whole_frame(void)
+{
+    mpq_conn *a, *b;
+    char buf[8];
+    size_t len;
+    unsigned char h[7] = { 0, 0, 0, 3, 'a', 'b', 'c' };
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_EQ(write(mpq_conn_fileno(b), h, 3), 3);
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 0), EAGAIN);  /* buffers the 3 bytes */
+    CHECK_EQ(mpq_conn_poll(a, 0), 0);
+    CHECK_EQ(write(mpq_conn_fileno(b), h + 3, 4), 4);
+    CHECK_EQ(mpq_conn_poll(a, 1000), 1);
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 0));
+    CHECK(len == 3 && memcmp(buf, "abc", 3) == 0);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+static int trickle(void *arg)
+{
+    int fd = mpq_conn_fileno((mpq_conn *)arg);
+    static unsigned char b[1 << 20];
+    unsigned char h[4] = { 0, 0x10, 0, 0 };
+    int i;
+    fill(b, sizeof b, 9);
+    if (write(fd, h, 4) != 4) return 1;
+    for (i = 0; i < 16; i++) {
+        struct timespec gap = { 0, 5000000 };       /* pacing, so the reader times out */
+        if (write(fd, b + i * (sizeof b / 16), sizeof b / 16) != (ssize_t)(sizeof b / 16)) return 2;
+        nanosleep(&gap, NULL);
+    }
+    return 0;
+}
+
+/* A large message that arrives in pieces, read with short timeouts: every
+   byte is kept across the timeouts. */
+static void test_conn_large_message_across_timeouts(void)
+{
+    mpq_conn *a, *b;
+    mpq_process p;
+    unsigned char *buf = (unsigned char *)malloc(1u << 20);
+    size_t len = 0;
+    int rc, timeouts = 0;
+    int64_t end = mpqt_ms() + 20000;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_process_start(&p, trickle, b));
+    while ((rc = mpq_conn_recv(a, buf, 1u << 20, &len, 2)) == -ETIMEDOUT && mpqt_ms() < end) timeouts++;
+    CHECK_OK(rc);
+    CHECK(timeouts > 0);
+    CHECK(len == 1u << 20 && same(buf, len, 9));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+    free(buf);
+}
+
+struct acc { mpq_listener *l; int rc; };
+
+static void *accept_one(void *arg)
+{
+    struct acc *x = (struct acc *)arg;
+    mpq_conn *c = NULL;
+    x->rc = mpq_listener_accept(x->l, &c, 300);
+    if (x->rc == 0) mpq_conn_close(c);
+    return NULL;
+}
+
+static int just_connect(void *arg)
+{
+    mpq_conn *c;
+    (void)arg;
+    if (mpq_client(&c, sock_path) != 0) return 1;
+    mpq_conn_close(c);
+    return 0;
+}
+
+static int close_listener_copy(void *arg)
+{
+    return mpq_listener_close((mpq_listener *)arg) == 0 ? 0 : 1;
+}
+
+/* Two threads accept, one client comes: the other times out in time. A
+   forked child closing its copy of the listener leaves the path alone. */
+static void test_conn_listener_sharing(void)
+{
+    mpq_listener *l;
+    mpq_process p;
+    pthread_t t[2];
+    struct acc x[2];
+    int i, ok = 0, timed_out = 0;
+    snprintf(sock_path, sizeof sock_path, "/tmp/mpqt-sock2-%ld", (long)getpid());
+    CHECK_OK(mpq_listener_open(&l, sock_path));
+    for (i = 0; i < 2; i++) {
+        x[i].l = l;
+        CHECK_EQ(pthread_create(&t[i], NULL, accept_one, &x[i]), 0);
+    }
+    CHECK_OK(mpq_process_start(&p, just_connect, NULL));
+    for (i = 0; i < 2; i++) {
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+        ok += x[i].rc == 0;
+        timed_out += x[i].rc == -ETIMEDOUT;
+    }
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK(ok == 1 && timed_out == 1);
+    CHECK_OK(mpq_process_start(&p, close_listener_copy, l));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 0);
+    CHECK(access(sock_path, F_OK) == 0);              /* still ours */
+    CHECK_OK(mpq_listener_close(l));
+    CHECK(access(sock_path, F_OK) != 0);
+}
+
+/* Over TCP the framing works, and descriptors are refused, not dropped. */
+static void test_conn_tcp(void)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int ls, cs, as;
+    mpq_conn *a, *b;
+    char buf[8];
+    size_t len;
+    ls = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_OK(bind(ls, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(listen(ls, 1));
+    CHECK_OK(getsockname(ls, (struct sockaddr *)&sa, &sl));
+    cs = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_OK(connect(cs, (struct sockaddr *)&sa, sizeof sa));
+    as = accept(ls, NULL, NULL);
+    CHECK(as >= 0);
+    close(ls);
+    CHECK_OK(mpq_conn_from_fd(&a, cs));
+    CHECK_OK(mpq_conn_from_fd(&b, as));
+    CHECK_OK(mpq_conn_send(a, "tcp", 3));
+    CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 5000));
+    CHECK(len == 3 && memcmp(buf, "tcp", 3) == 0);
+    CHECK_ERR(mpq_conn_send_fd(a, 0), ENOTSUP);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
+/* A peer that closes with our data unread is the end (-EPIPE), even when
+   the kernel calls it a reset. */
+static void test_conn_peer_closed_with_data_unread(void)
+{
+    mpq_conn *a, *b;
+    char buf[8];
+    size_t len;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_conn_send(a, "unread", 6));
+    CHECK_OK(mpq_conn_close(b));
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 1000), EPIPE);
+    mpq_conn_close(a);
+}
+
 /* --- refused frames and random streams ------------------------------------ */
 
 static int send_two_mib(void *arg)
@@ -582,6 +814,13 @@ static const mpqt_case cases[] = {
     MPQT(test_conn_wait, 20, 0),
     MPQT(test_conn_listener_and_client, 20, 0),
     MPQT(test_conn_from_fd, 10, 0),
+    MPQT(test_conn_nonblocking_descriptor, 60, 0),
+    MPQT(test_conn_sigpipe_blocked_by_caller, 10, 0),
+    MPQT(test_conn_poll_waits_for_a_whole_frame, 10, 0),
+    MPQT(test_conn_large_message_across_timeouts, 30, 0),
+    MPQT(test_conn_listener_sharing, 20, 1),
+    MPQT(test_conn_tcp, 10, 0),
+    MPQT(test_conn_peer_closed_with_data_unread, 10, 0),
     MPQT(test_conn_frame_over_the_maximum, 10, 0),
     MPQT(test_conn_fuzz_random_streams, 60, 0),
     MPQT(test_conn_bad_input, 10, 0),

@@ -52,6 +52,33 @@ int main(void)
         }
         (void)mpq_queue_open(&q, "/mpq-compile-check-none");
     }
+    {
+        mpq_conn *a = NULL, *b = NULL;
+        mpq_listener *l = NULL;
+        char buf[8];
+        size_t len = 0;
+        void *m = NULL;
+        int fd = -1, ready = 0;
+        if (mpq_pipe(&a, &b, 1) == 0) {
+            (void)mpq_conn_send(a, "x", 1);
+            (void)mpq_conn_recv(b, buf, sizeof buf, &len, 0);
+            (void)mpq_conn_recv_alloc(b, &m, &len, 0);
+            (void)mpq_conn_set_max(b, 0);
+            (void)mpq_conn_poll(b, 0);
+            (void)mpq_conn_fileno(b);
+            (void)mpq_conn_wait(&b, 1, &ready, 0);
+            (void)mpq_conn_send_fd(a, 0);
+            (void)mpq_conn_recv_fd(b, &fd, 0);
+            mpq_conn_close(a);
+            mpq_conn_close(b);
+        }
+        (void)mpq_conn_from_fd(&a, -1);
+        if (mpq_listener_open(&l, "/tmp/mpq-compile-check-sock") == 0) {
+            (void)mpq_listener_accept(l, &a, 0);
+            mpq_listener_close(l);
+        }
+        (void)mpq_client(&a, "/tmp/mpq-compile-check-none");
+    }
     (void)mpq_process_start(NULL, NULL, NULL);
     (void)mpq_process_join(&p, 0);
     (void)mpq_process_kill(&p, 0);
