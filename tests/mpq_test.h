@@ -115,6 +115,16 @@ static inline int mpqt_wait_sleeping(pid_t pid, int timeout_ms)
     return 0;
 }
 
+/* Whether fd polls readable within timeout_ms. */
+static inline int mpqt_readable(int fd, int timeout_ms)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms) == 1 && (p.revents & (POLLIN | POLLHUP));
+}
+
 /* CPU time (user + system) process pid has used, in ms; -1 if unknown. */
 static inline long mpqt_cpu_ms(pid_t pid)
 {

@@ -25,15 +25,6 @@ static int same(const unsigned char *b, size_t n, unsigned seed)
     return 1;
 }
 
-static int readable(int fd, int timeout_ms)
-{
-    struct pollfd p;
-    p.fd = fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, timeout_ms) == 1;
-}
-
 /* --- the Python notes' example ----------------------------------------- */
 
 static int pipe_child(void *arg)
@@ -253,7 +244,7 @@ static void test_conn_peer_killed_mid_frame(void)
     CHECK_OK(mpq_pipe(&a, &b, 1));
     CHECK_OK(mpq_process_start(&p, half_frame_and_hang, b));
     CHECK_OK(mpq_conn_close(b));
-    CHECK(readable(mpq_conn_fileno(a), 10000));                   /* the half has come */
+    CHECK(mpqt_readable(mpq_conn_fileno(a), 10000));                   /* the half has come */
     CHECK_ERR(mpq_conn_recv_alloc(a, &m, &len, 300), ETIMEDOUT);  /* half kept ... */
     CHECK_OK(mpq_process_kill(&p, SIGKILL));
     CHECK_OK(mpq_process_join(&p, 10000));

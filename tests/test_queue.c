@@ -557,14 +557,6 @@ static void test_queue_pid_reuse_does_not_fool_it(void)
 
 static int put_one(void *arg) { return mpq_queue_put((mpq_queue *)arg, "p", 1, 5000) == 0 ? 0 : 1; }
 
-static int readable(int fd, int timeout_ms)
-{
-    struct pollfd p;
-    p.fd = fd;
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
-}
 
 /* --- what a review found: each of these failed once --------------------- */
 
@@ -739,9 +731,9 @@ static void test_queue_close_with_a_peek_out(void)
     CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
     CHECK_OK(mpq_queue_close(q));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
-    CHECK(readable(fd, 0));
+    CHECK(mpqt_readable(fd, 0));
     CHECK_OK(mpq_queue_release(q, m));
-    CHECK(readable(fd, 0));
+    CHECK(mpqt_readable(fd, 0));
     CHECK_OK(mpq_queue_detach(q));
 }
 
@@ -848,23 +840,23 @@ static void test_queue_poll_fd(void)
     size_t len;
     int fd = mpq_queue_fileno(q);
     CHECK(fd >= 0);
-    CHECK(!readable(fd, 0));
+    CHECK(!mpqt_readable(fd, 0));
     CHECK_OK(mpq_process_start(&p, put_one, q));     /* a put in another process */
-    CHECK(readable(fd, 10000));
+    CHECK(mpqt_readable(fd, 10000));
     CHECK_OK(mpq_process_join(&p, 10000));
-    CHECK(readable(fd, 0));                          /* level: still there */
+    CHECK(mpqt_readable(fd, 0));                          /* level: still there */
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
-    CHECK(!readable(fd, 0));                         /* drained: reset */
+    CHECK(!mpqt_readable(fd, 0));                         /* drained: reset */
     CHECK_OK(mpq_queue_put(q, "a", 1, 0));
     CHECK_OK(mpq_queue_put(q, "b", 1, 0));
-    CHECK(readable(fd, 0));
+    CHECK(mpqt_readable(fd, 0));
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
-    CHECK(!readable(fd, 0));
+    CHECK(!mpqt_readable(fd, 0));
     CHECK_OK(mpq_queue_close(q));
-    CHECK(readable(fd, 0));                          /* closed reads as ready */
+    CHECK(mpqt_readable(fd, 0));                          /* closed reads as ready */
     CHECK_OK(mpq_queue_detach(q));
 }
 
