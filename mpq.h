@@ -219,6 +219,9 @@ MPQDEF int mpq_shm_unlink(const char *name);
 
    The lock is owned by a thread: only the thread that locked it may unlock
    it (-EPERM otherwise), and locking it again from that thread is -EDEADLK.
+   mpq_mutex_open validates the segment's header, but the lock's own state
+   cannot be validated: a lock word that something else overwrote can make
+   mpq_mutex_lock wait for ever - use mpq_mutex_timedlock where that matters.
    The struct is opaque; its size depends on the ABI (do not share one
    between 32- and 64-bit processes; named mutexes refuse to).
 */
