@@ -1,4 +1,4 @@
-/* mpq.h - v0.1.0 - processes, queues, pipes, locks and pools for C - MIT license
+/* mpq.h - v0.1.0 - processes, queues, pipes and locks for C (pools next) - MIT license
 
    Python's `multiprocessing` for C, as one header: libc and pthreads only,
    Linux first (glibc and musl, 32- and 64-bit).
@@ -166,9 +166,9 @@ typedef struct mpq_shm_config {
 
 /* Creates a region. Anonymous and memfd regions are shared with the
    children forked afterwards; named ones are created exclusively (O_EXCL).
-   Returns 0, or -EINVAL (NULL, size 0 or too large, bad name), -EEXIST (the
-   name exists), -ENOMEM, -ENOSYS (memfd unsupported), or another errno from
-   shm_open/ftruncate/mmap.
+   Returns 0, or -EINVAL (NULL, size 0 or too large, bad name, a name and
+   memfd both asked for), -EEXIST (the name exists), -ENOMEM, -ENOSYS (memfd
+   unsupported), or another errno from shm_open/ftruncate/mmap.
    Thread safety: any thread; `shm` is written only on success. */
 MPQDEF int mpq_shm_create(mpq_shm *shm, const mpq_shm_config *cfg);
 
@@ -241,7 +241,7 @@ typedef struct mpq_mutex_config {
    mpq_shm region or another MAP_SHARED mapping). Do it once, before any
    other process uses it; never on a mutex that may be in use. Do not
    unmap that memory while holding the lock (see mpq_mutex_close).
-   Returns 0, -EINVAL (NULL), or -ENOMEM/-EAGAIN from pthread.
+   Returns 0, -EINVAL (NULL), or another -errno from pthread_mutex_init.
    Thread safety: the caller must be the only user of `m` during the call. */
 MPQDEF int mpq_mutex_init(mpq_mutex *m);
 
@@ -254,13 +254,15 @@ MPQDEF int mpq_mutex_destroy(mpq_mutex *m);
 /* Creates a mutex in a mapping of its own and returns it in *out.
    Anonymous (cfg NULL or no name): children forked afterwards share it.
    Named: created exclusively; other processes use mpq_mutex_open.
-   Returns 0, or the errors of mpq_shm_create.
+   Returns 0, or -EINVAL (NULL out, bad name), -EEXIST, -ENOMEM, or another
+   -errno from shm_open/ftruncate/mmap.
    Thread safety: any thread. */
 MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg);
 
 /* Opens the named mutex `name` made by mpq_mutex_create in any process.
    Returns 0, or the errors of mpq_shm_open; -EINVAL also when the name holds
-   another kind of mpq object. Thread safety: any thread. */
+   another kind of mpq object; -EPROTO also when its creator was built for
+   another ABI (32/64-bit, glibc/musl). Thread safety: any thread. */
 MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name);
 
 /* Unmaps a mutex from mpq_mutex_create/mpq_mutex_open in this process. Other
@@ -392,10 +394,10 @@ MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_
    for one; *len gets its length. Returns 0, or -EMSGSIZE (cap is too small:
    *len gets the length needed and the message stays in the queue), -EPIPE
    (closed and drained), -EINVAL (NULL q or len, NULL buf with cap > 0),
-   -EAGAIN (timeout_ms == 0 and it is empty), -ETIMEDOUT, -EIO (the
-   message's recorded length is beyond max_msg: shared memory was
-   overwritten; that slot is dropped), -EOWNERDEAD (as for put: what was
-   copied may be torn).
+   -EAGAIN (timeout_ms == 0 and it is empty), -ETIMEDOUT, -EIO (the queue's
+   shared memory was overwritten: a slot state no step makes, or a length
+   beyond max_msg, whose slot is then dropped), -EOWNERDEAD (as for put:
+   what was copied may be torn).
    Thread safety: any thread of any process. */
 MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 
@@ -555,9 +557,10 @@ MPQDEF int mpq_conn_send(mpq_conn *c, const void *msg, size_t len);
    message stays for the next call; or the frame exceeds the maximum: the
    connection is broken), -EPIPE (the peer closed and nothing is left),
    -EPROTO (a frame cut short by EOF, or a broken connection), -EAGAIN
-   (timeout_ms == 0), -ETIMEDOUT, -EBADF (a send-only end), -EINVAL.
-   Thread safety: one receiving thread per connection at a time (it may
-   run alongside one sending thread). */
+   (timeout_ms == 0), -ETIMEDOUT, -EBADF (a send-only end), -EINVAL,
+   -ENOMEM (the read buffer, or keeping a half-arrived large message), or
+   another -errno from the read. Thread safety: one receiving thread per
+   connection at a time (it may run alongside one sending thread). */
 MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms);
 
 /* As mpq_conn_recv, into a buffer of exactly the message's size allocated
@@ -584,8 +587,8 @@ MPQDEF int mpq_conn_fileno(const mpq_conn *c);
 /* Waits until at least one of conns[0..n-1] can receive (or reached its
    end), at most timeout_ms; sets ready[i] to 1 or 0. Like
    multiprocessing.connection.wait. Returns how many are ready (0 on
-   timeout), or -EINVAL (NULL, n == 0 or over 4096, a send-only end), or
-   an -errno from poll. Thread safety: no other thread may receive on those
+   timeout), or -EINVAL (NULL, n == 0 or over 4096, a send-only end),
+   -ENOMEM, or an -errno from poll. Thread safety: no other thread may receive on those
    connections meanwhile. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
 
@@ -1154,9 +1157,12 @@ MPQDEF int mpq_shm_from_fd(mpq_shm *shm, int fd)
     dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) return mpq__err();
 #if defined(F_GET_SEALS)
-    if ((fcntl(dup_fd, F_GET_SEALS) & F_SEAL_SHRINK) == 0) {   /* not one of ours */
-        close(dup_fd);
-        return -EINVAL;
+    {
+        int seals = fcntl(dup_fd, F_GET_SEALS);
+        if (seals < 0 || (seals & F_SEAL_SHRINK) == 0) {   /* not one of ours (a file, say) */
+            close(dup_fd);
+            return -EINVAL;
+        }
     }
 #endif
     rc = mpq__seg_map_fd(dup_fd, MPQ__KIND_SHM, &base, &len, &obj);

@@ -21,9 +21,9 @@ static int run_server(const char *name, mpq_process *sender)
     mpq_queue *q;
     char msg[256];
     size_t len;
-    int rc = mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 64, .max_msg = sizeof msg, .name = name });
+    int rc = mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 64, .max_msg = sizeof msg - 1, .name = name });
     if (rc == -EEXIST && mpq_shm_unlink(name) == 0)   /* left over from a crash */
-        rc = mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 64, .max_msg = sizeof msg, .name = name });
+        rc = mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 64, .max_msg = sizeof msg - 1, .name = name });
     if (rc != 0) {
         fprintf(stderr, "create %s: %s\n", name, strerror(-rc));
         return 1;

@@ -200,6 +200,20 @@ static void test_shm_memfd(void)
     CHECK(strcmp((char *)b.addr, "memfd") == 0);
     CHECK_OK(mpq_shm_close(&b));
 
+    /* A plain file holding a copy of a region is not a sealed memfd. */
+    {
+        char path[64];
+        mpq_shm c;
+        CHECK_OK(mpq_shm_create(&c, &(mpq_shm_config){ .size = 64, .memfd = 1 }));
+        snprintf(path, sizeof path, "/tmp/mpqt-copy-%ld", (long)getpid());
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        CHECK(fd >= 0);
+        CHECK_EQ(write(fd, c.base__, c.length__), (long long)c.length__);
+        CHECK_ERR(mpq_shm_from_fd(&b, fd), EINVAL);
+        close(fd);
+        unlink(path);
+        CHECK_OK(mpq_shm_close(&c));
+    }
     /* A memfd that is not an mpq region is refused. */
     fd = (int)syscall(SYS_memfd_create, "foreign", 0);
     CHECK(fd >= 0);
