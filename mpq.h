@@ -951,19 +951,28 @@ static int mpq__name_ok(const char *name)
    header: anonymous (name NULL, memfd 0), memfd (fd returned in *fd_out) or
    named (O_EXCL). The header is filled in but not published: the caller
    initialises its object, then calls mpq__seg_publish. */
+/* Bytes in the mapping of a segment whose object has obj_size bytes: the
+   header and the object, rounded up to whole pages; 0 if too big. Creators
+   and closers both ask here, so a length is never read back from shared
+   memory to be handed to munmap. */
+static size_t mpq__seg_length(size_t obj_size)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096;
+    if (obj_size > (size_t)-1 / 2 - MPQ__SEG_HDR - (size_t)page) return 0;
+    return (MPQ__SEG_HDR + obj_size + (size_t)page - 1) / (size_t)page * (size_t)page;
+}
+
 static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode,
                            int memfd, void **base_out, size_t *len_out, int *fd_out)
 {
-    size_t len;
-    long page = sysconf(_SC_PAGESIZE);
+    size_t len = mpq__seg_length(obj_size);
     int fd = -1, rc;
     void *base;
     mpq__seg h;
 
-    if (page <= 0) page = 4096;
     if (name && !mpq__name_ok(name)) return -EINVAL;
-    if (obj_size == 0 || obj_size > (size_t)-1 / 2 - MPQ__SEG_HDR - (size_t)page) return -EINVAL;
-    len = (MPQ__SEG_HDR + obj_size + (size_t)page - 1) / (size_t)page * (size_t)page;
+    if (obj_size == 0 || len == 0) return -EINVAL;
     if (sizeof(off_t) < sizeof(uint64_t) && (uint64_t)len > (uint64_t)INT32_MAX) return -EINVAL;
 
     if (name) {
@@ -1397,14 +1406,10 @@ static int mpq__mutex_mine(mpq_mutex *m)
 MPQDEF int mpq_mutex_close(mpq_mutex *m)
 {
     mpq__seg *h;
-    long page = sysconf(_SC_PAGESIZE);
-    size_t len;
+    size_t len = mpq__seg_length(sizeof(mpq_mutex));
     if (!mpq__mutex_ok(m) || m->flags__ != MPQ__MUTEX_IN_SEGMENT) return -EINVAL;
     if (!(h = mpq__seg_of(m, MPQ__KIND_MUTEX))) return -EINVAL;
-    /* The length is ours to know: never trust shared memory with munmap. */
-    if (page <= 0) page = 4096;
-    len = (MPQ__SEG_HDR + sizeof(mpq_mutex) + (size_t)page - 1) / (size_t)page * (size_t)page;
-    if (h->total_size != (uint64_t)len) return -EINVAL;
+    if (h->total_size != (uint64_t)len) return -EINVAL;   /* overwritten: not ours to unmap */
     /* Unmapped while held, the lock would be out of the kernel's reach
        when this thread dies: nobody would ever get it again. */
     if (mpq__mutex_mine(m)) return -EBUSY;
@@ -2281,7 +2286,7 @@ struct mpq_conn {
     int      rfd, wfd;     /* the same socket for duplex; -1 for a missing side */
     int      sock;         /* rfd/wfd is a socket: MSG_NOSIGNAL                   */
     int      local;        /* ... an AF_UNIX one: SCM_RIGHTS                      */
-    int      nb;           /* rfd is a pipe in O_NONBLOCK mode                    */
+    int      nb;           /* rfd is a pipe the caller handed over non-blocking   */
     int      broken;       /* a frame over the maximum was refused                */
     int      eof;          /* the peer's end has been read                        */
     uint64_t max;          /* largest frame accepted                              */
@@ -2578,7 +2583,7 @@ static ssize_t mpq__conn_read(mpq_conn *c, char *dst, size_t room, int64_t deadl
             if (r >= 0 && m.msg_controllen > 0) mpq__conn_take_fds(c, &m);
         } else {
             /* A blocking pipe is waited on first unless the wait is
-               unbounded; a non-blocking one (mpq's own) just reads. */
+               unbounded; a non-blocking one just reads. */
             if (!c->nb && (deadline >= 0 || once) && (rc = mpq__conn_wait_readable(c, deadline, once)) != 0)
                 return rc;
             r = read(c->rfd, dst, room);
