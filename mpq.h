@@ -30,12 +30,14 @@
      >>api-queue      mpq_queue    shared-memory MPMC message queue
      >>api-conn       mpq_conn     framed messages over pipes and sockets
      >>api-process    mpq_process  fork a function, join, kill
+     >>api-pool       mpq_pool     a pool of worker processes, futures
      >>platform       implementation: atomics, futex, deadlines, segments
      >>shm            implementation of mpq_shm
      >>mutex          implementation of mpq_mutex
      >>queue          implementation of mpq_queue
      >>conn           implementation of mpq_conn
      >>process        implementation of mpq_process
+     >>pool           implementation of mpq_pool
      >>history        revision history
      >>license        license text
 
@@ -700,6 +702,215 @@ MPQDEF int mpq_process_exitcode(const mpq_process *p);
    stays a zombie). Returns 0 or -EINVAL. Thread safety: nobody else may
    use the handle. */
 MPQDEF int mpq_process_destroy(mpq_process *p);
+
+/* ========================================================================
+   >>api-pool  mpq_pool: a pool of worker processes
+   ========================================================================
+
+   Python: multiprocessing.Pool (apply, apply_async, map, map_async, close,
+   join, terminate) and concurrent.futures' submit.
+
+       static int square(const void *arg, size_t len, void *res, size_t *res_len)
+       {
+           int x;
+           memcpy(&x, arg, sizeof x);
+           x *= x;
+           memcpy(res, &x, sizeof x);
+           *res_len = sizeof x;
+           return 0;
+       }
+       mpq_pool *pool;
+       mpq_pool_create(&pool, &(mpq_pool_config){ .workers = 3 });
+       mpq_pool_map(pool, square, in, 100, sizeof(int), out, sizeof(int), 0);
+       mpq_pool_close(pool);
+       mpq_pool_join(pool, -1);
+       mpq_pool_destroy(pool);
+
+   A task is a function plus argument bytes. It runs in a worker process as
+   fn(arg, len, result, &result_len): result points at result_len bytes of
+   room (the pool's max_result; a map's result_size), and the function sets
+   result_len to the bytes it wrote. It returns 0, or an error value of its
+   own choosing - by convention a negative errno - that reaches the
+   caller's future or error callback unchanged. The function pointer must
+   be valid in the workers: any function of the program, or of a library
+   loaded before the pool was created (the workers are forks).
+
+   Processes. mpq_pool_create forks a small fork server, which forks the
+   workers and stays their parent; the creating process then starts one
+   result thread. Tasks travel to the workers on an mpq queue, results come
+   back on another; the result thread runs the callbacks - all of them,
+   one at a time, as in Python - and completes the futures. Replacement
+   workers are forked by the server, which has no other threads, so they
+   never inherit a lock some thread of the program held.
+
+   A worker that dies (killed, crashed, exit() called in a task) fails the
+   task it was running with MPQ_POOL_KILLED(signal) or MPQ_POOL_EXITED
+   (status), and the server forks a replacement at once: the pool never
+   hangs, and a task that crashes its worker every time fails every time.
+   Workers die with the server, and the server with the program (Linux
+   PR_SET_PDEATHSIG and a pidfd): a killed program leaves no workers
+   behind. Should the server itself die, the pool is broken: pending and
+   later tasks fail with -ECHILD.
+
+   Callbacks run on the result thread: keep them short, and never wait in
+   one for another task (a future, apply, map, join or destroy there return
+   -EDEADLK or would deadlock). A callback may submit tasks; a task queue
+   that is full makes such a submit fail with -EAGAIN instead of waiting.
+   A pool is used by the process that created it, from any of its threads;
+   forked children must not use it.
+*/
+
+typedef struct mpq_pool mpq_pool;      /* opaque */
+typedef struct mpq_future mpq_future;  /* opaque: the outcome of one task */
+
+/* A task: runs in a worker. See above. */
+typedef int (*mpq_pool_fn)(const void *arg, size_t len, void *result, size_t *result_len);
+/* Called on the result thread with a task's result (or a map's results). */
+typedef void (*mpq_pool_callback)(void *user, const void *result, size_t len);
+/* Called on the result thread with a failed task's error. */
+typedef void (*mpq_pool_error_callback)(void *user, int error);
+
+/* The error of a task whose worker died: killed by signal `sig`, or exited
+   with status `code` while running it. Both lie below -16384, outside the
+   range of -errno values. MPQ_POOL_DIED(e) tells such an error;
+   MPQ_POOL_SIGNAL(e) gives its signal (0 if it exited) and
+   MPQ_POOL_STATUS(e) its exit status (-1 if it was killed). */
+#define MPQ_POOL_EDIED 0x4000
+#define MPQ_POOL_KILLED(sig) (-(MPQ_POOL_EDIED | ((sig) & 0xff)))
+#define MPQ_POOL_EXITED(code) (-(MPQ_POOL_EDIED | 0x100 | ((code) & 0xff)))
+#define MPQ_POOL_DIED(e) ((e) <= -MPQ_POOL_EDIED && (e) >= -(MPQ_POOL_EDIED | 0x1ff))
+#define MPQ_POOL_SIGNAL(e) (MPQ_POOL_DIED(e) && !(-(e) & 0x100) ? -(e) & 0xff : 0)
+#define MPQ_POOL_STATUS(e) (MPQ_POOL_DIED(e) && (-(e) & 0x100) ? -(e) & 0xff : -1)
+
+typedef struct mpq_pool_config {
+    int      workers;      /* worker processes; 0: online CPUs; at most 1024  */
+    int    (*initializer)(void *initarg);  /* run once in each worker before
+                              its first task; nonzero fails it (see create) */
+    void    *initarg;
+    unsigned max_tasks_per_child;  /* a worker is replaced after this many
+                              tasks (a map chunk counts one); 0: never     */
+    uint32_t max_arg;      /* largest argument in bytes; 0: 4096; at most 2^24 */
+    uint32_t max_result;   /* largest result in bytes; 0: 4096; at most 2^24 */
+    uint32_t backlog;      /* tasks that may wait for a worker before a
+                              submit waits; 0: 1024                        */
+} mpq_pool_config;
+
+/* Creates a pool: forks the fork server and, through it, the workers; runs
+   the initializer in each and waits until all of them have done so.
+   Returns 0, -EINVAL (NULL pool, workers < 0 or above 1024, a size above
+   its maximum), -ENOMEM, -EAGAIN (fork failed), or - when an initializer
+   fails - its return value if negative, else -ECHILD (an initializer that
+   kills its worker gives MPQ_POOL_KILLED/EXITED). Nothing is left running
+   on failure. Thread safety: any thread. */
+MPQDEF int mpq_pool_create(mpq_pool **pool, const mpq_pool_config *cfg);
+
+/* Submits fn(arg) and returns at once; when the task ends, the result
+   thread calls callback(user, result, len) or error_callback(user, error)
+   (either may be NULL) and completes *future if one was asked for (pass
+   NULL for none; otherwise free it with mpq_future_free). The argument is
+   copied. Waits while `backlog` tasks wait already.
+   Returns 0 (the task's outcome will be reported exactly once), -EINVAL
+   (NULL pool or fn, NULL arg with len), -EMSGSIZE (len above max_arg),
+   -EPIPE (the pool was closed or terminated), -ECHILD (the pool is broken),
+   -EAGAIN (called in a callback with the task queue full), -ENOMEM.
+   Thread safety: any thread of the creating process. */
+MPQDEF int mpq_pool_apply_async(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size_t len,
+                                mpq_pool_callback callback, mpq_pool_error_callback error_callback,
+                                void *user, mpq_future **future);
+
+/* mpq_pool_apply_async without callbacks: the outcome goes to *future
+   (required). Same errors. */
+MPQDEF int mpq_pool_submit(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size_t len,
+                           mpq_future **future);
+
+/* Runs fn(arg) in a worker and waits for it; copies its result into
+   result (cap bytes of room) and its length into *result_len.
+   Returns 0, the task's error, -EMSGSIZE (the result is longer than cap;
+   *result_len says how long), -EDEADLK (called in a callback), or an error
+   of mpq_pool_submit. Thread safety: any thread of the creating process. */
+MPQDEF int mpq_pool_apply(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size_t len,
+                          void *result, size_t cap, size_t *result_len);
+
+/* Runs fn on each of the n items (item i is the item_size bytes at
+   items + i * item_size), and writes item i's result into the
+   result_size bytes at results + i * result_size (zero-filled past what fn
+   wrote). Items travel in chunks of `chunksize` (0: n / (4 * workers),
+   rounded up; at most what max_arg and max_result allow), one task each.
+   Returns 0 once every item succeeded, or the error of a failed chunk (the
+   others still ran; the results of a failed chunk are unspecified), an
+   error of mpq_pool_submit, -EDEADLK (called in a callback), -EOVERFLOW
+   (n * size overflows), -EMSGSIZE (item_size above max_arg, result_size
+   above max_result). Thread safety: any thread of the creating process. */
+MPQDEF int mpq_pool_map(mpq_pool *pool, mpq_pool_fn fn, const void *items, size_t n,
+                        size_t item_size, void *results, size_t result_size, size_t chunksize);
+
+/* mpq_pool_map without waiting: results must stay valid until the map
+   ends, which the result thread reports with callback(user, results,
+   n * result_size) or error_callback(user, error of the first failed chunk
+   to arrive), and through *future (NULL for none; its result is empty).
+   Returns 0 (the outcome will be reported once) or an error as for
+   mpq_pool_map; a map whose submission fails half-way (the pool closed
+   meanwhile) still returns 0 and reports that error. */
+MPQDEF int mpq_pool_map_async(mpq_pool *pool, mpq_pool_fn fn, const void *items, size_t n,
+                              size_t item_size, void *results, size_t result_size,
+                              size_t chunksize, mpq_pool_callback callback,
+                              mpq_pool_error_callback error_callback, void *user,
+                              mpq_future **future);
+
+/* Stops accepting tasks (later submits: -EPIPE); the tasks already
+   submitted still run, and workers exit once none is left.
+   Returns 0 or -EINVAL. Thread safety: any thread of the creating process. */
+MPQDEF int mpq_pool_close(mpq_pool *pool);
+
+/* After close: waits until every worker has exited and every task's
+   outcome has been delivered (callbacks run, futures completed). After
+   terminate: waits for the workers to be gone.
+   Returns 0, -EINVAL (neither close nor terminate was called), -EAGAIN
+   (timeout_ms == 0) or -ETIMEDOUT (still running), -EDEADLK (in a
+   callback). Thread safety: any thread of the creating process. */
+MPQDEF int mpq_pool_join(mpq_pool *pool, int timeout_ms);
+
+/* Stops now: the workers are killed, and every task not yet finished fails
+   with -ECANCELED (its error callback runs on the result thread before
+   terminate returns; in a callback, at once). Returns 0 or -EINVAL.
+   Thread safety: any thread of the creating process. */
+MPQDEF int mpq_pool_terminate(mpq_pool *pool);
+
+/* Terminates the pool if it still runs, then frees it: no worker, server
+   or thread remains, and every pending future is failed. Futures the
+   caller holds stay valid until freed.
+   Returns 0, -EINVAL, -EDEADLK (in a callback: the pool is left as it
+   was). Thread safety: nobody may use the pool during or after the call. */
+MPQDEF int mpq_pool_destroy(mpq_pool *pool);
+
+/* Writes the pids of up to cap live workers into pids; returns how many
+   there are (which may exceed cap), or -EINVAL. A snapshot: workers come
+   and go. Thread safety: any thread. */
+MPQDEF int mpq_pool_workers(mpq_pool *pool, pid_t *pids, size_t cap);
+
+/* Waits until the future's task has ended, at most timeout_ms.
+   Returns 0, -EAGAIN (timeout_ms == 0, not ended) or -ETIMEDOUT, -EINVAL.
+   Thread safety: any thread; any number of waiters. */
+MPQDEF int mpq_future_wait(mpq_future *f, int timeout_ms);
+
+/* Returns 1 if the task has ended, else 0. Thread safety: any thread. */
+MPQDEF int mpq_future_ready(const mpq_future *f);
+
+/* Returns 1 if the task ended successfully, 0 if it failed, -EAGAIN if it
+   has not ended (Python raises ValueError there), -EINVAL. */
+MPQDEF int mpq_future_successful(const mpq_future *f);
+
+/* Waits as mpq_future_wait, then copies the result into buf (cap bytes)
+   and its length into *len (when len is not NULL).
+   Returns 0, the task's error (nothing copied), -EMSGSIZE (the result is
+   longer than cap; *len says how long), -EAGAIN/-ETIMEDOUT, -EINVAL.
+   Thread safety: any thread. */
+MPQDEF int mpq_future_get(mpq_future *f, void *buf, size_t cap, size_t *len, int timeout_ms);
+
+/* Releases the caller's hold on the future. A future freed before its task
+   ends is freed when it ends (the outcome is dropped). Returns 0 or
+   -EINVAL. Thread safety: once per future. */
+MPQDEF int mpq_future_free(mpq_future *f);
 
 #ifdef __cplusplus
 }
@@ -1540,6 +1751,8 @@ struct mpq_queue {
     int        efd;         /* eventfd behind mpq_queue_fileno, or -1 */
     uint32_t   poll_pid;    /* the process that polls it, or 0     (relaxed) */
     mpq__qstuck stuck[2];   /* held slots seen by puts [0], gets [1]       */
+    int        supervised;  /* a dead reader's slot is left to
+                               mpq__q_recover_readers (the pool's server) */
 };
 
 /* --- who we are, and whether another process is alive ----------------- */
@@ -1870,6 +2083,7 @@ static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, ui
     uint64_t now;
     int moved = 0;
     if (!MPQ__HELD(seen) || MPQ__ST_PID(seen) == 0) return 0;
+    if (q->supervised && MPQ__ST_PHASE(seen) == MPQ__READING) return 0;
     cur = mpq__load32(&k->lock, MPQ__RELAXED);
     if (cur == me || !mpq__cas32(&k->lock, &cur, me, MPQ__ACQUIRE)) return 0;
     now = mpq__boot_ns();
@@ -1883,6 +2097,26 @@ static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, ui
     }
     mpq__store32(&k->lock, 0, MPQ__RELEASE);
     return moved;
+}
+
+/* For a supervised queue (the pool's tasks): hands every message that
+   process `pid` holds READING to fn, then frees its slot. The caller knows
+   pid is dead and not yet reaped (so not reused), and nobody else moves a
+   dead reader's slot in such a queue, so the message is still whole. */
+static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid,
+                                   void (*fn)(void *ctx, const void *msg, uint32_t len), void *ctx)
+{
+    uint64_t i;
+    for (i = 0; i <= q->mask; i++) {
+        mpq__qslot *s = (mpq__qslot *)(q->slots + i * q->stride);
+        uint64_t st = mpq__load64(&s->state, MPQ__ACQUIRE);
+        uint32_t len;
+        if (MPQ__ST_PHASE(st) != MPQ__READING || MPQ__ST_PID(st) != (pid & MPQ__PIDMASK)) continue;
+        len = mpq__load32(&s->len, MPQ__RELAXED);
+        if (len <= q->max_msg) fn(ctx, mpq__q_data(s), len);
+        if (mpq__cas64(&s->state, &st, mpq__st(MPQ__ST_LAP(st) + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST))
+            mpq__ec_signal(&q->h->space_ec);
+    }
 }
 
 /* Waits until slot s may have left state `seen`: spins, then sleeps on
@@ -3107,6 +3341,1164 @@ MPQDEF int mpq_process_destroy(mpq_process *p)
     p->pidfd__ = -1;
     p->pid = 0;  /* no later kill can reach a pid the system may reuse */
     return 0;
+}
+
+/* ========================================================================
+   >>pool  worker processes behind two queues, with a fork server
+   ========================================================================
+
+   Three kinds of process. The parent (the pool's creator) puts tasks on
+   the task queue, and its result thread takes results off the result
+   queue, resolves each to its pending entry and runs its callback or
+   completes its future. The fork server, forked at creation before the
+   result thread exists, forks every worker and stays their parent: it
+   reaps them, reports the task a dead one held, and forks its replacement.
+   Workers take tasks, run them and put results.
+
+   No task is lost to a death. A worker takes a task with peek, whose CAS
+   writes the worker's pid into the slot's state as it claims it; then it
+   copies the task, records it in its shared worker record, releases the
+   slot, runs the task, puts the result and clears the record. At whatever
+   instant it dies, the server - the first to know, and looking with
+   WNOWAIT so the pid cannot be reused meanwhile - finds the task in a
+   READING slot that holds that pid, or in the record, or both, and
+   reports it failed. The task queue is `supervised`: nobody else moves a
+   dead reader's slot, so it is still there to be found. A result that got
+   out before the death makes that report a duplicate, which the parent
+   drops: a pending entry (index + generation) is resolved only once.
+
+   The parent's side - pending entries, map states, futures - is process-
+   local and guarded by `lock`. Callbacks run on the result thread only,
+   cancellations and a broken pool's failures included, so a program's
+   callbacks never run concurrently (one rare exception: a map whose
+   submission fails half-way and has nothing left in flight reports its
+   failure on the submitting thread). */
+
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+
+#define MPQ__POOL_MAX_WORKERS 1024
+#define MPQ__POOL_MAX_SIZE (1u << 24)
+#define MPQ__POOL_SLICE_MS 100       /* the result thread and server look around this often */
+#define MPQ__POOL_BATCH 64           /* results taken per call */
+#define MPQ__POOL_WAKE 0xffffffffu   /* entry of a message that only wakes the result thread */
+#define MPQ__POOL_DONE 0x5a          /* exit status of a worker that found no more tasks */
+
+enum { MPQ__W_INIT = 1, MPQ__W_RUN, MPQ__W_DONE, MPQ__W_RETIRED, MPQ__W_INITFAIL };
+
+typedef struct mpq__pworker {  /* shared, one cache line per worker */
+    uint64_t task;             /* entry << 32 | gen of the task it holds, 0: none */
+    uint32_t pid;              /* written by the server; 0: no process */
+    uint32_t state;            /* MPQ__W_*, written by the worker */
+    int32_t  init_error;       /* its initializer's nonzero return */
+    uint32_t init_deaths;      /* the server's: deaths in a row before RUN */
+    uint32_t pad[10];
+} mpq__pworker;
+
+typedef struct mpq__pshared {  /* shared between parent, server and workers */
+    uint32_t ready;            /* workers past their initializer (a futex) */
+    int32_t  error;            /* why the server gave up; 0 while it runs */
+    uint32_t pad[14];
+    mpq__pworker w[1];         /* `workers` of them */
+} mpq__pshared;
+
+typedef struct mpq__ptask {    /* a task message, then its argument bytes */
+    uint32_t entry, gen;
+    uint32_t count;            /* 0: one apply; n: a map chunk of n items */
+    uint32_t item_size, result_size;
+    uint32_t len;              /* argument bytes */
+    unsigned char fn[8];       /* the function pointer's bytes */
+} mpq__ptask;
+
+typedef struct mpq__presult {  /* a result message, then its result bytes */
+    uint32_t entry, gen;
+    int32_t  error;
+    uint32_t len;
+} mpq__presult;
+
+typedef char mpq__assert_ptask[sizeof(mpq__ptask) == 32 && sizeof(mpq_pool_fn) <= 8 ? 1 : -1];
+typedef char mpq__assert_pworker[sizeof(mpq__pworker) == 64 ? 1 : -1];
+
+struct mpq_future {
+    uint32_t state;            /* 0 pending, 2 pending with sleepers, 1 done (a futex) */
+    uint32_t refs;             /* the caller's and the pool's */
+    int      error;
+    size_t   len;
+    void    *data;
+};
+
+typedef struct mpq__pmap {     /* one map_async */
+    char                   *results;
+    size_t                  result_size, total;
+    size_t                  left;      /* chunks not yet resolved */
+    int                     error;
+    mpq_pool_callback       cb;
+    mpq_pool_error_callback ecb;
+    void                   *user;
+    mpq_future             *fut;
+} mpq__pmap;
+
+typedef struct mpq__pentry {   /* one pending task */
+    uint32_t                gen;       /* never 0 */
+    uint32_t                next;      /* free list */
+    int                     used;
+    mpq_pool_callback       cb;
+    mpq_pool_error_callback ecb;
+    void                   *user;
+    mpq_future             *fut;
+    mpq__pmap              *map;       /* a map chunk: items start..start+count */
+    size_t                  start;
+    uint32_t                count;
+} mpq__pentry;
+
+struct mpq_pool {
+    mpq_queue      *tasks, *results;
+    mpq__pshared   *sh;
+    size_t          sh_len;
+    mpq_process     server;
+    int             cmd[2];            /* the server's command pipe */
+    int             server_fd;         /* the result thread's own pidfd of the server, or -1 */
+    int             workers;
+    unsigned        max_tasks;
+    uint32_t        max_arg, max_result;
+    int           (*init)(void *);
+    void           *initarg;
+    pthread_t       thread;
+    int             thread_up;
+    char           *rbuf;              /* the result thread's batch buffer */
+    size_t          rcap;
+    pthread_mutex_t lock;              /* everything below */
+    pthread_cond_t  cond;              /* pending == 0, cancel done */
+    pthread_mutex_t ctl;               /* close, join, terminate, destroy */
+    mpq__pentry    *e;
+    uint32_t        ecap, free_head, gen;
+    size_t          pending;
+    int             closed, terminated, broken, joined;
+    uint32_t        cancel, stop;      /* requests to the result thread (atomics) */
+};
+
+/* --- futures --------------------------------------------------------------- */
+
+static mpq_future *mpq__future_new(void)
+{
+    mpq_future *f = (mpq_future *)MPQ_MALLOC(sizeof *f);
+    if (f) {
+        memset(f, 0, sizeof *f);
+        f->refs = 2;
+    }
+    return f;
+}
+
+static void mpq__future_unref(mpq_future *f)
+{
+    if (mpq__add32(&f->refs, (uint32_t)-1, MPQ__ACQ_REL) != 1) return;
+    if (f->data) MPQ_FREE(f->data);
+    MPQ_FREE(f);
+}
+
+/* Completes f with an error, or with a copy of len result bytes. */
+static void mpq__future_done(mpq_future *f, int error, const void *data, size_t len)
+{
+    if (!error && len) {
+        if ((f->data = MPQ_MALLOC(len)) != NULL) memcpy(f->data, data, len);
+        else error = -ENOMEM;
+    }
+    f->error = error;
+    f->len = error ? 0 : len;
+    if (mpq__xchg32(&f->state, 1, MPQ__ACQ_REL) == 2) mpq__futex_wake(&f->state, INT_MAX);
+    mpq__future_unref(f);
+}
+
+MPQDEF int mpq_future_wait(mpq_future *f, int timeout_ms)
+{
+    int64_t deadline;
+    int i;
+    if (!f) return -EINVAL;
+    for (i = 0; i < 2000; i++) {   /* most results come within microseconds */
+        if (mpq__load32(&f->state, MPQ__ACQUIRE) == 1) return 0;
+        if (timeout_ms == 0) return -EAGAIN;
+        mpq__cpu_relax();
+    }
+    deadline = mpq__deadline(timeout_ms);
+    for (;;) {
+        uint32_t s = mpq__load32(&f->state, MPQ__ACQUIRE);
+        if (s == 1) return 0;
+        if (s == 0 && !mpq__cas32(&f->state, &s, 2, MPQ__ACQUIRE)) continue;
+        if (mpq__futex_wait(&f->state, 2, deadline) == -ETIMEDOUT &&
+            mpq__load32(&f->state, MPQ__ACQUIRE) != 1)
+            return -ETIMEDOUT;
+    }
+}
+
+MPQDEF int mpq_future_ready(const mpq_future *f)
+{
+    return f && mpq__load32(&f->state, MPQ__ACQUIRE) == 1;
+}
+
+MPQDEF int mpq_future_successful(const mpq_future *f)
+{
+    if (!f) return -EINVAL;
+    if (!mpq_future_ready(f)) return -EAGAIN;
+    return f->error == 0;
+}
+
+MPQDEF int mpq_future_get(mpq_future *f, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+    int rc;
+    if (!f || (!buf && cap)) return -EINVAL;
+    if ((rc = mpq_future_wait(f, timeout_ms)) != 0) return rc;
+    if (f->error) return f->error;
+    if (len) *len = f->len;
+    if (f->len > cap) return -EMSGSIZE;
+    if (f->len && buf) memcpy(buf, f->data, f->len);
+    return 0;
+}
+
+MPQDEF int mpq_future_free(mpq_future *f)
+{
+    if (!f) return -EINVAL;
+    mpq__future_unref(f);
+    return 0;
+}
+
+/* --- the fork server and the workers ---------------------------------------- */
+
+static int mpq__pool_death(const siginfo_t *si)
+{
+    return si->si_code == CLD_EXITED ? MPQ_POOL_EXITED(si->si_status) : MPQ_POOL_KILLED(si->si_status);
+}
+
+/* Runs one task message (already copied out of the queue) into the
+   result message r. */
+static void mpq__pool_run(const mpq_pool *p, const mpq__ptask *t, mpq__presult *r)
+{
+    const char *arg = (const char *)(t + 1);
+    char *out = (char *)(r + 1);
+    mpq_pool_fn fn;
+    size_t rl;
+    uint32_t k;
+    int e = 0;
+    memcpy(&fn, t->fn, sizeof fn);
+    r->entry = t->entry;
+    r->gen = t->gen;
+    r->len = 0;
+    if (t->count == 0) {
+        rl = p->max_result;
+        e = fn(arg, t->len, out, &rl);
+        if (!e && rl > p->max_result) e = -EMSGSIZE;
+        if (!e) r->len = (uint32_t)rl;
+    } else if ((uint64_t)t->count * t->item_size != t->len ||
+               (uint64_t)t->count * t->result_size > p->max_result) {
+        e = -EIO;   /* no parent writes that: shared memory was overwritten */
+    } else {
+        memset(out, 0, (size_t)t->count * t->result_size);
+        for (k = 0; k < t->count && !e; k++) {
+            rl = t->result_size;
+            e = fn(arg + (size_t)k * t->item_size, t->item_size, out + (size_t)k * t->result_size, &rl);
+            if (!e && rl > t->result_size) e = -EMSGSIZE;
+        }
+        if (!e) r->len = t->count * t->result_size;
+    }
+    r->error = e;
+}
+
+static void mpq__pool_worker(mpq_pool *p, int i)
+{
+    mpq__pworker *w = &p->sh->w[i];
+    size_t tcap = sizeof(mpq__ptask) + p->max_arg;
+    char *task = (char *)MPQ_MALLOC(tcap);
+    char *res = (char *)MPQ_MALLOC(sizeof(mpq__presult) + p->max_result);
+    unsigned done = 0;
+    int code = MPQ__POOL_DONE, rc;
+
+    if (!task || !res) rc = -ENOMEM;
+    else rc = p->init ? p->init(p->initarg) : 0;
+    mpq__store32(&w->pid, (uint32_t)getpid(), MPQ__SEQ_CST);  /* as the server does: no gap */
+    if (rc != 0) {
+        w->init_error = rc;
+        mpq__store32(&w->state, MPQ__W_INITFAIL, MPQ__SEQ_CST);
+        _exit(1);
+    }
+    mpq__store32(&w->state, MPQ__W_RUN, MPQ__SEQ_CST);
+    mpq__add32(&p->sh->ready, 1, MPQ__SEQ_CST);
+    mpq__futex_wake(&p->sh->ready, INT_MAX);
+    for (;;) {
+        const mpq__ptask *t;
+        const void *m;
+        size_t len;
+        rc = mpq_queue_peek(p->tasks, &m, &len, -1);
+        if (rc == -EPIPE) break;                 /* closed and drained */
+        if (rc != 0) continue;                   /* -EIO: a corrupt slot, dropped */
+        t = (const mpq__ptask *)m;
+        if (len < sizeof *t || len > tcap || t->len != len - sizeof *t) {
+            mpq_queue_release(p->tasks, m);      /* not a task: corrupt */
+            continue;
+        }
+        memcpy(task, m, len);
+        t = (const mpq__ptask *)task;
+        mpq__store64(&w->task, (uint64_t)t->entry << 32 | t->gen, MPQ__SEQ_CST);
+        mpq_queue_release(p->tasks, m);
+        mpq__pool_run(p, t, (mpq__presult *)res);
+        rc = mpq_queue_put(p->results, res, sizeof(mpq__presult) + ((mpq__presult *)res)->len, -1);
+        mpq__store64(&w->task, 0, MPQ__RELEASE);
+        if (rc == -EPIPE) break;                 /* the pool is being destroyed */
+        if (p->max_tasks && ++done >= p->max_tasks) {
+            code = 0;
+            break;
+        }
+    }
+    mpq__store32(&w->state, code ? MPQ__W_DONE : MPQ__W_RETIRED, MPQ__SEQ_CST);
+    mpq__child_flush(stdout);
+    mpq__child_flush(stderr);
+    _exit(code);
+}
+
+typedef struct mpq__psrv {
+    mpq_pool *p;
+    pid_t     self, parent;
+    int       sfd, pfd;        /* signalfd for SIGCHLD, pidfd of the parent (or -1) */
+    sigset_t  mask;            /* the signal mask workers get */
+    struct sigaction chld;     /* and their SIGCHLD disposition */
+    int       respawn;         /* a fork failed: try again later */
+    uint64_t  told;            /* the task just reported */
+    int       error;
+} mpq__psrv;
+
+static void mpq__pool_reap(pid_t pid)
+{
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+}
+
+/* Kills every worker, reaps them, and ends the server. */
+static void mpq__pool_stop(mpq__psrv *s, int code)
+{
+    mpq_pool *p = s->p;
+    int i;
+    for (i = 0; i < p->workers; i++)
+        if (p->sh->w[i].pid) kill((pid_t)p->sh->w[i].pid, SIGKILL);
+    for (i = 0; i < p->workers; i++)
+        if (p->sh->w[i].pid) mpq__pool_reap((pid_t)p->sh->w[i].pid);
+    _exit(code);
+}
+
+/* Puts a result message for the parent. Waits while the result queue is
+   full, but gives up if the parent is gone. */
+static void mpq__pool_tell(mpq__psrv *s, uint32_t entry, uint32_t gen, int error)
+{
+    mpq__presult r;
+    r.entry = entry;
+    r.gen = gen;
+    r.error = error;
+    r.len = 0;
+    while (mpq_queue_put(s->p->results, &r, sizeof r, MPQ__POOL_SLICE_MS) == -ETIMEDOUT) {
+        struct pollfd pf;
+        pf.fd = s->p->cmd[0];
+        pf.events = POLLIN;
+        pf.revents = 0;
+        if (getppid() != s->parent || poll(&pf, 1, 0) != 0) mpq__pool_stop(s, 0);
+    }
+}
+
+static void mpq__pool_orphan(void *ctx, const void *msg, uint32_t len)
+{
+    mpq__psrv *s = (mpq__psrv *)ctx;
+    const mpq__ptask *t = (const mpq__ptask *)msg;
+    if (len < sizeof *t) return;
+    s->told = (uint64_t)t->entry << 32 | t->gen;
+    mpq__pool_tell(s, t->entry, t->gen, s->error);
+}
+
+static void mpq__pool_spawn(mpq__psrv *s, int i)
+{
+    mpq_pool *p = s->p;
+    mpq__pworker *w = &p->sh->w[i];
+    pid_t pid;
+    mpq__store64(&w->task, 0, MPQ__RELAXED);
+    mpq__store32(&w->state, MPQ__W_INIT, MPQ__SEQ_CST);
+    pid = fork();
+    if (pid == 0) {
+        /* Die with the server; if it is gone already, do not start. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != s->self) _exit(1);
+        if (s->sfd >= 0) close(s->sfd);
+        if (s->pfd >= 0) close(s->pfd);
+        close(p->cmd[0]);
+        sigaction(SIGCHLD, &s->chld, NULL);
+        sigprocmask(SIG_SETMASK, &s->mask, NULL);
+        mpq__pool_worker(p, i);
+    }
+    if (pid < 0) {
+        s->respawn = 1;
+        return;
+    }
+    mpq__store32(&w->pid, (uint32_t)pid, MPQ__SEQ_CST);
+}
+
+/* A worker has ended (still a zombie: its pid is not reusable yet): report
+   the task it held, reap it, and replace it unless it ended because no
+   tasks were left. An initializer that fails makes the pool give up. */
+static void mpq__pool_ended(mpq__psrv *s, const siginfo_t *si)
+{
+    mpq_pool *p = s->p;
+    int i;
+    uint64_t task;
+    uint32_t state;
+    for (i = 0; i < p->workers && p->sh->w[i].pid != (uint32_t)si->si_pid; i++) {}
+    if (i == p->workers) {           /* not a worker: nothing to do but reap */
+        mpq__pool_reap(si->si_pid);
+        return;
+    }
+    s->error = mpq__pool_death(si);
+    s->told = 0;
+    mpq__q_recover_readers(p->tasks, (uint32_t)si->si_pid, mpq__pool_orphan, s);
+    task = mpq__load64(&p->sh->w[i].task, MPQ__SEQ_CST);
+    if (task && task != s->told) mpq__pool_tell(s, (uint32_t)(task >> 32), (uint32_t)task, s->error);
+    state = mpq__load32(&p->sh->w[i].state, MPQ__SEQ_CST);
+    mpq__pool_reap(si->si_pid);
+    mpq__store32(&p->sh->w[i].pid, 0, MPQ__SEQ_CST);
+    /* An initializer that fails, or kills its worker three times in a
+       row, would fail every replacement: give up. */
+    if (state == MPQ__W_INIT && p->init) p->sh->w[i].init_deaths++;
+    else if (state != MPQ__W_INITFAIL) p->sh->w[i].init_deaths = 0;
+    if (state == MPQ__W_INITFAIL || p->sh->w[i].init_deaths >= 3) {
+        int e = p->sh->w[i].init_error;
+        if (state == MPQ__W_INIT) e = s->error;
+        else if (e > 0) e = -ECHILD;
+        mpq__store32((uint32_t *)&p->sh->error, (uint32_t)e, MPQ__SEQ_CST);
+        mpq__futex_wake(&p->sh->ready, INT_MAX);
+        mpq__pool_stop(s, 1);
+    }
+    if (state != MPQ__W_DONE) mpq__pool_spawn(s, i);
+}
+
+static int mpq__pool_server(void *arg)
+{
+    mpq__psrv s;
+    mpq_pool *p = (mpq_pool *)arg;
+    sigset_t chld;
+    int i;
+
+    memset(&s, 0, sizeof s);
+    s.p = p;
+    s.self = getpid();
+    s.parent = getppid();
+    close(p->cmd[1]);
+    {   /* The program may ignore SIGCHLD (children reaped unseen): not here. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        sigaction(SIGCHLD, &dfl, &s.chld);
+    }
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &s.mask);
+    s.sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    s.pfd = mpq__pidfd_open(s.parent);
+    for (i = 0; i < p->workers; i++) mpq__pool_spawn(&s, i);
+    for (;;) {
+        struct pollfd fds[3];
+        siginfo_t si;
+        int live = 0, nf = 0;
+        for (;;) {
+            memset(&si, 0, sizeof si);
+            if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0) break;
+            mpq__pool_ended(&s, &si);
+        }
+        if (s.respawn) {
+            s.respawn = 0;
+            for (i = 0; i < p->workers; i++)
+                if (!p->sh->w[i].pid && mpq__load32(&p->sh->w[i].state, MPQ__SEQ_CST) != MPQ__W_DONE)
+                    mpq__pool_spawn(&s, i);
+        }
+        for (i = 0; i < p->workers; i++) live += p->sh->w[i].pid != 0;
+        if (!live && !s.respawn) _exit(0);     /* every worker found the queue closed */
+        if (getppid() != s.parent) mpq__pool_stop(&s, 0);
+        fds[nf].fd = p->cmd[0];
+        fds[nf++].events = POLLIN;
+        if (s.sfd >= 0) {
+            fds[nf].fd = s.sfd;
+            fds[nf++].events = POLLIN;
+        }
+        if (s.pfd >= 0) {
+            fds[nf].fd = s.pfd;
+            fds[nf++].events = POLLIN;
+        }
+        for (i = 0; i < nf; i++) fds[i].revents = 0;
+        poll(fds, (nfds_t)nf, s.sfd >= 0 && !s.respawn ? 1000 : 20);
+        if (fds[0].revents) mpq__pool_stop(&s, 0);        /* terminate (or the pipe's end) */
+        if (s.pfd >= 0 && fds[nf - 1].revents) mpq__pool_stop(&s, 0);             /* parent died */
+        if (s.sfd >= 0 && fds[1].revents) {
+            struct signalfd_siginfo ssi;
+            while (read(s.sfd, &ssi, sizeof ssi) > 0) {}
+        }
+    }
+}
+
+/* --- the parent: pending entries ---------------------------------------------- */
+
+static int mpq__pool_in_thread(const mpq_pool *p)
+{
+    return p->thread_up && pthread_equal(pthread_self(), p->thread);
+}
+
+/* Takes a free pending entry (lock held), growing the table if need be. */
+static int mpq__pool_entry(mpq_pool *p, uint32_t *idx)
+{
+    if (p->free_head == UINT32_MAX) {
+        uint32_t cap = p->ecap ? p->ecap * 2 : 256, i;
+        mpq__pentry *e;
+        if (cap > (1u << 26) || !(e = (mpq__pentry *)MPQ_MALLOC(cap * sizeof *e))) return -ENOMEM;
+        if (p->ecap) memcpy(e, p->e, p->ecap * sizeof *e);
+        memset(e + p->ecap, 0, (cap - p->ecap) * sizeof *e);
+        for (i = p->ecap; i < cap; i++) e[i].next = i + 1 < cap ? i + 1 : UINT32_MAX;
+        if (p->e) MPQ_FREE(p->e);
+        p->e = e;
+        p->free_head = p->ecap;
+        p->ecap = cap;
+    }
+    *idx = p->free_head;
+    p->free_head = p->e[*idx].next;
+    if (++p->gen == 0) p->gen = 1;
+    p->e[*idx].gen = p->gen;
+    p->e[*idx].used = 1;
+    p->pending++;
+    return 0;
+}
+
+/* Frees entry idx (lock held). It stays counted in `pending` until its
+   outcome has been reported: join waits for the callbacks too. */
+static void mpq__pool_unentry(mpq_pool *p, uint32_t idx)
+{
+    p->e[idx].used = 0;
+    p->e[idx].next = p->free_head;
+    p->free_head = idx;
+}
+
+/* n outcomes have been reported (or taken back): lock held. */
+static void mpq__pool_settled(mpq_pool *p, size_t n)
+{
+    p->pending -= n;
+    if (n && p->pending == 0) pthread_cond_broadcast(&p->cond);
+}
+
+/* What the result thread does for one resolved entry, outside the lock. */
+typedef struct mpq__pdone {
+    mpq__pentry e;
+    int         error;
+    const void *data;
+    size_t      len;
+    int         map_done;   /* this entry ended its map */
+} mpq__pdone;
+
+/* Resolves entry idx/gen with (error, data, len); lock held. Returns 0 if
+   it is not pending (resolved before: a duplicate, or cancelled). A map
+   chunk's results are copied into place here. */
+static int mpq__pool_resolve(mpq_pool *p, uint32_t idx, uint32_t gen, int error,
+                             const void *data, size_t len, mpq__pdone *d)
+{
+    mpq__pentry *e;
+    if (idx >= p->ecap || !p->e[idx].used || p->e[idx].gen != gen) return 0;
+    e = &p->e[idx];
+    d->e = *e;
+    d->error = error;
+    d->data = data;
+    d->len = len;
+    d->map_done = 0;
+    if (e->map) {
+        mpq__pmap *m = e->map;
+        size_t want = (size_t)e->count * m->result_size;
+        if (!error && len != want) error = -EIO;
+        if (error) {
+            if (!m->error) m->error = error;
+        } else if (want) {
+            memcpy(m->results + e->start * m->result_size, data, want);
+        }
+        d->map_done = --m->left == 0;
+    }
+    mpq__pool_unentry(p, idx);
+    return 1;
+}
+
+static void mpq__pool_map_end(mpq__pmap *m)
+{
+    if (m->error) {
+        if (m->ecb) m->ecb(m->user, m->error);
+    } else if (m->cb) {
+        m->cb(m->user, m->results, m->total);
+    }
+    if (m->fut) mpq__future_done(m->fut, m->error, NULL, 0);
+    MPQ_FREE(m);
+}
+
+/* Reports a resolved entry: callbacks, future. */
+static void mpq__pool_report(const mpq__pdone *d)
+{
+    if (d->e.map) {
+        if (d->map_done) mpq__pool_map_end(d->e.map);
+        return;
+    }
+    if (d->error) {
+        if (d->e.ecb) d->e.ecb(d->e.user, d->error);
+    } else if (d->e.cb) {
+        d->e.cb(d->e.user, d->data, d->len);
+    }
+    if (d->e.fut) mpq__future_done(d->e.fut, d->error, d->data, d->len);
+}
+
+/* Fails every pending task with `error`, on the result thread. */
+static void mpq__pool_fail_all(mpq_pool *p, int error)
+{
+    mpq__pdone d[MPQ__POOL_BATCH];
+    int n, i;
+    uint32_t k;
+    do {
+        n = 0;
+        pthread_mutex_lock(&p->lock);
+        for (k = 0; k < p->ecap && n < MPQ__POOL_BATCH; k++)
+            if (p->e[k].used) n += mpq__pool_resolve(p, k, p->e[k].gen, error, NULL, 0, &d[n]);
+        pthread_mutex_unlock(&p->lock);
+        for (i = 0; i < n; i++) mpq__pool_report(&d[i]);
+        pthread_mutex_lock(&p->lock);
+        mpq__pool_settled(p, (size_t)n);
+        pthread_mutex_unlock(&p->lock);
+    } while (n == MPQ__POOL_BATCH);
+}
+
+/* Resolves and reports a batch of result messages. */
+static void mpq__pool_results(mpq_pool *p, const char *buf, const size_t *lens, int n)
+{
+    mpq__pdone d[MPQ__POOL_BATCH];
+    size_t off = 0;
+    int i, k = 0;
+    pthread_mutex_lock(&p->lock);
+    for (i = 0; i < n; i++) {
+        const mpq__presult *r = (const mpq__presult *)(buf + off);
+        off += lens[i];
+        if (lens[i] < sizeof *r || r->len != lens[i] - sizeof *r) continue;
+        k += mpq__pool_resolve(p, r->entry, r->gen, r->error, r + 1, r->len, &d[k]);
+    }
+    pthread_mutex_unlock(&p->lock);
+    for (i = 0; i < k; i++) mpq__pool_report(&d[i]);
+    if (k) {
+        pthread_mutex_lock(&p->lock);
+        mpq__pool_settled(p, (size_t)k);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+/* Has the server ended? Looked at through the result thread's own pidfd,
+   or else without reaping. */
+static int mpq__pool_server_gone(mpq_pool *p)
+{
+    siginfo_t si;
+    if (p->server_fd >= 0) {
+        struct pollfd pf;
+        pf.fd = p->server_fd;
+        pf.events = POLLIN;
+        pf.revents = 0;
+        return poll(&pf, 1, 0) == 1;
+    }
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)p->server.pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) return 1;
+    return si.si_pid != 0;
+}
+
+static void *mpq__pool_thread(void *arg)
+{
+    mpq_pool *p = (mpq_pool *)arg;
+    size_t lens[MPQ__POOL_BATCH];
+    int n, dead = 0;
+    for (;;) {
+        n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH, MPQ__POOL_SLICE_MS);
+        if (n > 0) mpq__pool_results(p, p->rbuf, lens, n);
+        if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) {
+            mpq__pool_fail_all(p, -ECANCELED);
+            pthread_mutex_lock(&p->lock);
+            mpq__store32(&p->cancel, 0, MPQ__RELEASE);
+            pthread_cond_broadcast(&p->cond);
+            pthread_mutex_unlock(&p->lock);
+        }
+        if (n == -EPIPE || mpq__load32(&p->stop, MPQ__ACQUIRE)) break;
+        if (n == -ETIMEDOUT && !dead && mpq__pool_server_gone(p)) {
+            /* The server and its workers are gone. Deliver what they sent;
+               whatever is still pending after that will never be answered. */
+            int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
+            if (e == 0) e = -ECHILD;
+            while ((n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH, 0)) > 0)
+                mpq__pool_results(p, p->rbuf, lens, n);
+            pthread_mutex_lock(&p->lock);
+            if (!p->broken) p->broken = e;
+            pthread_mutex_unlock(&p->lock);
+            mpq__pool_fail_all(p, e);
+            dead = 1;
+        }
+    }
+    return NULL;
+}
+
+/* Wakes the result thread (a message that resolves nothing). */
+static void mpq__pool_wake(mpq_pool *p)
+{
+    mpq__presult r;
+    memset(&r, 0, sizeof r);
+    r.entry = MPQ__POOL_WAKE;
+    mpq_queue_put(p->results, &r, sizeof r, 0);
+}
+
+/* --- the parent: submitting ------------------------------------------------------ */
+
+/* Why a task cannot be submitted now (lock held), or 0. */
+static int mpq__pool_refuse(const mpq_pool *p)
+{
+    if (p->closed || p->terminated) return -EPIPE;
+    return p->broken;
+}
+
+/* Takes a pending entry for a task described by t (its callbacks, future,
+   map chunk): *idx and *gen name it. Returns 0 or why not. */
+static int mpq__pool_take(mpq_pool *p, const mpq__pentry *t, uint32_t *idx, uint32_t *gen)
+{
+    int rc;
+    pthread_mutex_lock(&p->lock);
+    if ((rc = mpq__pool_refuse(p)) == 0 && (rc = mpq__pool_entry(p, idx)) == 0) {
+        mpq__pentry *e = &p->e[*idx];
+        e->cb = t->cb;
+        e->ecb = t->ecb;
+        e->user = t->user;
+        e->fut = t->fut;
+        e->map = t->map;
+        e->start = t->start;
+        e->count = t->count;
+        *gen = e->gen;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* Takes back entry idx after its message could not be queued. Returns the
+   error to give the submitter, or 0 if the entry was resolved meanwhile
+   (cancelled or failed: that outcome is its report). */
+static int mpq__pool_unsend(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->e[idx].used && p->e[idx].gen == gen) {
+        mpq__pool_unentry(p, idx);
+        mpq__pool_settled(p, 1);
+    } else {
+        rc = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+/* Queues the task message of entry idx: written in place in its slot. */
+static int mpq__pool_send(mpq_pool *p, uint32_t idx, uint32_t gen, mpq_pool_fn fn, const void *arg,
+                          size_t len, uint32_t count, uint32_t item_size, uint32_t result_size)
+{
+    void *buf;
+    int rc = mpq_queue_reserve(p->tasks, &buf, mpq__pool_in_thread(p) ? 0 : -1);
+    if (rc == 0) {
+        mpq__ptask *t = (mpq__ptask *)buf;
+        t->entry = idx;
+        t->gen = gen;
+        t->count = count;
+        t->item_size = item_size;
+        t->result_size = result_size;
+        t->len = (uint32_t)len;
+        memset(t->fn, 0, sizeof t->fn);
+        memcpy(t->fn, &fn, sizeof fn);
+        if (len) memcpy(t + 1, arg, len);
+        rc = mpq_queue_commit(p->tasks, buf, sizeof *t + len);
+    }
+    return rc ? mpq__pool_unsend(p, idx, gen, rc) : 0;
+}
+
+MPQDEF int mpq_pool_apply_async(mpq_pool *p, mpq_pool_fn fn, const void *arg, size_t len,
+                                mpq_pool_callback callback, mpq_pool_error_callback error_callback,
+                                void *user, mpq_future **future)
+{
+    mpq_future *f = NULL;
+    mpq__pentry t;
+    uint32_t idx = 0, gen = 0;
+    int rc;
+    if (!p || !fn || (!arg && len)) return -EINVAL;
+    if (len > p->max_arg) return -EMSGSIZE;
+    if (future && !(f = mpq__future_new())) return -ENOMEM;
+    memset(&t, 0, sizeof t);
+    t.cb = callback;
+    t.ecb = error_callback;
+    t.user = user;
+    t.fut = f;
+    rc = mpq__pool_take(p, &t, &idx, &gen);
+    if (rc == 0) rc = mpq__pool_send(p, idx, gen, fn, arg, len, 0, 0, 0);
+    if (rc != 0) {
+        if (f) MPQ_FREE(f);   /* nobody else saw it */
+        return rc;
+    }
+    if (future) *future = f;
+    return 0;
+}
+
+MPQDEF int mpq_pool_submit(mpq_pool *p, mpq_pool_fn fn, const void *arg, size_t len, mpq_future **future)
+{
+    if (!future) return -EINVAL;
+    return mpq_pool_apply_async(p, fn, arg, len, NULL, NULL, NULL, future);
+}
+
+MPQDEF int mpq_pool_apply(mpq_pool *p, mpq_pool_fn fn, const void *arg, size_t len,
+                          void *result, size_t cap, size_t *result_len)
+{
+    mpq_future *f;
+    int rc;
+    if (!p || (!result && cap) || !result_len) return -EINVAL;
+    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    if ((rc = mpq_pool_submit(p, fn, arg, len, &f)) != 0) return rc;
+    rc = mpq_future_get(f, result, cap, result_len, -1);
+    mpq_future_free(f);
+    return rc;
+}
+
+MPQDEF int mpq_pool_map_async(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n,
+                              size_t item_size, void *results, size_t result_size,
+                              size_t chunksize, mpq_pool_callback callback,
+                              mpq_pool_error_callback error_callback, void *user,
+                              mpq_future **future)
+{
+    mpq__pmap *m;
+    mpq_future *f = NULL;
+    size_t per, chunks, k;
+    int rc = 0, done;
+
+    if (!p || !fn) return -EINVAL;
+    if (n && ((!items && item_size) || (!results && result_size))) return -EINVAL;
+    if (item_size > p->max_arg || result_size > p->max_result) return -EMSGSIZE;
+    if (n && (item_size > SIZE_MAX / n || result_size > SIZE_MAX / n)) return -EOVERFLOW;
+    per = chunksize ? chunksize : (n + 4 * (size_t)p->workers - 1) / (4 * (size_t)p->workers);
+    if (item_size && per > p->max_arg / item_size) per = p->max_arg / item_size;
+    if (result_size && per > p->max_result / result_size) per = p->max_result / result_size;
+    if (per > MPQ__POOL_MAX_SIZE) per = MPQ__POOL_MAX_SIZE;
+    if (per == 0) per = 1;
+    chunks = n ? (n - 1) / per + 1 : 1;   /* an empty map: one empty chunk */
+    if (!(m = (mpq__pmap *)MPQ_MALLOC(sizeof *m))) return -ENOMEM;
+    if (future && !(f = mpq__future_new())) {
+        MPQ_FREE(m);
+        return -ENOMEM;
+    }
+    memset(m, 0, sizeof *m);
+    m->results = (char *)results;
+    m->result_size = result_size;
+    m->total = n * result_size;
+    m->left = chunks;
+    m->cb = callback;
+    m->ecb = error_callback;
+    m->user = user;
+    m->fut = f;
+    for (k = 0; k < chunks; k++) {
+        size_t start = k * per, count = n - start < per ? n - start : per;
+        uint32_t idx = 0, gen = 0;
+        mpq__pentry t;
+        if (n == 0) count = 0;
+        memset(&t, 0, sizeof t);
+        t.map = m;
+        t.start = start;
+        t.count = (uint32_t)count;
+        if ((rc = mpq__pool_take(p, &t, &idx, &gen)) != 0) break;
+        if (n == 0) {
+            /* Nothing to run: an empty result, straight to the result thread. */
+            mpq__presult r;
+            r.entry = idx;
+            r.gen = gen;
+            r.error = 0;
+            r.len = 0;
+            rc = mpq_queue_put(p->results, &r, sizeof r, mpq__pool_in_thread(p) ? 0 : -1);
+            if (rc != 0) rc = mpq__pool_unsend(p, idx, gen, rc);
+        } else {
+            rc = mpq__pool_send(p, idx, gen, fn, (const char *)items + start * item_size,
+                                count * item_size, (uint32_t)count, (uint32_t)item_size,
+                                (uint32_t)result_size);
+        }
+        if (rc != 0) break;
+    }
+    if (rc != 0) {
+        pthread_mutex_lock(&p->lock);
+        m->left -= chunks - k;
+        if (!m->error) m->error = rc;
+        done = m->left == 0;
+        pthread_mutex_unlock(&p->lock);
+        if (k == 0) {           /* nothing went out: the call fails instead */
+            MPQ_FREE(m);
+            if (f) MPQ_FREE(f);
+            return rc;
+        }
+        if (done) mpq__pool_map_end(m);   /* all that went out has ended */
+    }
+    if (future) *future = f;
+    return 0;
+}
+
+MPQDEF int mpq_pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n,
+                        size_t item_size, void *results, size_t result_size, size_t chunksize)
+{
+    mpq_future *f;
+    int rc;
+    if (!p) return -EINVAL;
+    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    rc = mpq_pool_map_async(p, fn, items, n, item_size, results, result_size, chunksize,
+                            NULL, NULL, NULL, &f);
+    if (rc != 0) return rc;
+    rc = mpq_future_wait(f, -1);
+    if (rc == 0) rc = f->error;
+    mpq_future_free(f);
+    return rc;
+}
+
+/* --- the parent: life cycle -------------------------------------------------------- */
+
+static void mpq__pool_free(mpq_pool *p)
+{
+    if (p->cmd[0] >= 0) close(p->cmd[0]);
+    if (p->cmd[1] >= 0) close(p->cmd[1]);
+    if (p->server_fd >= 0) close(p->server_fd);
+    if (p->server.pid > 0) mpq_process_destroy(&p->server);
+    if (p->tasks) mpq_queue_detach(p->tasks);
+    if (p->results) mpq_queue_detach(p->results);
+    if (p->sh) munmap(p->sh, p->sh_len);
+    if (p->e) MPQ_FREE(p->e);
+    if (p->rbuf) MPQ_FREE(p->rbuf);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->ctl);
+    pthread_cond_destroy(&p->cond);
+    MPQ_FREE(p);
+}
+
+/* Tells the server to kill its workers and end (a closed socket: it has). */
+static void mpq__pool_kill_server(mpq_pool *p)
+{
+    char c = 'T';
+    if (p->cmd[1] >= 0) while (send(p->cmd[1], &c, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {}
+}
+
+/* Waits until the server has ended, then reaps it (once). */
+static int mpq__pool_wait_server(mpq_pool *p, int64_t deadline)
+{
+    for (;;) {
+        int left;
+        if (mpq__pool_server_gone(p)) break;
+        left = mpq__remaining_ms(deadline);
+        if (left == 0) return -ETIMEDOUT;
+        if (left < 0 || left > MPQ__POOL_SLICE_MS) left = MPQ__POOL_SLICE_MS;
+        if (p->server_fd >= 0) {
+            struct pollfd pf;
+            pf.fd = p->server_fd;
+            pf.events = POLLIN;
+            pf.revents = 0;
+            poll(&pf, 1, left);
+        } else {
+            struct timespec ts;
+            ts.tv_sec = 0;
+            ts.tv_nsec = 2000000;
+            nanosleep(&ts, NULL);
+        }
+    }
+    pthread_mutex_lock(&p->ctl);
+    if (!p->joined) {
+        mpq_process_join(&p->server, -1);   /* it has ended: at once */
+        p->joined = 1;
+    }
+    pthread_mutex_unlock(&p->ctl);
+    return 0;
+}
+
+MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
+{
+    static const mpq_pool_config defaults = { 0, NULL, NULL, 0, 0, 0, 0 };
+    mpq_queue_config qc;
+    pthread_condattr_t ca;
+    sigset_t all, old;
+    mpq_pool *p;
+    int workers, rc;
+
+    if (!out) return -EINVAL;
+    if (!cfg) cfg = &defaults;
+    workers = cfg->workers;
+    if (workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = n < 1 ? 1 : n > MPQ__POOL_MAX_WORKERS ? MPQ__POOL_MAX_WORKERS : (int)n;
+    }
+    if (workers < 0 || workers > MPQ__POOL_MAX_WORKERS || cfg->max_arg > MPQ__POOL_MAX_SIZE ||
+        cfg->max_result > MPQ__POOL_MAX_SIZE || cfg->backlog > MPQ__Q_MAX_CAP)
+        return -EINVAL;
+    if (!(p = (mpq_pool *)MPQ_MALLOC(sizeof *p))) return -ENOMEM;
+    memset(p, 0, sizeof *p);
+    p->workers = workers;
+    p->max_tasks = cfg->max_tasks_per_child;
+    p->max_arg = cfg->max_arg ? cfg->max_arg : 4096;
+    p->max_result = cfg->max_result ? cfg->max_result : 4096;
+    p->init = cfg->initializer;
+    p->initarg = cfg->initarg;
+    p->cmd[0] = p->cmd[1] = p->server_fd = -1;
+    p->free_head = UINT32_MAX;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->ctl, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    p->sh_len = sizeof(mpq__pshared) + (size_t)(workers - 1) * sizeof(mpq__pworker);
+    p->sh = (mpq__pshared *)mmap(NULL, p->sh_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p->sh == MAP_FAILED) {
+        p->sh = NULL;
+        rc = mpq__err();
+        goto fail;
+    }
+    memset(&qc, 0, sizeof qc);
+    qc.capacity = cfg->backlog ? cfg->backlog : 1024;
+    qc.max_msg = (uint32_t)sizeof(mpq__ptask) + p->max_arg;
+    if ((rc = mpq_queue_create(&p->tasks, &qc)) != 0) goto fail;
+    p->tasks->supervised = 1;   /* dead workers' slots are the server's */
+    if (qc.capacity < 64) qc.capacity = 64;
+    qc.max_msg = (uint32_t)sizeof(mpq__presult) + p->max_result;
+    if ((rc = mpq_queue_create(&p->results, &qc)) != 0) goto fail;
+    p->rcap = (size_t)MPQ__POOL_BATCH * qc.max_msg;
+    if (p->rcap > ((size_t)1 << 20)) p->rcap = (size_t)1 << 20;
+    if (p->rcap < qc.max_msg) p->rcap = qc.max_msg;
+    if (!(p->rbuf = (char *)MPQ_MALLOC(p->rcap))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p->cmd) != 0) {
+        rc = mpq__err();
+        goto fail;
+    }
+    if ((rc = mpq_process_start(&p->server, mpq__pool_server, p)) != 0) goto fail;
+    close(p->cmd[0]);
+    p->cmd[0] = -1;
+    if (p->server.pidfd__ >= 0) p->server_fd = fcntl(p->server.pidfd__, F_DUPFD_CLOEXEC, 0);
+
+    for (;;) {   /* until every worker has run its initializer */
+        uint32_t r = mpq__load32(&p->sh->ready, MPQ__SEQ_CST);
+        int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
+        if (r >= (uint32_t)workers) break;
+        if (e == 0 && mpq__pool_server_gone(p)) {
+            e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
+            if (e == 0) e = -ECHILD;
+        }
+        if (e != 0) {
+            rc = e;
+            goto fail;
+        }
+        mpq__futex_wait(&p->sh->ready, r, mpq__now_ns() + (int64_t)MPQ__POOL_SLICE_MS * 1000000);
+    }
+
+    /* The result thread takes no signals: they stay the program's threads'. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = -pthread_create(&p->thread, NULL, mpq__pool_thread, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) goto fail;
+    p->thread_up = 1;
+    *out = p;
+    return 0;
+
+fail:
+    if (p->server.pid > 0) {
+        mpq__pool_kill_server(p);
+        mpq__pool_wait_server(p, -1);
+    }
+    mpq__pool_free(p);
+    return rc;
+}
+
+MPQDEF int mpq_pool_close(mpq_pool *p)
+{
+    if (!p) return -EINVAL;
+    pthread_mutex_lock(&p->lock);
+    p->closed = 1;
+    pthread_mutex_unlock(&p->lock);
+    mpq_queue_close(p->tasks);
+    return 0;
+}
+
+MPQDEF int mpq_pool_join(mpq_pool *p, int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    int rc = 0;
+    if (!p) return -EINVAL;
+    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    pthread_mutex_lock(&p->lock);
+    rc = p->closed || p->terminated ? 0 : -EINVAL;
+    pthread_mutex_unlock(&p->lock);
+    if (rc != 0) return rc;
+    if (timeout_ms == 0 && !mpq__pool_server_gone(p)) return -EAGAIN;
+    if ((rc = mpq__pool_wait_server(p, deadline)) != 0) return rc;
+    pthread_mutex_lock(&p->lock);
+    while (p->pending && rc == 0) {
+        if (deadline < 0) {
+            pthread_cond_wait(&p->cond, &p->lock);
+        } else {
+            struct timespec ts;
+            ts.tv_sec = (time_t)(deadline / 1000000000);
+            ts.tv_nsec = (long)(deadline % 1000000000);
+            if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT && p->pending)
+                rc = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+MPQDEF int mpq_pool_terminate(mpq_pool *p)
+{
+    if (!p) return -EINVAL;
+    pthread_mutex_lock(&p->lock);
+    if (p->terminated) {
+        pthread_mutex_unlock(&p->lock);
+        return 0;
+    }
+    p->terminated = p->closed = 1;
+    pthread_mutex_unlock(&p->lock);
+    mpq_queue_close(p->tasks);
+    mpq__pool_kill_server(p);
+    if (mpq__pool_in_thread(p)) {
+        mpq__pool_fail_all(p, -ECANCELED);
+    } else {
+        pthread_mutex_lock(&p->lock);
+        mpq__store32(&p->cancel, 1, MPQ__RELEASE);
+        pthread_mutex_unlock(&p->lock);
+        mpq__pool_wake(p);
+        pthread_mutex_lock(&p->lock);
+        while (mpq__load32(&p->cancel, MPQ__ACQUIRE)) pthread_cond_wait(&p->cond, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
+    return mpq__pool_wait_server(p, -1);
+}
+
+MPQDEF int mpq_pool_destroy(mpq_pool *p)
+{
+    if (!p) return -EINVAL;
+    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    mpq_pool_terminate(p);
+    mpq__store32(&p->stop, 1, MPQ__RELEASE);
+    mpq_queue_close(p->results);
+    pthread_join(p->thread, NULL);
+    p->thread_up = 0;
+    mpq__pool_free(p);
+    return 0;
+}
+
+MPQDEF int mpq_pool_workers(mpq_pool *p, pid_t *pids, size_t cap)
+{
+    int i, n = 0;
+    if (!p || (!pids && cap)) return -EINVAL;
+    for (i = 0; i < p->workers; i++) {
+        uint32_t pid = mpq__load32(&p->sh->w[i].pid, MPQ__SEQ_CST);
+        if (!pid) continue;
+        if ((size_t)n < cap) pids[n] = (pid_t)pid;
+        n++;
+    }
+    return n;
 }
 
 #endif /* MPQ_IMPLEMENTATION_INCLUDED */

@@ -18,7 +18,7 @@ B=tests/build
 mkdir -p "$B"
 FILTER=${1:-}
 WARN="-Wall -Wextra -Wpedantic -Werror"
-TESTS="test_platform test_mutex test_queue test_conn test_process"
+TESTS="test_platform test_mutex test_queue test_conn test_process test_pool"
 HELPERS="mutex_peer queue_peer"
 passed=0
 failed=0
@@ -87,6 +87,10 @@ for src in examples/*.c; do
     check "examples/$ex.c builds with cc -O2 ... -pthread" cc -O2 -std=c99 $WARN -o "$B/examples/$ex" "$src" -pthread
     check "examples/$ex runs and exits 0" timeout 60 "$B/examples/$ex"
 done
+check "examples/pool prints ten callbacks, 100..109" sh -c \
+    "timeout 60 $B/examples/pool | grep '^-->exec done: 10[0-9] ' | sort -u | wc -l | grep -qx 10"
+check "examples/pool_map prints the sum of squares" sh -c \
+    "timeout 60 $B/examples/pool_map | grep -qx 333332833333500000"
 
 # suite NAME CC FLAGS [--threaded]: builds the tests and helpers with CC and
 # FLAGS into $B/NAME and runs them, adding their counts to the totals.

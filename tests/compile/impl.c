@@ -3,6 +3,17 @@
 #define MPQ_IMPLEMENTATION
 #include "../../mpq.h"
 
+static int compile_task(const void *arg, size_t len, void *res, size_t *res_len)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    *res_len = 0;
+    return 0;
+}
+static void compile_cb(void *user, const void *res, size_t len) { (void)user; (void)res; (void)len; }
+static void compile_ecb(void *user, int error) { (void)user; (void)error; }
+
 int main(void)
 {
     mpq_shm shm;
@@ -78,6 +89,37 @@ int main(void)
             mpq_listener_close(l);
         }
         (void)mpq_client(&a, "/tmp/mpq-compile-check-none");
+    }
+    {
+        mpq_pool *pool = NULL;
+        mpq_future *f = NULL;
+        mpq_pool_config pc;
+        pid_t pids[4];
+        int x = 0, r = 0;
+        size_t len = 0;
+        memset(&pc, 0, sizeof pc);
+        pc.workers = 1;
+        if (mpq_pool_create(&pool, &pc) == 0) {
+            (void)mpq_pool_apply(pool, compile_task, &x, sizeof x, &r, sizeof r, &len);
+            (void)mpq_pool_apply_async(pool, compile_task, &x, sizeof x, compile_cb, compile_ecb, NULL, NULL);
+            if (mpq_pool_submit(pool, compile_task, &x, sizeof x, &f) == 0) {
+                (void)mpq_future_wait(f, 0);
+                (void)mpq_future_ready(f);
+                (void)mpq_future_successful(f);
+                (void)mpq_future_get(f, &r, sizeof r, &len, -1);
+                (void)mpq_future_free(f);
+            }
+            (void)mpq_pool_map(pool, compile_task, &x, 1, sizeof x, &r, sizeof r, 0);
+            (void)mpq_pool_map_async(pool, compile_task, &x, 1, sizeof x, &r, sizeof r, 0,
+                                     compile_cb, compile_ecb, NULL, NULL);
+            (void)mpq_pool_workers(pool, pids, 4);
+            (void)mpq_pool_close(pool);
+            (void)mpq_pool_join(pool, -1);
+            (void)mpq_pool_terminate(pool);
+            (void)mpq_pool_destroy(pool);
+        }
+        r = MPQ_POOL_DIED(x) + MPQ_POOL_SIGNAL(x) + MPQ_POOL_STATUS(x) + MPQ_POOL_KILLED(9) + MPQ_POOL_EXITED(1);
+        (void)r;
     }
     (void)mpq_process_start(NULL, NULL, NULL);
     (void)mpq_process_join(&p, 0);
