@@ -1,4 +1,4 @@
-/* mpq.h - v0.1.0 - processes, queues, pipes and locks for C (pools next) - MIT license
+/* mpq.h - v0.1.0 - processes, queues, pipes, locks and a worker pool for C - MIT license
 
    Python's `multiprocessing` for C, as one header: libc and pthreads only,
    Linux first (glibc and musl, 32- and 64-bit).
@@ -64,7 +64,10 @@
                it is. Named objects are created with O_EXCL and mode 0600
                unless the config asks otherwise; a name is "/" followed by 1
                to 254 characters, none of them '/', and not "." or "..".
-     Signals   mpq installs no signal handler and changes no disposition.
+     Signals   mpq installs no signal handler and changes no disposition in
+               your process. (A pool's result thread blocks every signal, so
+               they go to your threads; its fork server, a process of its
+               own, takes SIGCHLD through a signalfd.)
 
    >>options
 
@@ -86,7 +89,7 @@
    >>history
 
      0.1.0  (2026-11)  shared-memory segments, robust mutex, processes, the
-                       lock-free queue, framed connections.
+                       lock-free queue, framed connections, the worker pool.
 
    See the end of the file for the license.
 */
@@ -1669,6 +1672,7 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
    between making progress and waking the sleepers delays them by at most
    that. */
 
+#include <sched.h>
 #include <sys/eventfd.h>
 
 #define MPQ__Q_MAGIC 0x5551504dU  /* "MPQU" */
@@ -2130,7 +2134,11 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, mpq__qslot *s, uint64_t seen,
     uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
     int64_t now, until;
     for (i = 0; i < spin; i++) {
-        mpq__cpu_relax();
+        /* Now and then let another thread of this CPU run: with more
+           runnable threads than CPUs (a pool; two producers and a consumer
+           on two CPUs) the one we wait for may be queued behind us. */
+        if ((i & 255) == 255) sched_yield();
+        else mpq__cpu_relax();
         if (mpq__load64(&s->state, MPQ__RELAXED) != seen) {
             if (spin < MPQ__SPIN_MAX) mpq__store32(&q->spin, spin + spin / 4 + 1, MPQ__RELAXED);
             return 0;
