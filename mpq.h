@@ -4039,6 +4039,7 @@ static void *mpq__pool_thread(void *arg)
             if (!p->broken) p->broken = e;
             pthread_mutex_unlock(&p->lock);
             mpq__pool_fail_all(p, e);
+            mpq_queue_close(p->tasks);   /* a submit waiting for room gives up */
             dead = 1;
         }
     }
@@ -4059,8 +4060,8 @@ static void mpq__pool_wake(mpq_pool *p)
 /* Why a task cannot be submitted now (lock held), or 0. */
 static int mpq__pool_refuse(const mpq_pool *p)
 {
-    if (p->closed || p->terminated) return -EPIPE;
-    return p->broken;
+    if (p->broken) return p->broken;
+    return p->closed || p->terminated ? -EPIPE : 0;
 }
 
 /* Takes a pending entry for a task described by t (its callbacks, future,
@@ -4093,6 +4094,7 @@ static int mpq__pool_unsend(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
     if (p->e[idx].used && p->e[idx].gen == gen) {
         mpq__pool_unentry(p, idx);
         mpq__pool_settled(p, 1);
+        if (p->broken) rc = p->broken;   /* its queue was closed for that */
     } else {
         rc = 0;
     }

@@ -631,6 +631,38 @@ static void test_pool_server_killed(void)
     CHECK_OK(mpq_pool_destroy(p));
 }
 
+/* The server killed while a submit waits for room in a full task queue:
+   the submit returns (its task failed with -ECHILD), nothing hangs. */
+static int kill_when_parent_sleeps(void *arg)
+{
+    if (!mpqt_wait_sleeping(getppid(), 10000)) return 1;
+    return kill((pid_t)(intptr_t)arg, SIGKILL) == 0 ? 0 : 2;
+}
+static void test_pool_server_killed_submit_waiting(void)
+{
+    mpq_pool *p;
+    mpq_future *f[4];
+    mpq_process killer;
+    int i, rc, v;
+    size_t len;
+    pipes();
+    CHECK_OK(mpq_pool_create(&p, &(mpq_pool_config){ .workers = 1, .backlog = 2 }));
+    CHECK_OK(mpq_pool_submit(p, t_block, NULL, 0, &f[0]));
+    wait_told();                                   /* the worker is busy */
+    for (i = 1; i < 3; i++) CHECK_OK(mpq_pool_submit(p, t_pid, NULL, 0, &f[i]));  /* queue full */
+    CHECK_OK(mpq_process_start(&killer, kill_when_parent_sleeps, (void *)(intptr_t)p->server.pid));
+    rc = mpq_pool_submit(p, t_pid, NULL, 0, &f[3]);
+    CHECK(rc == 0 || rc == -ECHILD);
+    CHECK_OK(mpq_process_join(&killer, 10000));
+    CHECK_EQ(killer.exitcode, 0);
+    for (i = 0; i < (rc == 0 ? 4 : 3); i++) {
+        CHECK_ERR(mpq_future_get(f[i], &v, sizeof v, &len, 10000), ECHILD);
+        mpq_future_free(f[i]);
+    }
+    CHECK_ERR(mpq_pool_submit(p, t_pid, NULL, 0, &f[0]), ECHILD);
+    CHECK_OK(mpq_pool_destroy(p));
+}
+
 /* The program killed: its server and workers go too. */
 static int pool_owner(void *arg)
 {
@@ -744,6 +776,7 @@ static const mpqt_case cases[] = {
     MPQT(test_pool_no_leaks, 180, 0),
     MPQT(test_pool_kill_storm, 120, 0),
     MPQT(test_pool_server_killed, 30, 1),
+    MPQT(test_pool_server_killed_submit_waiting, 30, 1),
     MPQT(test_pool_owner_killed, 30, 0),
     MPQT(test_pool_callback_submits, 30, 1),
     MPQT(test_pool_threads, 60, 1),
