@@ -742,9 +742,12 @@ MPQDEF int mpq_process_destroy(mpq_process *p);
    workers and stays their parent; the creating process then starts one
    result thread. Tasks travel to the workers on an mpq queue, results come
    back on another; the result thread runs the callbacks - all of them,
-   one at a time, as in Python - and completes the futures. Replacement
-   workers are forked by the server, which has no other threads, so they
-   never inherit a lock some thread of the program held.
+   one at a time, as in Python - and completes the futures. Workers are
+   copies of the program as it was when the pool was created (like
+   Python's "fork" start method): replacements are forked later by the
+   server, which has no other threads, so they copy that same moment and
+   never a lock the result thread holds. Create pools before starting
+   threads, or at a moment when no lock that tasks need is held.
 
    A worker that dies (killed, crashed, exit() called in a task) fails the
    task it was running with MPQ_POOL_KILLED(signal) or MPQ_POOL_EXITED
@@ -753,7 +756,17 @@ MPQDEF int mpq_process_destroy(mpq_process *p);
    Workers die with the server, and the server with the program (Linux
    PR_SET_PDEATHSIG and a pidfd): a killed program leaves no workers
    behind. Should the server itself die, the pool is broken: pending and
-   later tasks fail with -ECHILD.
+   later tasks fail with -ECHILD - or with -EAGAIN when no worker could be
+   forked for a second, or with the error of a replacement's initializer
+   that failed (or killed its worker three times running).
+
+   Signals: workers keep the program's signal dispositions and the
+   creating thread's mask. The server runs none of the program's handlers
+   and ignores SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and SIGUSR1/2 (a
+   terminal's or service manager's signals to the process group): it ends
+   when the program does. If the program is a subreaper (or PID 1) and the
+   server is killed, the workers die with it but are the program's to
+   reap.
 
    Callbacks run on the result thread: keep them short, and never wait in
    one for another task (a future, apply, map, join or destroy there return
@@ -2104,15 +2117,18 @@ static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, ui
 }
 
 /* For a supervised queue (the pool's tasks): hands every message that
-   process `pid` holds READING to fn, then frees its slot. The caller knows
-   pid is dead and not yet reaped (so not reused), and nobody else moves a
-   dead reader's slot in such a queue, so the message is still whole. */
-static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid,
+   process `pid` holds READING at positions from `from` up to the tail to
+   fn, then frees its slot. The caller knows pid is dead and not yet reaped
+   (so not reused), and that it claimed nothing before `from` (a tail it
+   read before its get); nobody else moves a dead reader's slot in such a
+   queue, so the message is still whole. */
+static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid, uint64_t from,
                                    void (*fn)(void *ctx, const void *msg, uint32_t len), void *ctx)
 {
-    uint64_t i;
-    for (i = 0; i <= q->mask; i++) {
-        mpq__qslot *s = (mpq__qslot *)(q->slots + i * q->stride);
+    uint64_t pos, end = mpq__load64(&q->h->tail, MPQ__SEQ_CST) + 1;
+    if (end - from > q->mask + 1) from = end - (q->mask + 1);
+    for (pos = from; pos != end; pos++) {
+        mpq__qslot *s = mpq__q_slot(q, pos);
         uint64_t st = mpq__load64(&s->state, MPQ__ACQUIRE);
         uint32_t len;
         if (MPQ__ST_PHASE(st) != MPQ__READING || MPQ__ST_PID(st) != (pid & MPQ__PIDMASK)) continue;
@@ -3391,22 +3407,28 @@ MPQDEF int mpq_process_destroy(mpq_process *p)
 #define MPQ__POOL_BATCH 64           /* results taken per call */
 #define MPQ__POOL_WAKE 0xffffffffu   /* entry of a message that only wakes the result thread */
 #define MPQ__POOL_DONE 0x5a          /* exit status of a worker that found no more tasks */
+#define MPQ__POOL_FORK_TRIES 50      /* failed forks in a row (20 ms apart) before giving up */
+#define MPQ__NO_PEEK (~(uint64_t)0)
+#define MPQ__ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
 enum { MPQ__W_INIT = 1, MPQ__W_RUN, MPQ__W_DONE, MPQ__W_RETIRED, MPQ__W_INITFAIL };
 
 typedef struct mpq__pworker {  /* shared, one cache line per worker */
     uint64_t task;             /* entry << 32 | gen of the task it holds, 0: none */
-    uint32_t pid;              /* written by the server; 0: no process */
+    uint64_t from;             /* the task queue's tail before its peek, or
+                                  MPQ__NO_PEEK: where a slot it holds can be */
+    uint32_t pid;              /* written by the server (and the worker); 0: none */
     uint32_t state;            /* MPQ__W_*, written by the worker */
     int32_t  init_error;       /* its initializer's nonzero return */
     uint32_t init_deaths;      /* the server's: deaths in a row before RUN */
-    uint32_t pad[10];
+    uint32_t pad[8];
 } mpq__pworker;
 
 typedef struct mpq__pshared {  /* shared between parent, server and workers */
-    uint32_t ready;            /* workers past their initializer (a futex) */
+    uint32_t ready;            /* rung by each worker that reaches RUN (a futex) */
     int32_t  error;            /* why the server gave up; 0 while it runs */
-    uint32_t pad[14];
+    uint32_t started;          /* create has returned: a failed fork is retried */
+    uint32_t pad[13];
     mpq__pworker w[1];         /* `workers` of them */
 } mpq__pshared;
 
@@ -3466,6 +3488,7 @@ struct mpq_pool {
     mpq_process     server;
     int             cmd[2];            /* the server's command pipe */
     int             server_fd;         /* the result thread's own pidfd of the server, or -1 */
+    pid_t           parent;            /* the program's pid, taken before forking the server */
     int             workers;
     unsigned        max_tasks;
     uint32_t        max_arg, max_result;
@@ -3481,8 +3504,9 @@ struct mpq_pool {
     mpq__pentry    *e;
     uint32_t        ecap, free_head, gen;
     size_t          pending;
-    int             closed, terminated, broken, joined;
+    int             closed, terminated, broken;
     uint32_t        cancel, stop;      /* requests to the result thread (atomics) */
+    uint32_t        joined;            /* the server is reaped, or being reaped (atomic) */
 };
 
 /* --- futures --------------------------------------------------------------- */
@@ -3615,7 +3639,7 @@ static void mpq__pool_worker(mpq_pool *p, int i)
     mpq__pworker *w = &p->sh->w[i];
     size_t tcap = sizeof(mpq__ptask) + p->max_arg;
     char *task = (char *)MPQ_MALLOC(tcap);
-    char *res = (char *)MPQ_MALLOC(sizeof(mpq__presult) + p->max_result);
+    char *res = (char *)MPQ_MALLOC(sizeof(mpq__presult) + MPQ__ALIGN8(p->max_result));
     unsigned done = 0;
     int code = MPQ__POOL_DONE, rc;
 
@@ -3627,13 +3651,17 @@ static void mpq__pool_worker(mpq_pool *p, int i)
         mpq__store32(&w->state, MPQ__W_INITFAIL, MPQ__SEQ_CST);
         _exit(1);
     }
+    mpq__store64(&w->from, MPQ__NO_PEEK, MPQ__SEQ_CST);
     mpq__store32(&w->state, MPQ__W_RUN, MPQ__SEQ_CST);
     mpq__add32(&p->sh->ready, 1, MPQ__SEQ_CST);
     mpq__futex_wake(&p->sh->ready, INT_MAX);
     for (;;) {
         const mpq__ptask *t;
+        mpq__presult *r = (mpq__presult *)res;
         const void *m;
         size_t len;
+        /* A slot this peek claims lies at or after the tail seen now. */
+        mpq__store64(&w->from, mpq__load64(&p->tasks->h->tail, MPQ__SEQ_CST), MPQ__SEQ_CST);
         rc = mpq_queue_peek(p->tasks, &m, &len, -1);
         if (rc == -EPIPE) break;                 /* closed and drained */
         if (rc != 0) continue;                   /* -EIO: a corrupt slot, dropped */
@@ -3646,8 +3674,12 @@ static void mpq__pool_worker(mpq_pool *p, int i)
         t = (const mpq__ptask *)task;
         mpq__store64(&w->task, (uint64_t)t->entry << 32 | t->gen, MPQ__SEQ_CST);
         mpq_queue_release(p->tasks, m);
-        mpq__pool_run(p, t, (mpq__presult *)res);
-        rc = mpq_queue_put(p->results, res, sizeof(mpq__presult) + ((mpq__presult *)res)->len, -1);
+        mpq__store64(&w->from, MPQ__NO_PEEK, MPQ__SEQ_CST);
+        mpq__pool_run(p, t, r);
+        /* Results travel padded to 8 bytes, so the result thread's batch
+           keeps every header (and result) aligned. */
+        memset((char *)(r + 1) + r->len, 0, MPQ__ALIGN8(r->len) - r->len);
+        rc = mpq_queue_put(p->results, res, sizeof *r + MPQ__ALIGN8(r->len), -1);
         mpq__store64(&w->task, 0, MPQ__RELEASE);
         if (rc == -EPIPE) break;                 /* the pool is being destroyed */
         if (p->max_tasks && ++done >= p->max_tasks) {
@@ -3661,13 +3693,17 @@ static void mpq__pool_worker(mpq_pool *p, int i)
     _exit(code);
 }
 
+#define MPQ__POOL_NSIG 65
+
 typedef struct mpq__psrv {
     mpq_pool *p;
-    pid_t     self, parent;
+    pid_t     self;
     int       sfd, pfd;        /* signalfd for SIGCHLD, pidfd of the parent (or -1) */
     sigset_t  mask;            /* the signal mask workers get */
-    struct sigaction chld;     /* and their SIGCHLD disposition */
+    struct sigaction act[MPQ__POOL_NSIG];   /* the program's dispositions ... */
+    unsigned char changed[MPQ__POOL_NSIG];  /* ... that the server changed */
     int       respawn;         /* a fork failed: try again later */
+    int       fork_fails;      /* in a row */
     uint64_t  told;            /* the task just reported */
     int       error;
 } mpq__psrv;
@@ -3703,7 +3739,7 @@ static void mpq__pool_tell(mpq__psrv *s, uint32_t entry, uint32_t gen, int error
         pf.fd = s->p->cmd[0];
         pf.events = POLLIN;
         pf.revents = 0;
-        if (getppid() != s->parent || poll(&pf, 1, 0) != 0) mpq__pool_stop(s, 0);
+        if (getppid() != s->p->parent || poll(&pf, 1, 0) != 0) mpq__pool_stop(s, 0);
     }
 }
 
@@ -3728,17 +3764,21 @@ static void mpq__pool_spawn(mpq__psrv *s, int i)
         /* Die with the server; if it is gone already, do not start. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != s->self) _exit(1);
+        int sig;
         if (s->sfd >= 0) close(s->sfd);
         if (s->pfd >= 0) close(s->pfd);
         close(p->cmd[0]);
-        sigaction(SIGCHLD, &s->chld, NULL);
+        for (sig = 1; sig < MPQ__POOL_NSIG; sig++)   /* the program's own again */
+            if (s->changed[sig]) sigaction(sig, &s->act[sig], NULL);
         sigprocmask(SIG_SETMASK, &s->mask, NULL);
         mpq__pool_worker(p, i);
     }
     if (pid < 0) {
         s->respawn = 1;
+        s->fork_fails++;
         return;
     }
+    s->fork_fails = 0;
     mpq__store32(&w->pid, (uint32_t)pid, MPQ__SEQ_CST);
 }
 
@@ -3758,7 +3798,11 @@ static void mpq__pool_ended(mpq__psrv *s, const siginfo_t *si)
     }
     s->error = mpq__pool_death(si);
     s->told = 0;
-    mpq__q_recover_readers(p->tasks, (uint32_t)si->si_pid, mpq__pool_orphan, s);
+    {
+        uint64_t from = mpq__load64(&p->sh->w[i].from, MPQ__SEQ_CST);
+        if (from != MPQ__NO_PEEK)   /* it was inside a peek: a slot may be held */
+            mpq__q_recover_readers(p->tasks, (uint32_t)si->si_pid, from, mpq__pool_orphan, s);
+    }
     task = mpq__load64(&p->sh->w[i].task, MPQ__SEQ_CST);
     if (task && task != s->told) mpq__pool_tell(s, (uint32_t)(task >> 32), (uint32_t)task, s->error);
     state = mpq__load32(&p->sh->w[i].state, MPQ__SEQ_CST);
@@ -3779,6 +3823,33 @@ static void mpq__pool_ended(mpq__psrv *s, const siginfo_t *si)
     if (state != MPQ__W_DONE) mpq__pool_spawn(s, i);
 }
 
+/* The server runs none of the program's signal handlers (they are for the
+   program), ignores the signals a terminal or a service manager sends a
+   whole process group (it ends with the program anyway), and takes SIGCHLD
+   at its default, even if the program ignores it (children reaped unseen).
+   Workers get the program's dispositions back. */
+static void mpq__pool_server_signals(mpq__psrv *s)
+{
+    static const int quiet[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2 };
+    struct sigaction a;
+    size_t k;
+    int sig;
+    memset(&a, 0, sizeof a);
+    sigemptyset(&a.sa_mask);
+    for (sig = 1; sig < MPQ__POOL_NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &s->act[sig]) != 0) continue;
+        if (sig == SIGCHLD || ((s->act[sig].sa_flags & SA_SIGINFO) ? s->act[sig].sa_sigaction != NULL
+                               : (s->act[sig].sa_handler != SIG_DFL && s->act[sig].sa_handler != SIG_IGN))) {
+            a.sa_handler = SIG_DFL;
+            s->changed[sig] = sigaction(sig, &a, NULL) == 0;
+        }
+    }
+    for (k = 0; k < sizeof quiet / sizeof quiet[0]; k++) {
+        a.sa_handler = SIG_IGN;
+        if (sigaction(quiet[k], &a, NULL) == 0) s->changed[quiet[k]] = 1;
+    }
+}
+
 static int mpq__pool_server(void *arg)
 {
     mpq__psrv s;
@@ -3789,20 +3860,16 @@ static int mpq__pool_server(void *arg)
     memset(&s, 0, sizeof s);
     s.p = p;
     s.self = getpid();
-    s.parent = getppid();
     close(p->cmd[1]);
-    {   /* The program may ignore SIGCHLD (children reaped unseen): not here. */
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        sigaction(SIGCHLD, &dfl, &s.chld);
-    }
+    mpq__pool_server_signals(&s);
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, &s.mask);
     s.sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    s.pfd = mpq__pidfd_open(s.parent);
+    /* The program's pid was taken before the fork: if it has died already,
+       the pidfd fails (or getppid differs) and the server stops. */
+    s.pfd = mpq__pidfd_open(p->parent);
+    if ((s.pfd < 0 && errno == ESRCH) || getppid() != p->parent) _exit(0);
     for (i = 0; i < p->workers; i++) mpq__pool_spawn(&s, i);
     for (;;) {
         struct pollfd fds[3];
@@ -3821,7 +3888,14 @@ static int mpq__pool_server(void *arg)
         }
         for (i = 0; i < p->workers; i++) live += p->sh->w[i].pid != 0;
         if (!live && !s.respawn) _exit(0);     /* every worker found the queue closed */
-        if (getppid() != s.parent) mpq__pool_stop(&s, 0);
+        if (s.fork_fails >= MPQ__POOL_FORK_TRIES && (!mpq__load32(&p->sh->started, MPQ__SEQ_CST) || !live)) {
+            /* No worker can be made (a process limit): a pool being created
+               fails, one left without workers is broken; either way, say so. */
+            mpq__store32((uint32_t *)&p->sh->error, (uint32_t)-EAGAIN, MPQ__SEQ_CST);
+            mpq__futex_wake(&p->sh->ready, INT_MAX);
+            mpq__pool_stop(&s, 1);
+        }
+        if (getppid() != p->parent) mpq__pool_stop(&s, 0);
         fds[nf].fd = p->cmd[0];
         fds[nf++].events = POLLIN;
         if (s.sfd >= 0) {
@@ -3928,7 +4002,9 @@ static int mpq__pool_resolve(mpq_pool *p, uint32_t idx, uint32_t gen, int error,
     return 1;
 }
 
-static void mpq__pool_map_end(mpq__pmap *m)
+/* Reports a map's end. A map counts once in `pending` from its start to
+   here, so join waits for this report wherever it runs. */
+static void mpq__pool_map_end(mpq_pool *p, mpq__pmap *m)
 {
     if (m->error) {
         if (m->ecb) m->ecb(m->user, m->error);
@@ -3937,13 +4013,16 @@ static void mpq__pool_map_end(mpq__pmap *m)
     }
     if (m->fut) mpq__future_done(m->fut, m->error, NULL, 0);
     MPQ_FREE(m);
+    pthread_mutex_lock(&p->lock);
+    mpq__pool_settled(p, 1);
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* Reports a resolved entry: callbacks, future. */
-static void mpq__pool_report(const mpq__pdone *d)
+static void mpq__pool_report(mpq_pool *p, const mpq__pdone *d)
 {
     if (d->e.map) {
-        if (d->map_done) mpq__pool_map_end(d->e.map);
+        if (d->map_done) mpq__pool_map_end(p, d->e.map);
         return;
     }
     if (d->error) {
@@ -3966,7 +4045,7 @@ static void mpq__pool_fail_all(mpq_pool *p, int error)
         for (k = 0; k < p->ecap && n < MPQ__POOL_BATCH; k++)
             if (p->e[k].used) n += mpq__pool_resolve(p, k, p->e[k].gen, error, NULL, 0, &d[n]);
         pthread_mutex_unlock(&p->lock);
-        for (i = 0; i < n; i++) mpq__pool_report(&d[i]);
+        for (i = 0; i < n; i++) mpq__pool_report(p, &d[i]);
         pthread_mutex_lock(&p->lock);
         mpq__pool_settled(p, (size_t)n);
         pthread_mutex_unlock(&p->lock);
@@ -3981,13 +4060,16 @@ static void mpq__pool_results(mpq_pool *p, const char *buf, const size_t *lens, 
     int i, k = 0;
     pthread_mutex_lock(&p->lock);
     for (i = 0; i < n; i++) {
-        const mpq__presult *r = (const mpq__presult *)(buf + off);
+        mpq__presult r;   /* messages are padded to 8 bytes: buf + off is aligned */
+        const char *m = buf + off;
         off += lens[i];
-        if (lens[i] < sizeof *r || r->len != lens[i] - sizeof *r) continue;
-        k += mpq__pool_resolve(p, r->entry, r->gen, r->error, r + 1, r->len, &d[k]);
+        if (lens[i] < sizeof r) continue;
+        memcpy(&r, m, sizeof r);
+        if (MPQ__ALIGN8((size_t)r.len) != lens[i] - sizeof r) continue;
+        k += mpq__pool_resolve(p, r.entry, r.gen, r.error, m + sizeof r, r.len, &d[k]);
     }
     pthread_mutex_unlock(&p->lock);
-    for (i = 0; i < k; i++) mpq__pool_report(&d[i]);
+    for (i = 0; i < k; i++) mpq__pool_report(p, &d[i]);
     if (k) {
         pthread_mutex_lock(&p->lock);
         mpq__pool_settled(p, (size_t)k);
@@ -4000,6 +4082,7 @@ static void mpq__pool_results(mpq_pool *p, const char *buf, const size_t *lens, 
 static int mpq__pool_server_gone(mpq_pool *p)
 {
     siginfo_t si;
+    if (mpq__load32(&p->joined, MPQ__ACQUIRE)) return 1;   /* its pid may be reused */
     if (p->server_fd >= 0) {
         struct pollfd pf;
         pf.fd = p->server_fd;
@@ -4029,14 +4112,19 @@ static void *mpq__pool_thread(void *arg)
         }
         if (n == -EPIPE || mpq__load32(&p->stop, MPQ__ACQUIRE)) break;
         if (n == -ETIMEDOUT && !dead && mpq__pool_server_gone(p)) {
-            /* The server and its workers are gone. Deliver what they sent;
-               whatever is still pending after that will never be answered. */
+            /* The server and its workers are gone. Deliver what they sent -
+               waiting long enough for a slot a dead worker held to be moved
+               on - then whatever is still pending will never be answered:
+               it fails with -ECANCELED after terminate, else with why the
+               server gave up (-ECHILD if it was killed). */
             int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
             if (e == 0) e = -ECHILD;
-            while ((n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH, 0)) > 0)
+            while ((n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH,
+                                            3 * MPQ__STUCK_MS)) > 0)
                 mpq__pool_results(p, p->rbuf, lens, n);
             pthread_mutex_lock(&p->lock);
-            if (!p->broken) p->broken = e;
+            if (p->terminated) e = -ECANCELED;
+            else if (!p->closed && !p->broken) p->broken = e;
             pthread_mutex_unlock(&p->lock);
             mpq__pool_fail_all(p, e);
             mpq_queue_close(p->tasks);   /* a submit waiting for room gives up */
@@ -4204,6 +4292,9 @@ MPQDEF int mpq_pool_map_async(mpq_pool *p, mpq_pool_fn fn, const void *items, si
     m->ecb = error_callback;
     m->user = user;
     m->fut = f;
+    pthread_mutex_lock(&p->lock);
+    p->pending++;                         /* the map's own report, see map_end */
+    pthread_mutex_unlock(&p->lock);
     for (k = 0; k < chunks; k++) {
         size_t start = k * per, count = n - start < per ? n - start : per;
         uint32_t idx = 0, gen = 0;
@@ -4239,9 +4330,12 @@ MPQDEF int mpq_pool_map_async(mpq_pool *p, mpq_pool_fn fn, const void *items, si
         if (k == 0) {           /* nothing went out: the call fails instead */
             MPQ_FREE(m);
             if (f) MPQ_FREE(f);
+            pthread_mutex_lock(&p->lock);
+            mpq__pool_settled(p, 1);
+            pthread_mutex_unlock(&p->lock);
             return rc;
         }
-        if (done) mpq__pool_map_end(m);   /* all that went out has ended */
+        if (done) mpq__pool_map_end(p, m);   /* all that went out has ended */
     }
     if (future) *future = f;
     return 0;
@@ -4312,9 +4406,9 @@ static int mpq__pool_wait_server(mpq_pool *p, int64_t deadline)
         }
     }
     pthread_mutex_lock(&p->ctl);
-    if (!p->joined) {
-        mpq_process_join(&p->server, -1);   /* it has ended: at once */
-        p->joined = 1;
+    if (!mpq__load32(&p->joined, MPQ__RELAXED)) {
+        mpq__store32(&p->joined, 1, MPQ__RELEASE);   /* before the pid is freed */
+        mpq_process_join(&p->server, -1);            /* it has ended: at once */
     }
     pthread_mutex_unlock(&p->ctl);
     return 0;
@@ -4369,7 +4463,7 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
     if ((rc = mpq_queue_create(&p->tasks, &qc)) != 0) goto fail;
     p->tasks->supervised = 1;   /* dead workers' slots are the server's */
     if (qc.capacity < 64) qc.capacity = 64;
-    qc.max_msg = (uint32_t)sizeof(mpq__presult) + p->max_result;
+    qc.max_msg = (uint32_t)(sizeof(mpq__presult) + MPQ__ALIGN8(p->max_result));
     if ((rc = mpq_queue_create(&p->results, &qc)) != 0) goto fail;
     p->rcap = (size_t)MPQ__POOL_BATCH * qc.max_msg;
     if (p->rcap > ((size_t)1 << 20)) p->rcap = (size_t)1 << 20;
@@ -4382,6 +4476,7 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
         rc = mpq__err();
         goto fail;
     }
+    p->parent = getpid();
     if ((rc = mpq_process_start(&p->server, mpq__pool_server, p)) != 0) goto fail;
     close(p->cmd[0]);
     p->cmd[0] = -1;
@@ -4389,8 +4484,12 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
 
     for (;;) {   /* until every worker has run its initializer */
         uint32_t r = mpq__load32(&p->sh->ready, MPQ__SEQ_CST);
-        int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
-        if (r >= (uint32_t)workers) break;
+        int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST), i, all = 1;
+        for (i = 0; i < workers && all; i++) {
+            uint32_t st = mpq__load32(&p->sh->w[i].state, MPQ__SEQ_CST);
+            all = st != 0 && st != MPQ__W_INIT && st != MPQ__W_INITFAIL;
+        }
+        if (all && e == 0) break;
         if (e == 0 && mpq__pool_server_gone(p)) {
             e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
             if (e == 0) e = -ECHILD;
@@ -4409,6 +4508,7 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) goto fail;
     p->thread_up = 1;
+    mpq__store32(&p->sh->started, 1, MPQ__SEQ_CST);
     *out = p;
     return 0;
 
@@ -4461,22 +4561,28 @@ MPQDEF int mpq_pool_join(mpq_pool *p, int timeout_ms)
 
 MPQDEF int mpq_pool_terminate(mpq_pool *p)
 {
+    int first;
     if (!p) return -EINVAL;
     pthread_mutex_lock(&p->lock);
-    if (p->terminated) {
-        pthread_mutex_unlock(&p->lock);
-        return 0;
-    }
+    first = !p->terminated;
     p->terminated = p->closed = 1;
+    if (first) mpq__store32(&p->cancel, 1, MPQ__RELEASE);
     pthread_mutex_unlock(&p->lock);
-    mpq_queue_close(p->tasks);
-    mpq__pool_kill_server(p);
+    if (first) {
+        mpq_queue_close(p->tasks);
+        mpq__pool_kill_server(p);
+    }
+    /* The result thread fails what is pending with -ECANCELED (a second
+       terminate waits for that too); in a callback, it is done here. */
     if (mpq__pool_in_thread(p)) {
-        mpq__pool_fail_all(p, -ECANCELED);
+        if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) {
+            mpq__pool_fail_all(p, -ECANCELED);
+            pthread_mutex_lock(&p->lock);
+            mpq__store32(&p->cancel, 0, MPQ__RELEASE);
+            pthread_cond_broadcast(&p->cond);
+            pthread_mutex_unlock(&p->lock);
+        }
     } else {
-        pthread_mutex_lock(&p->lock);
-        mpq__store32(&p->cancel, 1, MPQ__RELEASE);
-        pthread_mutex_unlock(&p->lock);
         mpq__pool_wake(p);
         pthread_mutex_lock(&p->lock);
         while (mpq__load32(&p->cancel, MPQ__ACQUIRE)) pthread_cond_wait(&p->cond, &p->lock);

@@ -6,6 +6,7 @@
 #include "../mpq.h"
 #include "mpq_test.h"
 #include <dirent.h>
+#include <sys/resource.h>
 #include <sys/mman.h>
 
 /* --- tasks ------------------------------------------------------------- */
@@ -663,6 +664,82 @@ static void test_pool_server_killed_submit_waiting(void)
     CHECK_OK(mpq_pool_destroy(p));
 }
 
+/* No worker can be forked (a process limit): create fails with -EAGAIN
+   instead of waiting for ever. Needs root, to become a user with a limit. */
+static int create_limited(void *arg)
+{
+    struct rlimit rl = { 2, 2 };   /* this process and the server: no worker */
+    mpq_pool *p;
+    (void)arg;
+    if (setgid(65534) != 0 || setuid(65534) != 0 || setrlimit(RLIMIT_NPROC, &rl) != 0) return 100;
+    return mpq_pool_create(&p, &(mpq_pool_config){ .workers = 2 }) == -EAGAIN ? 0 : 1;
+}
+static void test_pool_fork_fails(void)
+{
+    mpq_process c;
+    if (geteuid() != 0) {
+        printf("    (not root: cannot set a process limit on another user; not checked)\n");
+        return;
+    }
+    CHECK_OK(mpq_process_start(&c, create_limited, NULL));
+    CHECK_OK(mpq_process_join(&c, 20000));
+    CHECK_EQ(c.exitcode, 0);
+}
+
+/* Results of odd lengths arrive many to a batch: each stays whole (and,
+   under UBSan, is read aligned). */
+static int odd_seen;
+static void odd_result(void *user, const void *res, size_t len)
+{
+    int i = (int)(intptr_t)user;
+    char want[8];
+    memset(want, 'a' + i % 26, sizeof want);
+    if (len == (size_t)(i % 8) && memcmp(res, want, len) == 0) odd_seen++;
+}
+static void test_pool_odd_sizes(void)
+{
+    mpq_pool *p;
+    char arg[8];
+    int i;
+    odd_seen = 0;
+    CHECK_OK(mpq_pool_create(&p, &(mpq_pool_config){ .workers = 2, .max_result = 13 }));
+    for (i = 0; i < 5000; i++) {
+        memset(arg, 'a' + i % 26, sizeof arg);
+        CHECK_OK(mpq_pool_apply_async(p, t_echo, arg, (size_t)(i % 8), odd_result, on_error, (void *)(intptr_t)i, NULL));
+    }
+    CHECK_OK(mpq_pool_close(p));
+    CHECK_OK(mpq_pool_join(p, 10000));
+    CHECK_EQ(odd_seen, 5000);
+    CHECK_OK(mpq_pool_destroy(p));
+}
+
+/* Two threads terminate at once: when either returns, the cancellations
+   have been reported. */
+static mpq_pool *term_pool;
+static void *term_thread(void *arg)
+{
+    (void)arg;
+    if (mpq_pool_terminate(term_pool) != 0) return (void *)1;
+    return __atomic_load_n(&cb_err, __ATOMIC_SEQ_CST) == 3 ? NULL : (void *)2;
+}
+static void test_pool_terminate_twice_at_once(void)
+{
+    pthread_t t[2];
+    void *rv;
+    int i;
+    pipes();
+    cb_ok = cb_err = 0;
+    CHECK_OK(mpq_pool_create(&term_pool, &(mpq_pool_config){ .workers = 1 }));
+    for (i = 0; i < 3; i++) CHECK_OK(mpq_pool_apply_async(term_pool, t_block, NULL, 0, on_result, on_error, NULL, NULL));
+    wait_told();
+    for (i = 0; i < 2; i++) CHECK_OK(-pthread_create(&t[i], NULL, term_thread, NULL));
+    for (i = 0; i < 2; i++) {
+        CHECK_OK(-pthread_join(t[i], &rv));
+        CHECK(rv == NULL);
+    }
+    CHECK_OK(mpq_pool_destroy(term_pool));
+}
+
 /* The program killed: its server and workers go too. */
 static int pool_owner(void *arg)
 {
@@ -778,6 +855,9 @@ static const mpqt_case cases[] = {
     MPQT(test_pool_server_killed, 30, 1),
     MPQT(test_pool_server_killed_submit_waiting, 30, 1),
     MPQT(test_pool_owner_killed, 30, 0),
+    MPQT(test_pool_fork_fails, 30, 0),
+    MPQT(test_pool_odd_sizes, 30, 1),
+    MPQT(test_pool_terminate_twice_at_once, 30, 1),
     MPQT(test_pool_callback_submits, 30, 1),
     MPQT(test_pool_threads, 60, 1),
 };
