@@ -755,10 +755,11 @@ MPQDEF int mpq_process_destroy(mpq_process *p);
    hangs, and a task that crashes its worker every time fails every time.
    Workers die with the server, and the server with the program (Linux
    PR_SET_PDEATHSIG and a pidfd): a killed program leaves no workers
-   behind. Should the server itself die, the pool is broken: pending and
-   later tasks fail with -ECHILD - or with -EAGAIN when no worker could be
-   forked for a second, or with the error of a replacement's initializer
-   that failed (or killed its worker three times running).
+   behind. Should the server itself die, the pool is broken: later submits
+   return -ECHILD, and pending tasks fail with -ECHILD - or with -EAGAIN
+   when no worker could be forked for a second, or with the error of a
+   replacement's initializer that failed (or killed its worker three times
+   running).
 
    Signals: workers keep the program's signal dispositions and the
    creating thread's mask. The server runs none of the program's handlers
@@ -3407,7 +3408,7 @@ MPQDEF int mpq_process_destroy(mpq_process *p)
 #define MPQ__POOL_BATCH 64           /* results taken per call */
 #define MPQ__POOL_WAKE 0xffffffffu   /* entry of a message that only wakes the result thread */
 #define MPQ__POOL_DONE 0x5a          /* exit status of a worker that found no more tasks */
-#define MPQ__POOL_FORK_TRIES 50      /* failed forks in a row (20 ms apart) before giving up */
+#define MPQ__POOL_FORK_MS 1000       /* forks failing this long make the server give up */
 #define MPQ__NO_PEEK (~(uint64_t)0)
 #define MPQ__ALIGN8(n) (((n) + 7) & ~(size_t)7)
 
@@ -3703,7 +3704,7 @@ typedef struct mpq__psrv {
     struct sigaction act[MPQ__POOL_NSIG];   /* the program's dispositions ... */
     unsigned char changed[MPQ__POOL_NSIG];  /* ... that the server changed */
     int       respawn;         /* a fork failed: try again later */
-    int       fork_fails;      /* in a row */
+    int64_t   fork_failing;    /* since when forks fail (monotonic ns), 0: they work */
     uint64_t  told;            /* the task just reported */
     int       error;
 } mpq__psrv;
@@ -3775,10 +3776,10 @@ static void mpq__pool_spawn(mpq__psrv *s, int i)
     }
     if (pid < 0) {
         s->respawn = 1;
-        s->fork_fails++;
+        if (!s->fork_failing) s->fork_failing = mpq__now_ns();
         return;
     }
-    s->fork_fails = 0;
+    s->fork_failing = 0;
     mpq__store32(&w->pid, (uint32_t)pid, MPQ__SEQ_CST);
 }
 
@@ -3888,7 +3889,8 @@ static int mpq__pool_server(void *arg)
         }
         for (i = 0; i < p->workers; i++) live += p->sh->w[i].pid != 0;
         if (!live && !s.respawn) _exit(0);     /* every worker found the queue closed */
-        if (s.fork_fails >= MPQ__POOL_FORK_TRIES && (!mpq__load32(&p->sh->started, MPQ__SEQ_CST) || !live)) {
+        if (s.fork_failing && mpq__now_ns() - s.fork_failing >= (int64_t)MPQ__POOL_FORK_MS * 1000000 &&
+            (!mpq__load32(&p->sh->started, MPQ__SEQ_CST) || !live)) {
             /* No worker can be made (a process limit): a pool being created
                fails, one left without workers is broken; either way, say so. */
             mpq__store32((uint32_t *)&p->sh->error, (uint32_t)-EAGAIN, MPQ__SEQ_CST);
@@ -4038,11 +4040,11 @@ static void mpq__pool_fail_all(mpq_pool *p, int error)
 {
     mpq__pdone d[MPQ__POOL_BATCH];
     int n, i;
-    uint32_t k;
+    uint32_t k = 0;   /* no entry is taken meanwhile: the pool refuses tasks */
     do {
         n = 0;
         pthread_mutex_lock(&p->lock);
-        for (k = 0; k < p->ecap && n < MPQ__POOL_BATCH; k++)
+        for (; k < p->ecap && n < MPQ__POOL_BATCH; k++)
             if (p->e[k].used) n += mpq__pool_resolve(p, k, p->e[k].gen, error, NULL, 0, &d[n]);
         pthread_mutex_unlock(&p->lock);
         for (i = 0; i < n; i++) mpq__pool_report(p, &d[i]);
@@ -4148,7 +4150,7 @@ static void mpq__pool_wake(mpq_pool *p)
 /* Why a task cannot be submitted now (lock held), or 0. */
 static int mpq__pool_refuse(const mpq_pool *p)
 {
-    if (p->broken) return p->broken;
+    if (p->broken) return -ECHILD;   /* its tasks failed with why */
     return p->closed || p->terminated ? -EPIPE : 0;
 }
 
@@ -4182,7 +4184,7 @@ static int mpq__pool_unsend(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
     if (p->e[idx].used && p->e[idx].gen == gen) {
         mpq__pool_unentry(p, idx);
         mpq__pool_settled(p, 1);
-        if (p->broken) rc = p->broken;   /* its queue was closed for that */
+        if (p->broken) rc = -ECHILD;   /* its queue was closed for that */
     } else {
         rc = 0;
     }
@@ -4573,15 +4575,11 @@ MPQDEF int mpq_pool_terminate(mpq_pool *p)
         mpq__pool_kill_server(p);
     }
     /* The result thread fails what is pending with -ECANCELED (a second
-       terminate waits for that too); in a callback, it is done here. */
+       terminate waits for that too); in a callback, it is done here - but
+       only the result thread's loop says it is done, once no report of an
+       outer fail_all (this callback's caller, maybe) is left. */
     if (mpq__pool_in_thread(p)) {
-        if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) {
-            mpq__pool_fail_all(p, -ECANCELED);
-            pthread_mutex_lock(&p->lock);
-            mpq__store32(&p->cancel, 0, MPQ__RELEASE);
-            pthread_cond_broadcast(&p->cond);
-            pthread_mutex_unlock(&p->lock);
-        }
+        if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) mpq__pool_fail_all(p, -ECANCELED);
     } else {
         mpq__pool_wake(p);
         pthread_mutex_lock(&p->lock);

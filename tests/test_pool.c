@@ -740,6 +740,40 @@ static void test_pool_terminate_twice_at_once(void)
     CHECK_OK(mpq_pool_destroy(term_pool));
 }
 
+/* terminate called again inside an error callback of the cancellation
+   another thread's terminate asked for: that terminate still returns only
+   after every cancellation was reported. The next callback watches for
+   300 ms whether it returned too early. */
+static int term_returned, term_early;
+static void term_in_callback(void *user, int error)
+{
+    int n = __atomic_fetch_add(&cb_err, 1, __ATOMIC_SEQ_CST);
+    (void)user;
+    cb_last_err = error;
+    if (n == 0) {
+        mpq_pool_terminate(term_pool);
+    } else if (n == 1) {
+        int64_t end = mpqt_ms() + 300;
+        while (mpqt_ms() < end && !__atomic_load_n(&term_returned, __ATOMIC_SEQ_CST)) {}
+        term_early = __atomic_load_n(&term_returned, __ATOMIC_SEQ_CST);
+    }
+}
+static void test_pool_terminate_in_callback(void)
+{
+    int i;
+    pipes();
+    cb_ok = cb_err = term_returned = term_early = 0;
+    CHECK_OK(mpq_pool_create(&term_pool, &(mpq_pool_config){ .workers = 1 }));
+    for (i = 0; i < 3; i++) CHECK_OK(mpq_pool_apply_async(term_pool, t_block, NULL, 0, on_result, term_in_callback, NULL, NULL));
+    wait_told();
+    CHECK_OK(mpq_pool_terminate(term_pool));
+    __atomic_store_n(&term_returned, 1, __ATOMIC_SEQ_CST);
+    CHECK_EQ(__atomic_load_n(&cb_err, __ATOMIC_SEQ_CST), 3);
+    CHECK_EQ(term_early, 0);
+    CHECK_EQ(cb_last_err, -ECANCELED);
+    CHECK_OK(mpq_pool_destroy(term_pool));
+}
+
 /* The program killed: its server and workers go too. */
 static int pool_owner(void *arg)
 {
@@ -858,6 +892,7 @@ static const mpqt_case cases[] = {
     MPQT(test_pool_fork_fails, 30, 0),
     MPQT(test_pool_odd_sizes, 30, 1),
     MPQT(test_pool_terminate_twice_at_once, 30, 1),
+    MPQT(test_pool_terminate_in_callback, 30, 1),
     MPQT(test_pool_callback_submits, 30, 1),
     MPQT(test_pool_threads, 60, 1),
 };
