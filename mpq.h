@@ -649,8 +649,9 @@ MPQDEF int mpq_client(mpq_conn **c, const char *path);
    The child runs fn(arg); its return value (0..255) is the exit status. The
    child then flushes stdout and stderr and calls _exit(): the parent's
    atexit handlers do not run twice. fn must flush any other stream it
-   writes (and the parent should flush its own before starting a child). mpq installs no SIGCHLD handler; if the caller sets SIGCHLD to
-   SIG_IGN the kernel reaps children itself and join returns -ECHILD.
+   writes (and the parent should flush its own before starting a child).
+   mpq installs no SIGCHLD handler; if the caller sets SIGCHLD to SIG_IGN
+   the kernel reaps children itself and join returns -ECHILD.
    join waits on a pidfd (Linux 5.3+); on older kernels it polls.
 */
 
