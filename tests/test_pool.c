@@ -46,6 +46,11 @@ static int t_echo(const void *a, size_t n, void *r, size_t *rl)
     *rl = n;
     return 0;
 }
+static int t_die_on_777(const void *a, size_t n, void *r, size_t *rl)
+{
+    if (get_int(a, n) == 777) raise(SIGKILL);
+    return t_square(a, n, r, rl);
+}
 static int t_exit3(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; (void)r; (void)rl; exit(3); }
 static int t_segv(const void *a, size_t n, void *r, size_t *rl)
 {
@@ -406,6 +411,16 @@ static void test_pool_crashing_tasks(void)
         CHECK_OK(mpq_pool_apply(p, t_square, &i, sizeof i, &v, sizeof v, &len));
         CHECK_EQ(v, i * i);
     }
+    /* A map whose chunk kills its worker fails with that death; the pool
+       and the next map go on. */
+    {
+        static int in[5000], out[5000];
+        for (i = 0; i < 5000; i++) in[i] = i;
+        CHECK_EQ(mpq_pool_map(p, t_die_on_777, in, 5000, sizeof(int), out, sizeof(int), 50), MPQ_POOL_KILLED(SIGKILL));
+        in[777] = 0;
+        CHECK_OK(mpq_pool_map(p, t_die_on_777, in, 5000, sizeof(int), out, sizeof(int), 50));
+        for (i = 0; i < 5000; i++) CHECK_EQ(out[i], in[i] * in[i]);
+    }
     wait_workers(p, 2, 0);
     CHECK_OK(mpq_pool_destroy(p));
 }
@@ -566,47 +581,84 @@ static void test_pool_no_leaks(void)
     CHECK_EQ(count_children(), 0);
 }
 
-/* Random SIGKILLs of workers while 3000 tasks run: every task gets exactly
-   one outcome, success or MPQ_POOL_KILLED(9); at most one failure per
-   kill; the pool ends with its workers and joins. */
+/* Random SIGKILLs of workers - 100 of them, paced by progress - while
+   4000 tasks and a 200-chunk map run, workers also retiring every 50
+   tasks: every task gets exactly one outcome, success or
+   MPQ_POOL_KILLED(9), at most one failure per kill; the map reports once,
+   and if it succeeded every result is right; the pool joins. */
 static int t_spin(const void *a, size_t n, void *r, size_t *rl)
 {
     volatile unsigned k = 0;
     int x = get_int(a, n);
-    while (k < 20000u) k++;
+    while (k < 100000u) k++;
     return put_int(r, rl, x + 100);
 }
-static int storm_other;
+static int t_spin_square(const void *a, size_t n, void *r, size_t *rl)
+{
+    volatile unsigned k = 0;
+    while (k < 1000u) k++;
+    return t_square(a, n, r, rl);
+}
+static int storm_other, storm_map_done, storm_map_err;
 static void storm_error(void *user, int error)
 {
     (void)user;
     if (error == MPQ_POOL_KILLED(SIGKILL)) __atomic_fetch_add(&cb_err, 1, __ATOMIC_SEQ_CST);
     else storm_other = error;
 }
+static void storm_map_ok(void *user, const void *res, size_t len)
+{
+    (void)user; (void)res; (void)len;
+    __atomic_fetch_add(&storm_map_done, 1, __ATOMIC_SEQ_CST);
+}
+static void storm_map_error(void *user, int error)
+{
+    (void)user;
+    storm_map_err = error;
+    __atomic_fetch_add(&storm_map_done, 1, __ATOMIC_SEQ_CST);
+}
 static void test_pool_kill_storm(void)
 {
+    static int in[20000], out[20000];
     mpq_pool *p;
     uint64_t seed = 12345;
-    int i, kills = 0, total = 3000;
-    cb_ok = cb_err = 0;
-    storm_other = 0;
-    memset(cb_seen, 0, sizeof cb_seen);
-    CHECK_OK(mpq_pool_create(&p, &(mpq_pool_config){ .workers = 3 }));
+    int i, kills = 0, total = 4000, last = 0;
+    cb_ok = cb_err = storm_other = storm_map_done = storm_map_err = 0;
+    for (i = 0; i < 20000; i++) in[i] = i % 1000;
+    CHECK_OK(mpq_pool_create(&p, &(mpq_pool_config){ .workers = 3, .max_tasks_per_child = 50, .backlog = 4096 }));
     for (i = 0; i < total; i++) {
         int x = i % 1000;
-        CHECK_OK(mpq_pool_apply_async(p, t_spin, &x, sizeof x, on_result, storm_error, NULL, NULL));
-        if (i % 100 == 50) {
-            pid_t pids[3];
-            int n = mpq_pool_workers(p, pids, 3);
-            if (n > 0 && kill(pids[mpqt_rand(&seed) % (uint64_t)n], SIGKILL) == 0) kills++;
+        if (i == 1000) {   /* the map's chunks among the tasks, under the kills */
+            CHECK_OK(mpq_pool_map_async(p, t_spin_square, in, 20000, sizeof(int), out, sizeof(int), 100,
+                                        storm_map_ok, storm_map_error, NULL, NULL));
         }
+        CHECK_OK(mpq_pool_apply_async(p, t_spin, &x, sizeof x, on_result, storm_error, NULL, NULL));
+    }
+    while (kills < 100) {
+        pid_t pids[3];
+        int n, done = __atomic_load_n(&cb_ok, __ATOMIC_SEQ_CST) + __atomic_load_n(&cb_err, __ATOMIC_SEQ_CST);
+        if (done >= total) break;
+        if (done < last + 10) {            /* let some work happen between kills */
+            struct timespec ts = { 0, 100000 };
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        last = done;
+        n = mpq_pool_workers(p, pids, 3);
+        if (n > 0 && kill(pids[mpqt_rand(&seed) % (uint64_t)(n > 3 ? 3 : n)], SIGKILL) == 0) kills++;
     }
     CHECK_OK(mpq_pool_close(p));
     CHECK_OK(mpq_pool_join(p, 60000));
     CHECK_EQ(storm_other, 0);
     CHECK_EQ(cb_ok + cb_err, total);
     CHECK(cb_err <= kills);
-    printf("    %d kills, %d tasks failed\n", kills, cb_err);
+    CHECK_EQ(storm_map_done, 1);
+    if (storm_map_err == 0) {
+        for (i = 0; i < 20000; i++) CHECK_EQ(out[i], in[i] * in[i]);
+    } else {
+        CHECK_EQ(storm_map_err, MPQ_POOL_KILLED(SIGKILL));
+    }
+    printf("    %d kills, %d tasks failed, map %s\n", kills, cb_err, storm_map_err ? "failed" : "succeeded");
     CHECK_OK(mpq_pool_destroy(p));
     CHECK_EQ(count_children(), 0);
 }
