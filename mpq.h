@@ -347,7 +347,13 @@ MPQDEF int mpq_mutex_unlock(mpq_mutex *m);
    Zero-copy: mpq_queue_reserve/commit write a message in place, and
    mpq_queue_peek/release read one in place; while a slot is held that way,
    consumers (or producers) behind it wait, so hold it briefly. Batches:
-   mpq_queue_put_batch/get_batch move many messages per call.
+   mpq_queue_put_batch/get_batch move many messages per call, and
+   put_batch packs as many messages as fit in max_msg bytes (4 bytes per
+   message more, rounded to 4) into one slot: one claim for the lot, the
+   bytes back to back - several times faster for small messages in a queue
+   whose max_msg leaves room. Consumers take such messages one by one (get,
+   peek) or many at once (get_batch) as any others; while one of them is
+   held by a peek, the rest of its batch waits for the release.
 
    mpq keeps one process-wide cache for the queue: this process's pid and
    start time, reset in forked children by a pthread_atfork handler.
@@ -452,10 +458,13 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf);
 
 /* Puts msgs[0..n-1] (lengths lens[]) in order: waits up to timeout_ms
    until the first fits, then puts as many more as fit without waiting.
+   Messages that fit together in one slot (see above) travel packed in it.
    Returns how many were put (>= 1), or the errors of mpq_queue_put for the
    first message (-EMSGSIZE for any message that is too big, before putting
-   any). Thread safety: as mpq_queue_put; another producer's messages may
-   fall between these. */
+   any). A producer killed inside this call loses what it had not
+   published - all of a packed slot it was writing - and none of it was
+   counted as put. Thread safety: as mpq_queue_put; another producer's
+   messages may fall between these. */
 MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size_t *lens,
                                size_t n, int timeout_ms);
 
@@ -469,8 +478,9 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
 MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens,
                                size_t max_n, int timeout_ms);
 
-/* Messages in the queue right now (approximate while others work on it),
-   or 0 for NULL. Thread safety: any thread. */
+/* Slots in use right now - messages, but a packed batch counts once -
+   (approximate while others work on it), or 0 for NULL.
+   Thread safety: any thread. */
 MPQDEF size_t mpq_queue_count(const mpq_queue *q);
 
 /* The queue's capacity (a power of two) and max_msg, or 0 for NULL.
@@ -1671,6 +1681,9 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
    position; whoever finds them lagging advances them, so a claimant that
    dies right after its CAS leaves nothing behind but its own slot.
 
+   put_batch may pack several messages into one slot, FULL(lap,
+   MPQ__PACKED), taken through a cursor: see "packed batches" below.
+
    Dead claimants. Right after claiming, a claimant records its start time
    in `owner`. Whoever finds one slot held for MPQ__STUCK_MS asks whether
    the holder is dead: its pid has exited (a pidfd polls readable, for a
@@ -1696,6 +1709,15 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
 #define MPQ__Q_MAX_CAP (1u << 24)
 #define MPQ__Q_MAX_MSG (1u << 30)
 #define MPQ__SKIPPED 1u   /* pid field of a FULL slot that holds no message */
+#define MPQ__PACKED 2u    /* pid field of a FULL slot that holds a packed batch */
+#define MPQ__PACK_MAX 255u /* messages in one packed slot */
+/* A packed slot's cursor: (lap:32 | taken:8 | pid:22): how many of its
+   messages are gone, and who holds the next one (0: nobody). */
+#define MPQ__CUR(lap, taken, pid) \
+    ((uint64_t)((lap) & 0xffffffffu) << 32 | (uint64_t)(taken) << 22 | (uint64_t)(pid))
+#define MPQ__CUR_LAP(c) ((uint32_t)((c) >> 32))
+#define MPQ__CUR_TAKEN(c) ((uint32_t)((c) >> 22) & 0xffu)
+#define MPQ__CUR_PID(c) ((uint32_t)(c) & MPQ__PIDMASK)
 #define MPQ__LAPMASK ((((uint64_t)1) << 40) - 1)
 #define MPQ__PIDMASK ((1u << 22) - 1)
 #ifndef MPQ__STUCK_MS
@@ -1729,8 +1751,9 @@ static inline uint64_t mpq__st(uint64_t lap, unsigned phase, uint32_t pid)
 typedef struct mpq__qslot {
     uint64_t state;   /* see above                                     */
     uint64_t owner;   /* MPQ__OWNER of the latest claimant             */
-    uint32_t len;     /* message length, valid in FULL                 */
-    uint32_t pad[3];
+    uint32_t len;     /* message length (a packed slot: its bytes), valid in FULL */
+    uint32_t pad;
+    uint64_t cursor;  /* a packed slot's MPQ__CUR                       */
 } mpq__qslot;
 
 typedef struct mpq__qhdr {
@@ -1971,22 +1994,24 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
 }
 
 /* Publishes the slot this process holds for a put (lap `lap`) as a message
-   of len bytes, or as none (skip != 0), and wakes consumers. A put that
+   of len bytes (mark 0), a packed batch of len bytes (MPQ__PACKED), or as
+   none (MPQ__SKIPPED), and wakes consumers. A put that
    finds the queue closed once it holds its slot publishes nothing and
    fails, so no message lands behind a consumer that saw "closed, empty".
    Returns 0, -EPIPE, or -EOWNERDEAD (the slot was taken from us). */
 static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me,
-                          uint32_t len, int skip)
+                          uint32_t len, uint32_t mark)
 {
     uint64_t held = mpq__st(lap, MPQ__WRITING, me);
     int rc = 0;
     if (mpq__load64(&s->state, MPQ__ACQUIRE) != held) return -EOWNERDEAD;  /* len is not ours */
-    if (!skip && mpq__load32(&q->h->closed, MPQ__SEQ_CST)) {
-        skip = 1;
+    if (mark != MPQ__SKIPPED && mpq__load32(&q->h->closed, MPQ__SEQ_CST)) {
+        mark = MPQ__SKIPPED;
         rc = -EPIPE;
     }
-    if (!skip) mpq__store32(&s->len, len, MPQ__RELAXED);
-    if (!mpq__cas64(&s->state, &held, mpq__st(lap, MPQ__FULL, skip ? MPQ__SKIPPED : 0), MPQ__SEQ_CST))
+    if (mark != MPQ__SKIPPED) mpq__store32(&s->len, len, MPQ__RELAXED);
+    if (mark == MPQ__PACKED) mpq__store64(&s->cursor, MPQ__CUR(lap, 0, 0), MPQ__RELAXED);
+    if (!mpq__cas64(&s->state, &held, mpq__st(lap, MPQ__FULL, mark), MPQ__SEQ_CST))
         return -EOWNERDEAD;
     mpq__q_signal_data(q);
     return rc;
@@ -2004,15 +2029,99 @@ static int mpq__q_free(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me)
     return 0;
 }
 
+/* --- packed batches ----------------------------------------------------------
+
+   put_batch packs as many of its messages as fit into one slot (data: a
+   u32 count, then per message a u32 length and the bytes, padded to 4) and
+   publishes it FULL(lap, MPQ__PACKED): one claim and one publish for the
+   lot, and the bytes back to back. Such a slot stays FULL until its last
+   message is gone. Its cursor says how many are gone and who holds the
+   next: a consumer claims one (or, in get_batch, several) with a CAS on
+   the cursor, copies them, and gives the cursor back advanced - freeing the
+   slot, and only then moving the tail on, when none is left. Consumers
+   behind a held cursor wait for it as for a put in progress. A dead holder
+   is found as for a held slot (its owner word is tagged with lap and
+   cursor) and loses the one message it held: the cursor moves past it,
+   the rest stay for others (it had returned none of them). */
+
+typedef struct mpq__qpk {   /* what a claim found */
+    const char *data;       /* the message's bytes                        */
+    uint64_t    cur;        /* packed: the cursor we hold; after -EAGAIN:
+                               the held cursor to wait on, or 0           */
+    uint32_t    count;      /* packed: messages in the slot; 0: not packed */
+    uint32_t    off;        /* packed: offset of the message's length word */
+} mpq__qpk;
+
+/* The message whose length word is at `off` in a packed slot's data of
+   `total` bytes: its bytes (length in *len), or NULL if it does not fit. */
+static const char *mpq__q_rec(const char *d, uint32_t total, uint32_t off, uint32_t *len)
+{
+    uint32_t n;
+    if (off < 4 || off > total || total - off < 4) return NULL;
+    memcpy(&n, d + off, 4);
+    if (n > total - off - 4) return NULL;
+    *len = n;
+    return d + off + 4;
+}
+
+static uint32_t mpq__q_rec_next(uint32_t off, uint32_t len) { return off + 4 + ((len + 3) & ~3u); }
+
+/* Position of slot s in lap `lap`. */
+static uint64_t mpq__q_pos_of(const mpq_queue *q, const mpq__qslot *s, uint64_t lap)
+{
+    return lap << q->log2cap | (uint64_t)(((const char *)s - q->slots) / q->stride);
+}
+
+/* The last message of packed slot s (at pos) is gone: frees the slot, then
+   moves the tail past it; wakes producers, and consumers that waited. */
+static void mpq__q_pack_free(mpq_queue *q, mpq__qslot *s, uint64_t pos)
+{
+    uint64_t lap = mpq__q_lap(q, pos), st = mpq__st(lap, MPQ__FULL, MPQ__PACKED), p = pos;
+    if (mpq__cas64(&s->state, &st, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
+        mpq__cas64(&q->h->tail, &p, pos + 1, MPQ__RELEASE);
+        mpq__ec_signal(&q->h->space_ec);
+    }
+    mpq__q_signal_data(q);
+}
+
+/* Gives back the cursor of packed slot s (at pos), held as `held`, with m
+   more of its `count` messages gone. Returns 0, or -EOWNERDEAD (the cursor
+   was taken from us: what was copied may be torn). */
+static int mpq__q_unpack(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint64_t held, uint32_t m,
+                         uint32_t count)
+{
+    uint32_t taken = MPQ__CUR_TAKEN(held) + m;
+    if (!mpq__cas64(&s->cursor, &held, MPQ__CUR(mpq__q_lap(q, pos), taken, 0), MPQ__SEQ_CST))
+        return -EOWNERDEAD;
+    if (taken >= count) mpq__q_pack_free(q, s, pos);
+    else mpq__q_signal_data(q);
+    return 0;
+}
+
+/* Drops a slot whose contents no put writes (a length or a packed layout
+   scribbled over), once; the caller reports -EIO. */
+static void mpq__q_drop(mpq_queue *q, mpq__qslot *s, uint64_t st, uint64_t t)
+{
+    uint64_t t0 = t;
+    if (mpq__cas64(&s->state, &st, mpq__st(MPQ__ST_LAP(st) + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
+        mpq__cas64(&q->h->tail, &t0, t + 1, MPQ__RELEASE);
+        mpq__ec_signal(&q->h->space_ec);
+    }
+}
+
 /* Claims the oldest message. Returns its slot (position in *pos, length in
-   *len), or NULL with *why = -EAGAIN (nothing ready: *pos and *seen tell
-   which slot and state to wait on), -EPIPE (closed and drained), -EMSGSIZE
-   (its length, in *len, exceeds cap; it stays), or -EIO (corrupt). Skipped
-   slots are consumed on the way. */
+   *len, bytes and packing in *pk), or NULL with *why = -EAGAIN (nothing
+   ready: *pos and *seen tell which slot and state to wait on, pk->cur a
+   held cursor), -EPIPE (closed and drained), -EMSGSIZE (its length, in
+   *len, exceeds cap; it stays), or -EIO (corrupt). Skipped slots are
+   consumed on the way. */
 static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, size_t cap,
-                                    uint64_t *pos, uint64_t *seen, uint32_t *len, int *why)
+                                    uint64_t *pos, uint64_t *seen, uint32_t *len, mpq__qpk *pk,
+                                    int *why)
 {
     mpq__qhdr *h = q->h;
+    pk->cur = 0;
+    pk->count = 0;
     for (;;) {
         uint64_t t = mpq__load64(&h->tail, MPQ__ACQUIRE), t0 = t;
         uint64_t lap = mpq__q_lap(q, t), st, d;
@@ -2030,10 +2139,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
                 if (n <= q->max_msg) return NULL;
                 /* A length no put writes: drop that slot, once, and say so. */
                 *why = -EIO;
-                if (mpq__cas64(&s->state, &st, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
-                    mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
-                    mpq__ec_signal(&h->space_ec);
-                }
+                mpq__q_drop(q, s, st, t);
                 return NULL;
             }
             if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__READING, me), MPQ__SEQ_CST)) {
@@ -2041,8 +2147,51 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
                 mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
                 *pos = t;
                 *len = n;
+                pk->data = mpq__q_data(s);
                 return s;
             }
+        } else if (st == mpq__st(lap, MPQ__FULL, MPQ__PACKED)) {
+            uint64_t cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
+            uint32_t total = mpq__load32(&s->len, MPQ__RELAXED), count = 0, taken = MPQ__CUR_TAKEN(cw);
+            uint32_t n = 0, off = 4, i;
+            const char *d = mpq__q_data(s), *r = NULL;
+            if (total >= 4 && total <= q->max_msg) memcpy(&count, d, 4);
+            if (count >= 2 && count <= MPQ__PACK_MAX && taken < count)
+                for (i = 0, r = mpq__q_rec(d, total, off, &n); r && i < taken; i++)
+                    r = mpq__q_rec(d, total, off = mpq__q_rec_next(off, n), &n);
+            if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;   /* it moved on: again */
+            if (MPQ__CUR_LAP(cw) != (uint32_t)lap || count < 2 || count > MPQ__PACK_MAX ||
+                taken > count || (taken < count && !r)) {
+                *why = -EIO;                                         /* scribbled over */
+                *len = 0;
+                mpq__q_drop(q, s, st, t);
+                return NULL;
+            }
+            if (taken == count) {               /* its last taker died before freeing it */
+                mpq__q_pack_free(q, s, t);
+                continue;
+            }
+            if (MPQ__CUR_PID(cw) != 0) {        /* a message of it is held: wait */
+                *pos = t;
+                *seen = st;
+                pk->cur = cw;
+                *why = -EAGAIN;
+                return NULL;
+            }
+            if (n > cap) {
+                *len = n;
+                *why = -EMSGSIZE;
+                return NULL;
+            }
+            if (!mpq__cas64(&s->cursor, &cw, MPQ__CUR(lap, taken, me), MPQ__SEQ_CST)) continue;
+            mpq__store64(&s->owner, MPQ__OWNER(start, lap << 8 | taken, MPQ__READING), MPQ__RELEASE);
+            *pos = t;
+            *len = n;
+            pk->data = r;
+            pk->cur = MPQ__CUR(lap, taken, me);
+            pk->count = count;
+            pk->off = off;
+            return s;
         } else if (st == mpq__st(lap, MPQ__FULL, MPQ__SKIPPED)) {
             if (mpq__cas64(&s->state, &st, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
                 mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
@@ -2088,31 +2237,54 @@ static int mpq__q_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, uint64_t 
     return 1;
 }
 
-/* Called when a claim found slot s held (state seen): remembers since
-   when, and from MPQ__STUCK_MS on checks the holder every MPQ__STUCK_MS,
+/* Called when a claim found slot s held (state seen; or, cw != 0, packed
+   with its cursor held as cw): remembers since when, and from
+   MPQ__STUCK_MS on checks the holder every MPQ__STUCK_MS,
    taking the slot over if it is dead. One tracker per side (puts wait at
    the head, gets at the tail), kept in the handle, so callers that only
    ever try once (timeout 0, poll loops) recover dead holders too. A thread
    that finds the tracker busy skips the check. Returns 1 if the slot moved
    on. */
-static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, uint32_t me)
+/* If the holder of packed slot s's cursor (state seen, cursor cw) is dead,
+   moves the cursor past the message it held. Returns 1 if it moved. */
+static int mpq__q_cursor_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, uint64_t cw,
+                                  uint64_t first)
+{
+    uint64_t lap = MPQ__ST_LAP(seen);
+    uint32_t taken = MPQ__CUR_TAKEN(cw), count = 0;
+    /* Its owner word is tagged (lap << 8 | taken, READING): look at it as
+       at the claimant of such a slot. */
+    if (!mpq__claimant_dead(s, mpq__st(lap << 8 | taken, MPQ__READING, MPQ__CUR_PID(cw)), first))
+        return 0;
+    memcpy(&count, mpq__q_data(s), 4);   /* checked when the cursor was taken */
+    if (mpq__cas64(&s->cursor, &cw, MPQ__CUR(lap, taken + 1, 0), MPQ__SEQ_CST)) {
+        /* the dead get's message is lost; the others stay */
+        if (taken + 1 >= count) mpq__q_pack_free(q, s, mpq__q_pos_of(q, s, lap));
+        else mpq__q_signal_data(q);
+    }
+    return 1;
+}
+
+static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, uint64_t cw, uint32_t me)
 {
     mpq__qstuck *k = &q->stuck[side];
+    uint64_t key = cw ? cw : seen;
     uint32_t cur;
     uint64_t now;
     int moved = 0;
-    if (!MPQ__HELD(seen) || MPQ__ST_PID(seen) == 0) return 0;
-    if (q->supervised && MPQ__ST_PHASE(seen) == MPQ__READING) return 0;
+    if (cw ? MPQ__CUR_PID(cw) == 0 : (!MPQ__HELD(seen) || MPQ__ST_PID(seen) == 0)) return 0;
+    if (!cw && q->supervised && MPQ__ST_PHASE(seen) == MPQ__READING) return 0;
     cur = mpq__load32(&k->lock, MPQ__RELAXED);
     if (cur == me || !mpq__cas32(&k->lock, &cur, me, MPQ__ACQUIRE)) return 0;
     now = mpq__boot_ns();
-    if (k->st != seen) {
-        k->st = seen;
+    if (k->st != key) {
+        k->st = key;
         k->first = now;
         k->check = now;
     } else if (now - k->check >= (uint64_t)MPQ__STUCK_MS * 1000000u) {
         k->check = now;
-        moved = mpq__q_takeover(q, s, seen, k->first);
+        moved = cw ? mpq__q_cursor_takeover(q, s, seen, cw, k->first)
+                   : mpq__q_takeover(q, s, seen, k->first);
     }
     mpq__store32(&k->lock, 0, MPQ__RELEASE);
     return moved;
@@ -2141,13 +2313,14 @@ static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid, uint64_t from,
     }
 }
 
-/* Waits until slot s may have left state `seen`: spins, then sleeps on
-   eventcount ec, for at most a slice (MPQ__STUCK_MS while the slot is held,
-   so its holder gets checked). A closed queue ends the wait of a put, and
+/* Waits until *word (a slot's state, or a packed slot's cursor) may have
+   left `seen`: spins, then sleeps on eventcount ec, for at most a slice
+   (MPQ__STUCK_MS while it is held - held 1: a slot, 2: a cursor - so its
+   holder gets checked). A closed queue ends the wait of a put, and
    of a get that no put in progress is about to serve. Returns 0 to retry,
    or -ETIMEDOUT once `deadline` (monotonic ns, -1 none) has passed. */
-static int mpq__q_wait(mpq_queue *q, uint32_t *ec, mpq__qslot *s, uint64_t seen,
-                       int64_t deadline, int put)
+static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_t seen,
+                       int held, int64_t deadline, int put)
 {
     uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
     int64_t now, until;
@@ -2157,7 +2330,7 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, mpq__qslot *s, uint64_t seen,
            on two CPUs) the one we wait for may be queued behind us. */
         if ((i & 255) == 255) sched_yield();
         else mpq__cpu_relax();
-        if (mpq__load64(&s->state, MPQ__RELAXED) != seen) {
+        if (mpq__load64(word, MPQ__RELAXED) != seen) {
             if (spin < MPQ__SPIN_MAX) mpq__store32(&q->spin, spin + spin / 4 + 1, MPQ__RELAXED);
             return 0;
         }
@@ -2166,10 +2339,13 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, mpq__qslot *s, uint64_t seen,
     now = mpq__now_ns();
     if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
     key = mpq__ec_prepare(ec);
-    if (mpq__load64(&s->state, MPQ__SEQ_CST) != seen) return 0;
-    if (mpq__load32(&q->h->closed, MPQ__SEQ_CST) && (put || MPQ__ST_PHASE(seen) != MPQ__WRITING))
+    if (mpq__load64(word, MPQ__SEQ_CST) != seen) return 0;
+    /* Closed: a put is over, and so is a get that no put in progress or
+       held packed slot is about to serve. */
+    if (mpq__load32(&q->h->closed, MPQ__SEQ_CST) &&
+        (put || (held != 2 && MPQ__ST_PHASE(seen) != MPQ__WRITING)))
         return 0;
-    until = now + (int64_t)(MPQ__HELD(seen) ? MPQ__STUCK_MS : MPQ__WAIT_SLICE_MS) * 1000000;
+    until = now + (int64_t)(held ? MPQ__STUCK_MS : MPQ__WAIT_SLICE_MS) * 1000000;
     if (deadline >= 0 && deadline < until) until = deadline;
     mpq__futex_wait(ec, key, until);
     return 0;
@@ -2199,7 +2375,22 @@ static void mpq__q_rearm(mpq_queue *q, uint32_t me)
         st = mpq__st(lap, MPQ__FULL, MPQ__SKIPPED);
         writing = 0;
     }
-    if ((MPQ__ST_PHASE(st) == MPQ__FULL && MPQ__ST_LAP(st) == lap) ||
+    if (st == mpq__st(lap, MPQ__FULL, MPQ__PACKED)) {
+        /* A packed slot with a message held: its release pokes - unless its
+           holder has exited, which a poller must notice here. */
+        uint64_t cw = mpq__load64(&s->cursor, MPQ__SEQ_CST);
+        uint32_t count = 0;
+        memcpy(&count, mpq__q_data(s), 4);
+        if (MPQ__CUR_PID(cw) != 0) {
+            writing = 1;
+            if (mpq__pid_exited(MPQ__CUR_PID(cw)) && MPQ__CUR_LAP(cw) == (uint32_t)lap &&
+                mpq__cas64(&s->cursor, &cw, MPQ__CUR(lap, MPQ__CUR_TAKEN(cw) + 1, 0), MPQ__SEQ_CST)) {
+                if (MPQ__CUR_TAKEN(cw) + 1 >= count) mpq__q_pack_free(q, s, t);
+                writing = 0;
+            }
+        }
+    }
+    if ((MPQ__ST_PHASE(st) == MPQ__FULL && MPQ__ST_LAP(st) == lap && !writing) ||
         (!writing && mpq__load32(&q->h->closed, MPQ__SEQ_CST)))
         mpq__q_poke(q);
 }
@@ -2318,21 +2509,22 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
     for (;;) {
         mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc);
         if (s || *rc != -EAGAIN) return s;
-        if (mpq__q_stuck(q, 0, mpq__q_slot(q, *pos), seen, me)) continue;
+        if (mpq__q_stuck(q, 0, mpq__q_slot(q, *pos), seen, 0, me)) continue;
         if (timeout_ms == 0) return NULL;
-        *rc = mpq__q_wait(q, &q->h->space_ec, mpq__q_slot(q, *pos), seen, deadline, 1);
+        *rc = mpq__q_wait(q, &q->h->space_ec, &mpq__q_slot(q, *pos)->state, seen, MPQ__HELD(seen),
+                          deadline, 1);
         if (*rc != 0) return NULL;
     }
 }
 
 /* Claims the oldest message, waiting as the timeout allows. */
 static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_t me, uint64_t start,
-                               uint64_t *pos, uint32_t *len, int *rc)
+                               uint64_t *pos, uint32_t *len, mpq__qpk *pk, int *rc)
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     uint64_t seen = 0;
     for (;;) {
-        mpq__qslot *s = mpq__q_claim_get(q, me, start, cap, pos, &seen, len, rc);
+        mpq__qslot *s = mpq__q_claim_get(q, me, start, cap, pos, &seen, len, pk, rc), *w;
         if (s) {
             /* The poller is draining: producers need not poke it meanwhile. */
             if (q->efd >= 0 && mpq__load32(&q->poll_pid, MPQ__RELAXED) == me &&
@@ -2341,9 +2533,12 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
             return s;
         }
         if (*rc != -EAGAIN) return NULL;
-        if (mpq__q_stuck(q, 1, mpq__q_slot(q, *pos), seen, me)) continue;
+        w = mpq__q_slot(q, *pos);
+        if (mpq__q_stuck(q, 1, w, seen, pk->cur, me)) continue;
         if (timeout_ms == 0) break;
-        if ((*rc = mpq__q_wait(q, &q->h->data_ec, mpq__q_slot(q, *pos), seen, deadline, 0)) != 0) break;
+        *rc = pk->cur ? mpq__q_wait(q, &q->h->data_ec, &w->cursor, pk->cur, 2, deadline, 0)
+                      : mpq__q_wait(q, &q->h->data_ec, &w->state, seen, MPQ__HELD(seen), deadline, 0);
+        if (*rc != 0) break;
     }
     mpq__q_rearm(q, me);
     return NULL;
@@ -2369,15 +2564,17 @@ MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int t
     uint64_t pos, start;
     uint32_t n = 0, me;
     int rc;
+    mpq__qpk pk;
     if (!q || !len || (!buf && cap)) return -EINVAL;
     me = mpq__self(&start);
-    s = mpq__q_take(q, cap, timeout_ms, me, start, &pos, &n, &rc);
+    s = mpq__q_take(q, cap, timeout_ms, me, start, &pos, &n, &pk, &rc);
     if (!s) {
         if (rc == -EMSGSIZE) *len = n;
         return rc;
     }
-    if (n) memcpy(buf, mpq__q_data(s), n);
+    if (n) memcpy(buf, pk.data, n);
     *len = n;
+    if (pk.count) return mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count);
     return mpq__q_free(q, s, mpq__q_lap(q, pos), me);
 }
 
@@ -2424,7 +2621,7 @@ MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf)
     uint64_t lap;
     uint32_t me;
     if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap, &me))) return -EINVAL;
-    return mpq__q_publish(q, s, lap, me, 0, 1);
+    return mpq__q_publish(q, s, lap, me, 0, MPQ__SKIPPED);
 }
 
 MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms)
@@ -2433,10 +2630,11 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
     uint64_t pos, start;
     uint32_t n = 0, me;
     int rc;
+    mpq__qpk pk;
     if (!q || !buf || !len) return -EINVAL;
     me = mpq__self(&start);
-    if (!(s = mpq__q_take(q, (size_t)-1, timeout_ms, me, start, &pos, &n, &rc))) return rc;
-    *buf = mpq__q_data(s);
+    if (!(s = mpq__q_take(q, (size_t)-1, timeout_ms, me, start, &pos, &n, &pk, &rc))) return rc;
+    *buf = pk.data;
     *len = n;
     return 0;
 }
@@ -2444,10 +2642,27 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
 MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
 {
     mpq__qslot *s;
-    uint64_t lap;
-    uint32_t me;
-    if (!q || !(s = mpq__q_held(q, buf, MPQ__READING, &lap, &me))) return -EINVAL;
-    return mpq__q_free(q, s, lap, me);
+    uint64_t lap, start, st, cw;
+    uint32_t me, count = 0, taken, total, n = 0, off = 4, i;
+    const char *b = (const char *)buf, *r;
+    if (!q) return -EINVAL;
+    if ((s = mpq__q_held(q, buf, MPQ__READING, &lap, &me)) != NULL) return mpq__q_free(q, s, lap, me);
+    /* A message of a packed slot whose cursor this process holds? */
+    if (!b || b < q->slots + sizeof(mpq__qslot)) return -EINVAL;
+    s = (mpq__qslot *)(q->slots + (size_t)(b - q->slots) / q->stride * q->stride);
+    if ((size_t)(b - q->slots) / q->stride > q->mask) return -EINVAL;
+    me = mpq__self(&start);
+    st = mpq__load64(&s->state, MPQ__ACQUIRE);
+    cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
+    lap = MPQ__ST_LAP(st);
+    taken = MPQ__CUR_TAKEN(cw);
+    if (st != mpq__st(lap, MPQ__FULL, MPQ__PACKED) || cw != MPQ__CUR(lap, taken, me)) return -EINVAL;
+    total = mpq__load32(&s->len, MPQ__RELAXED);
+    memcpy(&count, mpq__q_data(s), 4);
+    for (i = 0, r = mpq__q_rec(mpq__q_data(s), total, off, &n); r && i < taken; i++)
+        r = mpq__q_rec(mpq__q_data(s), total, off = mpq__q_rec_next(off, n), &n);
+    if (r != b) return -EINVAL;
+    return mpq__q_unpack(q, s, mpq__q_pos_of(q, s, lap), cw, 1, count);
 }
 
 MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size_t *lens,
@@ -2467,9 +2682,29 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
     me = mpq__self(&start);
     if (!(s = mpq__q_reserve(q, timeout_ms, me, start, &pos, &rc))) return rc;
     for (;;) {
-        if (lens[done]) memcpy(mpq__q_data(s), msgs[done], lens[done]);
-        if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)lens[done], 0)) != 0) break;
-        if ((size_t)++done == n) break;
+        /* As many of the next messages as fit in one slot travel packed. */
+        size_t k = 0, bytes = 4;
+        while ((size_t)done + k < n && k < MPQ__PACK_MAX &&
+               bytes + 4 + ((lens[done + k] + 3) & ~(size_t)3) <= q->max_msg)
+            bytes += 4 + ((lens[done + k++] + 3) & ~(size_t)3);
+        if (k >= 2) {
+            char *d = mpq__q_data(s);
+            uint32_t count = (uint32_t)k, off = 4, l;
+            for (i = 0; i < k; i++) {
+                l = (uint32_t)lens[done + i];
+                memcpy(d + off, &l, 4);
+                if (l) memcpy(d + off + 4, msgs[done + i], l);
+                off = mpq__q_rec_next(off, l);
+            }
+            memcpy(d, &count, 4);
+            if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, off, MPQ__PACKED)) != 0) break;
+            done += (int)k;
+        } else {
+            if (lens[done]) memcpy(mpq__q_data(s), msgs[done], lens[done]);
+            if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)lens[done], 0)) != 0) break;
+            done++;
+        }
+        if ((size_t)done == n) break;
         if (!(s = mpq__q_claim_put(q, me, start, &pos, &seen, &rc))) break;
     }
     return done ? done : rc;
@@ -2483,21 +2718,43 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
     uint32_t n = 0, me;
     size_t used = 0;
     int rc, done = 0;
+    mpq__qpk pk;
     if (!q || !lens || max_n == 0 || (!buf && cap)) return -EINVAL;
     if (max_n > INT_MAX) max_n = INT_MAX;
     me = mpq__self(&start);
-    s = mpq__q_take(q, cap, timeout_ms, me, start, &pos, &n, &rc);
+    s = mpq__q_take(q, cap, timeout_ms, me, start, &pos, &n, &pk, &rc);
     if (!s) {
         if (rc == -EMSGSIZE) lens[0] = n;
         return rc;
     }
     for (;;) {
-        if (n) memcpy((char *)buf + used, mpq__q_data(s), n);
-        if ((rc = mpq__q_free(q, s, mpq__q_lap(q, pos), me)) != 0) break;  /* copy may be torn */
-        lens[done++] = n;
-        used += n;
+        if (pk.count) {
+            /* A packed slot: its messages from the cursor on, as many as fit. */
+            uint32_t m = 0, off = pk.off, total = mpq__load32(&s->len, MPQ__RELAXED);
+            const char *r = pk.data;
+            size_t used0 = used;
+            for (;;) {
+                if (n) memcpy((char *)buf + used, r, n);
+                lens[done + (int)m++] = n;
+                used += n;
+                if ((size_t)done + m == max_n || MPQ__CUR_TAKEN(pk.cur) + m == pk.count) break;
+                off = mpq__q_rec_next(off, n);
+                if (!(r = mpq__q_rec(mpq__q_data(s), total, off, &n)) || n > cap - used) break;
+            }
+            if ((rc = mpq__q_unpack(q, s, pos, pk.cur, m, pk.count)) != 0) {
+                used = used0;                      /* the copies may be torn */
+                break;
+            }
+            done += (int)m;
+            if (MPQ__CUR_TAKEN(pk.cur) + m < pk.count) break;   /* the rest stays, in order */
+        } else {
+            if (n) memcpy((char *)buf + used, pk.data, n);
+            if ((rc = mpq__q_free(q, s, mpq__q_lap(q, pos), me)) != 0) break;  /* copy may be torn */
+            lens[done++] = n;
+            used += n;
+        }
         if ((size_t)done == max_n) break;
-        if (!(s = mpq__q_claim_get(q, me, start, cap - used, &pos, &seen, &n, &rc))) break;
+        if (!(s = mpq__q_claim_get(q, me, start, cap - used, &pos, &seen, &n, &pk, &rc))) break;
     }
     return done ? done : rc;
 }

@@ -754,6 +754,113 @@ static void test_queue_corrupt_length_is_refused(void)
     CHECK_OK(mpq_queue_detach(q));
 }
 
+/* --- packed batches ----------------------------------------------------------- */
+
+static void put_numbered(mpq_queue *q, int first, int n)
+{
+    const void *msgs[64];
+    size_t lens[64];
+    static char bufs[64][64];
+    int i;
+    for (i = 0; i < n; i++) {
+        lens[i] = (size_t)snprintf(bufs[i], sizeof bufs[i], "m%d", first + i) + (size_t)(i % 4);
+        msgs[i] = bufs[i];
+    }
+    CHECK_EQ(mpq_queue_put_batch(q, msgs, lens, (size_t)n, 0), n);
+}
+
+static void expect_numbered(const char *m, size_t len, int want)
+{
+    char exp[64];
+    size_t n = (size_t)snprintf(exp, sizeof exp, "m%d", want);
+    if (len < n || memcmp(m, exp, n) != 0)
+        mpqt_fail(__FILE__, __LINE__, "got '%.*s' (%zu bytes), expected m%d", (int)len, m, len, want);
+}
+
+/* A batch that fits in one slot travels packed: one slot, and every way
+   of taking its messages - get, peek/release, get_batch of fewer than
+   there are, a buffer too small - gets them all, in order, once. */
+static void test_queue_packed_batches(void)
+{
+    mpq_queue *q = new_queue(4, 1024);
+    char buf[1024];
+    size_t len, lens[64];
+    const void *m;
+    int i, n, next = 0;
+    put_numbered(q, 0, 40);
+    CHECK_EQ(mpq_queue_count(q), 1);                     /* one slot */
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    expect_numbered(buf, len, next++);
+    CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
+    expect_numbered((const char *)m, len, next++);
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);  /* the rest waits for it */
+    CHECK_ERR(mpq_queue_release(q, (const char *)m + 1), EINVAL);
+    CHECK_OK(mpq_queue_release(q, m));
+    CHECK_ERR(mpq_queue_release(q, m), EINVAL);          /* once */
+    CHECK_ERR(mpq_queue_get(q, buf, 2, &len, 0), EMSGSIZE);         /* stays */
+    CHECK_EQ(len, 2 + (size_t)(next % 4));
+    n = mpq_queue_get_batch(q, buf, sizeof buf, lens, 5, 0);
+    CHECK_EQ(n, 5);
+    for (i = 0, len = 0; i < n; len += lens[i], i++) expect_numbered(buf + len, lens[i], next++);
+    n = mpq_queue_get_batch(q, buf, 12, lens, 64, 0);    /* stops where it no longer fits */
+    CHECK(n >= 1 && n < 6);
+    for (i = 0, len = 0; i < n; len += lens[i], i++) expect_numbered(buf + len, lens[i], next++);
+    put_numbered(q, 40, 3);                               /* behind it, in order */
+    while (next < 43) {
+        n = mpq_queue_get_batch(q, buf, sizeof buf, lens, 64, 0);
+        CHECK(n >= 1);
+        for (i = 0, len = 0; i < n; len += lens[i], i++) expect_numbered(buf + len, lens[i], next++);
+    }
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+    CHECK_EQ(mpq_queue_count(q), 0);
+    /* Closed with part of a packed slot left: drained, then the end. */
+    put_numbered(q, 100, 3);
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    expect_numbered(buf, len, 101);
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* A process killed holding a message of a packed slot loses that one
+   message; the rest of its batch goes to others - a blocked get, and a
+   poller, whose descriptor turns readable. */
+static void test_queue_packed_dead_holder(void)
+{
+    mpq_queue *q = new_queue(4, 1024);
+    mpq_process p;
+    char buf[64];
+    size_t len;
+    int fd, round;
+    for (round = 0; round < 2; round++) {
+        put_numbered(q, 0, 3);
+        CHECK_OK(mpq_process_start(&p, peek_and_hang, q));
+        CHECK(mpqt_wait_sleeping(p.pid, 10000));
+        CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+        if (round == 1) {
+            fd = mpq_queue_fileno(q);
+            CHECK(fd >= 0);
+            CHECK(!mpqt_readable(fd, 0));
+        }
+        CHECK_OK(mpq_process_kill(&p, SIGKILL));
+        CHECK_OK(mpq_process_join(&p, 10000));
+        if (round == 1) {
+            /* The poller notices the dead holder itself (it never sleeps in
+               the queue): after its get, the descriptor is readable. */
+            CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+            CHECK(mpqt_readable(fd, 10000));
+        }
+        CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 10000));
+        expect_numbered(buf, len, 1);                    /* m0 died with it */
+        CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+        expect_numbered(buf, len, 2);
+        CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
+    }
+    CHECK_OK(mpq_queue_detach(q));
+}
+
 /* --- kill storm -------------------------------------------------------------- */
 
 enum { STORM_P = 2, STORM_C = 2, STORM_KILLS = 200 };
@@ -958,6 +1065,8 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_try_once_recovers_dead_holder, 30, 0),
     MPQT(test_queue_close_with_a_peek_out, 10, 0),
     MPQT(test_queue_corrupt_length_is_refused, 10, 0),
+    MPQT(test_queue_packed_batches, 10, 0),
+    MPQT(test_queue_packed_dead_holder, 30, 0),
     MPQT(test_queue_kill_storm, 180, 0),
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
