@@ -89,7 +89,8 @@
    >>history
 
      0.1.0  (2026-11)  shared-memory segments, robust mutex, processes, the
-                       lock-free queue, framed connections, the worker pool.
+                       lock-free queue, framed connections, the worker pool;
+                       segment layout 2: queues may hold packed batches.
 
    See the end of the file for the license.
 */
@@ -1134,7 +1135,7 @@ static void mpq__futex_wake(uint32_t *addr, int n)
 /* --- segments: every shared object mpq maps starts with this header ---- */
 
 #define MPQ__SEG_MAGIC   0x3153504dU   /* "MPS1" little-endian */
-#define MPQ__SEG_VERSION 1
+#define MPQ__SEG_VERSION 2   /* 2: queues may hold packed batches (1 cannot read them) */
 #define MPQ__SEG_HDR     64
 
 enum { MPQ__KIND_SHM = 1, MPQ__KIND_MUTEX = 2, MPQ__KIND_QUEUE = 3 };
@@ -1314,7 +1315,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
         h.magic = MPQ__SEG_MAGIC;
         rc = (i == sizeof h || h.check == mpq__seg_checksum(&h)) ? -EAGAIN : -EINVAL;
     } else if (h.magic != MPQ__SEG_MAGIC) rc = -EINVAL;
-    else if (h.version != MPQ__SEG_VERSION) rc = -EPROTO;
+    else if (h.version == 0 || h.version > MPQ__SEG_VERSION) rc = -EPROTO;  /* older: readable */
     else if (h.check != mpq__seg_checksum(&h)) rc = -EINVAL;
     else if (kind != MPQ__KIND_SHM && h.abi != mpq__abi()) rc = -EPROTO;  /* bytes are ABI-free */
     else if (h.hdr_size != MPQ__SEG_HDR || h.kind != (uint16_t)kind) rc = -EINVAL;
