@@ -349,12 +349,11 @@ MPQDEF int mpq_mutex_unlock(mpq_mutex *m);
    mpq_queue_peek/release read one in place; while a slot is held that way,
    consumers (or producers) behind it wait, so hold it briefly. Batches:
    mpq_queue_put_batch/get_batch move many messages per call, and
-   put_batch packs as many messages as fit in max_msg bytes (4 bytes per
-   message more, rounded to 4) into one slot: one claim for the lot, the
+   put_batch packs as many messages as fit in max_msg bytes into one slot: one claim for the lot, the
    bytes back to back - several times faster for small messages in a queue
-   whose max_msg leaves room. Consumers take such messages one by one (get,
-   peek) or many at once (get_batch) as any others; while one of them is
-   held by a peek, the rest of its batch waits for the release.
+   whose max_msg leaves room (4 bytes for the count, and 4 per message,
+   rounded up to 4). Consumers take such messages one by one (get, peek)
+   or many at once (get_batch) as any others; peek hands one out as a copy.
 
    mpq keeps one process-wide cache for the queue: this process's pid and
    start time, reset in forked children by a pthread_atfork handler.
@@ -445,10 +444,13 @@ MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf);
 /* Zero-copy get, step one: claims the oldest message and points *buf at
    it in the queue (*len bytes), waiting up to timeout_ms. Read it, then
    call mpq_queue_release from the same process soon: producers that wrap
-   around to this slot wait until then.
+   around to this slot wait until then. A message that put_batch packed
+   with others comes as a copy instead, already taken from the queue, so
+   the rest of its batch goes on (*buf is then 16-byte aligned; in place,
+   a message is 32-byte aligned).
    Returns 0, -EINVAL, -EPIPE (closed and drained), -EAGAIN, -ETIMEDOUT,
-   -EIO (as for get). Thread safety: any thread; the slot belongs to this
-   process. */
+   -EIO (as for get), -ENOMEM (no room for such a copy: the message stays).
+   Thread safety: any thread; the slot belongs to this process. */
 MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms);
 
 /* Frees the slot of a message from mpq_queue_peek.
@@ -1794,9 +1796,18 @@ struct mpq_queue {
     int        efd;         /* eventfd behind mpq_queue_fileno, or -1 */
     uint32_t   poll_pid;    /* the process that polls it, or 0     (relaxed) */
     mpq__qstuck stuck[2];   /* held slots seen by puts [0], gets [1]       */
+    struct mpq__qcopy *copies;  /* packed messages handed out by peek     */
+    uint32_t   copies_lock; /* pid of the process whose thread holds it   */
     int        supervised;  /* a dead reader's slot is left to
                                mpq__q_recover_readers (the pool's server) */
 };
+
+/* A packed message that peek handed out: a copy, so that no cursor stays
+   held while the caller reads (see "packed batches"). */
+typedef struct mpq__qcopy {
+    struct mpq__qcopy *next;
+    uint64_t           pad;    /* keeps the bytes after it 16-aligned */
+} mpq__qcopy;
 
 /* --- who we are, and whether another process is alive ----------------- */
 
@@ -2051,6 +2062,7 @@ typedef struct mpq__qpk {   /* what a claim found */
                                the held cursor to wait on, or 0           */
     uint32_t    count;      /* packed: messages in the slot; 0: not packed */
     uint32_t    off;        /* packed: offset of the message's length word */
+    uint32_t    total;      /* packed: the slot's bytes, checked           */
 } mpq__qpk;
 
 /* The message whose length word is at `off` in a packed slot's data of
@@ -2134,6 +2146,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
         if (st == mpq__st(lap, MPQ__FULL, 0)) {
             uint32_t n = mpq__load32(&s->len, MPQ__RELAXED);
             if (n > q->max_msg || n > cap) {
+                __atomic_thread_fence(MPQ__ACQUIRE);
                 if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;  /* not ours to judge */
                 *len = n;
                 *why = -EMSGSIZE;
@@ -2160,7 +2173,8 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
             if (count >= 2 && count <= MPQ__PACK_MAX && taken < count)
                 for (i = 0, r = mpq__q_rec(d, total, off, &n); r && i < taken; i++)
                     r = mpq__q_rec(d, total, off = mpq__q_rec_next(off, n), &n);
-            if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;   /* it moved on: again */
+            __atomic_thread_fence(MPQ__ACQUIRE);   /* the reads above come before ... */
+            if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;   /* ... this: moved on? */
             if (MPQ__CUR_LAP(cw) != (uint32_t)lap || count < 2 || count > MPQ__PACK_MAX ||
                 taken > count || (taken < count && !r)) {
                 *why = -EIO;                                         /* scribbled over */
@@ -2185,6 +2199,13 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
                 return NULL;
             }
             if (!mpq__cas64(&s->cursor, &cw, MPQ__CUR(lap, taken, me), MPQ__SEQ_CST)) continue;
+            if (mpq__load64(&s->state, MPQ__SEQ_CST) != st) {
+                /* The slot moved on under a stale look (2^32 laps, or a
+                   dropped slot's cursor): give the cursor back, look again. */
+                uint64_t mine = MPQ__CUR(lap, taken, me);
+                mpq__cas64(&s->cursor, &mine, cw, MPQ__SEQ_CST);
+                continue;
+            }
             mpq__store64(&s->owner, MPQ__OWNER(start, lap << 8 | taken, MPQ__READING), MPQ__RELEASE);
             *pos = t;
             *len = n;
@@ -2192,6 +2213,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
             pk->cur = MPQ__CUR(lap, taken, me);
             pk->count = count;
             pk->off = off;
+            pk->total = total;
             return s;
         } else if (st == mpq__st(lap, MPQ__FULL, MPQ__SKIPPED)) {
             if (mpq__cas64(&s->state, &st, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
@@ -2485,6 +2507,11 @@ MPQDEF int mpq_queue_open(mpq_queue **out, const char *name)
 MPQDEF int mpq_queue_detach(mpq_queue *q)
 {
     if (!q) return -EINVAL;
+    while (q->copies) {
+        mpq__qcopy *c = q->copies;
+        q->copies = c->next;
+        MPQ_FREE(c);
+    }
     munmap(q->base, q->length);
     if (q->efd >= 0) close(q->efd);
     MPQ_FREE(q);
@@ -2508,12 +2535,27 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     uint64_t seen = 0;
     for (;;) {
-        mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc);
+        mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc), *w;
+        uint64_t cw = 0;
         if (s || *rc != -EAGAIN) return s;
-        if (mpq__q_stuck(q, 0, mpq__q_slot(q, *pos), seen, 0, me)) continue;
+        w = mpq__q_slot(q, *pos);
+        if (seen == mpq__st(MPQ__ST_LAP(seen), MPQ__FULL, MPQ__PACKED)) {
+            /* Last lap's packed slot: all taken but its last taker died
+               before freeing it, or a message of it held (maybe by the dead). */
+            uint32_t count = 0;
+            cw = mpq__load64(&w->cursor, MPQ__ACQUIRE);
+            memcpy(&count, mpq__q_data(w), 4);
+            if (MPQ__CUR_LAP(cw) == (uint32_t)MPQ__ST_LAP(seen) && MPQ__CUR_TAKEN(cw) >= count &&
+                mpq__load64(&w->state, MPQ__SEQ_CST) == seen) {
+                mpq__q_pack_free(q, w, mpq__q_pos_of(q, w, MPQ__ST_LAP(seen)));
+                continue;
+            }
+            if (MPQ__CUR_PID(cw) == 0) cw = 0;
+        }
+        if (mpq__q_stuck(q, 0, w, seen, cw, me)) continue;
         if (timeout_ms == 0) return NULL;
-        *rc = mpq__q_wait(q, &q->h->space_ec, &mpq__q_slot(q, *pos)->state, seen, MPQ__HELD(seen),
-                          deadline, 1);
+        *rc = cw ? mpq__q_wait(q, &q->h->space_ec, &w->cursor, cw, 2, deadline, 1)
+                 : mpq__q_wait(q, &q->h->space_ec, &w->state, seen, MPQ__HELD(seen), deadline, 1);
         if (*rc != 0) return NULL;
     }
 }
@@ -2625,6 +2667,20 @@ MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf)
     return mpq__q_publish(q, s, lap, me, 0, MPQ__SKIPPED);
 }
 
+/* The list of peek copies is guarded by a lock word holding the pid of the
+   process whose thread holds it: one not ours is a thread that did not
+   survive fork, and the lock is taken over. */
+static void mpq__q_copies_lock(mpq_queue *q, uint32_t me)
+{
+    for (;;) {
+        uint32_t cur = mpq__load32(&q->copies_lock, MPQ__RELAXED);
+        if (cur == me) sched_yield();
+        else if (mpq__cas32(&q->copies_lock, &cur, me, MPQ__ACQUIRE)) return;
+    }
+}
+
+static void mpq__q_copies_unlock(mpq_queue *q) { mpq__store32(&q->copies_lock, 0, MPQ__RELEASE); }
+
 MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms)
 {
     mpq__qslot *s;
@@ -2632,10 +2688,34 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
     uint32_t n = 0, me;
     int rc;
     mpq__qpk pk;
+    mpq__qcopy *c;
     if (!q || !buf || !len) return -EINVAL;
     me = mpq__self(&start);
     if (!(s = mpq__q_take(q, (size_t)-1, timeout_ms, me, start, &pos, &n, &pk, &rc))) return rc;
-    *buf = pk.data;
+    if (!pk.count) {
+        *buf = pk.data;
+        *len = n;
+        return 0;
+    }
+    /* A packed message: handed out as a copy, taken from the queue now, so
+       that the rest of its batch need not wait for the release. */
+    if (!(c = (mpq__qcopy *)MPQ_MALLOC(sizeof *c + (n ? n : 1)))) {
+        uint64_t held = pk.cur;   /* it stays in the queue */
+        mpq__cas64(&s->cursor, &held, MPQ__CUR(mpq__q_lap(q, pos), MPQ__CUR_TAKEN(pk.cur), 0),
+                   MPQ__SEQ_CST);
+        mpq__q_signal_data(q);
+        return -ENOMEM;
+    }
+    if (n) memcpy(c + 1, pk.data, n);
+    if ((rc = mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count)) != 0) {
+        MPQ_FREE(c);
+        return rc;
+    }
+    mpq__q_copies_lock(q, me);
+    c->next = q->copies;
+    q->copies = c;
+    mpq__q_copies_unlock(q);
+    *buf = c + 1;
     *len = n;
     return 0;
 }
@@ -2643,27 +2723,24 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
 MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
 {
     mpq__qslot *s;
-    uint64_t lap, start, st, cw;
-    uint32_t me, count = 0, taken, total, n = 0, off = 4, i;
-    const char *b = (const char *)buf, *r;
+    mpq__qcopy **pp, *c = NULL;
+    uint64_t lap;
+    uint32_t me;
     if (!q) return -EINVAL;
     if ((s = mpq__q_held(q, buf, MPQ__READING, &lap, &me)) != NULL) return mpq__q_free(q, s, lap, me);
-    /* A message of a packed slot whose cursor this process holds? */
-    if (!b || b < q->slots + sizeof(mpq__qslot)) return -EINVAL;
-    s = (mpq__qslot *)(q->slots + (size_t)(b - q->slots) / q->stride * q->stride);
-    if ((size_t)(b - q->slots) / q->stride > q->mask) return -EINVAL;
-    me = mpq__self(&start);
-    st = mpq__load64(&s->state, MPQ__ACQUIRE);
-    cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
-    lap = MPQ__ST_LAP(st);
-    taken = MPQ__CUR_TAKEN(cw);
-    if (st != mpq__st(lap, MPQ__FULL, MPQ__PACKED) || cw != MPQ__CUR(lap, taken, me)) return -EINVAL;
-    total = mpq__load32(&s->len, MPQ__RELAXED);
-    memcpy(&count, mpq__q_data(s), 4);
-    for (i = 0, r = mpq__q_rec(mpq__q_data(s), total, off, &n); r && i < taken; i++)
-        r = mpq__q_rec(mpq__q_data(s), total, off = mpq__q_rec_next(off, n), &n);
-    if (r != b) return -EINVAL;
-    return mpq__q_unpack(q, s, mpq__q_pos_of(q, s, lap), cw, 1, count);
+    if (!buf) return -EINVAL;
+    me = mpq__self(&lap);
+    mpq__q_copies_lock(q, me);
+    for (pp = &q->copies; *pp; pp = &(*pp)->next)
+        if ((const void *)(*pp + 1) == buf) {
+            c = *pp;
+            *pp = c->next;
+            break;
+        }
+    mpq__q_copies_unlock(q);
+    if (!c) return -EINVAL;
+    MPQ_FREE(c);
+    return 0;
 }
 
 MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size_t *lens,
@@ -2685,7 +2762,7 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
     for (;;) {
         /* As many of the next messages as fit in one slot travel packed. */
         size_t k = 0, bytes = 4;
-        while ((size_t)done + k < n && k < MPQ__PACK_MAX &&
+        while (!q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
                bytes + 4 + ((lens[done + k] + 3) & ~(size_t)3) <= q->max_msg)
             bytes += 4 + ((lens[done + k++] + 3) & ~(size_t)3);
         if (k >= 2) {
@@ -2731,7 +2808,7 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
     for (;;) {
         if (pk.count) {
             /* A packed slot: its messages from the cursor on, as many as fit. */
-            uint32_t m = 0, off = pk.off, total = mpq__load32(&s->len, MPQ__RELAXED);
+            uint32_t m = 0, off = pk.off, total = pk.total;
             const char *r = pk.data;
             size_t used0 = used;
             for (;;) {

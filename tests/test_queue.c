@@ -791,12 +791,20 @@ static void test_queue_packed_batches(void)
     CHECK_EQ(mpq_queue_count(q), 1);                     /* one slot */
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     expect_numbered(buf, len, next++);
-    CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
-    expect_numbered((const char *)m, len, next++);
-    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);  /* the rest waits for it */
-    CHECK_ERR(mpq_queue_release(q, (const char *)m + 1), EINVAL);
-    CHECK_OK(mpq_queue_release(q, m));
-    CHECK_ERR(mpq_queue_release(q, m), EINVAL);          /* once */
+    {   /* peek hands packed messages out as copies: two at once, released
+           in any order, nobody waiting for them */
+        const void *m2;
+        size_t len2;
+        CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
+        CHECK_OK(mpq_queue_peek(q, &m2, &len2, 0));
+        CHECK((uintptr_t)m % 16 == 0 && (uintptr_t)m2 % 16 == 0);
+        expect_numbered((const char *)m, len, next++);
+        expect_numbered((const char *)m2, len2, next++);
+        CHECK_ERR(mpq_queue_release(q, (const char *)m + 1), EINVAL);
+        CHECK_OK(mpq_queue_release(q, m2));
+        CHECK_OK(mpq_queue_release(q, m));
+        CHECK_ERR(mpq_queue_release(q, m), EINVAL);      /* once */
+    }
     CHECK_ERR(mpq_queue_get(q, buf, 2, &len, 0), EMSGSIZE);         /* stays */
     CHECK_EQ(len, 2 + (size_t)(next % 4));
     n = mpq_queue_get_batch(q, buf, sizeof buf, lens, 5, 0);
@@ -824,6 +832,19 @@ static void test_queue_packed_batches(void)
     CHECK_OK(mpq_queue_detach(q));
 }
 
+/* Holds the cursor of the packed slot at the tail (as a get does while it
+   copies) and hangs there. */
+static int claim_packed_and_hang(void *arg)
+{
+    mpq_queue *q = (mpq_queue *)arg;
+    uint64_t start, pos, seen;
+    uint32_t n, me = mpq__self(&start);
+    mpq__qpk pk;
+    int rc;
+    if (!mpq__q_claim_get(q, me, start, 1024, &pos, &seen, &n, &pk, &rc) || !pk.count) return 1;
+    for (;;) pause();
+}
+
 /* A process killed holding a message of a packed slot loses that one
    message; the rest of its batch goes to others - a blocked get, and a
    poller, whose descriptor turns readable. */
@@ -836,7 +857,7 @@ static void test_queue_packed_dead_holder(void)
     int fd, round;
     for (round = 0; round < 2; round++) {
         put_numbered(q, 0, 3);
-        CHECK_OK(mpq_process_start(&p, peek_and_hang, q));
+        CHECK_OK(mpq_process_start(&p, claim_packed_and_hang, q));
         CHECK(mpqt_wait_sleeping(p.pid, 10000));
         CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
         if (round == 1) {
@@ -858,6 +879,35 @@ static void test_queue_packed_dead_holder(void)
         expect_numbered(buf, len, 2);
         CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
     }
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* Producers that wrap around to last lap's packed slot move it on when
+   what is left of it is dead: a holder killed on its last message, or a
+   last taker that died before freeing it. */
+static void test_queue_packed_slot_recovered_by_put(void)
+{
+    mpq_queue *q = new_queue(1, 1024);
+    mpq_process p;
+    mpq__qslot *s = mpq__q_slot(q, 0);
+    char buf[64];
+    size_t len;
+    put_numbered(q, 0, 2);
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK_OK(mpq_process_start(&p, claim_packed_and_hang, q));   /* holds m1, the last */
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    CHECK_ERR(mpq_queue_put(q, "x", 1, 0), EAGAIN);
+    CHECK_OK(mpq_process_kill(&p, SIGKILL));
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_OK(mpq_queue_put(q, "x", 1, 10000));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 1 && buf[0] == 'x');
+    /* All taken, never freed: the next put frees it. */
+    put_numbered(q, 0, 2);
+    mpq__store64(&s->cursor, MPQ__CUR(mpq__q_lap(q, 2), 2, 0), MPQ__SEQ_CST);
+    CHECK_OK(mpq_queue_put(q, "y", 1, 10000));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 1 && buf[0] == 'y');
     CHECK_OK(mpq_queue_detach(q));
 }
 
@@ -1067,6 +1117,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_corrupt_length_is_refused, 10, 0),
     MPQT(test_queue_packed_batches, 10, 0),
     MPQT(test_queue_packed_dead_holder, 30, 0),
+    MPQT(test_queue_packed_slot_recovered_by_put, 30, 0),
     MPQT(test_queue_kill_storm, 180, 0),
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
