@@ -1137,14 +1137,16 @@ static void mpq__futex_wake(uint32_t *addr, int n)
 /* --- segments: every shared object mpq maps starts with this header ---- */
 
 #define MPQ__SEG_MAGIC   0x3153504dU   /* "MPS1" little-endian */
-#define MPQ__SEG_VERSION 2   /* 2: queues may hold packed batches (1 cannot read them) */
+#define MPQ__SEG_VERSION 1   /* shm and mutex segments */
+#define MPQ__SEG_VERSION_QUEUE 2   /* 2: queues may hold packed batches (1 cannot read them) */
+#define MPQ__SEG_VERSION_OF(kind) ((kind) == MPQ__KIND_QUEUE ? MPQ__SEG_VERSION_QUEUE : MPQ__SEG_VERSION)
 #define MPQ__SEG_HDR     64
 
 enum { MPQ__KIND_SHM = 1, MPQ__KIND_MUTEX = 2, MPQ__KIND_QUEUE = 3 };
 
 typedef struct mpq__seg {
     uint32_t magic;      /* MPQ__SEG_MAGIC, stored last with release order  */
-    uint16_t version;    /* layout version: MPQ__SEG_VERSION                */
+    uint16_t version;    /* layout version: MPQ__SEG_VERSION_OF(kind)       */
     uint16_t kind;       /* MPQ__KIND_*                                     */
     uint32_t hdr_size;   /* MPQ__SEG_HDR                                    */
     uint32_t abi;        /* pointer size, mutex size, libc: see mpq__abi    */
@@ -1246,7 +1248,7 @@ static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode
     /* Everything but the magic now; mpq__seg_publish stores it last. */
     memset(&h, 0, sizeof h);
     h.magic = MPQ__SEG_MAGIC;
-    h.version = MPQ__SEG_VERSION;
+    h.version = (uint16_t)MPQ__SEG_VERSION_OF(kind);
     h.kind = (uint16_t)kind;
     h.hdr_size = MPQ__SEG_HDR;
     h.abi = mpq__abi();
@@ -1317,7 +1319,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
         h.magic = MPQ__SEG_MAGIC;
         rc = (i == sizeof h || h.check == mpq__seg_checksum(&h)) ? -EAGAIN : -EINVAL;
     } else if (h.magic != MPQ__SEG_MAGIC) rc = -EINVAL;
-    else if (h.version == 0 || h.version > MPQ__SEG_VERSION) rc = -EPROTO;  /* older: readable */
+    else if (h.version == 0 || h.version > MPQ__SEG_VERSION_OF(kind)) rc = -EPROTO;  /* older: readable */
     else if (h.check != mpq__seg_checksum(&h)) rc = -EINVAL;
     else if (kind != MPQ__KIND_SHM && h.abi != mpq__abi()) rc = -EPROTO;  /* bytes are ABI-free */
     else if (h.hdr_size != MPQ__SEG_HDR || h.kind != (uint16_t)kind) rc = -EINVAL;
@@ -1781,7 +1783,7 @@ typedef char mpq__assert_qhdr[sizeof(mpq__qhdr) == 320 ? 1 : -1];
    thread is inside (a pid not ours is a thread that did not survive fork). */
 typedef struct mpq__qstuck {
     uint32_t lock;
-    uint32_t pad;
+    uint32_t cur;       /* st is a packed slot's cursor, not a state */
     uint64_t st, first, check;
 } mpq__qstuck;
 
@@ -1798,6 +1800,7 @@ struct mpq_queue {
     mpq__qstuck stuck[2];   /* held slots seen by puts [0], gets [1]       */
     struct mpq__qcopy *copies;  /* packed messages handed out by peek     */
     uint32_t   copies_lock; /* pid of the process whose thread holds it   */
+    int        packs;       /* put_batch may pack (a layout-2 segment)  */
     int        supervised;  /* a dead reader's slot is left to
                                mpq__q_recover_readers (the pool's server) */
 };
@@ -1806,8 +1809,9 @@ struct mpq_queue {
    held while the caller reads (see "packed batches"). */
 typedef struct mpq__qcopy {
     struct mpq__qcopy *next;
-    uint64_t           pad;    /* keeps the bytes after it 16-aligned */
+    unsigned char      pad[16 - sizeof(void *)];   /* the bytes after it stay 16-aligned */
 } mpq__qcopy;
+typedef char mpq__assert_qcopy[sizeof(mpq__qcopy) == 16 ? 1 : -1];
 
 /* --- who we are, and whether another process is alive ----------------- */
 
@@ -2022,7 +2026,7 @@ static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me
         rc = -EPIPE;
     }
     if (mark != MPQ__SKIPPED) mpq__store32(&s->len, len, MPQ__RELAXED);
-    if (mark == MPQ__PACKED) mpq__store64(&s->cursor, MPQ__CUR(lap, 0, 0), MPQ__RELAXED);
+    if (mark == MPQ__PACKED) mpq__store64(&s->cursor, MPQ__CUR(lap, 0, 0), MPQ__RELEASE);
     if (!mpq__cas64(&s->state, &held, mpq__st(lap, MPQ__FULL, mark), MPQ__SEQ_CST))
         return -EOWNERDEAD;
     mpq__q_signal_data(q);
@@ -2300,8 +2304,9 @@ static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, ui
     cur = mpq__load32(&k->lock, MPQ__RELAXED);
     if (cur == me || !mpq__cas32(&k->lock, &cur, me, MPQ__ACQUIRE)) return 0;
     now = mpq__boot_ns();
-    if (k->st != key) {
+    if (k->st != key || k->cur != (cw != 0)) {
         k->st = key;
+        k->cur = cw != 0;
         k->first = now;
         k->check = now;
     } else if (now - k->check >= (uint64_t)MPQ__STUCK_MS * 1000000u) {
@@ -2435,6 +2440,9 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
     q->max_msg = h->max_msg;
     q->spin = MPQ__SPIN_MIN;
     q->efd = efd;
+    /* A layout-1 queue (made by an older mpq.h) may have readers that
+       cannot take packed slots. */
+    q->packs = ((const mpq__seg *)base)->version >= 2;
     *out = q;
     return 0;
 }
@@ -2545,8 +2553,9 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
             uint32_t count = 0;
             cw = mpq__load64(&w->cursor, MPQ__ACQUIRE);
             memcpy(&count, mpq__q_data(w), 4);
-            if (MPQ__CUR_LAP(cw) == (uint32_t)MPQ__ST_LAP(seen) && MPQ__CUR_TAKEN(cw) >= count &&
-                mpq__load64(&w->state, MPQ__SEQ_CST) == seen) {
+            __atomic_thread_fence(MPQ__ACQUIRE);
+            if (MPQ__CUR_LAP(cw) == (uint32_t)MPQ__ST_LAP(seen) && count >= 2 && count <= MPQ__PACK_MAX &&
+                MPQ__CUR_TAKEN(cw) == count && mpq__load64(&w->state, MPQ__SEQ_CST) == seen) {
                 mpq__q_pack_free(q, w, mpq__q_pos_of(q, w, MPQ__ST_LAP(seen)));
                 continue;
             }
@@ -2701,6 +2710,9 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
        that the rest of its batch need not wait for the release. */
     if (!(c = (mpq__qcopy *)MPQ_MALLOC(sizeof *c + (n ? n : 1)))) {
         uint64_t held = pk.cur;   /* it stays in the queue */
+        /* Our owner tag would fit the next claimant of this message too:
+           start 0 makes the dead check ignore it. */
+        mpq__store64(&s->owner, 0, MPQ__RELEASE);
         mpq__cas64(&s->cursor, &held, MPQ__CUR(mpq__q_lap(q, pos), MPQ__CUR_TAKEN(pk.cur), 0),
                    MPQ__SEQ_CST);
         mpq__q_signal_data(q);
@@ -2762,7 +2774,7 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
     for (;;) {
         /* As many of the next messages as fit in one slot travel packed. */
         size_t k = 0, bytes = 4;
-        while (!q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
+        while (q->packs && !q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
                bytes + 4 + ((lens[done + k] + 3) & ~(size_t)3) <= q->max_msg)
             bytes += 4 + ((lens[done + k++] + 3) & ~(size_t)3);
         if (k >= 2) {

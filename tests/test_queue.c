@@ -911,6 +911,35 @@ static void test_queue_packed_slot_recovered_by_put(void)
     CHECK_OK(mpq_queue_detach(q));
 }
 
+/* A queue made by an older mpq.h (segment layout 1) may have readers that
+   cannot take packed slots: batches put through a handle of it are not
+   packed. A newer layout than this code knows is refused. */
+static void test_queue_layout_versions(void)
+{
+    char name[64];
+    mpq_queue *q, *o;
+    mpq__seg *h;
+    mpq_queue_config c;
+    memset(&c, 0, sizeof c);
+    c.name = mpqt_name(name, sizeof name, "ver");
+    CHECK_OK(mpq_queue_create(&q, &c));
+    h = (mpq__seg *)q->base;
+    CHECK_EQ(h->version, 2);
+    h->version = 1;
+    h->check = mpq__seg_checksum(h);
+    CHECK_OK(mpq_queue_open(&o, name));
+    put_numbered(o, 0, 5);
+    CHECK_EQ(mpq_queue_count(o), 5);                     /* one slot each */
+    put_numbered(q, 5, 5);                               /* the creator's handle packed */
+    CHECK_EQ(mpq_queue_count(o), 6);
+    CHECK_OK(mpq_queue_detach(o));
+    h->version = 3;
+    h->check = mpq__seg_checksum(h);
+    CHECK_ERR(mpq_queue_open(&o, name), EPROTO);
+    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_shm_unlink(name));
+}
+
 /* --- kill storm -------------------------------------------------------------- */
 
 enum { STORM_P = 2, STORM_C = 2, STORM_KILLS = 200 };
@@ -1118,6 +1147,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_packed_batches, 10, 0),
     MPQT(test_queue_packed_dead_holder, 30, 0),
     MPQT(test_queue_packed_slot_recovered_by_put, 30, 0),
+    MPQT(test_queue_layout_versions, 10, 0),
     MPQT(test_queue_kill_storm, 180, 0),
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
