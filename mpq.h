@@ -453,9 +453,10 @@ MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf);
    Thread safety: any thread; the slot belongs to this process. */
 MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms);
 
-/* Frees the slot of a message from mpq_queue_peek.
-   Returns 0, -EINVAL (buf is not a slot this process is reading -
-   including one taken from it), -EOWNERDEAD (as for get).
+/* Frees the slot of a message from mpq_queue_peek (or the copy peek made
+   of a packed message). Returns 0, -EINVAL (buf is not a message this
+   handle's process is reading - including one taken from it - nor a copy
+   this handle made and has not freed), -EOWNERDEAD (as for get).
    Thread safety: any thread of the process that peeked, once per peek. */
 MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf);
 
@@ -1040,6 +1041,17 @@ static inline void mpq__cpu_relax(void)
 
 /* errno of the last failing libc call, as a negative value (never 0). */
 static int mpq__err(void) { return errno > 0 ? -errno : -EIO; }
+
+/* Whether fd polls readable within timeout_ms (0: look once; an EINTR
+   counts as not yet): 1 or 0. */
+static int mpq__readable(int fd, int timeout_ms)
+{
+    struct pollfd p;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms) == 1;
+}
 
 /* --- time: CLOCK_MONOTONIC nanoseconds and deadlines ------------------- */
 
@@ -1870,12 +1882,7 @@ static int mpq__pid_exited(uint32_t pid)
 #if defined(SYS_pidfd_open)
     int fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
     if (fd >= 0) {
-        struct pollfd p;
-        int exited;
-        p.fd = fd;
-        p.events = POLLIN;
-        p.revents = 0;
-        exited = poll(&p, 1, 0) == 1;
+        int exited = mpq__readable(fd, 0);
         close(fd);
         return exited;
     }
@@ -2284,11 +2291,7 @@ static int mpq__q_cursor_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, ui
     if (!mpq__claimant_dead(s, mpq__st(lap << 8 | taken, MPQ__READING, MPQ__CUR_PID(cw)), first))
         return 0;
     memcpy(&count, mpq__q_data(s), 4);   /* checked when the cursor was taken */
-    if (mpq__cas64(&s->cursor, &cw, MPQ__CUR(lap, taken + 1, 0), MPQ__SEQ_CST)) {
-        /* the dead get's message is lost; the others stay */
-        if (taken + 1 >= count) mpq__q_pack_free(q, s, mpq__q_pos_of(q, s, lap));
-        else mpq__q_signal_data(q);
-    }
+    mpq__q_unpack(q, s, mpq__q_pos_of(q, s, lap), cw, 1, count);   /* its message is lost */
     return 1;
 }
 
@@ -2412,10 +2415,8 @@ static void mpq__q_rearm(mpq_queue *q, uint32_t me)
         if (MPQ__CUR_PID(cw) != 0) {
             writing = 1;
             if (mpq__pid_exited(MPQ__CUR_PID(cw)) && MPQ__CUR_LAP(cw) == (uint32_t)lap &&
-                mpq__cas64(&s->cursor, &cw, MPQ__CUR(lap, MPQ__CUR_TAKEN(cw) + 1, 0), MPQ__SEQ_CST)) {
-                if (MPQ__CUR_TAKEN(cw) + 1 >= count) mpq__q_pack_free(q, s, t);
+                mpq__q_unpack(q, s, t, cw, 1, count) == 0)
                 writing = 0;
-            }
         }
     }
     if ((MPQ__ST_PHASE(st) == MPQ__FULL && MPQ__ST_LAP(st) == lap && !writing) ||
@@ -3657,12 +3658,7 @@ MPQDEF int mpq_process_join(mpq_process *p, int timeout_ms)
         if (timeout_ms == 0) return -EAGAIN;
         if (deadline >= 0 && mpq__now_ns() >= deadline) return -ETIMEDOUT;
         if (p->pidfd__ >= 0) {
-            /* The pidfd becomes readable when the child exits. */
-            struct pollfd pfd;
-            pfd.fd = p->pidfd__;
-            pfd.events = POLLIN;
-            pfd.revents = 0;
-            poll(&pfd, 1, mpq__remaining_ms(deadline));
+            mpq__readable(p->pidfd__, mpq__remaining_ms(deadline));  /* readable once it exits */
         } else {
             /* No pidfd (Linux < 5.3): poll with a growing pause. */
             struct timespec ts;
@@ -4083,13 +4079,8 @@ static void mpq__pool_tell(mpq__psrv *s, uint32_t entry, uint32_t gen, int error
     r.gen = gen;
     r.error = error;
     r.len = 0;
-    while (mpq_queue_put(s->p->results, &r, sizeof r, MPQ__POOL_SLICE_MS) == -ETIMEDOUT) {
-        struct pollfd pf;
-        pf.fd = s->p->cmd[0];
-        pf.events = POLLIN;
-        pf.revents = 0;
-        if (getppid() != s->p->parent || poll(&pf, 1, 0) != 0) mpq__pool_stop(s, 0);
-    }
+    while (mpq_queue_put(s->p->results, &r, sizeof r, MPQ__POOL_SLICE_MS) == -ETIMEDOUT)
+        if (getppid() != s->p->parent || mpq__readable(s->p->cmd[0], 0)) mpq__pool_stop(s, 0);
 }
 
 static void mpq__pool_orphan(void *ctx, const void *msg, uint32_t len)
@@ -4433,13 +4424,7 @@ static int mpq__pool_server_gone(mpq_pool *p)
 {
     siginfo_t si;
     if (mpq__load32(&p->joined, MPQ__ACQUIRE)) return 1;   /* its pid may be reused */
-    if (p->server_fd >= 0) {
-        struct pollfd pf;
-        pf.fd = p->server_fd;
-        pf.events = POLLIN;
-        pf.revents = 0;
-        return poll(&pf, 1, 0) == 1;
-    }
+    if (p->server_fd >= 0) return mpq__readable(p->server_fd, 0);
     memset(&si, 0, sizeof si);
     if (waitid(P_PID, (id_t)p->server.pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) return 1;
     return si.si_pid != 0;
@@ -4743,11 +4728,7 @@ static int mpq__pool_wait_server(mpq_pool *p, int64_t deadline)
         if (left == 0) return -ETIMEDOUT;
         if (left < 0 || left > MPQ__POOL_SLICE_MS) left = MPQ__POOL_SLICE_MS;
         if (p->server_fd >= 0) {
-            struct pollfd pf;
-            pf.fd = p->server_fd;
-            pf.events = POLLIN;
-            pf.revents = 0;
-            poll(&pf, 1, left);
+            mpq__readable(p->server_fd, left);
         } else {
             struct timespec ts;
             ts.tv_sec = 0;
