@@ -75,6 +75,57 @@ static void test_queue_basic(void)
     CHECK_OK(mpq_queue_detach(q));
 }
 
+/* Every length from 0 to 300 goes through put/get and through packed
+   put_batch/get_batch byte for byte. Sources and destinations are heap
+   blocks of exactly the message's size, so under ASan a copy that touched
+   one byte outside [0, len) fails. */
+static unsigned char pattern(size_t len, size_t k) { return (unsigned char)(len * 7u + k * 13u + 1u); }
+
+static void test_queue_every_length(void)
+{
+    enum { MAX = 300, BATCH = 8 };
+    mpq_queue *q = new_queue(8, 4096);
+    size_t len, k, got;
+    for (len = 0; len <= MAX; len++) {
+        unsigned char *src = (unsigned char *)malloc(len ? len : 1), *dst = (unsigned char *)malloc(len ? len : 1);
+        for (k = 0; k < len; k++) src[k] = pattern(len, k);
+        memset(dst, 0xee, len ? len : 1);
+        CHECK_OK(mpq_queue_put(q, src, len, 0));
+        got = 12345;
+        CHECK_OK(mpq_queue_get(q, dst, len, &got, 0));
+        CHECK_EQ(got, len);
+        CHECK(len == 0 || memcmp(src, dst, len) == 0);
+        free(src);
+        free(dst);
+    }
+    /* Batches of BATCH consecutive lengths, packed into one slot. */
+    for (len = 0; len + BATCH <= MAX; len += 3) {
+        const void *msgs[BATCH];
+        size_t lens[BATCH], out[BATCH], total = 0, off = 0;
+        unsigned char *dst;
+        int i;
+        for (i = 0; i < BATCH; i++) {
+            unsigned char *m = (unsigned char *)malloc(len + (size_t)i + 1);
+            lens[i] = len + (size_t)i;
+            for (k = 0; k < lens[i]; k++) m[k] = pattern(lens[i], k);
+            msgs[i] = m;
+            total += lens[i];
+        }
+        dst = (unsigned char *)malloc(total ? total : 1);
+        CHECK_EQ(mpq_queue_put_batch(q, msgs, lens, BATCH, 0), BATCH);
+        CHECK_EQ(mpq_queue_count(q), 1);    /* they travelled packed */
+        CHECK_EQ(mpq_queue_get_batch(q, dst, total, out, BATCH, 0), BATCH);
+        for (i = 0; i < BATCH; i++) {
+            CHECK_EQ(out[i], lens[i]);
+            CHECK(lens[i] == 0 || memcmp(dst + off, msgs[i], lens[i]) == 0);
+            off += lens[i];
+            free((void *)msgs[i]);
+        }
+        free(dst);
+    }
+    CHECK_OK(mpq_queue_detach(q));
+}
+
 static void test_queue_bad_input(void)
 {
     mpq_queue *q;
@@ -1129,6 +1180,7 @@ static void test_queue_open_rejects_bad_segments(void)
 
 static const mpqt_case cases[] = {
     MPQT(test_queue_basic, 10, 0),
+    MPQT(test_queue_every_length, 20, 0),
     MPQT(test_queue_bad_input, 10, 0),
     MPQT(test_queue_close, 20, 0),
     MPQT(test_queue_mpmc_exactly_once_fifo, 120, 0),
