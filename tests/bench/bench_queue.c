@@ -12,7 +12,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-enum { SMALL = 64, BIG = 65536, BATCH = 32, RTT_SAMPLES = 20000 };
+enum { SMALL = 64, BIG = 65536, BATCH = 32, RTT_RUNS = 5, RTT_SAMPLES = 4000 };
 
 /* --- transports behind one interface --------------------------------------- */
 
@@ -193,40 +193,129 @@ static double tput3(int kind, int socket, size_t msg, int producers, long n)
 }
 
 /* Round trips of 64-byte messages: this process sends on `a`, an echo
-   process answers on `b`. Median and 99th percentile in ns. */
+   process answers on `b`. Median and 99th percentile in ns, over RTT_RUNS
+   runs with fresh channels and processes: the round trip settles into one
+   of a few levels for a whole run (which one varies from run to run, for
+   the bare ring below as well), so one run alone would report one level. */
 static void round_trip(int kind, int socket, double *median, double *p99)
 {
-    static double v[RTT_SAMPLES];
+    static double v[RTT_RUNS * RTT_SAMPLES];
     static char buf[SMALL];
-    chan a = chan_open(kind, SMALL, socket), b = chan_open(kind, SMALL, socket);
-    pid_t pid;
-    int i;
-    if (kind == 3 && socket) {  /* one duplex socket: each side uses its own end */
-        close(b.rfd); close(b.wfd);
-        b = a;
-    }
-    pid = fork();
-    if (pid == 0) {
-        bench_pin(1);
-        for (i = 0; i < RTT_SAMPLES + 1000; i++) {
-            if (kind == 3 && socket) { xread(a.wfd, buf, SMALL); xwrite(a.wfd, buf, SMALL); }
-            else { chan_recv(&a, buf, 1); chan_send(&b, buf, 1); }
+    int i, run;
+    for (run = 0; run < RTT_RUNS; run++) {
+        chan a = chan_open(kind, SMALL, socket), b = chan_open(kind, SMALL, socket);
+        double *out = v + run * RTT_SAMPLES;
+        pid_t pid;
+        if (kind == 3 && socket) {  /* one duplex socket: each side uses its own end */
+            close(b.rfd); close(b.wfd);
+            b = a;
         }
+        pid = fork();
+        if (pid == 0) {
+            bench_pin(1);
+            for (i = 0; i < RTT_SAMPLES + 1000; i++) {
+                if (kind == 3 && socket) { xread(a.wfd, buf, SMALL); xwrite(a.wfd, buf, SMALL); }
+                else { chan_recv(&a, buf, 1); chan_send(&b, buf, 1); }
+            }
+            _exit(0);
+        }
+        bench_pin(0);
+        for (i = 0; i < RTT_SAMPLES + 1000; i++) {
+            double t0 = bench_now();
+            if (kind == 3 && socket) { xwrite(a.rfd, buf, SMALL); xread(a.rfd, buf, SMALL); }
+            else { chan_send(&a, buf, 1); chan_recv(&b, buf, 1); }
+            if (i >= 1000) out[i - 1000] = (bench_now() - t0) * 1e9;  /* after a warm-up */
+        }
+        waitpid(pid, NULL, 0);
+        bench_unpin();
+        chan_close(&a);
+        if (!(kind == 3 && socket)) chan_close(&b);
+    }
+    *median = bench_median(v, RTT_RUNS * RTT_SAMPLES);
+    *p99 = v[RTT_RUNS * RTT_SAMPLES * 99 / 100];
+}
+
+/* --- the bare ring: what the queue's protocol costs ------------------------
+
+   One producer and one consumer process, the queue's slot size (128 bytes
+   for 64-byte messages), a sequence word per slot, and nothing else: no
+   claims (so one producer and one consumer only), no recovery of a killed
+   process, no sleeping (both spin), no close. What any shared-memory queue
+   of this layout can reach on this machine; the queue pays for being
+   multi-producer, multi-consumer, crash-proof and blocking. */
+
+enum { RING = 1024, RING_STRIDE = 128 };
+
+static void ring_pass(char *ring, long i, int put, char *buf)
+{
+    char *s = ring + (size_t)(i % RING) * RING_STRIDE;
+    uint64_t *seq = (uint64_t *)s, want = put ? (uint64_t)i : (uint64_t)i + 1;
+    while (__atomic_load_n(seq, __ATOMIC_ACQUIRE) != want) mpq__cpu_relax();
+    if (put) memcpy(s + 32, buf, SMALL);
+    else memcpy(buf, s + 32, SMALL);
+    __atomic_store_n(seq, put ? (uint64_t)i + 1 : (uint64_t)i + RING, __ATOMIC_RELEASE);
+}
+
+/* Messages per second through the bare ring, one to one. */
+static double bare_ring(long n)
+{
+    static char buf[SMALL];
+    char *ring = (char *)bench_shared((size_t)RING * RING_STRIDE);
+    double t0, t;
+    pid_t pid;
+    long i;
+    for (i = 0; i < RING; i++) *(uint64_t *)(ring + (size_t)i * RING_STRIDE) = (uint64_t)i;
+    if ((pid = fork()) == 0) {
+        bench_pin(1);
+        for (i = 0; i < n; i++) ring_pass(ring, i, 1, buf);
         _exit(0);
     }
     bench_pin(0);
-    for (i = 0; i < RTT_SAMPLES + 1000; i++) {
-        double t0 = bench_now();
-        if (kind == 3 && socket) { xwrite(a.rfd, buf, SMALL); xread(a.rfd, buf, SMALL); }
-        else { chan_send(&a, buf, 1); chan_recv(&b, buf, 1); }
-        if (i >= 1000) v[i - 1000] = (bench_now() - t0) * 1e9;  /* after a warm-up */
-    }
+    t0 = bench_now();
+    for (i = 0; i < n; i++) ring_pass(ring, i, 0, buf);
+    t = bench_now() - t0;
     waitpid(pid, NULL, 0);
     bench_unpin();
-    *median = bench_median(v, RTT_SAMPLES);
-    *p99 = v[RTT_SAMPLES * 99 / 100];
-    chan_close(&a);
-    if (!(kind == 3 && socket)) chan_close(&b);
+    munmap(ring, (size_t)RING * RING_STRIDE);
+    return (double)n / t;
+}
+
+/* Round trips of 64-byte messages through two bare rings, as round_trip
+   measures them. */
+static void bare_round_trip(double *median, double *p99)
+{
+    static double v[RTT_RUNS * RTT_SAMPLES];
+    static char buf[SMALL];
+    size_t size = (size_t)RING * RING_STRIDE;
+    long i;
+    int run;
+    for (run = 0; run < RTT_RUNS; run++) {
+        char *a = (char *)bench_shared(size), *b = (char *)bench_shared(size);
+        double *out = v + run * RTT_SAMPLES;
+        pid_t pid;
+        for (i = 0; i < RING; i++) {
+            *(uint64_t *)(a + (size_t)i * RING_STRIDE) = (uint64_t)i;
+            *(uint64_t *)(b + (size_t)i * RING_STRIDE) = (uint64_t)i;
+        }
+        if ((pid = fork()) == 0) {
+            bench_pin(1);
+            for (i = 0; i < RTT_SAMPLES + 1000; i++) { ring_pass(a, i, 0, buf); ring_pass(b, i, 1, buf); }
+            _exit(0);
+        }
+        bench_pin(0);
+        for (i = 0; i < RTT_SAMPLES + 1000; i++) {
+            double t0 = bench_now();
+            ring_pass(a, i, 1, buf);
+            ring_pass(b, i, 0, buf);
+            if (i >= 1000) out[i - 1000] = (bench_now() - t0) * 1e9;
+        }
+        waitpid(pid, NULL, 0);
+        bench_unpin();
+        munmap(a, size);
+        munmap(b, size);
+    }
+    *median = bench_median(v, RTT_RUNS * RTT_SAMPLES);
+    *p99 = v[RTT_RUNS * RTT_SAMPLES * 99 / 100];
 }
 
 /* memcpy of 64 KiB blocks through a 4 MiB ring (what the queue's slots
@@ -316,9 +405,10 @@ int main(void)
 {
     long old_mq;
     const char *mq_note = mq_setup(&old_mq);
-    double q11, qb, qb64, qd, qz, p11, s11, m11, q21, p21, m21;
+    double q11, qb, qb64, qd, qz, p11, s11, m11, q21, p21, m21, bare, v3[3];
+    int r;
     double qbig, sbig, pbig, mbw;
-    double rq, rq99, rp, rp99, rs, rs99, rm, rm99, line;
+    double rq, rq99, rp, rp99, rs, rs99, rm, rm99, rb, rb99, line;
     double idle;
 
     bench_header("mpq_queue vs pipe, socketpair, POSIX mq");
@@ -337,6 +427,8 @@ int main(void)
     q21 = tput3(0, 0, SMALL, 2, 2000000);
     p21 = tput3(3, 0, SMALL, 2, 200000);
     m21 = tput3(4, 0, SMALL, 2, 200000);
+    for (r = 0; r < 3; r++) v3[r] = bare_ring(4000000);
+    bare = bench_median(v3, 3);
     printf("### 64-byte messages, million messages per second\n\n");
     printf("| transport | 1 → 1 | 2 → 1 |\n|---|---:|---:|\n");
     printf("| mpq_queue put/get | %.2f | %.2f |\n", q11 / 1e6, q21 / 1e6);
@@ -346,7 +438,8 @@ int main(void)
     printf("| mpq_queue reserve+commit / peek+release | %.2f | |\n", qz / 1e6);
     printf("| pipe | %.3f | %.3f |\n", p11 / 1e6, p21 / 1e6);
     printf("| socketpair | %.3f | |\n", s11 / 1e6);
-    printf("| POSIX mq (depth %ld) | %.3f | %.3f |\n\n", mq_depth, m11 / 1e6, m21 / 1e6);
+    printf("| POSIX mq (depth %ld) | %.3f | %.3f |\n", mq_depth, m11 / 1e6, m21 / 1e6);
+    printf("| bare ring: one producer, one consumer, both spinning; no claims, no crash recovery (the layout's limit) | %.2f | |\n\n", bare / 1e6);
 
     qbig = tput3(0, 0, BIG, 1, 20000) * BIG;
     sbig = tput3(3, 1, BIG, 1, 20000) * BIG;
@@ -361,12 +454,14 @@ int main(void)
     round_trip(3, 0, &rp, &rp99);
     round_trip(3, 1, &rs, &rs99);
     round_trip(4, 0, &rm, &rm99);
+    bare_round_trip(&rb, &rb99);
     line = bench_cacheline_rtt_ns();
-    printf("### 64-byte round trip between two processes, ns\n\n| transport | median | p99 |\n|---|---:|---:|\n");
+    printf("### 64-byte round trip between two processes, ns (%d runs of %d)\n\n| transport | median | p99 |\n|---|---:|---:|\n", RTT_RUNS, RTT_SAMPLES);
     printf("| mpq_queue (two queues) | %.0f | %.0f |\n", rq, rq99);
     printf("| pipe (two pipes) | %.0f | %.0f |\n", rp, rp99);
     printf("| socketpair (one, duplex) | %.0f | %.0f |\n", rs, rs99);
     printf("| POSIX mq (two queues) | %.0f | %.0f |\n", rm, rm99);
+    printf("| bare ring (two, as above: the layout's limit) | %.0f | %.0f |\n", rb, rb99);
     printf("| cache-line ping-pong (the limit) | %.0f | |\n\n", line);
 
     idle = idle_consumer_cpu();
