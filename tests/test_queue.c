@@ -75,10 +75,11 @@ static void test_queue_basic(void)
     CHECK_OK(mpq_queue_detach(q));
 }
 
-/* Every length from 0 to 300 goes through put/get and through packed
-   put_batch/get_batch byte for byte. Sources and destinations are heap
-   blocks of exactly the message's size, so under ASan a copy that touched
-   one byte outside [0, len) fails. */
+/* Every length from 0 to 300 goes through put/get, through packed
+   put_batch/get_batch and through batches that cannot pack, byte for
+   byte. Sources and destinations are heap blocks of exactly the message's
+   size, so under ASan a copy that touched one byte outside [0, len)
+   fails; empty messages also travel from and into NULL. */
 static unsigned char pattern(size_t len, size_t k) { return (unsigned char)(len * 7u + k * 13u + 1u); }
 
 static void test_queue_every_length(void)
@@ -122,6 +123,46 @@ static void test_queue_every_length(void)
             free((void *)msgs[i]);
         }
         free(dst);
+    }
+    /* Batches that cannot pack (a 300-byte message fills a slot of this
+       queue): each message in a slot of its own. */
+    CHECK_OK(mpq_queue_detach(q));
+    q = new_queue(8, MAX);
+    for (len = 0; len <= MAX; len++) {
+        const void *msgs[2];
+        size_t lens[2], out[2];
+        unsigned char *a = (unsigned char *)malloc(len ? len : 1), *b = (unsigned char *)malloc(MAX), *dst;
+        for (k = 0; k < len; k++) a[k] = pattern(len, k);
+        for (k = 0; k < MAX; k++) b[k] = pattern(MAX, k);
+        msgs[0] = a;
+        msgs[1] = b;
+        lens[0] = len;
+        lens[1] = MAX;
+        dst = (unsigned char *)malloc(len + MAX);
+        CHECK_EQ(mpq_queue_put_batch(q, msgs, lens, 2, 0), 2);
+        CHECK_EQ(mpq_queue_count(q), 2);
+        CHECK_EQ(mpq_queue_get_batch(q, dst, len + MAX, out, 2, 0), 2);
+        CHECK(out[0] == len && out[1] == MAX);
+        CHECK(len == 0 || memcmp(dst, a, len) == 0);
+        CHECK(memcmp(dst + len, b, MAX) == 0);
+        free(a);
+        free(b);
+        free(dst);
+    }
+    /* Empty messages, from and into no buffer at all (NULL, length 0). */
+    {
+        const void *msgs[4] = { NULL, NULL, NULL, NULL };
+        size_t lens[4] = { 0, 0, 0, 0 }, out[4];
+        CHECK_OK(mpq_queue_put(q, NULL, 0, 0));
+        CHECK_OK(mpq_queue_put(q, NULL, 0, 0));
+        CHECK_EQ(mpq_queue_get_batch(q, NULL, 0, out, 4, 0), 2);     /* a slot each */
+        CHECK(out[0] == 0 && out[1] == 0);
+        CHECK_EQ(mpq_queue_put_batch(q, msgs, lens, 4, 0), 4);
+        CHECK_EQ(mpq_queue_count(q), 1);                              /* packed */
+        CHECK_EQ(mpq_queue_get_batch(q, NULL, 0, out, 4, 0), 4);
+        CHECK_OK(mpq_queue_put(q, NULL, 0, 0));
+        CHECK_OK(mpq_queue_get(q, NULL, 0, &got, 0));
+        CHECK_EQ(got, 0);
     }
     CHECK_OK(mpq_queue_detach(q));
 }
