@@ -1,6 +1,7 @@
 # mpq.h
 #   make test       every test: compile checks, suites under gcc, clang,
-#                   ASan+UBSan, TSan, 32-bit and musl (tests/run.sh)
+#                   ASan+UBSan (gcc and clang), TSan, 32-bit and musl
+#                   (tests/run.sh)
 #   make examples   builds examples/*.c into tests/build/examples/
 #   make bench      builds and runs tests/bench/*.c
 #   make clean

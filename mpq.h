@@ -3445,13 +3445,14 @@ MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms)
    says when more comes.) */
 static int mpq__conn_buffered(const mpq_conn *c)
 {
-    const unsigned char *h = (const unsigned char *)c->rbuf + c->rpos;
+    const unsigned char *h;
     size_t have = c->rlen - c->rpos, hl = 4;
     uint64_t len = 0;
     int i;
     if (c->eof || c->broken) return 1;
     if (c->have_len) return !c->body && c->flen <= MPQ__CONN_DIRECT && c->flen <= have;
     if (have < 4) return 0;
+    h = (const unsigned char *)c->rbuf + c->rpos;   /* not before: rbuf may be NULL */
     if (h[0] == 0xff && h[1] == 0xff && h[2] == 0xff && h[3] == 0xff) hl = 12;
     if (have < hl) return 0;
     for (i = (int)hl - (hl == 4 ? 4 : 8); i < (int)hl; i++) len = len << 8 | h[i];

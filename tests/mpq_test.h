@@ -36,6 +36,20 @@ typedef struct mpqt_case {
     int threaded;   /* runs under ThreadSanitizer as well    */
 } mpqt_case;
 
+/* MPQT_ASAN: 1 in a build with AddressSanitizer, which turns a fault
+   into exit(1) and maps memory of its own (gcc says so with
+   __SANITIZE_ADDRESS__, clang with __has_feature). */
+#if defined(__SANITIZE_ADDRESS__)
+#define MPQT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MPQT_ASAN 1
+#endif
+#endif
+#ifndef MPQT_ASAN
+#define MPQT_ASAN 0
+#endif
+
 #define MPQT(fn, timeout_s, threaded) { #fn, fn, timeout_s, threaded }
 #define MPQT_N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -7,9 +7,10 @@
 #    #error for a wrong include order.
 #    Every example is built and run.
 # 2. the test programs, built and run in several configurations: gcc -O2,
-#    clang -O2, gcc with AddressSanitizer + UndefinedBehaviorSanitizer,
-#    clang with ThreadSanitizer (threaded tests), gcc -m32 and musl-gcc when
-#    they are installed (.ci/run installs them).
+#    clang -O2, gcc and clang with AddressSanitizer +
+#    UndefinedBehaviorSanitizer, clang with ThreadSanitizer (threaded
+#    tests), gcc -m32 and musl-gcc when they are installed (.ci/run
+#    installs them).
 #
 # Usage: sh tests/run.sh [filter]   (the filter picks tests by name)
 set -u
@@ -141,6 +142,8 @@ if have gcc; then
 fi
 if have clang; then
     suite clang clang "-O2 -g"
+    # clang's UBSan checks more than gcc's (a zero offset applied to NULL).
+    suite asan-ubsan-clang clang "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     suite tsan clang "-O1 -g -fsanitize=thread" --threaded
 else
     skipped="$skipped clang-tsan"

@@ -401,7 +401,7 @@ static void test_pool_crashing_tasks(void)
     for (i = 0; i < 5; i++) {
         e = mpq_pool_apply(p, t_segv, NULL, 0, &v, sizeof v, &len);
         CHECK(MPQ_POOL_DIED(e));
-#if !defined(__SANITIZE_ADDRESS__)   /* ASan turns the fault into exit(1) */
+#if !MPQT_ASAN   /* ASan turns the fault into exit(1) */
         CHECK_EQ(e, MPQ_POOL_KILLED(SIGSEGV));
 #endif
         e = mpq_pool_apply(p, t_exit3, NULL, 0, &v, sizeof v, &len);
@@ -573,7 +573,7 @@ static void test_pool_no_leaks(void)
     /* A leak would show 1000 times; malloc may add an arena or two for the
        result threads once, whenever contention first makes it. (ASan's
        allocator maps as it pleases.) */
-#if !defined(__SANITIZE_ADDRESS__)
+#if !MPQT_ASAN
     CHECK(count_lines("/proc/self/maps") <= maps + 4);
 #else
     (void)maps;

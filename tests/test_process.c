@@ -15,7 +15,7 @@ static int hang(void *arg)
 
 static int raise_usr1(void *arg) { (void)arg; raise(SIGUSR1); return 0; }
 
-#if !defined(__SANITIZE_ADDRESS__)  /* ASan turns a segfault into exit(1) */
+#if !MPQT_ASAN  /* ASan turns a segfault into exit(1) */
 static int segfault(void *arg)
 {
     volatile int *p = (volatile int *)arg;
@@ -52,7 +52,7 @@ static void test_process_death_by_signal(void)
     CHECK_OK(mpq_process_start(&p, raise_usr1, NULL));
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(p.exitcode, -SIGUSR1);
-#if !defined(__SANITIZE_ADDRESS__)
+#if !MPQT_ASAN
     CHECK_OK(mpq_process_start(&p, segfault, NULL));
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(p.exitcode, -SIGSEGV);
