@@ -146,7 +146,7 @@ if have clang; then
     suite asan-ubsan-clang clang "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     suite tsan clang "-O1 -g -fsanitize=thread" --threaded
 else
-    skipped="$skipped clang-tsan"
+    skipped="$skipped clang clang-asan-ubsan clang-tsan"
 fi
 if have musl-gcc; then
     suite musl musl-gcc "-O2 -g"

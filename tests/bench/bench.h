@@ -12,7 +12,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 static inline double bench_now(void)
@@ -39,6 +41,18 @@ static inline void bench_unpin(void)
     CPU_ZERO(&set);
     for (i = 0; i < n && i < CPU_SETSIZE; i++) CPU_SET((int)i, &set);
     sched_setaffinity(0, sizeof set, &set);
+}
+
+/* fork() for a benchmark's helper process, which dies with its parent: a
+   child spinning on shared memory must not outlive a killed benchmark. */
+static inline pid_t bench_fork(void)
+{
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);   /* the parent died before prctl */
+    }
+    return pid;
 }
 
 /* Shared anonymous memory for a benchmark's processes. */
@@ -76,7 +90,7 @@ static inline double bench_cacheline_rtt_ns(void)
         double t0;
         uint32_t i;
         mpq__store32(w, 0, MPQ__RELAXED);
-        pid = fork();
+        pid = bench_fork();
         if (pid == 0) {
             bench_pin(1);
             for (i = 1; i <= ROUNDS; i++) {

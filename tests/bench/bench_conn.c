@@ -129,7 +129,7 @@ static double round_trip(int transport, size_t msg)
     pid_t pid;
     int i;
     make_pair(transport, msg, &a, &b);
-    pid = fork();
+    pid = bench_fork();
     if (pid == 0) {
         bench_pin(1);
         for (i = 0; i < RTT_N + 500; i++) {
@@ -159,7 +159,7 @@ static double one_way(int transport, size_t msg, long n)
     double t0, t;
     long i;
     make_pair(transport, msg, &a, &b);
-    pid = fork();
+    pid = bench_fork();
     if (pid == 0) {
         bench_pin(1);
         for (i = 0; i < n; i++) end_send_big(&b, buf, msg);

@@ -159,7 +159,7 @@ static double contended_mops(const impl *k, struct shared *s, int *ok)
         memset(s, 0, sizeof *s);
         k->init(s);
         for (i = 0; i < 2; i++)
-            if ((pid[i] = fork()) == 0) contender(k, s, i);
+            if ((pid[i] = bench_fork()) == 0) contender(k, s, i);
         while (mpq__load32(&s->ready, MPQ__ACQUIRE) != 2) sched_yield();
         t0 = bench_now();
         mpq__store32(&s->go, 1, MPQ__RELEASE);
