@@ -349,11 +349,12 @@ MPQDEF int mpq_mutex_unlock(mpq_mutex *m);
    mpq_queue_peek/release read one in place; while a slot is held that way,
    consumers (or producers) behind it wait, so hold it briefly. Batches:
    mpq_queue_put_batch/get_batch move many messages per call, and
-   put_batch packs as many messages as fit in max_msg bytes into one slot: one claim for the lot, the
-   bytes back to back - several times faster for small messages in a queue
-   whose max_msg leaves room (4 bytes for the count, and 4 per message,
-   rounded up to 4). Consumers take such messages one by one (get, peek)
-   or many at once (get_batch) as any others; peek hands one out as a copy.
+   put_batch packs as many messages as fit in max_msg bytes into one slot:
+   one claim for the lot, the bytes back to back - several times faster
+   for small messages in a queue whose max_msg leaves room (4 bytes for
+   the count, and 4 per message, rounded up to 4). Consumers take such
+   messages one by one (get, peek) or many at once (get_batch) as any
+   others; peek hands one out as a copy.
 
    mpq keeps one process-wide cache for the queue: this process's pid and
    start time, reset in forked children by a pthread_atfork handler.
