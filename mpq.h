@@ -532,10 +532,10 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q);
    gone peer is -EPIPE. (Sockets use MSG_NOSIGNAL; a pipe write blocks
    SIGPIPE in the calling thread for its duration and takes back the one
    it caused, which costs two system calls per send: for speed prefer a
-   duplex connection.) A frame longer than the connection's maximum (64 MiB unless
-   mpq_conn_set_max says otherwise) is refused before any allocation and
-   breaks the connection: later calls return -EPROTO. A frame cut short by
-   the peer's end is -EPROTO as well.
+   duplex connection.) A frame longer than the connection's maximum
+   (64 MiB unless mpq_conn_set_max says otherwise) is refused before any
+   allocation and breaks the connection: later calls return -EPROTO. A
+   frame cut short by the peer's end is -EPROTO as well.
 
    A connection is used by one thread at a time (per direction: one sender
    and one receiver may run at once); descriptors are close-on-exec. Frames
@@ -608,8 +608,8 @@ MPQDEF int mpq_conn_fileno(const mpq_conn *c);
    end), at most timeout_ms; sets ready[i] to 1 or 0. Like
    multiprocessing.connection.wait. Returns how many are ready (0 on
    timeout), or -EINVAL (NULL, n == 0 or over 4096, a send-only end),
-   -ENOMEM, or an -errno from poll. Thread safety: no other thread may receive on those
-   connections meanwhile. */
+   -ENOMEM, or an -errno from poll. Thread safety: no other thread may
+   receive on those connections meanwhile. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
 
 /* Passes a file descriptor (a memfd-backed mpq_shm, say) to the peer of a
@@ -852,7 +852,8 @@ MPQDEF int mpq_pool_apply_async(mpq_pool *pool, mpq_pool_fn fn, const void *arg,
                                 void *user, mpq_future **future);
 
 /* mpq_pool_apply_async without callbacks: the outcome goes to *future
-   (required). Same errors. */
+   (required: -EINVAL without). Same errors. Thread safety: as
+   mpq_pool_apply_async. */
 MPQDEF int mpq_pool_submit(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size_t len,
                            mpq_future **future);
 
@@ -883,7 +884,8 @@ MPQDEF int mpq_pool_map(mpq_pool *pool, mpq_pool_fn fn, const void *items, size_
    to arrive), and through *future (NULL for none; its result is empty).
    Returns 0 (the outcome will be reported once) or an error as for
    mpq_pool_map; a map whose submission fails half-way (the pool closed
-   meanwhile) still returns 0 and reports that error. */
+   meanwhile) still returns 0 and reports that error. Thread safety: any
+   thread of the creating process. */
 MPQDEF int mpq_pool_map_async(mpq_pool *pool, mpq_pool_fn fn, const void *items, size_t n,
                               size_t item_size, void *results, size_t result_size,
                               size_t chunksize, mpq_pool_callback callback,
@@ -930,7 +932,8 @@ MPQDEF int mpq_future_wait(mpq_future *f, int timeout_ms);
 MPQDEF int mpq_future_ready(const mpq_future *f);
 
 /* Returns 1 if the task ended successfully, 0 if it failed, -EAGAIN if it
-   has not ended (Python raises ValueError there), -EINVAL. */
+   has not ended (Python raises ValueError there), -EINVAL.
+   Thread safety: any thread. */
 MPQDEF int mpq_future_successful(const mpq_future *f);
 
 /* Waits as mpq_future_wait, then copies the result into buf (cap bytes)
@@ -1043,16 +1046,22 @@ static inline void mpq__cpu_relax(void)
 /* errno of the last failing libc call, as a negative value (never 0). */
 static int mpq__err(void) { return errno > 0 ? -errno : -EIO; }
 
-/* Whether fd polls readable within timeout_ms (0: look once; an EINTR
-   counts as not yet): 1 or 0. */
-static int mpq__readable(int fd, int timeout_ms)
+/* Polls one descriptor for `events` for up to timeout_ms (0: look once,
+   -1: no limit): 1 ready, 0 not within the time, or -errno (-EINTR too). */
+static int mpq__poll1(int fd, short events, int timeout_ms)
 {
     struct pollfd p;
+    int r;
     p.fd = fd;
-    p.events = POLLIN;
+    p.events = events;
     p.revents = 0;
-    return poll(&p, 1, timeout_ms) == 1;
+    r = poll(&p, 1, timeout_ms);
+    return r < 0 ? mpq__err() : r > 0;
 }
+
+/* Whether fd polls readable within timeout_ms (0: look once; an EINTR
+   counts as not yet): 1 or 0. */
+static int mpq__readable(int fd, int timeout_ms) { return mpq__poll1(fd, POLLIN, timeout_ms) == 1; }
 
 /* --- time: CLOCK_MONOTONIC nanoseconds and deadlines ------------------- */
 
@@ -1079,6 +1088,15 @@ static int mpq__remaining_ms(int64_t deadline)
     if (left <= 0) return 0;
     left = (left + 999999) / 1000000;
     return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* A CLOCK_MONOTONIC time in ns as a timespec (for the clock-taking waits). */
+static struct timespec mpq__timespec(int64_t ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
 }
 
 /* --- futex -------------------------------------------------------------- */
@@ -1204,10 +1222,6 @@ static int mpq__name_ok(const char *name)
     return 1;
 }
 
-/* Creates and maps a segment of kind `kind` with `obj_size` bytes after the
-   header: anonymous (name NULL, memfd 0), memfd (fd returned in *fd_out) or
-   named (O_EXCL). The header is filled in but not published: the caller
-   initialises its object, then calls mpq__seg_publish. */
 /* Bytes in the mapping of a segment whose object has obj_size bytes: the
    header and the object, rounded up to whole pages; 0 if too big. Creators
    and closers both ask here, so a length is never read back from shared
@@ -1220,6 +1234,10 @@ static size_t mpq__seg_length(size_t obj_size)
     return (MPQ__SEG_HDR + obj_size + (size_t)page - 1) / (size_t)page * (size_t)page;
 }
 
+/* Creates and maps a segment of kind `kind` with `obj_size` bytes after the
+   header: anonymous (name NULL, memfd 0), memfd (fd returned in *fd_out) or
+   named (O_EXCL). The header is filled in but not published: the caller
+   initialises its object, then calls mpq__seg_publish. */
 static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode,
                            int memfd, void **base_out, size_t *len_out, int *fd_out)
 {
@@ -1559,8 +1577,7 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
         slice_end = mpq__now_ns() + (int64_t)MPQ__LOCK_SLICE_MS * 1000000;
         if (deadline >= 0 && deadline < slice_end) slice_end = deadline;
 #if defined(MPQ__HAVE_CLOCKLOCK)
-        ts.tv_sec = (time_t)(slice_end / 1000000000);
-        ts.tv_nsec = (long)(slice_end % 1000000000);
+        ts = mpq__timespec(slice_end);
         rc = pthread_mutex_clocklock(&m->pm__, CLOCK_MONOTONIC, &ts);
 #else
         {   /* timedlock takes CLOCK_REALTIME: convert the slice's length. */
@@ -2132,15 +2149,24 @@ static uint64_t mpq__q_pos_of(const mpq_queue *q, const mpq__qslot *s, uint64_t 
     return lap << q->log2cap | (uint64_t)(((const char *)s - q->slots) / q->stride);
 }
 
-/* The last message of packed slot s (at pos) is gone: frees the slot, then
-   moves the tail past it; wakes producers, and consumers that waited. */
-static void mpq__q_pack_free(mpq_queue *q, mpq__qslot *s, uint64_t pos)
+/* Moves slot s, at position pos and in state st, on to the next lap as
+   EMPTY, then the tail past it, and wakes producers - once, whoever of
+   several calls it: a skipped slot, a packed one whose last message is
+   gone, or one whose contents no put writes (scribbled over). */
+static void mpq__q_retire(mpq_queue *q, mpq__qslot *s, uint64_t st, uint64_t pos)
 {
-    uint64_t lap = mpq__q_lap(q, pos), st = mpq__st(lap, MPQ__FULL, MPQ__PACKED), p = pos;
-    if (mpq__cas64(&s->state, &st, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
+    uint64_t p = pos;
+    if (mpq__cas64(&s->state, &st, mpq__st(MPQ__ST_LAP(st) + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
         mpq__cas64(&q->h->tail, &p, pos + 1, MPQ__RELEASE);
         mpq__ec_signal(&q->h->space_ec);
     }
+}
+
+/* The last message of packed slot s (at pos) is gone: retires the slot;
+   wakes consumers that waited for it too. */
+static void mpq__q_pack_free(mpq_queue *q, mpq__qslot *s, uint64_t pos)
+{
+    mpq__q_retire(q, s, mpq__st(mpq__q_lap(q, pos), MPQ__FULL, MPQ__PACKED), pos);
     mpq__q_signal_data(q);
 }
 
@@ -2156,17 +2182,6 @@ static int mpq__q_unpack(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint64_t hel
     if (taken >= count) mpq__q_pack_free(q, s, pos);
     else mpq__q_signal_data(q);
     return 0;
-}
-
-/* Drops a slot whose contents no put writes (a length or a packed layout
-   scribbled over), once; the caller reports -EIO. */
-static void mpq__q_drop(mpq_queue *q, mpq__qslot *s, uint64_t st, uint64_t t)
-{
-    uint64_t t0 = t;
-    if (mpq__cas64(&s->state, &st, mpq__st(MPQ__ST_LAP(st) + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
-        mpq__cas64(&q->h->tail, &t0, t + 1, MPQ__RELEASE);
-        mpq__ec_signal(&q->h->space_ec);
-    }
 }
 
 /* Claims the oldest message. Returns its slot (position in *pos, length in
@@ -2200,7 +2215,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
                 if (n <= q->max_msg) return NULL;
                 /* A length no put writes: drop that slot, once, and say so. */
                 *why = -EIO;
-                mpq__q_drop(q, s, st, t);
+                mpq__q_retire(q, s, st, t);
                 return NULL;
             }
             if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__READING, me), MPQ__SEQ_CST)) {
@@ -2226,7 +2241,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
                 taken > count || (taken < count && !r)) {
                 *why = -EIO;                                         /* scribbled over */
                 *len = 0;
-                mpq__q_drop(q, s, st, t);
+                mpq__q_retire(q, s, st, t);
                 return NULL;
             }
             if (taken == count) {               /* its last taker died before freeing it */
@@ -2263,10 +2278,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
             pk->total = total;
             return s;
         } else if (st == mpq__st(lap, MPQ__FULL, MPQ__SKIPPED)) {
-            if (mpq__cas64(&s->state, &st, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
-                mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
-                mpq__ec_signal(&h->space_ec);
-            }
+            mpq__q_retire(q, s, st, t);
         } else if ((d == 0 && phase == MPQ__READING) || d == 1) {
             mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);  /* position taken: tail lags */
         } else if (mpq__load64(&h->tail, MPQ__ACQUIRE) != t) {
@@ -2307,14 +2319,6 @@ static int mpq__q_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, uint64_t 
     return 1;
 }
 
-/* Called when a claim found slot s held (state seen; or, cw != 0, packed
-   with its cursor held as cw): remembers since when, and from
-   MPQ__STUCK_MS on checks the holder every MPQ__STUCK_MS,
-   taking the slot over if it is dead. One tracker per side (puts wait at
-   the head, gets at the tail), kept in the handle, so callers that only
-   ever try once (timeout 0, poll loops) recover dead holders too. A thread
-   that finds the tracker busy skips the check. Returns 1 if the slot moved
-   on. */
 /* If the holder of packed slot s's cursor (state seen, cursor cw) is dead,
    moves the cursor past the message it held. Returns 1 if it moved. */
 static int mpq__q_cursor_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, uint64_t cw,
@@ -2331,6 +2335,14 @@ static int mpq__q_cursor_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, ui
     return 1;
 }
 
+/* Called when a claim found slot s held (state seen; or, cw != 0, packed
+   with its cursor held as cw): remembers since when, and from
+   MPQ__STUCK_MS on checks the holder every MPQ__STUCK_MS,
+   taking the slot over if it is dead. One tracker per side (puts wait at
+   the head, gets at the tail), kept in the handle, so callers that only
+   ever try once (timeout 0, poll loops) recover dead holders too. A thread
+   that finds the tracker busy skips the check. Returns 1 if the slot moved
+   on. */
 static int mpq__q_stuck(mpq_queue *q, int side, mpq__qslot *s, uint64_t seen, uint64_t cw, uint32_t me)
 {
     mpq__qstuck *k = &q->stuck[side];
@@ -2755,7 +2767,7 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
         mpq__q_signal_data(q);
         return -ENOMEM;
     }
-    if (n) memcpy(c + 1, pk.data, n);
+    mpq__copy(c + 1, pk.data, n);
     if ((rc = mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count)) != 0) {
         MPQ_FREE(c);
         return rc;
@@ -2773,12 +2785,12 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
 {
     mpq__qslot *s;
     mpq__qcopy **pp, *c = NULL;
-    uint64_t lap;
+    uint64_t lap, start;
     uint32_t me;
     if (!q) return -EINVAL;
     if ((s = mpq__q_held(q, buf, MPQ__READING, &lap, &me)) != NULL) return mpq__q_free(q, s, lap, me);
     if (!buf) return -EINVAL;
-    me = mpq__self(&lap);
+    me = mpq__self(&start);
     mpq__q_copies_lock(q, me);
     for (pp = &q->copies; *pp; pp = &(*pp)->next)
         if ((const void *)(*pp + 1) == buf) {
@@ -3083,14 +3095,14 @@ static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct 
         }
         if (r < 0) {
             if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {   /* a non-blocking descriptor */
-                struct pollfd p;
-                p.fd = c->wfd;
-                p.events = POLLOUT;
-                p.revents = 0;
-                if (poll(&p, 1, -1) >= 0 || errno == EINTR) continue;
-            }
             rc = mpq__err();
+            if (rc == -EAGAIN || rc == -EWOULDBLOCK) {   /* a non-blocking descriptor */
+                rc = mpq__poll1(c->wfd, POLLOUT, -1);
+                if (rc >= 0 || rc == -EINTR) {
+                    rc = 0;
+                    continue;
+                }
+            }
             break;
         }
         while (n > 0 && (size_t)r >= iov->iov_len) {
@@ -3173,14 +3185,9 @@ MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd)
 static int mpq__conn_wait_readable(mpq_conn *c, int64_t deadline, int once)
 {
     for (;;) {
-        struct pollfd p;
-        int left = once ? 0 : mpq__remaining_ms(deadline), r;
-        p.fd = c->rfd;
-        p.events = POLLIN;
-        p.revents = 0;
-        r = poll(&p, 1, left);
+        int left = once ? 0 : mpq__remaining_ms(deadline), r = mpq__poll1(c->rfd, POLLIN, left);
         if (r > 0) return 0;
-        if (r < 0 && errno != EINTR) return mpq__err();
+        if (r < 0 && r != -EINTR) return r;
         if (r == 0 && (once || left == 0)) return once ? -EAGAIN : -ETIMEDOUT;
     }
 }
@@ -3545,14 +3552,9 @@ MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms)
     int fd, rc;
     if (!l || !c) return -EINVAL;
     for (;;) {
-        struct pollfd p;
-        int r;
-        p.fd = l->fd;
-        p.events = POLLIN;
-        p.revents = 0;
-        r = poll(&p, 1, mpq__remaining_ms(deadline));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return mpq__err();
+        int r = mpq__poll1(l->fd, POLLIN, mpq__remaining_ms(deadline));
+        if (r == -EINTR) continue;
+        if (r < 0) return r;
         if (r == 0) return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
 #if defined(__USE_GNU) || !defined(__GLIBC__)
         fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);  /* blocking, unlike the listener */
@@ -4138,10 +4140,10 @@ static void mpq__pool_spawn(mpq__psrv *s, int i)
     mpq__store32(&w->state, MPQ__W_INIT, MPQ__SEQ_CST);
     pid = fork();
     if (pid == 0) {
+        int sig;
         /* Die with the server; if it is gone already, do not start. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != s->self) _exit(1);
-        int sig;
         if (s->sfd >= 0) close(s->sfd);
         if (s->pfd >= 0) close(s->pfd);
         close(p->cmd[0]);
@@ -4916,9 +4918,7 @@ MPQDEF int mpq_pool_join(mpq_pool *p, int timeout_ms)
         if (deadline < 0) {
             pthread_cond_wait(&p->cond, &p->lock);
         } else {
-            struct timespec ts;
-            ts.tv_sec = (time_t)(deadline / 1000000000);
-            ts.tv_nsec = (long)(deadline % 1000000000);
+            struct timespec ts = mpq__timespec(deadline);
             if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT && p->pending)
                 rc = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
         }

@@ -104,29 +104,63 @@ static inline const char *mpqt_name(char *buf, size_t n, const char *what)
     return buf;
 }
 
+/* Process pid's /proc/PID/stat from its third field (the state letter)
+   on, read into buf; NULL if the process is gone. */
+static inline const char *mpqt_stat(pid_t pid, char *buf, size_t n)
+{
+    char path[64], *p;
+    FILE *f;
+    size_t got;
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    if (pid <= 0 || !(f = fopen(path, "r"))) return NULL;
+    got = fread(buf, 1, n - 1, f);
+    fclose(f);
+    buf[got] = 0;
+    p = strrchr(buf, ')');   /* the command name may hold anything */
+    return p && p[1] == ' ' && p[2] ? p + 2 : NULL;
+}
+
+/* The state letter of process pid (R, S, D, Z, ...), or 0 if it is gone. */
+static inline int mpqt_proc_state(pid_t pid)
+{
+    char buf[512];
+    const char *s = mpqt_stat(pid, buf, sizeof buf);
+    return s ? s[0] : 0;
+}
+
+/* Gives up the CPU for a moment, even to SCHED_IDLE processes: the pause
+   of a loop that polls a condition. */
+static inline void mpqt_pause(void)
+{
+    struct timespec ts = { 0, 200000 };
+    nanosleep(&ts, NULL);
+}
+
 /* Waits until process `pid` sleeps in the kernel (state S/D in /proc), so a
    test can act while another process is known to be blocked. Bounded. */
 static inline int mpqt_wait_sleeping(pid_t pid, int timeout_ms)
 {
-    char path[64], buf[512];
     int64_t end = mpqt_ms() + timeout_ms;
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
     while (mpqt_ms() < end) {
-        FILE *f = fopen(path, "r");
-        size_t n;
-        char *p;
-        if (!f) return 0;
-        n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        p = strrchr(buf, ')');
-        if (p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D')) return 1;
-        {   /* give up the CPU even to SCHED_IDLE processes */
-            struct timespec ts = { 0, 200000 };
-            nanosleep(&ts, NULL);
-        }
+        int st = mpqt_proc_state(pid);
+        if (st == 0) return 0;
+        if (st == 'S' || st == 'D') return 1;
+        mpqt_pause();
     }
     return 0;
+}
+
+/* Waits until process `pid` has ended: gone, or a zombie not yet reaped.
+   Returns 1, or 0 if it still runs after timeout_ms. */
+static inline int mpqt_wait_ended(pid_t pid, int timeout_ms)
+{
+    int64_t end = mpqt_ms() + timeout_ms;
+    for (;;) {
+        int st = mpqt_proc_state(pid);
+        if (st == 0 || st == 'Z') return 1;
+        if (mpqt_ms() >= end) return 0;
+        mpqt_pause();
+    }
 }
 
 /* Whether fd polls readable within timeout_ms. */
@@ -142,20 +176,15 @@ static inline int mpqt_readable(int fd, int timeout_ms)
 /* CPU time (user + system) process pid has used, in ms; -1 if unknown. */
 static inline long mpqt_cpu_ms(pid_t pid)
 {
-    char path[64], buf[1024], *p;
+    char buf[1024];
+    const char *p = mpqt_stat(pid, buf, sizeof buf);
     unsigned long ut = 0, st = 0;
     long tck = sysconf(_SC_CLK_TCK);
-    FILE *f;
-    size_t n;
     int field;
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    if (!(f = fopen(path, "r"))) return -1;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    if (!(p = strrchr(buf, ')')) || tck <= 0) return -1;
-    for (field = 3, p += 1; field < 14 && p; field++) p = strchr(p + 1, ' ');  /* to field 14 */
-    if (!p || sscanf(p, " %lu %lu", &ut, &st) != 2) return -1;
+    if (!p || tck <= 0) return -1;
+    for (field = 3; field < 14 && p; field++)   /* on to fields 14 and 15 */
+        if ((p = strchr(p, ' ')) != NULL) p++;
+    if (!p || sscanf(p, "%lu %lu", &ut, &st) != 2) return -1;
     return (long)((ut + st) * 1000 / (unsigned long)tck);
 }
 
