@@ -1,4 +1,4 @@
-/* mpq.h - v0.1.0 - processes, queues, pipes, locks and a worker pool for C - MIT license
+/* mpq.h - v0.2.0 - processes, queues, pipes, locks and a worker pool for C - MIT license
 
    Python's `multiprocessing` for C, as one header: libc and pthreads only,
    Linux first (glibc and musl, 32- and 64-bit).
@@ -26,7 +26,8 @@
      >>conventions    errors, timeouts, config structs, handles
      >>options        compile-time options
      >>api-shm        mpq_shm      shared-memory regions (anonymous, named, memfd)
-     >>api-mutex      mpq_mutex    robust process-shared lock
+     >>api-mutex      mpq_mutex    robust process-shared lock (and RLock)
+     >>api-sync       mpq_event, mpq_sem, mpq_cond, mpq_barrier
      >>api-queue      mpq_queue    shared-memory MPMC message queue
      >>api-conn       mpq_conn     framed messages over pipes and sockets
      >>api-process    mpq_process  fork a function, join, kill
@@ -34,6 +35,7 @@
      >>platform       implementation: atomics, futex, deadlines, segments
      >>shm            implementation of mpq_shm
      >>mutex          implementation of mpq_mutex
+     >>sync           implementation of event, semaphore, condition, barrier
      >>queue          implementation of mpq_queue
      >>conn           implementation of mpq_conn
      >>process        implementation of mpq_process
@@ -88,6 +90,11 @@
 
    >>history
 
+     0.2.0  (2026-12)  the synchronisation family: Event, Semaphore (bounded,
+                       undo), Condition, Barrier, RLock, Lock.locked, and
+                       JoinableQueue - none of which a dead process wedges.
+                       mpq_mutex_config gained `recursive`, mpq_queue_config
+                       `joinable` (zero keeps the old behaviour).
      0.1.0  (2026-11)  shared-memory segments, robust mutex, processes, the
                        lock-free queue, framed connections, the worker pool;
                        segment layout 2: queues may hold packed batches.
@@ -103,9 +110,9 @@
 #define MPQ_H_INCLUDED
 
 #define MPQ_VERSION_MAJOR 0
-#define MPQ_VERSION_MINOR 1
+#define MPQ_VERSION_MINOR 2
 #define MPQ_VERSION_PATCH 0
-#define MPQ_VERSION_STRING "0.1.0"
+#define MPQ_VERSION_STRING "0.2.0"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -241,6 +248,7 @@ typedef struct mpq_mutex {
 typedef struct mpq_mutex_config {
     const char *name;  /* NULL: anonymous mapping. "/name": named         */
     int         mode;  /* permission bits of a named mutex; 0: 0600       */
+    int         recursive; /* non-zero: an RLock (mpq_mutex_init_recursive) */
 } mpq_mutex_config;
 
 /* Initialises a mutex in memory the caller provides (normally inside an
@@ -301,6 +309,245 @@ MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms);
 /* Unlocks. Returns 0, -EPERM (the calling thread does not hold it), -EINVAL.
    Thread safety: the owning thread. Not async-signal-safe. */
 MPQDEF int mpq_mutex_unlock(mpq_mutex *m);
+
+/* RLock: a recursive mutex. The owner may lock it again (each lock needs
+   its unlock); the last unlock releases it; another thread's unlock is
+   -EPERM. A dead owner's lock goes to the next locker with -EOWNERDEAD and
+   the depth reset to one. Everything else is as mpq_mutex_init.
+   mpq_mutex_config.recursive does the same for mpq_mutex_create.
+   Returns 0, -EINVAL (NULL), or another -errno from pthread_mutex_init.
+   Thread safety: the caller must be the only user of `m` during the call. */
+MPQDEF int mpq_mutex_init_recursive(mpq_mutex *m);
+
+/* Python's Lock.locked(): 1 if some thread holds the lock right now, 0 if
+   it is free (a lock whose holder died counts as free: the next locker
+   still gets -EOWNERDEAD), or -EINVAL. The answer may be stale at once.
+   Thread safety: any thread of any process that maps it. */
+MPQDEF int mpq_mutex_locked(mpq_mutex *m);
+
+/* ========================================================================
+   >>api-sync  mpq_event, mpq_sem, mpq_cond, mpq_barrier: synchronisation
+   ========================================================================
+
+   Python: multiprocessing.Event, Semaphore, BoundedSemaphore, Condition,
+   Barrier (RLock is mpq_mutex_init_recursive, above; JoinableQueue is
+   mpq_queue_config.joinable, below).
+
+   Each object lives in a mapping of its own, made as the mutex's is:
+   anonymous (cfg NULL or no name: children forked afterwards share it) or
+   named (created exclusively, mode 0600 unless cfg->mode says otherwise,
+   and opened by any process with *_open, which validates the segment). The
+   handle points into that mapping: a forked child uses its parent's
+   handle as is. *_close unmaps it in this process; a named object's name
+   stays until mpq_shm_unlink. Every blocking call takes timeout_ms.
+
+   None of them lets a dead process hold the others up:
+     Event      keeps no owner; a setter killed between setting the flag
+                and waking the waiters delays them by at most a slice
+                (MPQ_SYNC_SLICE_MS, 50 ms).
+     Semaphore  a permit taken by a process that dies is lost, as with
+                POSIX sem_t - unless the semaphore was made with `undo`
+                (System V's SEM_UNDO): then the permits a dead process held
+                go back within a slice of a waiter needing them.
+     Condition  a waiter killed while waiting never takes a notification
+                from the others, before or after it was chosen: notify
+                skips dead waiters, and a notification that reached a
+                waiter that then died goes to another within a slice.
+     Barrier    a party that dies while the others wait breaks the barrier
+                for them within a slice (-EPIPE), as a timeout or an abort
+                does (Python's BrokenBarrierError).
+   Condition and barrier waiters, and undo semaphore holders, are told
+   apart by their own small robust locks and table entries, so these
+   objects hold pthread mutexes and are ABI-specific, like mpq_mutex: do not
+   share one between 32- and 64-bit processes (named ones refuse to). The
+   contents of a named object cannot all be validated: every process that
+   can write its segment is trusted by the processes that use it. */
+
+#define MPQ_SYNC_SLICE_MS 50  /* longest single sleep of a waiter */
+
+typedef struct mpq_event   mpq_event;    /* opaque: in shared memory */
+typedef struct mpq_sem     mpq_sem;
+typedef struct mpq_cond    mpq_cond;
+typedef struct mpq_barrier mpq_barrier;
+
+typedef struct mpq_event_config {
+    const char *name;  /* NULL: anonymous. "/name": named                */
+    int         mode;  /* permission bits of a named object; 0: 0600     */
+} mpq_event_config;
+
+/* Creates an Event, initially clear. Returns 0, or -EINVAL (NULL out, bad
+   name), -EEXIST, -ENOMEM, or another -errno from shm_open/mmap.
+   Thread safety: any thread. */
+MPQDEF int mpq_event_create(mpq_event **out, const mpq_event_config *cfg);
+
+/* Opens the named Event `name`. Returns 0, or the errors of mpq_shm_open;
+   -EINVAL also for another kind of object or a corrupt one.
+   Thread safety: any thread. */
+MPQDEF int mpq_event_open(mpq_event **out, const char *name);
+
+/* Unmaps the Event in this process. Returns 0 or -EINVAL.
+   Thread safety: no thread of this process may use it afterwards. */
+MPQDEF int mpq_event_close(mpq_event *e);
+
+/* Sets the flag and wakes every waiter. Returns 0 or -EINVAL.
+   Thread safety: any thread of any process; async-signal-safe. */
+MPQDEF int mpq_event_set(mpq_event *e);
+
+/* Clears the flag. Returns 0 or -EINVAL. Thread safety: any thread. */
+MPQDEF int mpq_event_clear(mpq_event *e);
+
+/* 1 if the flag is set, 0 if not, -EINVAL. Thread safety: any thread. */
+MPQDEF int mpq_event_is_set(const mpq_event *e);
+
+/* Waits until the flag is set (at once if it is). A set that happened
+   before the call is never missed; one immediately undone by a clear may
+   be (as in Python). Returns 0 (set), -EAGAIN (timeout_ms == 0 and not
+   set), -ETIMEDOUT, -EINVAL. Thread safety: any thread of any process. */
+MPQDEF int mpq_event_wait(mpq_event *e, int timeout_ms);
+
+typedef struct mpq_sem_config {
+    const char *name;     /* NULL: anonymous. "/name": named             */
+    int         mode;     /* permission bits of a named object; 0: 0600  */
+    int         bounded;  /* non-zero: BoundedSemaphore - a release past
+                             the initial value is refused (-EOVERFLOW)   */
+    int         undo;     /* non-zero: the permits a process holds when
+                             it dies are given back (SEM_UNDO)           */
+    uint32_t    max_holders; /* undo: processes that may hold permits at
+                             once; 0: 64. One more gets -ENOSPC          */
+} mpq_sem_config;
+
+/* Creates a semaphore holding `value` permits (0..MPQ_SEM_MAX).
+   Without undo a permit is a counter: any process may release it, and a
+   process that dies holding one takes it to its grave (as POSIX sem_t).
+   With undo each process's net acquisitions are recorded, and when a
+   waiter finds no permit it gives back those of processes that have died
+   (pid and start time tell; a pid reused since counts as dead); a release
+   beyond what the calling process holds is a plain release, and permits
+   handed from one process to another (acquired by A, released by B) are
+   still A's when A dies, so do not mix that with undo. As for the queue,
+   every user of an undo semaphore must share a pid namespace.
+   Returns 0, or -EINVAL (NULL out, value above MPQ_SEM_MAX, bad name,
+   max_holders above 65536), -EEXIST, -ENOMEM, or another -errno.
+   Thread safety: any thread. */
+#define MPQ_SEM_MAX 0x7fffffff
+MPQDEF int mpq_sem_create(mpq_sem **out, unsigned value, const mpq_sem_config *cfg);
+
+/* Opens the named semaphore `name`. Returns as mpq_event_open.
+   Thread safety: any thread. */
+MPQDEF int mpq_sem_open(mpq_sem **out, const char *name);
+
+/* Unmaps the semaphore in this process (permits it holds stay held).
+   Returns 0 or -EINVAL. Thread safety: no thread may use it afterwards. */
+MPQDEF int mpq_sem_close(mpq_sem *s);
+
+/* Takes one permit, waiting up to timeout_ms for one.
+   Returns 0, -EAGAIN (timeout_ms == 0 and none is free), -ETIMEDOUT,
+   -EINVAL, -ENOSPC (undo: max_holders other processes hold permits).
+   Thread safety: any thread of any process. */
+MPQDEF int mpq_sem_acquire(mpq_sem *s, int timeout_ms);
+
+/* Gives back one permit and wakes a waiter. Returns 0, -EOVERFLOW (a
+   bounded semaphore back at its initial value, or MPQ_SEM_MAX reached:
+   nothing changes), -EINVAL. Thread safety: any thread of any process. */
+MPQDEF int mpq_sem_release(mpq_sem *s);
+
+/* The permits free right now (may be stale at once), or -EINVAL.
+   Thread safety: any thread. */
+MPQDEF int mpq_sem_value(const mpq_sem *s);
+
+typedef struct mpq_cond_config {
+    const char *name;        /* NULL: anonymous. "/name": named          */
+    int         mode;        /* permission bits; 0: 0600                 */
+    uint32_t    max_waiters; /* threads that may wait at once; 0: 128;
+                                at most 65536                            */
+} mpq_cond_config;
+
+/* Creates a condition variable. It is used with any mpq_mutex, passed to
+   each wait (pthread style); several conditions may share one mutex.
+   Waiters are woken in the order they started waiting (FIFO).
+   Returns 0, or -EINVAL (NULL out, bad name, max_waiters too big),
+   -EEXIST, -ENOMEM, or another -errno. Thread safety: any thread. */
+MPQDEF int mpq_cond_create(mpq_cond **out, const mpq_cond_config *cfg);
+
+/* Opens the named condition `name`. Returns as mpq_event_open.
+   Thread safety: any thread. */
+MPQDEF int mpq_cond_open(mpq_cond **out, const char *name);
+
+/* Unmaps the condition in this process. Returns 0 or -EINVAL.
+   Thread safety: no thread of this process may use it afterwards. */
+MPQDEF int mpq_cond_close(mpq_cond *c);
+
+/* Releases m (which the calling thread holds), waits until notified or
+   timeout_ms passes, and locks m again - in every case, the error ones
+   included, except -EINVAL and -EPERM, which leave m as it was.
+   Returns 0 (notified), -ETIMEDOUT (or -EAGAIN for timeout_ms == 0),
+   -EOWNERDEAD (notified or not: m was re-locked after its holder died;
+   it is held and consistent, check your data), -ENOSPC (max_waiters
+   threads wait already), -EPERM (m is not held by this thread), -EINVAL.
+   No spurious wake-ups, but as in any condition, re-check your predicate
+   (another thread may have taken what you were notified of).
+   Thread safety: any thread of any process. */
+MPQDEF int mpq_cond_wait(mpq_cond *c, mpq_mutex *m, int timeout_ms);
+
+/* Python's wait_for: waits (as mpq_cond_wait) until pred(arg) returns
+   non-zero, evaluated with m held, at most timeout_ms in all. Returns 0
+   once pred holds (at once if it holds already), -ETIMEDOUT (pred still
+   false), -EOWNERDEAD (pred holds, but m was re-locked after a holder
+   died), or the errors of mpq_cond_wait. m is held on return (see wait).
+   Thread safety: as mpq_cond_wait. */
+MPQDEF int mpq_cond_wait_for(mpq_cond *c, mpq_mutex *m, int (*pred)(void *arg), void *arg,
+                             int timeout_ms);
+
+/* Wakes up to n of the threads waiting now (the longest waiting first);
+   the mutex need not be held, though Python requires it. Returns how many
+   were woken (0..n), or -EINVAL. Thread safety: any thread. */
+MPQDEF int mpq_cond_notify(mpq_cond *c, int n);
+
+/* Wakes every thread waiting now. Returns how many, or -EINVAL.
+   Thread safety: any thread. */
+MPQDEF int mpq_cond_notify_all(mpq_cond *c);
+
+typedef struct mpq_barrier_config {
+    const char *name;  /* NULL: anonymous. "/name": named                */
+    int         mode;  /* permission bits; 0: 0600                       */
+} mpq_barrier_config;
+
+/* Creates a barrier for `parties` threads or processes (1..32767).
+   Returns 0, or -EINVAL (NULL out, parties out of range, bad name),
+   -EEXIST, -ENOMEM, or another -errno. Thread safety: any thread. */
+MPQDEF int mpq_barrier_create(mpq_barrier **out, unsigned parties, const mpq_barrier_config *cfg);
+
+/* Opens the named barrier `name`. Returns as mpq_event_open.
+   Thread safety: any thread. */
+MPQDEF int mpq_barrier_open(mpq_barrier **out, const char *name);
+
+/* Unmaps the barrier in this process. Returns 0 or -EINVAL.
+   Thread safety: no thread of this process may use it afterwards. */
+MPQDEF int mpq_barrier_close(mpq_barrier *b);
+
+/* Waits until `parties` callers have arrived, then releases them all.
+   Returns the caller's arrival index in this round, 0..parties-1 (the last
+   to arrive gets parties-1, Python's semantics); or -EPIPE (the barrier is
+   broken: aborted, a party timed out, or a party died while others waited;
+   it stays broken until mpq_barrier_reset); -ETIMEDOUT (this caller's wait
+   ran out: it breaks the barrier for the others, as in Python; -EAGAIN for
+   timeout_ms == 0); -EINVAL. Thread safety: any thread of any process. */
+MPQDEF int mpq_barrier_wait(mpq_barrier *b, int timeout_ms);
+
+/* Breaks the barrier: current and later waiters get -EPIPE until a reset.
+   Returns 0 or -EINVAL. Thread safety: any thread of any process. */
+MPQDEF int mpq_barrier_abort(mpq_barrier *b);
+
+/* Returns the barrier to its empty, unbroken state; threads waiting now get
+   -EPIPE. Returns 0 or -EINVAL. Thread safety: any thread. */
+MPQDEF int mpq_barrier_reset(mpq_barrier *b);
+
+/* The number of parties, the number waiting now, and whether it is
+   broken (1/0); each -EINVAL for NULL. Thread safety: any thread. */
+MPQDEF int mpq_barrier_parties(const mpq_barrier *b);
+MPQDEF int mpq_barrier_n_waiting(const mpq_barrier *b);
+MPQDEF int mpq_barrier_broken(const mpq_barrier *b);
+
 
 /* ========================================================================
    >>api-queue  mpq_queue: a shared-memory MPMC queue of messages
@@ -369,6 +616,8 @@ typedef struct mpq_queue_config {
                              2^30; capacity * slot size must fit memory   */
     const char *name;     /* NULL: anonymous. "/name": named              */
     int         mode;     /* permission bits of a named queue; 0: 0600    */
+    int         joinable; /* non-zero: a JoinableQueue, counting unfinished
+                             messages (mpq_queue_task_done/join)          */
 } mpq_queue_config;
 
 /* Creates a queue and returns its handle in *q. Anonymous queues (no name)
@@ -508,6 +757,35 @@ MPQDEF size_t mpq_queue_max_msg(const mpq_queue *q);
    mpq_queue_open, or eventfd() failed at creation).
    Thread safety: any thread. */
 MPQDEF int mpq_queue_fileno(mpq_queue *q);
+
+/* JoinableQueue (a queue made with .joinable): every message put adds one
+   to the queue's count of unfinished messages (put, commit, and each
+   message of put_batch), and mpq_queue_task_done takes one away once a
+   consumer has finished with a message it got; mpq_queue_join waits until
+   the count is zero.
+
+   A consumer that dies between its get and its task_done leaves its
+   message counted for ever, and so (rarely) does a producer killed inside
+   a put after counting its message and before publishing it: join then
+   waits until its timeout. Whoever learns of the death - the parent that
+   joins the dead process, say - calls mpq_queue_task_done once for each
+   message the dead process had taken and not finished (it may be any
+   process), and mpq_queue_unfinished shows the count. */
+
+/* Marks one message as finished. Returns 0, -EOVERFLOW (called more times
+   than messages were put: nothing changes; Python's ValueError), -EINVAL
+   (NULL, or not a joinable queue). Thread safety: any thread of any
+   process. */
+MPQDEF int mpq_queue_task_done(mpq_queue *q);
+
+/* Waits until every message put has been marked finished. Returns 0,
+   -EAGAIN (timeout_ms == 0 and some are unfinished), -ETIMEDOUT, -EINVAL
+   (NULL, or not joinable). Thread safety: any thread of any process. */
+MPQDEF int mpq_queue_join(mpq_queue *q, int timeout_ms);
+
+/* The count of unfinished messages, or -EINVAL (NULL, not joinable).
+   Thread safety: any thread. */
+MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
 
 /* ========================================================================
    >>api-conn  mpq_conn: framed messages over a pipe or stream socket
@@ -1165,6 +1443,121 @@ static void mpq__futex_wake(uint32_t *addr, int n)
 #endif
 }
 
+/* --- who we are, and whether another process is alive ----------------- */
+
+#define MPQ__START_MASK ((((uint64_t)1) << 40) - 1)  /* start times are kept in 40 bits */
+
+static uint32_t mpq__self_pid_v;     /* 0 until known; reset after fork */
+static uint64_t mpq__self_start_v;
+static pthread_once_t mpq__self_once = PTHREAD_ONCE_INIT;
+static void mpq__self_forget(void) { mpq__store32(&mpq__self_pid_v, 0, MPQ__RELAXED); }
+static void mpq__self_register(void) { pthread_atfork(NULL, NULL, mpq__self_forget); }
+
+static uint64_t mpq__boot_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Start time of process pid in clock ticks since boot (field 22 of
+   /proc/PID/stat); 0 when it cannot be read (no /proc, hidepid, gone). */
+static uint64_t mpq__proc_start(uint32_t pid)
+{
+    char path[40], buf[600], *p;
+    ssize_t n;
+    int fd, field;
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    if (!(p = strrchr(buf, ')'))) return 0;
+    for (p += 1, field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');  /* " 3 4 ... 22" */
+    return p ? strtoull(p + 1, NULL, 10) & MPQ__START_MASK : 0;
+}
+
+/* This process's pid (and start time in *start), cached per process; a
+   pthread_atfork handler makes a forked child look itself up again. */
+static uint32_t mpq__self(uint64_t *start)
+{
+    uint32_t pid = mpq__load32(&mpq__self_pid_v, MPQ__ACQUIRE);
+    if (pid == 0) {   /* first call in this process (fork() resets it in the child) */
+        pthread_once(&mpq__self_once, mpq__self_register);
+        pid = (uint32_t)getpid();
+        mpq__store64(&mpq__self_start_v, mpq__proc_start(pid), MPQ__RELAXED);
+        mpq__store32(&mpq__self_pid_v, pid, MPQ__RELEASE);
+    }
+    *start = mpq__load64(&mpq__self_start_v, MPQ__RELAXED);
+    return pid;
+}
+
+/* True if process pid has certainly exited (all its threads): its pidfd
+   polls readable, zombie or not, or no such pid exists. */
+static int mpq__pid_exited(uint32_t pid)
+{
+#if defined(SYS_pidfd_open)
+    int fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
+    if (fd >= 0) {
+        int exited = mpq__readable(fd, 0);
+        close(fd);
+        return exited;
+    }
+    if (errno == ESRCH) return 1;
+#endif
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* --- eventcounts ---------------------------------------------------------- */
+
+/* Announces a sleeper; returns the value to futex-wait on. */
+static uint32_t mpq__ec_prepare(uint32_t *ec)
+{
+    uint32_t v = mpq__load32(ec, MPQ__SEQ_CST);
+    while (!(v & 1u) && !mpq__cas32(ec, &v, v | 1u, MPQ__SEQ_CST)) {}
+    return v | 1u;
+}
+
+/* Wakes every sleeper, if there is one (a load when there is not). */
+static void mpq__ec_signal(uint32_t *ec)
+{
+    uint32_t v = mpq__load32(ec, MPQ__SEQ_CST);
+    if ((v & 1u) && mpq__cas32(ec, &v, v + 1u, MPQ__SEQ_CST)) mpq__futex_wake(ec, INT_MAX);
+}
+
+/* Sleeps on eventcount ec (key from mpq__ec_prepare) until woken, for at
+   most MPQ_SYNC_SLICE_MS, never past `deadline` (monotonic ns, -1: none).
+   Returns 0 (woken, or look again), 1 (the slice ran out: nobody woke us,
+   time for a waiter's checks on the dead), or -ETIMEDOUT (the deadline has
+   passed). The slice is what bounds the cost of a waker that died between
+   its change and its wake-up. */
+static int mpq__ec_sleep(uint32_t *ec, uint32_t key, int64_t deadline)
+{
+    int64_t now = mpq__now_ns(), until = now + (int64_t)MPQ_SYNC_SLICE_MS * 1000000;
+    if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
+    if (deadline >= 0 && deadline < until) until = deadline;
+    if (mpq__futex_wait(ec, key, until) != -ETIMEDOUT) return 0;
+    return deadline >= 0 && until == deadline ? -ETIMEDOUT : 1;
+}
+
+/* Waits until (*word != 0) == nonzero, sleeping on eventcount ec, whose
+   signal must follow every change of *word. Returns 0, -EAGAIN
+   (timeout_ms == 0 and not yet), -ETIMEDOUT. */
+static int mpq__ec_await(const uint32_t *word, int nonzero, uint32_t *ec, int timeout_ms, int64_t deadline)
+{
+    for (;;) {
+        uint32_t key;
+        if ((mpq__load32(word, MPQ__ACQUIRE) != 0) == nonzero) return 0;
+        if (timeout_ms == 0) return -EAGAIN;
+        key = mpq__ec_prepare(ec);
+        if ((mpq__load32(word, MPQ__ACQUIRE) != 0) == nonzero) return 0;
+        if (mpq__ec_sleep(ec, key, deadline) == -ETIMEDOUT)
+            return (mpq__load32(word, MPQ__ACQUIRE) != 0) == nonzero ? 0 : -ETIMEDOUT;
+    }
+}
+
 /* --- segments: every shared object mpq maps starts with this header ---- */
 
 #define MPQ__SEG_MAGIC   0x3153504dU   /* "MPS1" little-endian */
@@ -1173,7 +1566,8 @@ static void mpq__futex_wake(uint32_t *addr, int n)
 #define MPQ__SEG_VERSION_OF(kind) ((kind) == MPQ__KIND_QUEUE ? MPQ__SEG_VERSION_QUEUE : MPQ__SEG_VERSION)
 #define MPQ__SEG_HDR     64
 
-enum { MPQ__KIND_SHM = 1, MPQ__KIND_MUTEX = 2, MPQ__KIND_QUEUE = 3 };
+enum { MPQ__KIND_SHM = 1, MPQ__KIND_MUTEX = 2, MPQ__KIND_QUEUE = 3, MPQ__KIND_EVENT = 4,
+       MPQ__KIND_SEM = 5, MPQ__KIND_COND = 6, MPQ__KIND_BARRIER = 7 };
 
 typedef struct mpq__seg {
     uint32_t magic;      /* MPQ__SEG_MAGIC, stored last with release order  */
@@ -1491,7 +1885,16 @@ MPQDEF int mpq_shm_unlink(const char *name)
    lock's cache line from the owner and halves two-process throughput. */
 
 #define MPQ__MUTEX_MAGIC 0x584d504dU  /* "MPMX" */
-#define MPQ__MUTEX_IN_SEGMENT 1u      /* flags__: made by mpq_mutex_create */
+/* flags__: bits 0-2 below; bits 8-31 an RLock's depth beyond its first
+   lock. Bits 0 and 1 never change after initialisation; the others are
+   written only by the thread that holds the lock. */
+#define MPQ__MUTEX_IN_SEGMENT 1u      /* made by mpq_mutex_create           */
+#define MPQ__MUTEX_RECURSIVE  2u      /* an RLock                           */
+#define MPQ__MUTEX_DIED       4u      /* a dead owner's lock was taken and given
+                                         back unrepaired (mpq_mutex_locked):
+                                         the next locker is told            */
+#define MPQ__MUTEX_DEPTH1     256u
+#define MPQ__MUTEX_FIXED (MPQ__MUTEX_IN_SEGMENT | MPQ__MUTEX_RECURSIVE)
 
 /* pthread_mutex_clocklock waits on CLOCK_MONOTONIC (glibc 2.30+, with
    _GNU_SOURCE in force). Elsewhere
@@ -1518,40 +1921,113 @@ static int mpq__mutex_ok(const mpq_mutex *m)
     return m && mpq__load32(&m->magic__, MPQ__ACQUIRE) == MPQ__MUTEX_MAGIC;
 }
 
-/* Maps a pthread result to mpq's: an inherited dead owner's lock is made
-   consistent at once, so the lock stays usable by everyone. */
-static int mpq__mutex_result(mpq_mutex *m, int rc)
+static uint32_t mpq__mflags(const mpq_mutex *m) { return mpq__load32(&m->flags__, MPQ__RELAXED); }
+
+/* Flags that mpq could have written: no unknown bits, a depth only in an
+   RLock. */
+static int mpq__mflags_ok(uint32_t f)
 {
-    if (rc == EOWNERDEAD) {
-        pthread_mutex_consistent(&m->pm__);
-        return -EOWNERDEAD;
-    }
-    return -rc;
+    return (f & (MPQ__MUTEX_DEPTH1 - 1) & ~(MPQ__MUTEX_FIXED | MPQ__MUTEX_DIED)) == 0 &&
+           (f < MPQ__MUTEX_DEPTH1 || (f & MPQ__MUTEX_RECURSIVE));
 }
 
-MPQDEF int mpq_mutex_init(mpq_mutex *m)
+/* A pthread mutex as every mpq lock is: process-shared, robust, and
+   error-checking (so an owner's relock is EDEADLK, not a deadlock). */
+static int mpq__pmutex_init(pthread_mutex_t *pm)
 {
     pthread_mutexattr_t a;
     int rc;
-    if (!m) return -EINVAL;
     if ((rc = pthread_mutexattr_init(&a)) != 0) return -rc;
     rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
     if (rc == 0) rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     if (rc == 0) rc = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-    if (rc == 0) rc = pthread_mutex_init(&m->pm__, &a);
+    if (rc == 0) rc = pthread_mutex_init(pm, &a);
     pthread_mutexattr_destroy(&a);
-    if (rc != 0) return -rc;
-    m->flags__ = 0;
+    return -rc;
+}
+
+/* A dead owner's lock, just taken by this thread: consistent again, its
+   RLock depth gone. The caller then holds it (or hands it back with
+   `died` set, so the next locker still learns of the death). */
+static void mpq__mutex_inherit(mpq_mutex *m, int died)
+{
+    pthread_mutex_consistent(&m->pm__);
+    mpq__store32(&m->flags__, (mpq__mflags(m) & MPQ__MUTEX_FIXED) | (died ? MPQ__MUTEX_DIED : 0),
+                 MPQ__RELAXED);
+}
+
+/* True if the calling thread holds m. A lock attempt whose deadline has
+   passed already tells: the holder gets EDEADLK (errorcheck), anyone else
+   ETIMEDOUT, and a free lock is taken (and given back). */
+static int mpq__mutex_mine(mpq_mutex *m)
+{
+    struct timespec past;
+    int rc;
+    past.tv_sec = 0;
+    past.tv_nsec = 0;
+    rc = pthread_mutex_timedlock(&m->pm__, &past);
+    if (rc == 0 || rc == EOWNERDEAD) {
+        if (rc == EOWNERDEAD) mpq__mutex_inherit(m, 1);
+        pthread_mutex_unlock(&m->pm__);
+    }
+    return rc == EDEADLK;
+}
+
+/* Maps a pthread lock result to mpq's. An inherited dead owner's lock is
+   made consistent at once, so it stays usable by everyone; an RLock's
+   owner locking again goes one deeper. */
+static int mpq__mutex_result(mpq_mutex *m, int rc)
+{
+    uint32_t f;
+    if (rc == EOWNERDEAD) {
+        mpq__mutex_inherit(m, 0);
+        return -EOWNERDEAD;
+    }
+    f = mpq__mflags(m);
+    if (rc == 0 && (f & ~MPQ__MUTEX_FIXED)) {
+        /* Just taken from pthread: no depth can be ours yet (whatever a
+           scribbler wrote), and a death handed on is reported now. */
+        mpq__store32(&m->flags__, f & MPQ__MUTEX_FIXED, MPQ__RELAXED);
+        if (f & MPQ__MUTEX_DIED) return -EOWNERDEAD;
+    }
+    if (rc == EDEADLK && (f & MPQ__MUTEX_RECURSIVE)) {
+        if (f >= ~(MPQ__MUTEX_DEPTH1 - 1)) return -EAGAIN;  /* 2^24 deep */
+        mpq__store32(&m->flags__, f + MPQ__MUTEX_DEPTH1, MPQ__RELAXED);
+        return 0;
+    }
+    return -rc;
+}
+
+/* pthread_mutex_trylock, with "this thread holds it" told as EDEADLK
+   whatever the libc (glibc says EDEADLK, musl EBUSY) when that matters:
+   for an RLock. */
+static int mpq__mutex_try(mpq_mutex *m)
+{
+    int rc = pthread_mutex_trylock(&m->pm__);
+    if (rc == EBUSY && (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE) && mpq__mutex_mine(m)) rc = EDEADLK;
+    return rc;
+}
+
+static int mpq__mutex_init_flags(mpq_mutex *m, uint32_t flags)
+{
+    int rc;
+    if (!m) return -EINVAL;
+    if ((rc = mpq__pmutex_init(&m->pm__)) != 0) return rc;
+    m->flags__ = flags;
     mpq__store32(&m->magic__, MPQ__MUTEX_MAGIC, MPQ__RELEASE);
     return 0;
 }
 
+MPQDEF int mpq_mutex_init(mpq_mutex *m) { return mpq__mutex_init_flags(m, 0); }
+MPQDEF int mpq_mutex_init_recursive(mpq_mutex *m) { return mpq__mutex_init_flags(m, MPQ__MUTEX_RECURSIVE); }
+
 MPQDEF int mpq_mutex_destroy(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m) || m->flags__ == MPQ__MUTEX_IN_SEGMENT) return -EINVAL;
-    rc = mpq__mutex_result(m, pthread_mutex_trylock(&m->pm__));
-    if (rc != 0 && rc != -EOWNERDEAD) return -EBUSY;
+    if (!mpq__mutex_ok(m) || (mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT)) return -EINVAL;
+    rc = pthread_mutex_trylock(&m->pm__);
+    if (rc != 0 && rc != EOWNERDEAD) return -EBUSY;
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&m->pm__);
     pthread_mutex_unlock(&m->pm__);
     pthread_mutex_destroy(&m->pm__);
     mpq__store32(&m->magic__, 0, MPQ__RELEASE);
@@ -1562,8 +2038,9 @@ MPQDEF int mpq_mutex_trylock(mpq_mutex *m)
 {
     int rc;
     if (!mpq__mutex_ok(m)) return -EINVAL;
-    rc = pthread_mutex_trylock(&m->pm__);
-    return rc == EDEADLK ? -EBUSY : mpq__mutex_result(m, rc);
+    rc = mpq__mutex_try(m);
+    if (rc == EDEADLK && !(mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)) return -EBUSY;
+    return mpq__mutex_result(m, rc);
 }
 
 /* The blocking part of a lock: one slice at a time until the deadline. */
@@ -1599,9 +2076,8 @@ MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms)
 {
     int rc;
     if (!mpq__mutex_ok(m)) return -EINVAL;
-    rc = pthread_mutex_trylock(&m->pm__);
-    if (rc == 0) return 0;
-    if (rc == EDEADLK) rc = EBUSY;  /* glibc; musl says EBUSY: try-once agrees on both */
+    rc = mpq__mutex_try(m);
+    if (rc == EDEADLK && !(mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)) rc = EBUSY;
     if (rc != EBUSY) return mpq__mutex_result(m, rc);
     if (timeout_ms == 0) return -EAGAIN;
     return mpq__mutex_wait(m, timeout_ms);
@@ -1611,21 +2087,43 @@ MPQDEF int mpq_mutex_lock(mpq_mutex *m)
 {
     int rc;
     if (!mpq__mutex_ok(m)) return -EINVAL;
-    rc = pthread_mutex_trylock(&m->pm__);
-    if (rc == 0) return 0;
-    if (rc != EBUSY && rc != EDEADLK) return mpq__mutex_result(m, rc);
+    rc = mpq__mutex_try(m);
+    if (rc != EBUSY && (rc != EDEADLK || (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)))
+        return mpq__mutex_result(m, rc);
     return mpq__mutex_wait(m, -1);
 }
 
 MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 {
+    uint32_t f;
     if (!mpq__mutex_ok(m)) return -EINVAL;
+    f = mpq__mflags(m);
+    if ((f & MPQ__MUTEX_RECURSIVE) && f >= MPQ__MUTEX_DEPTH1) {
+        /* Only the owner writes the depth, so it is only the owner's
+           to lower; anyone else's view of it may be stale. */
+        if (!mpq__mutex_mine(m)) return -EPERM;
+        mpq__store32(&m->flags__, f - MPQ__MUTEX_DEPTH1, MPQ__RELAXED);
+        return 0;
+    }
     return -pthread_mutex_unlock(&m->pm__);
+}
+
+MPQDEF int mpq_mutex_locked(mpq_mutex *m)
+{
+    int rc;
+    if (!mpq__mutex_ok(m)) return -EINVAL;
+    rc = pthread_mutex_trylock(&m->pm__);
+    if (rc == 0 || rc == EOWNERDEAD) {
+        if (rc == EOWNERDEAD) mpq__mutex_inherit(m, 1);
+        pthread_mutex_unlock(&m->pm__);
+        return 0;
+    }
+    return rc == EBUSY || rc == EDEADLK ? 1 : -rc;
 }
 
 MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg)
 {
-    static const mpq_mutex_config defaults = { NULL, 0 };
+    static const mpq_mutex_config defaults = { NULL, 0, 0 };
     mpq_mutex *m;
     void *base;
     size_t len;
@@ -1636,8 +2134,7 @@ MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg)
                          &base, &len, NULL);
     if (rc != 0) return rc;
     m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
-    rc = mpq_mutex_init(m);
-    m->flags__ = MPQ__MUTEX_IN_SEGMENT;
+    rc = mpq__mutex_init_flags(m, MPQ__MUTEX_IN_SEGMENT | (cfg->recursive ? MPQ__MUTEX_RECURSIVE : 0));
     if ((rc = mpq__seg_finish(base, len, cfg->name, rc)) == 0) *out = m;
     return rc;
 }
@@ -1652,7 +2149,8 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
     rc = mpq__seg_open(name, MPQ__KIND_MUTEX, &base, &len, &obj);
     if (rc != 0) return rc;
     m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
-    if (obj != sizeof(mpq_mutex) || !mpq__mutex_ok(m) || m->flags__ != MPQ__MUTEX_IN_SEGMENT) {
+    if (obj != sizeof(mpq_mutex) || !mpq__mutex_ok(m) || !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) ||
+        !mpq__mflags_ok(mpq__mflags(m))) {
         munmap(base, len);
         return -EINVAL;
     }
@@ -1660,28 +2158,11 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
     return 0;
 }
 
-/* True if the calling thread holds m. A lock attempt whose deadline has
-   passed already tells: the holder gets EDEADLK (errorcheck), anyone else
-   ETIMEDOUT, and a free lock is taken (and given back). */
-static int mpq__mutex_mine(mpq_mutex *m)
-{
-    struct timespec past;
-    int rc;
-    past.tv_sec = 0;
-    past.tv_nsec = 0;
-    rc = pthread_mutex_timedlock(&m->pm__, &past);
-    if (rc == 0 || rc == EOWNERDEAD) {
-        mpq__mutex_result(m, rc);
-        pthread_mutex_unlock(&m->pm__);
-    }
-    return rc == EDEADLK;
-}
-
 MPQDEF int mpq_mutex_close(mpq_mutex *m)
 {
     mpq__seg *h;
     size_t len = mpq__seg_length(sizeof(mpq_mutex));
-    if (!mpq__mutex_ok(m) || m->flags__ != MPQ__MUTEX_IN_SEGMENT) return -EINVAL;
+    if (!mpq__mutex_ok(m) || !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT)) return -EINVAL;
     if (!(h = mpq__seg_of(m, MPQ__KIND_MUTEX))) return -EINVAL;
     if (h->total_size != (uint64_t)len) return -EINVAL;   /* overwritten: not ours to unmap */
     /* Unmapped while held, the lock would be out of the kernel's reach
@@ -1689,6 +2170,909 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
     if (mpq__mutex_mine(m)) return -EBUSY;
     munmap(h, len);
     return 0;
+}
+
+/* ========================================================================
+   >>sync  event, semaphore, condition, barrier
+   ========================================================================
+
+   Each object is a segment of its own (kinds EVENT, SEM, COND, BARRIER)
+   behind a process-local handle that knows the mapping, so nothing read
+   from shared memory ever decides what gets unmapped.
+
+   Waiting is the queue's: eventcounts (bit 0: somebody sleeps), and no
+   sleep longer than MPQ_SYNC_SLICE_MS, so a process that dies between its
+   change and its wake-up costs the sleepers at most a slice.
+
+   Who is alive. Condition and barrier waiters each hold a robust pthread
+   mutex of their own, `live`, in a table entry they claimed, for as long
+   as they wait: the kernel marks it owner-died when their thread dies, so
+   anyone can tell a dead waiter from a live one with one trylock (EBUSY:
+   alive; EOWNERDEAD: dead, and the entry is now the asker's to clean).
+   That is exact, costs no system call, and is not fooled by pid reuse.
+   Undo semaphores need a process's holdings to outlive its threads, so
+   they record pid and start time instead (as the queue does). */
+
+enum { MPQ__W_FREE = 0, MPQ__W_WAITING = 1, MPQ__W_NOTIFIED = 2, MPQ__W_LEAVING = 3 };
+
+/* A table entry of a waiter: see "who is alive" above. */
+typedef struct mpq__waiter {
+    uint64_t        ticket;   /* condition: order of arrival             */
+    uint32_t        state;    /* MPQ__W_*; a condition waiter sleeps here */
+    uint32_t        gen;      /* barrier: the round it waits in          */
+    pthread_mutex_t live;     /* held by the waiting thread              */
+} mpq__waiter;
+
+/* Claims a free entry of table w[0..n-1] by locking its `live` (or takes
+   over one whose holder died: *died_state gets the state the dead one
+   left, else MPQ__W_FREE); *hi is raised past it, so scans can stop at
+   *hi. Returns the entry, or NULL if every one is held. */
+static mpq__waiter *mpq__waiter_claim(mpq__waiter *w, uint32_t n, uint32_t *hi, uint32_t *died_state)
+{
+    uint32_t i, h;
+    for (i = 0; i < n; i++) {
+        int rc = pthread_mutex_trylock(&w[i].live);
+        if (rc != 0 && rc != EOWNERDEAD) continue;
+        if (rc == EOWNERDEAD) pthread_mutex_consistent(&w[i].live);
+        *died_state = rc == EOWNERDEAD ? mpq__load32(&w[i].state, MPQ__ACQUIRE) : (uint32_t)MPQ__W_FREE;
+        mpq__store32(&w[i].state, MPQ__W_FREE, MPQ__RELEASE);
+        h = mpq__load32(hi, MPQ__RELAXED);
+        while (h < i + 1 && !mpq__cas32(hi, &h, i + 1, MPQ__RELAXED)) {}
+        return &w[i];
+    }
+    return NULL;
+}
+
+/* Gives a claimed entry back. */
+static void mpq__waiter_leave(mpq__waiter *w)
+{
+    mpq__store32(&w->state, MPQ__W_FREE, MPQ__RELEASE);
+    pthread_mutex_unlock(&w->live);
+}
+
+/* Whether the thread in entry w is dead: 1 (and the entry has been freed,
+   its last state in *state), 0 if it is alive or the entry is not held. */
+static int mpq__waiter_dead(mpq__waiter *w, uint32_t *state)
+{
+    int rc = pthread_mutex_trylock(&w->live);
+    if (rc != 0 && rc != EOWNERDEAD) return 0;        /* EBUSY: alive */
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&w->live);
+    *state = mpq__load32(&w->state, MPQ__ACQUIRE);
+    if (rc == 0 && *state != MPQ__W_FREE && *state != MPQ__W_LEAVING) rc = EOWNERDEAD;  /* cannot be: free it */
+    mpq__store32(&w->state, MPQ__W_FREE, MPQ__RELEASE);
+    pthread_mutex_unlock(&w->live);
+    return rc == EOWNERDEAD;
+}
+
+static int mpq__waiters_init(mpq__waiter *w, uint32_t n)
+{
+    uint32_t i;
+    int rc;
+    for (i = 0; i < n; i++)
+        if ((rc = mpq__pmutex_init(&w[i].live)) != 0) return rc;
+    return 0;
+}
+
+/* --- the handle and its segment ---------------------------------------- */
+
+typedef struct mpq__obj {
+    void  *base;    /* the mapping, segment header first */
+    size_t len;
+    void  *s;       /* the object after the header       */
+    size_t size;    /* its size                          */
+} mpq__obj;
+
+/* Maps a new segment for an object of `size` bytes (zeroed) behind a new
+   handle of hsize bytes (an mpq__obj first). The caller initialises the
+   object, then ends with mpq__obj_finish. */
+static int mpq__obj_create(void **out, size_t hsize, int kind, size_t size, const char *name, int mode)
+{
+    mpq__obj *o;
+    int rc;
+    if (!out) return -EINVAL;
+    if (!(o = (mpq__obj *)MPQ_MALLOC(hsize))) return -ENOMEM;
+    memset(o, 0, hsize);
+    rc = mpq__seg_create(kind, size, name, mode, 0, &o->base, &o->len, NULL);
+    if (rc != 0) {
+        MPQ_FREE(o);
+        return rc;
+    }
+    o->s = (char *)o->base + MPQ__SEG_HDR;
+    o->size = size;
+    *out = o;
+    return 0;
+}
+
+static int mpq__obj_finish(void **out, const char *name, int rc)
+{
+    mpq__obj *o = (mpq__obj *)*out;
+    rc = mpq__seg_finish(o->base, o->len, name, rc);
+    if (rc != 0) {
+        MPQ_FREE(o);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* Opens a named object; `valid` checks the object (its size is known to
+   be at least min) and returns 0 or -EINVAL. */
+static int mpq__obj_open(void **out, size_t hsize, int kind, const char *name, size_t min,
+                         int (*valid)(const void *s, size_t size))
+{
+    mpq__obj *o;
+    int rc;
+    if (!out) return -EINVAL;
+    if (!(o = (mpq__obj *)MPQ_MALLOC(hsize))) return -ENOMEM;
+    memset(o, 0, hsize);
+    rc = mpq__seg_open(name, kind, &o->base, &o->len, &o->size);
+    if (rc == 0) {
+        o->s = (char *)o->base + MPQ__SEG_HDR;
+        if (o->size < min || valid(o->s, o->size) != 0) {
+            munmap(o->base, o->len);
+            rc = -EINVAL;
+        }
+    }
+    if (rc != 0) MPQ_FREE(o);
+    else *out = o;
+    return rc;
+}
+
+static int mpq__obj_close(void *h)
+{
+    mpq__obj *o = (mpq__obj *)h;
+    if (!o) return -EINVAL;
+    munmap(o->base, o->len);
+    MPQ_FREE(o);
+    return 0;
+}
+
+/* --- event ---------------------------------------------------------------- */
+
+#define MPQ__EVENT_MAGIC 0x5645504dU  /* "MPEV" */
+
+typedef struct mpq__event_s {
+    uint32_t magic;
+    uint32_t flag;   /* 1: set */
+    uint32_t ec;     /* waiters sleep here */
+    uint32_t pad;
+} mpq__event_s;
+
+struct mpq_event { mpq__obj o; mpq__event_s *s; };
+
+static int mpq__event_valid(const void *s, size_t size)
+{
+    const mpq__event_s *e = (const mpq__event_s *)s;
+    (void)size;
+    return e->magic == MPQ__EVENT_MAGIC && e->flag <= 1 ? 0 : -EINVAL;
+}
+
+MPQDEF int mpq_event_create(mpq_event **out, const mpq_event_config *cfg)
+{
+    static const mpq_event_config defaults = { NULL, 0 };
+    int rc;
+    if (!cfg) cfg = &defaults;
+    rc = mpq__obj_create((void **)out, sizeof(mpq_event), MPQ__KIND_EVENT, sizeof(mpq__event_s),
+                         cfg->name, cfg->mode);
+    if (rc != 0) return rc;
+    (*out)->s = (mpq__event_s *)(*out)->o.s;
+    (*out)->s->magic = MPQ__EVENT_MAGIC;
+    return mpq__obj_finish((void **)out, cfg->name, 0);
+}
+
+MPQDEF int mpq_event_open(mpq_event **out, const char *name)
+{
+    int rc = mpq__obj_open((void **)out, sizeof(mpq_event), MPQ__KIND_EVENT, name,
+                           sizeof(mpq__event_s), mpq__event_valid);
+    if (rc == 0) (*out)->s = (mpq__event_s *)(*out)->o.s;
+    return rc;
+}
+
+MPQDEF int mpq_event_close(mpq_event *e) { return mpq__obj_close(e); }
+
+MPQDEF int mpq_event_set(mpq_event *e)
+{
+    if (!e) return -EINVAL;
+    mpq__store32(&e->s->flag, 1, MPQ__SEQ_CST);
+    mpq__ec_signal(&e->s->ec);
+    return 0;
+}
+
+MPQDEF int mpq_event_clear(mpq_event *e)
+{
+    if (!e) return -EINVAL;
+    mpq__store32(&e->s->flag, 0, MPQ__SEQ_CST);
+    return 0;
+}
+
+MPQDEF int mpq_event_is_set(const mpq_event *e)
+{
+    if (!e) return -EINVAL;
+    return mpq__load32(&e->s->flag, MPQ__ACQUIRE) != 0;
+}
+
+MPQDEF int mpq_event_wait(mpq_event *e, int timeout_ms)
+{
+    if (!e) return -EINVAL;
+    return mpq__ec_await(&e->s->flag, 1, &e->s->ec, timeout_ms, mpq__deadline(timeout_ms));
+}
+
+/* --- semaphore -------------------------------------------------------------
+
+   Without undo the count is one word: acquire is a CAS down from a
+   positive value, release a CAS up (below the bound), and sleepers wait
+   on the eventcount.
+
+   With undo every change happens under `lock` (an mpq_mutex), and the
+   holder table says how many permits each process holds. A change writes
+   a journal first - the table entry and count as they were - and clears
+   it last; whoever inherits the lock from a process that died inside
+   (-EOWNERDEAD) rolls a journal it finds back, so the count and the table
+   always agree. A waiter whose slice runs out with no permit free gives
+   back the permits of dead holders (a pidfd, or a start time that no
+   longer matches, says dead). */
+
+#define MPQ__SEM_MAGIC 0x4d45534dU  /* "MSEM" */
+#define MPQ__SEM_BOUNDED 1u
+#define MPQ__SEM_UNDO    2u
+
+typedef struct mpq__sem_holder {
+    uint32_t pid;     /* 0: free */
+    uint32_t held;
+    uint64_t start;   /* the process's start time, 0 if unknown */
+} mpq__sem_holder;
+
+typedef struct mpq__sem_s {
+    uint32_t magic, flags;
+    uint32_t bound;      /* the highest value a release may reach */
+    uint32_t nholders;   /* undo: table entries                   */
+    uint32_t count;      /* free permits                          */
+    uint32_t ec;         /* acquirers sleep here                  */
+    /* undo: the journal (valid != 0: entry `slot` and `count` are being
+       changed; their old values follow) */
+    uint32_t j_valid, j_slot, j_count, j_pad;
+    mpq__sem_holder j_old;
+    mpq_mutex lock;
+    /* then nholders mpq__sem_holder */
+} mpq__sem_s;
+
+/* The handle keeps what was validated: a scribbler changing the shared
+   sizes or mode later cannot send mpq outside the mapping. */
+struct mpq_sem { mpq__obj o; mpq__sem_s *s; uint32_t n, flags, bound; };
+
+static mpq__sem_holder *mpq__sem_holders(mpq__sem_s *s)
+{
+    return (mpq__sem_holder *)(void *)((char *)s + ((sizeof(mpq__sem_s) + 15) & ~(size_t)15));
+}
+
+static size_t mpq__sem_size(uint32_t nholders)
+{
+    return ((sizeof(mpq__sem_s) + 15) & ~(size_t)15) + (size_t)nholders * sizeof(mpq__sem_holder);
+}
+
+static int mpq__sem_valid(const void *p, size_t size)
+{
+    const mpq__sem_s *s = (const mpq__sem_s *)p;
+    if (s->magic != MPQ__SEM_MAGIC || (s->flags & ~3u) || s->bound > MPQ_SEM_MAX) return -EINVAL;
+    if (s->count > s->bound || s->nholders > 65536) return -EINVAL;
+    if ((s->flags & MPQ__SEM_UNDO) && (s->nholders == 0 || size < mpq__sem_size(s->nholders) ||
+                                        s->lock.magic__ != MPQ__MUTEX_MAGIC))
+        return -EINVAL;
+    return 0;
+}
+
+static void mpq__sem_bind(mpq_sem *h)
+{
+    h->s = (mpq__sem_s *)h->o.s;
+    h->n = h->s->nholders;
+    h->flags = h->s->flags;
+    h->bound = h->s->bound;
+}
+
+MPQDEF int mpq_sem_create(mpq_sem **out, unsigned value, const mpq_sem_config *cfg)
+{
+    static const mpq_sem_config defaults = { NULL, 0, 0, 0, 0 };
+    uint32_t n;
+    mpq__sem_s *s;
+    int rc;
+    if (!cfg) cfg = &defaults;
+    n = cfg->undo ? (cfg->max_holders ? cfg->max_holders : 64) : 0;
+    if (value > MPQ_SEM_MAX || n > 65536) return -EINVAL;
+    rc = mpq__obj_create((void **)out, sizeof(mpq_sem), MPQ__KIND_SEM, mpq__sem_size(n), cfg->name, cfg->mode);
+    if (rc != 0) return rc;
+    s = (*out)->s = (mpq__sem_s *)(*out)->o.s;
+    s->magic = MPQ__SEM_MAGIC;
+    s->flags = (cfg->bounded ? MPQ__SEM_BOUNDED : 0) | (cfg->undo ? MPQ__SEM_UNDO : 0);
+    s->bound = cfg->bounded ? value : MPQ_SEM_MAX;
+    s->nholders = n;
+    s->count = value;
+    rc = cfg->undo ? mpq_mutex_init(&s->lock) : 0;
+    mpq__sem_bind(*out);
+    return mpq__obj_finish((void **)out, cfg->name, rc);
+}
+
+MPQDEF int mpq_sem_open(mpq_sem **out, const char *name)
+{
+    int rc = mpq__obj_open((void **)out, sizeof(mpq_sem), MPQ__KIND_SEM, name,
+                           sizeof(mpq__sem_s), mpq__sem_valid);
+    if (rc == 0) mpq__sem_bind(*out);
+    return rc;
+}
+
+MPQDEF int mpq_sem_close(mpq_sem *s) { return mpq__obj_close(s); }
+
+/* Journal entry i (or none: i == nholders) before changing it and count. */
+static void mpq__sem_log(mpq__sem_s *s, uint32_t n, uint32_t i)
+{
+    mpq__sem_holder *h = mpq__sem_holders(s);
+    mpq__store32(&s->j_slot, i, MPQ__RELEASE);
+    mpq__store32(&s->j_count, mpq__load32(&s->count, MPQ__RELAXED), MPQ__RELEASE);
+    if (i < n) {
+        mpq__store32(&s->j_old.pid, h[i].pid, MPQ__RELEASE);
+        mpq__store32(&s->j_old.held, h[i].held, MPQ__RELEASE);
+        mpq__store64(&s->j_old.start, h[i].start, MPQ__RELEASE);
+    }
+    mpq__store32(&s->j_valid, 1, MPQ__RELEASE);
+}
+
+static void mpq__sem_unlog(mpq__sem_s *s) { mpq__store32(&s->j_valid, 0, MPQ__RELEASE); }
+
+/* Locks an undo semaphore; rolls back what a holder that died inside left
+   half done. */
+static void mpq__sem_lock(mpq__sem_s *s, uint32_t n)
+{
+    if (mpq_mutex_lock(&s->lock) != -EOWNERDEAD || !s->j_valid) return;
+    if (s->j_slot < n) {
+        mpq__sem_holder *h = mpq__sem_holders(s) + s->j_slot;
+        mpq__store32(&h->pid, s->j_old.pid, MPQ__RELEASE);
+        mpq__store32(&h->held, s->j_old.held, MPQ__RELEASE);
+        mpq__store64(&h->start, s->j_old.start, MPQ__RELEASE);
+    }
+    mpq__store32(&s->count, s->j_count, MPQ__RELEASE);
+    mpq__sem_unlog(s);
+}
+
+/* The holder entry of process (pid, start), or with `claim` a free one
+   for it; nholders if there is none. Under the lock. */
+static uint32_t mpq__sem_find(mpq__sem_s *s, uint32_t n, uint32_t pid, uint64_t start, int claim)
+{
+    mpq__sem_holder *h = mpq__sem_holders(s);
+    uint32_t i, k, free_i = n;
+    for (k = 0; k < n; k++) {
+        i = (pid + k) % n;
+        if (h[i].pid == pid && h[i].start == start) return i;
+        if (h[i].pid == 0 && free_i == n) free_i = i;
+    }
+    return claim ? free_i : n;
+}
+
+/* Gives back the permits of holders that have died. Under the lock.
+   Returns how many permits came back. */
+static uint32_t mpq__sem_reclaim(mpq__sem_s *s, uint32_t n, uint32_t bound)
+{
+    mpq__sem_holder *h = mpq__sem_holders(s);
+    uint32_t i, back = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t pid = h[i].pid, c;
+        uint64_t now;
+        if (pid == 0) continue;
+        if (!mpq__pid_exited(pid)) {
+            now = mpq__proc_start(pid);
+            if (now == 0 || h[i].start == 0 || now == h[i].start) continue;
+        }
+        mpq__sem_log(s, n, i);
+        c = mpq__load32(&s->count, MPQ__RELAXED) + h[i].held;
+        back += h[i].held;
+        mpq__store32(&s->count, c > bound ? bound : c, MPQ__SEQ_CST);
+        mpq__store32(&h[i].held, 0, MPQ__RELEASE);
+        mpq__store32(&h[i].pid, 0, MPQ__RELEASE);
+        mpq__sem_unlog(s);
+    }
+    return back;
+}
+
+/* One try of an undo acquire: 0, -EAGAIN (none free), -ENOSPC. */
+static int mpq__sem_take_undo(const mpq_sem *sem)
+{
+    mpq__sem_s *s = sem->s;
+    uint32_t n = sem->n;
+    uint64_t start;
+    uint32_t me = mpq__self(&start), i, c;
+    mpq__sem_holder *h;
+    int rc = -EAGAIN;
+    mpq__sem_lock(s, n);
+    c = mpq__load32(&s->count, MPQ__RELAXED);
+    if (c > 0) {
+        i = mpq__sem_find(s, n, me, start, 1);
+        if (i == n && mpq__sem_reclaim(s, n, sem->bound) > 0) c = mpq__load32(&s->count, MPQ__RELAXED);
+        if (i == n) i = mpq__sem_find(s, n, me, start, 1);
+        if (i == n) {
+            rc = -ENOSPC;
+        } else {
+            h = mpq__sem_holders(s) + i;
+            mpq__sem_log(s, n, i);
+            mpq__store32(&h->pid, me, MPQ__RELEASE);
+            mpq__store64(&h->start, start, MPQ__RELEASE);
+            mpq__store32(&h->held, h->held + 1, MPQ__RELEASE);
+            mpq__store32(&s->count, c - 1, MPQ__RELEASE);
+            mpq__sem_unlog(s);
+            rc = 0;
+        }
+    }
+    mpq_mutex_unlock(&s->lock);
+    return rc;
+}
+
+MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    mpq__sem_s *s;
+    uint32_t c, key;
+    int undo, rc;
+    if (!sem) return -EINVAL;
+    s = sem->s;
+    undo = (sem->flags & MPQ__SEM_UNDO) != 0;
+    for (;;) {
+        if (undo) {
+            if ((rc = mpq__sem_take_undo(sem)) != -EAGAIN) return rc;
+        } else {
+            c = mpq__load32(&s->count, MPQ__RELAXED);
+            while (c > 0)
+                if (mpq__cas32(&s->count, &c, c - 1, MPQ__ACQUIRE)) return 0;
+        }
+        if (timeout_ms == 0) return -EAGAIN;
+        key = mpq__ec_prepare(&s->ec);
+        if (mpq__load32(&s->count, MPQ__SEQ_CST) > 0) continue;
+        rc = mpq__ec_sleep(&s->ec, key, deadline);
+        if (rc == -ETIMEDOUT) return -ETIMEDOUT;
+        if (rc == 1 && undo) {   /* a slice with nothing released: anyone dead? */
+            mpq__sem_lock(s, sem->n);
+            mpq__sem_reclaim(s, sem->n, sem->bound);
+            mpq_mutex_unlock(&s->lock);
+        }
+    }
+}
+
+MPQDEF int mpq_sem_release(mpq_sem *sem)
+{
+    mpq__sem_s *s;
+    uint32_t c;
+    if (!sem) return -EINVAL;
+    s = sem->s;
+    if (sem->flags & MPQ__SEM_UNDO) {
+        uint64_t start;
+        uint32_t me = mpq__self(&start), i;
+        int rc = 0;
+        mpq__sem_lock(s, sem->n);
+        c = mpq__load32(&s->count, MPQ__RELAXED);
+        if (c >= sem->bound) {
+            rc = -EOVERFLOW;
+        } else {
+            mpq__sem_holder *h;
+            i = mpq__sem_find(s, sem->n, me, start, 0);
+            mpq__sem_log(s, sem->n, i);
+            h = i < sem->n ? mpq__sem_holders(s) + i : NULL;
+            if (h && h->held > 1) mpq__store32(&h->held, h->held - 1, MPQ__RELEASE);
+            else if (h) {
+                mpq__store32(&h->held, 0, MPQ__RELEASE);
+                mpq__store32(&h->pid, 0, MPQ__RELEASE);
+            }
+            mpq__store32(&s->count, c + 1, MPQ__SEQ_CST);   /* before ec_signal's load */
+            mpq__sem_unlog(s);
+        }
+        mpq_mutex_unlock(&s->lock);
+        if (rc != 0) return rc;
+    } else {
+        c = mpq__load32(&s->count, MPQ__RELAXED);
+        do {
+            if (c >= sem->bound) return -EOVERFLOW;
+        } while (!mpq__cas32(&s->count, &c, c + 1, MPQ__SEQ_CST));   /* before ec_signal's load */
+    }
+    mpq__ec_signal(&s->ec);
+    return 0;
+}
+
+MPQDEF int mpq_sem_value(const mpq_sem *sem)
+{
+    if (!sem) return -EINVAL;
+    return (int)mpq__load32(&sem->s->count, MPQ__ACQUIRE);
+}
+
+/* --- condition ---------------------------------------------------------------
+
+   A table of waiter entries (see "who is alive"). A waiter claims an entry,
+   takes a ticket, marks it WAITING, and only then unlocks the user's
+   mutex, so a notify made after that unlock sees it. It sleeps on its own
+   entry's state word until a notifier moves it WAITING -> NOTIFIED (one
+   CAS: a notification goes to exactly one waiter, and a waiter that timed
+   out - WAITING -> LEAVING - can no longer get one). notify picks the
+   oldest WAITING entries whose ticket predates the call, checking each
+   with a trylock of `live` first, so a dead waiter is skipped (and its
+   entry freed) rather than notified. A waiter whose slice runs out looks
+   for NOTIFIED entries whose thread died before taking the notification,
+   and passes each such notification on. */
+
+#define MPQ__COND_MAGIC 0x4e4f434dU  /* "MCON" */
+
+typedef struct mpq__cond_s {
+    uint32_t magic, nw;
+    uint32_t hi;       /* entries [hi, nw) have never been used */
+    uint32_t pad;
+    uint64_t next;     /* the next ticket */
+    /* then nw mpq__waiter */
+} mpq__cond_s;
+
+struct mpq_cond { mpq__obj o; mpq__cond_s *s; mpq__waiter *w; uint32_t nw; };
+
+static size_t mpq__cond_size(uint32_t nw)
+{
+    return ((sizeof(mpq__cond_s) + 15) & ~(size_t)15) + (size_t)nw * sizeof(mpq__waiter);
+}
+
+static mpq__waiter *mpq__cond_w(mpq__cond_s *s)
+{
+    return (mpq__waiter *)(void *)((char *)s + ((sizeof(mpq__cond_s) + 15) & ~(size_t)15));
+}
+
+static int mpq__cond_valid(const void *p, size_t size)
+{
+    const mpq__cond_s *s = (const mpq__cond_s *)p;
+    if (s->magic != MPQ__COND_MAGIC || s->nw == 0 || s->nw > 65536 || s->hi > s->nw) return -EINVAL;
+    return size >= mpq__cond_size(s->nw) ? 0 : -EINVAL;
+}
+
+static void mpq__cond_bind(mpq_cond *c)
+{
+    c->s = (mpq__cond_s *)c->o.s;
+    c->w = mpq__cond_w(c->s);
+    c->nw = c->s->nw;
+}
+
+MPQDEF int mpq_cond_create(mpq_cond **out, const mpq_cond_config *cfg)
+{
+    static const mpq_cond_config defaults = { NULL, 0, 0 };
+    uint32_t n;
+    int rc;
+    if (!cfg) cfg = &defaults;
+    n = cfg->max_waiters ? cfg->max_waiters : 128;
+    if (n > 65536) return -EINVAL;
+    rc = mpq__obj_create((void **)out, sizeof(mpq_cond), MPQ__KIND_COND, mpq__cond_size(n), cfg->name, cfg->mode);
+    if (rc != 0) return rc;
+    ((mpq__cond_s *)(*out)->o.s)->magic = MPQ__COND_MAGIC;
+    ((mpq__cond_s *)(*out)->o.s)->nw = n;
+    mpq__cond_bind(*out);
+    rc = mpq__waiters_init((*out)->w, n);
+    return mpq__obj_finish((void **)out, cfg->name, rc);
+}
+
+MPQDEF int mpq_cond_open(mpq_cond **out, const char *name)
+{
+    int rc = mpq__obj_open((void **)out, sizeof(mpq_cond), MPQ__KIND_COND, name,
+                           sizeof(mpq__cond_s), mpq__cond_valid);
+    if (rc == 0) mpq__cond_bind(*out);
+    return rc;
+}
+
+MPQDEF int mpq_cond_close(mpq_cond *c) { return mpq__obj_close(c); }
+
+/* Notifies up to n waiters whose tickets are below `end`; returns how many. */
+static int mpq__cond_notify(mpq_cond *c, int n, uint64_t end)
+{
+    uint32_t hi = mpq__load32(&c->s->hi, MPQ__ACQUIRE), i, st;
+    int woken = 0;
+    if (hi > c->nw) hi = c->nw;
+    while (woken < n) {
+        mpq__waiter *best = NULL;
+        uint64_t bt = end, t;
+        for (i = 0; i < hi; i++) {
+            if (mpq__load32(&c->w[i].state, MPQ__ACQUIRE) != MPQ__W_WAITING) continue;
+            t = mpq__load64(&c->w[i].ticket, MPQ__RELAXED);
+            if (t < bt) {
+                bt = t;
+                best = &c->w[i];
+            }
+        }
+        if (!best) break;
+        if (mpq__waiter_dead(best, &st)) continue;   /* skipped, its entry freed */
+        st = MPQ__W_WAITING;
+        if (mpq__cas32(&best->state, &st, MPQ__W_NOTIFIED, MPQ__SEQ_CST)) {
+            mpq__futex_wake(&best->state, 1);
+            woken++;
+        }
+    }
+    return woken;
+}
+
+/* A slice ran out: passes on the notifications of waiters that died
+   before taking them. */
+static void mpq__cond_adopt(mpq_cond *c, const mpq__waiter *self)
+{
+    uint32_t hi = mpq__load32(&c->s->hi, MPQ__ACQUIRE), i, st;
+    if (hi > c->nw) hi = c->nw;
+    for (i = 0; i < hi; i++) {
+        mpq__waiter *w = &c->w[i];
+        if (w == self || mpq__load32(&w->state, MPQ__ACQUIRE) != MPQ__W_NOTIFIED) continue;
+        if (mpq__waiter_dead(w, &st) && st == MPQ__W_NOTIFIED)
+            mpq__cond_notify(c, 1, (uint64_t)-1);
+    }
+}
+
+MPQDEF int mpq_cond_wait(mpq_cond *c, mpq_mutex *m, int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    uint32_t died = MPQ__W_FREE, st, depth;
+    mpq__waiter *w;
+    int rc, notified = 0;
+    if (!c || !mpq__mutex_ok(m)) return -EINVAL;
+    w = mpq__waiter_claim(c->w, c->nw, &c->s->hi, &died);
+    if (!w) return -ENOSPC;
+    if (died == MPQ__W_NOTIFIED) mpq__cond_notify(c, 1, (uint64_t)-1);  /* its notification goes on */
+    mpq__store64(&w->ticket, mpq__add64(&c->s->next, 1, MPQ__SEQ_CST), MPQ__RELAXED);
+    mpq__store32(&w->state, MPQ__W_WAITING, MPQ__SEQ_CST);
+    /* An RLock is released whole and taken back as deep as it was. */
+    depth = mpq__mflags(m) & ~(MPQ__MUTEX_DEPTH1 - 1);
+    if ((mpq__mflags(m) & MPQ__MUTEX_RECURSIVE) && depth && mpq__mutex_mine(m))
+        mpq__store32(&m->flags__, mpq__mflags(m) - depth, MPQ__RELAXED);
+    else
+        depth = 0;
+    if ((rc = mpq_mutex_unlock(m)) != 0) {
+        if (depth) mpq__store32(&m->flags__, mpq__mflags(m) + depth, MPQ__RELAXED);
+        mpq__waiter_leave(w);
+        return rc;
+    }
+    for (;;) {
+        int64_t now = mpq__now_ns(), until;
+        st = mpq__load32(&w->state, MPQ__ACQUIRE);
+        if (st != MPQ__W_WAITING) { notified = 1; break; }
+        if (deadline >= 0 && now >= deadline) {
+            notified = !mpq__cas32(&w->state, &st, MPQ__W_LEAVING, MPQ__SEQ_CST);
+            break;
+        }
+        until = now + (int64_t)MPQ_SYNC_SLICE_MS * 1000000;
+        if (deadline >= 0 && deadline < until) until = deadline;
+        if (mpq__futex_wait(&w->state, MPQ__W_WAITING, until) == -ETIMEDOUT && until != deadline)
+            mpq__cond_adopt(c, w);
+    }
+    mpq__waiter_leave(w);
+    rc = mpq_mutex_lock(m);
+    if (depth) mpq__store32(&m->flags__, mpq__mflags(m) + depth, MPQ__RELAXED);
+    if (rc == -EOWNERDEAD) return rc;
+    if (notified) return 0;
+    return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+}
+
+MPQDEF int mpq_cond_wait_for(mpq_cond *c, mpq_mutex *m, int (*pred)(void *arg), void *arg,
+                             int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    int rc, died = 0;
+    if (!c || !pred || !mpq__mutex_ok(m)) return -EINVAL;
+    for (;;) {
+        if (pred(arg)) return died ? -EOWNERDEAD : 0;
+        rc = mpq_cond_wait(c, m, deadline < 0 ? -1 : mpq__remaining_ms(deadline));
+        if (rc == -EOWNERDEAD) died = 1;
+        else if (rc == -ETIMEDOUT || rc == -EAGAIN) return pred(arg) ? (died ? -EOWNERDEAD : 0) : -ETIMEDOUT;
+        else if (rc != 0) return rc;
+    }
+}
+
+MPQDEF int mpq_cond_notify(mpq_cond *c, int n)
+{
+    if (!c) return -EINVAL;
+    if (n <= 0) return 0;
+    return mpq__cond_notify(c, n, mpq__load64(&c->s->next, MPQ__SEQ_CST));
+}
+
+MPQDEF int mpq_cond_notify_all(mpq_cond *c) { return mpq_cond_notify(c, INT_MAX); }
+
+/* --- barrier -----------------------------------------------------------------
+
+   One 64-bit word says it all: (gen:32 | history:16 | count:15 |
+   broken:1). `count` parties of round `gen` have arrived; the one that
+   makes it `parties` ends the round with one CAS (gen + 1, count 0), as a
+   reset does, and each shifts into `history` whether it was a release (0)
+   or a reset (1), so a waiter that slept through several rounds still
+   knows how its own ended. Waiters sleep on the eventcount `ec`.
+
+   Each party claims a waiter entry (see "who is alive") before it arrives
+   and marks it with its round. Whoever's slice runs out checks the
+   entries of its round, and a dead party breaks the barrier. */
+
+#define MPQ__BAR_MAGIC 0x5241424dU  /* "MBAR" */
+#define MPQ__BAR_MAX 32767u
+#define MPQ__BAR_GEN(s) ((uint32_t)((s) >> 32))
+#define MPQ__BAR_HIST(s) ((uint32_t)((s) >> 16) & 0xffffu)
+#define MPQ__BAR_COUNT(s) ((uint32_t)((s) >> 1) & 0x7fffu)
+#define MPQ__BAR_BROKEN(s) ((uint32_t)(s) & 1u)
+
+typedef struct mpq__bar_s {
+    uint32_t magic, parties, nw, hi;
+    uint64_t state;
+    uint32_t ec, pad;
+    /* then nw mpq__waiter */
+} mpq__bar_s;
+
+struct mpq_barrier { mpq__obj o; mpq__bar_s *s; mpq__waiter *w; uint32_t nw, parties; };
+
+static size_t mpq__bar_size(uint32_t nw)
+{
+    return ((sizeof(mpq__bar_s) + 15) & ~(size_t)15) + (size_t)nw * sizeof(mpq__waiter);
+}
+
+static int mpq__bar_valid(const void *p, size_t size)
+{
+    const mpq__bar_s *s = (const mpq__bar_s *)p;
+    if (s->magic != MPQ__BAR_MAGIC || s->parties == 0 || s->parties > MPQ__BAR_MAX) return -EINVAL;
+    if (s->nw != 2 * s->parties + 4 || s->hi > s->nw || size < mpq__bar_size(s->nw)) return -EINVAL;
+    return 0;
+}
+
+static void mpq__bar_bind(mpq_barrier *b)
+{
+    b->s = (mpq__bar_s *)b->o.s;
+    b->w = (mpq__waiter *)(void *)((char *)b->s + ((sizeof(mpq__bar_s) + 15) & ~(size_t)15));
+    b->nw = b->s->nw;
+    b->parties = b->s->parties;
+}
+
+MPQDEF int mpq_barrier_create(mpq_barrier **out, unsigned parties, const mpq_barrier_config *cfg)
+{
+    static const mpq_barrier_config defaults = { NULL, 0 };
+    uint32_t n;
+    int rc;
+    if (!cfg) cfg = &defaults;
+    if (parties == 0 || parties > MPQ__BAR_MAX) return -EINVAL;
+    n = 2 * parties + 4;   /* one round's parties, the last round's leaving, and spare */
+    rc = mpq__obj_create((void **)out, sizeof(mpq_barrier), MPQ__KIND_BARRIER, mpq__bar_size(n),
+                         cfg->name, cfg->mode);
+    if (rc != 0) return rc;
+    ((mpq__bar_s *)(*out)->o.s)->magic = MPQ__BAR_MAGIC;
+    ((mpq__bar_s *)(*out)->o.s)->parties = parties;
+    ((mpq__bar_s *)(*out)->o.s)->nw = n;
+    mpq__bar_bind(*out);
+    rc = mpq__waiters_init((*out)->w, n);
+    return mpq__obj_finish((void **)out, cfg->name, rc);
+}
+
+MPQDEF int mpq_barrier_open(mpq_barrier **out, const char *name)
+{
+    int rc = mpq__obj_open((void **)out, sizeof(mpq_barrier), MPQ__KIND_BARRIER, name,
+                           sizeof(mpq__bar_s), mpq__bar_valid);
+    if (rc == 0) mpq__bar_bind(*out);
+    return rc;
+}
+
+MPQDEF int mpq_barrier_close(mpq_barrier *b) { return mpq__obj_close(b); }
+
+/* Ends round `gen` as a reset (or a release), if it is still the round. */
+static uint64_t mpq__bar_next(uint64_t s, int reset)
+{
+    uint64_t gen = (uint64_t)(MPQ__BAR_GEN(s) + 1u) << 32;
+    uint64_t hist = (uint64_t)(((MPQ__BAR_HIST(s) << 1) | (reset ? 1u : 0u)) & 0xffffu) << 16;
+    return gen | hist;
+}
+
+/* How round gen, over by state v, ended for the waiter with index idx:
+   idx if it was released, -EPIPE if it was reset. Of the rounds that ended
+   since, gen's is the oldest; more than 16 ago counts as released. */
+static int mpq__bar_outcome(uint64_t v, uint32_t gen, uint32_t idx)
+{
+    uint32_t ago = MPQ__BAR_GEN(v) - gen;
+    return ago <= 16 && (MPQ__BAR_HIST(v) >> (ago - 1) & 1u) ? -EPIPE : (int)idx;
+}
+
+/* Sets the broken flag if round gen is still on; wakes everyone. */
+static void mpq__bar_break(mpq__bar_s *s, uint32_t gen)
+{
+    uint64_t v = mpq__load64(&s->state, MPQ__ACQUIRE);
+    while (MPQ__BAR_GEN(v) == gen && !MPQ__BAR_BROKEN(v))
+        if (mpq__cas64(&s->state, &v, v | 1u, MPQ__SEQ_CST)) break;
+    mpq__ec_signal(&s->ec);
+}
+
+/* A slice ran out in round gen: breaks it if a party of it has died. */
+static void mpq__bar_check(mpq_barrier *b, const mpq__waiter *self, uint32_t gen)
+{
+    uint32_t hi = mpq__load32(&b->s->hi, MPQ__ACQUIRE), i, st;
+    if (hi > b->nw) hi = b->nw;
+    for (i = 0; i < hi; i++) {
+        mpq__waiter *w = &b->w[i];
+        if (w == self || mpq__load32(&w->state, MPQ__ACQUIRE) != MPQ__W_WAITING ||
+            mpq__load32(&w->gen, MPQ__ACQUIRE) != gen)
+            continue;
+        if (mpq__waiter_dead(w, &st) && st == MPQ__W_WAITING) {
+            mpq__bar_break(b->s, gen);
+            return;
+        }
+    }
+}
+
+MPQDEF int mpq_barrier_wait(mpq_barrier *b, int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    uint32_t died, gen, idx, key;
+    uint64_t v, nv;
+    mpq__waiter *w;
+    mpq__bar_s *s;
+    int rc;
+    if (!b) return -EINVAL;
+    s = b->s;
+    /* An entry first, so the others can tell if this party dies. */
+    while (!(w = mpq__waiter_claim(b->w, b->nw, &s->hi, &died))) {
+        if (timeout_ms == 0) return -EAGAIN;
+        if (MPQ__BAR_BROKEN(mpq__load64(&s->state, MPQ__ACQUIRE))) return -EPIPE;
+        key = mpq__ec_prepare(&s->ec);
+        if (mpq__ec_sleep(&s->ec, key, deadline) == -ETIMEDOUT) return -ETIMEDOUT;
+    }
+    v = mpq__load64(&s->state, MPQ__ACQUIRE);
+    for (;;) {
+        if (MPQ__BAR_BROKEN(v)) { rc = -EPIPE; goto out; }
+        gen = MPQ__BAR_GEN(v);
+        idx = MPQ__BAR_COUNT(v);
+        mpq__store32(&w->gen, gen, MPQ__RELAXED);
+        mpq__store32(&w->state, MPQ__W_WAITING, MPQ__SEQ_CST);
+        nv = idx + 1 >= b->parties ? mpq__bar_next(v, 0) : v + 2;
+        if (mpq__cas64(&s->state, &v, nv, MPQ__SEQ_CST)) break;
+    }
+    if (idx + 1 >= b->parties) {   /* the last to arrive: the round is over */
+        mpq__ec_signal(&s->ec);
+        rc = (int)idx;
+        goto out;
+    }
+    for (;;) {
+        v = mpq__load64(&s->state, MPQ__ACQUIRE);
+        if (MPQ__BAR_GEN(v) != gen) {
+            rc = mpq__bar_outcome(v, gen, idx);
+            goto out;
+        }
+        if (MPQ__BAR_BROKEN(v)) { rc = -EPIPE; goto out; }
+        if (timeout_ms == 0) rc = -ETIMEDOUT;
+        else {
+            key = mpq__ec_prepare(&s->ec);
+            if (mpq__load64(&s->state, MPQ__SEQ_CST) != v) continue;
+            rc = mpq__ec_sleep(&s->ec, key, deadline);
+            if (rc == 1) mpq__bar_check(b, w, gen);
+            if (rc != -ETIMEDOUT) continue;
+        }
+        /* Our wait ran out: the round breaks for everyone, as in Python
+           (unless it ended just now). */
+        mpq__bar_break(s, gen);
+        v = mpq__load64(&s->state, MPQ__ACQUIRE);
+        if (MPQ__BAR_GEN(v) != gen) continue;
+        rc = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+        goto out;
+    }
+out:
+    mpq__waiter_leave(w);
+    return rc;
+}
+
+MPQDEF int mpq_barrier_abort(mpq_barrier *b)
+{
+    if (!b) return -EINVAL;
+    mpq__bar_break(b->s, MPQ__BAR_GEN(mpq__load64(&b->s->state, MPQ__ACQUIRE)));
+    return 0;
+}
+
+MPQDEF int mpq_barrier_reset(mpq_barrier *b)
+{
+    uint64_t v;
+    if (!b) return -EINVAL;
+    v = mpq__load64(&b->s->state, MPQ__ACQUIRE);
+    while (!mpq__cas64(&b->s->state, &v, mpq__bar_next(v, 1), MPQ__SEQ_CST)) {}
+    mpq__ec_signal(&b->s->ec);
+    return 0;
+}
+
+MPQDEF int mpq_barrier_parties(const mpq_barrier *b) { return b ? (int)b->parties : -EINVAL; }
+
+MPQDEF int mpq_barrier_n_waiting(const mpq_barrier *b)
+{
+    return b ? (int)MPQ__BAR_COUNT(mpq__load64(&b->s->state, MPQ__ACQUIRE)) : -EINVAL;
+}
+
+MPQDEF int mpq_barrier_broken(const mpq_barrier *b)
+{
+    return b ? (int)MPQ__BAR_BROKEN(mpq__load64(&b->s->state, MPQ__ACQUIRE)) : -EINVAL;
 }
 
 /* ========================================================================
@@ -1793,7 +3177,11 @@ typedef struct mpq__qslot {
 
 typedef struct mpq__qhdr {
     uint32_t magic, capacity, log2cap, max_msg;
-    uint32_t stride, closed, poll_armed, pad0[9];
+    uint32_t stride, closed, poll_armed;
+    uint32_t joinable;  /* a JoinableQueue (0 in queues of older mpq.h) */
+    uint32_t unfinished;/* joinable: messages put and not yet task_done */
+    uint32_t join_ec;   /* mpq_queue_join sleeps here                 */
+    uint32_t pad0[6];
     uint64_t head;      /* next position to put: a hint, never ahead  */
     uint64_t pad1[7];
     uint64_t tail;      /* next position to get: a hint, never ahead  */
@@ -1831,6 +3219,7 @@ struct mpq_queue {
     struct mpq__qcopy *copies;  /* packed messages handed out by peek     */
     uint32_t   copies_lock; /* pid of the process whose thread holds it   */
     int        packs;       /* put_batch may pack (a layout-2 segment)  */
+    int        joinable;    /* counts unfinished messages              */
     int        supervised;  /* a dead reader's slot is left to
                                mpq__q_recover_readers (the pool's server) */
 };
@@ -1842,71 +3231,6 @@ typedef struct mpq__qcopy {
     unsigned char      pad[16 - sizeof(void *)];   /* the bytes after it stay 16-aligned */
 } mpq__qcopy;
 typedef char mpq__assert_qcopy[sizeof(mpq__qcopy) == 16 ? 1 : -1];
-
-/* --- who we are, and whether another process is alive ----------------- */
-
-static uint32_t mpq__self_pid_v;     /* 0 until known; reset after fork */
-static uint64_t mpq__self_start_v;
-static pthread_once_t mpq__self_once = PTHREAD_ONCE_INIT;
-static void mpq__self_forget(void) { mpq__store32(&mpq__self_pid_v, 0, MPQ__RELAXED); }
-static void mpq__self_register(void) { pthread_atfork(NULL, NULL, mpq__self_forget); }
-
-static uint64_t mpq__boot_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_BOOTTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Start time of process pid in clock ticks since boot (field 22 of
-   /proc/PID/stat); 0 when it cannot be read (no /proc, hidepid, gone). */
-static uint64_t mpq__proc_start(uint32_t pid)
-{
-    char path[40], buf[600], *p;
-    ssize_t n;
-    int fd, field;
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = 0;
-    if (!(p = strrchr(buf, ')'))) return 0;
-    for (p += 1, field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');  /* " 3 4 ... 22" */
-    return p ? strtoull(p + 1, NULL, 10) & MPQ__LAPMASK : 0;
-}
-
-/* This process's pid (and start time in *start), cached per process; a
-   pthread_atfork handler makes a forked child look itself up again. */
-static uint32_t mpq__self(uint64_t *start)
-{
-    uint32_t pid = mpq__load32(&mpq__self_pid_v, MPQ__ACQUIRE);
-    if (pid == 0) {   /* first call in this process (fork() resets it in the child) */
-        pthread_once(&mpq__self_once, mpq__self_register);
-        pid = (uint32_t)getpid();
-        mpq__store64(&mpq__self_start_v, mpq__proc_start(pid), MPQ__RELAXED);
-        mpq__store32(&mpq__self_pid_v, pid, MPQ__RELEASE);
-    }
-    *start = mpq__load64(&mpq__self_start_v, MPQ__RELAXED);
-    return pid;
-}
-
-/* True if process pid has certainly exited (all its threads): its pidfd
-   polls readable, zombie or not, or no such pid exists. */
-static int mpq__pid_exited(uint32_t pid)
-{
-#if defined(SYS_pidfd_open)
-    int fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
-    if (fd >= 0) {
-        int exited = mpq__readable(fd, 0);
-        close(fd);
-        return exited;
-    }
-    if (errno == ESRCH) return 1;
-#endif
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-}
 
 /* True only if the claimant of slot s, held in state st since at least
    `first` (CLOCK_BOOTTIME ns), is certainly dead: its pid has exited (the
@@ -1931,23 +3255,6 @@ static int mpq__claimant_dead(const mpq__qslot *s, uint64_t st, uint64_t first)
         if (now * tick > first + 2 * tick) return 1;
     }
     return 0;
-}
-
-/* --- eventcounts ---------------------------------------------------------- */
-
-/* Announces a sleeper; returns the value to futex-wait on. */
-static uint32_t mpq__ec_prepare(uint32_t *ec)
-{
-    uint32_t v = mpq__load32(ec, MPQ__SEQ_CST);
-    while (!(v & 1u) && !mpq__cas32(ec, &v, v | 1u, MPQ__SEQ_CST)) {}
-    return v | 1u;
-}
-
-/* Wakes every sleeper, if there is one (a load when there is not). */
-static void mpq__ec_signal(uint32_t *ec)
-{
-    uint32_t v = mpq__load32(ec, MPQ__SEQ_CST);
-    if ((v & 1u) && mpq__cas32(ec, &v, v + 1u, MPQ__SEQ_CST)) mpq__futex_wake(ec, INT_MAX);
 }
 
 /* Copies a message's n bytes into or out of a slot. Up to 128 bytes it
@@ -2075,10 +3382,23 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
    finds the queue closed once it holds its slot publishes nothing and
    fails, so no message lands behind a consumer that saw "closed, empty".
    Returns 0, -EPIPE, or -EOWNERDEAD (the slot was taken from us). */
+/* Takes n from a joinable queue's unfinished count, waking joiners when
+   it reaches zero. Returns 0, or -EOVERFLOW if fewer than n are counted. */
+static int mpq__queue_finished(mpq_queue *q, uint32_t n)
+{
+    uint32_t u = mpq__load32(&q->h->unfinished, MPQ__RELAXED);
+    do {
+        if (u < n) return -EOVERFLOW;
+    } while (!mpq__cas32(&q->h->unfinished, &u, u - n, MPQ__SEQ_CST));
+    if (u == n) mpq__ec_signal(&q->h->join_ec);
+    return 0;
+}
+
 static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me,
                           uint32_t len, uint32_t mark)
 {
     uint64_t held = mpq__st(lap, MPQ__WRITING, me);
+    uint32_t counted = 0;
     int rc = 0;
     if (mpq__load64(&s->state, MPQ__ACQUIRE) != held) return -EOWNERDEAD;  /* len is not ours */
     if (mark != MPQ__SKIPPED && mpq__load32(&q->h->closed, MPQ__SEQ_CST)) {
@@ -2087,8 +3407,17 @@ static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me
     }
     if (mark != MPQ__SKIPPED) mpq__store32(&s->len, len, MPQ__RELAXED);
     if (mark == MPQ__PACKED) mpq__store64(&s->cursor, MPQ__CUR(lap, 0, 0), MPQ__RELEASE);
-    if (!mpq__cas64(&s->state, &held, mpq__st(lap, MPQ__FULL, mark), MPQ__SEQ_CST))
+    if (q->joinable && mark != MPQ__SKIPPED) {
+        /* Counted before it is visible, so a task_done can never come
+           first; a packed slot starts with its message count. */
+        counted = 1;
+        if (mark == MPQ__PACKED) memcpy(&counted, mpq__q_data(s), 4);
+        mpq__add32(&q->h->unfinished, counted, MPQ__SEQ_CST);
+    }
+    if (!mpq__cas64(&s->state, &held, mpq__st(lap, MPQ__FULL, mark), MPQ__SEQ_CST)) {
+        if (counted) mpq__queue_finished(q, counted);
         return -EOWNERDEAD;
+    }
     mpq__q_signal_data(q);
     return rc;
 }
@@ -2492,6 +3821,7 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
     /* A layout-1 queue (made by an older mpq.h) may have readers that
        cannot take packed slots. */
     q->packs = ((const mpq__seg *)base)->version >= 2;
+    q->joinable = h->joinable != 0;
     *out = q;
     return 0;
 }
@@ -2508,7 +3838,7 @@ static uint64_t mpq__q_size(uint32_t capacity, uint32_t max_msg, uint32_t *strid
 
 MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
 {
-    static const mpq_queue_config defaults = { 0, 0, NULL, 0 };
+    static const mpq_queue_config defaults = { 0, 0, NULL, 0, 0 };
     uint32_t cap, log2cap = 0, max_msg, stride;
     uint64_t obj;
     mpq__qhdr *h;
@@ -2532,6 +3862,7 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     h->log2cap = log2cap;
     h->max_msg = max_msg;
     h->stride = stride;
+    h->joinable = cfg->joinable != 0;
     /* The slots start zeroed: state 0 is EMPTY in lap 0. */
     efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rc = mpq__q_attach(out, base, length, efd, h);
@@ -2921,6 +4252,25 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q)
     mpq__store32(&q->poll_pid, me, MPQ__RELAXED);
     mpq__q_rearm(q, me);
     return q->efd;
+}
+
+MPQDEF int mpq_queue_task_done(mpq_queue *q)
+{
+    if (!q || !q->joinable) return -EINVAL;
+    return mpq__queue_finished(q, 1);
+}
+
+MPQDEF int mpq_queue_join(mpq_queue *q, int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    if (!q || !q->joinable) return -EINVAL;
+    return mpq__ec_await(&q->h->unfinished, 0, &q->h->join_ec, timeout_ms, deadline);
+}
+
+MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
+{
+    if (!q || !q->joinable) return -EINVAL;
+    return (long)mpq__load32(&q->h->unfinished, MPQ__ACQUIRE);
 }
 
 /* ========================================================================
