@@ -208,7 +208,8 @@ MPQDEF int mpq_shm_from_fd(mpq_shm *shm, int fd);
 MPQDEF int mpq_shm_close(mpq_shm *shm);
 
 /* Removes the name of a named region (mappings stay valid). Works for the
-   name of any mpq object (queue, mutex, region).
+   name of any mpq object (queue, mutex, event, semaphore, condition,
+   barrier, region).
    Returns 0, -EINVAL (bad name), -ENOENT, -EACCES.
    Thread safety: any thread. */
 MPQDEF int mpq_shm_unlink(const char *name);
@@ -290,20 +291,22 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m);
 /* Locks, waiting as long as it takes (timeout_ms = -1).
    Returns 0; -EOWNERDEAD (the lock is held: its previous owner died
    holding it, the protected data may be inconsistent); -EDEADLK (this
-   thread holds it already); -EINVAL (NULL or not initialised).
+   thread holds it already; an RLock instead goes one deeper and returns
+   0, or -EAGAIN 2^24 deep); -EINVAL (NULL or not initialised).
    Thread safety: any thread of any process that maps it. Not
    async-signal-safe. */
 MPQDEF int mpq_mutex_lock(mpq_mutex *m);
 
 /* Locks if the lock is free right now. Returns 0, -EOWNERDEAD (held, as
-   for lock), -EBUSY (someone holds it, this thread included), -EINVAL.
+   for lock), -EBUSY (someone holds it, this thread included - but an
+   RLock's owner goes one deeper: 0), -EINVAL.
    Thread safety: as mpq_mutex_lock. */
 MPQDEF int mpq_mutex_trylock(mpq_mutex *m);
 
 /* Locks, waiting at most timeout_ms (< 0 forever, 0 once).
    Returns 0, -EOWNERDEAD, -EDEADLK (timeout_ms != 0 and this thread holds
    it), -EINVAL, -EAGAIN (timeout_ms == 0 and the lock is held, by this
-   thread or another), -ETIMEDOUT. Thread safety: as mpq_mutex_lock. */
+   thread or another), -ETIMEDOUT. An RLock's owner goes one deeper (0). Thread safety: as mpq_mutex_lock. */
 MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms);
 
 /* Unlocks. Returns 0, -EPERM (the calling thread does not hold it), -EINVAL.
@@ -321,7 +324,10 @@ MPQDEF int mpq_mutex_init_recursive(mpq_mutex *m);
 
 /* Python's Lock.locked(): 1 if some thread holds the lock right now, 0 if
    it is free (a lock whose holder died counts as free: the next locker
-   still gets -EOWNERDEAD), or -EINVAL. The answer may be stale at once.
+   still gets -EOWNERDEAD), -EINVAL, or another -errno of
+   pthread_mutex_trylock. It looks by taking a free lock for an instant,
+   so a trylock elsewhere may fail at that instant. The answer may be
+   stale at once.
    Thread safety: any thread of any process that maps it. */
 MPQDEF int mpq_mutex_locked(mpq_mutex *m);
 
@@ -363,7 +369,9 @@ MPQDEF int mpq_mutex_locked(mpq_mutex *m);
    contents of a named object cannot all be validated: every process that
    can write its segment is trusted by the processes that use it. */
 
-#define MPQ_SYNC_SLICE_MS 50  /* longest single sleep of a waiter */
+#ifndef MPQ_SYNC_SLICE_MS
+#define MPQ_SYNC_SLICE_MS 50  /* longest single sleep of a waiter (set globally) */
+#endif
 
 typedef struct mpq_event   mpq_event;    /* opaque: in shared memory */
 typedef struct mpq_sem     mpq_sem;
@@ -425,7 +433,11 @@ typedef struct mpq_sem_config {
    beyond what the calling process holds is a plain release, and permits
    handed from one process to another (acquired by A, released by B) are
    still A's when A dies, so do not mix that with undo. As for the queue,
-   every user of an undo semaphore must share a pid namespace.
+   every user of an undo semaphore must share a pid and a time namespace,
+   and a child made by a raw clone() or _Fork() must not use it. Where
+   /proc cannot be read a process's start time is unknown: its holdings
+   come back only once its pid has exited, and a later process that gets
+   the same pid, also unknown, inherits them.
    Returns 0, or -EINVAL (NULL out, value above MPQ_SEM_MAX, bad name,
    max_holders above 65536), -EEXIST, -ENOMEM, or another -errno.
    Thread safety: any thread. */
@@ -448,7 +460,8 @@ MPQDEF int mpq_sem_acquire(mpq_sem *s, int timeout_ms);
 
 /* Gives back one permit and wakes a waiter. Returns 0, -EOVERFLOW (a
    bounded semaphore back at its initial value, or MPQ_SEM_MAX reached:
-   nothing changes), -EINVAL. Thread safety: any thread of any process. */
+   nothing changes), -EINVAL. Thread safety: any thread of any process;
+   async-signal-safe without undo (not with it: it takes a lock). */
 MPQDEF int mpq_sem_release(mpq_sem *s);
 
 /* The permits free right now (may be stale at once), or -EINVAL.
@@ -765,12 +778,16 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q);
    the count is zero.
 
    A consumer that dies between its get and its task_done leaves its
-   message counted for ever, and so (rarely) does a producer killed inside
-   a put after counting its message and before publishing it: join then
-   waits until its timeout. Whoever learns of the death - the parent that
-   joins the dead process, say - calls mpq_queue_task_done once for each
-   message the dead process had taken and not finished (it may be any
-   process), and mpq_queue_unfinished shows the count. */
+   message counted for ever: join then waits until its timeout. Whoever
+   learns of the death - the parent that joins the dead process, say -
+   calls mpq_queue_task_done once for each message the dead process had
+   taken and not finished (it may be any process), and
+   mpq_queue_unfinished shows the count. A producer killed inside a put in
+   the instant after counting its message and before publishing it leaves
+   a count that no message carries: nobody can tell that from outside, so
+   join with a timeout where producers may be killed. The count holds up
+   to 2^32 - 1 messages. A joinable queue cannot be opened by mpq.h 0.1
+   (whose puts would not count). */
 
 /* Marks one message as finished. Returns 0, -EOVERFLOW (called more times
    than messages were put: nothing changes; Python's ValueError), -EINVAL
@@ -1552,7 +1569,7 @@ static int mpq__ec_await(const uint32_t *word, int nonzero, uint32_t *ec, int ti
         if ((mpq__load32(word, MPQ__ACQUIRE) != 0) == nonzero) return 0;
         if (timeout_ms == 0) return -EAGAIN;
         key = mpq__ec_prepare(ec);
-        if ((mpq__load32(word, MPQ__ACQUIRE) != 0) == nonzero) return 0;
+        if ((mpq__load32(word, MPQ__SEQ_CST) != 0) == nonzero) return 0;   /* pairs with the signaller's */
         if (mpq__ec_sleep(ec, key, deadline) == -ETIMEDOUT)
             return (mpq__load32(word, MPQ__ACQUIRE) != 0) == nonzero ? 0 : -ETIMEDOUT;
     }
@@ -1562,7 +1579,8 @@ static int mpq__ec_await(const uint32_t *word, int nonzero, uint32_t *ec, int ti
 
 #define MPQ__SEG_MAGIC   0x3153504dU   /* "MPS1" little-endian */
 #define MPQ__SEG_VERSION 1   /* shm and mutex segments */
-#define MPQ__SEG_VERSION_QUEUE 2   /* 2: queues may hold packed batches (1 cannot read them) */
+#define MPQ__SEG_VERSION_QUEUE 3   /* 2: queues may hold packed batches (1 cannot read them);
+                                      3: a joinable queue (2 would not count its puts) */
 #define MPQ__SEG_VERSION_OF(kind) ((kind) == MPQ__KIND_QUEUE ? MPQ__SEG_VERSION_QUEUE : MPQ__SEG_VERSION)
 #define MPQ__SEG_HDR     64
 
@@ -2195,53 +2213,62 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
 
 enum { MPQ__W_FREE = 0, MPQ__W_WAITING = 1, MPQ__W_NOTIFIED = 2, MPQ__W_LEAVING = 3 };
 
+/* An entry's state word: (generation:30 | MPQ__W_*:2). Its holder bumps
+   the generation with every state it stores, so a notifier's CAS from the
+   exact word it saw can never hit a later waiter in the same entry. */
+static uint32_t mpq__wst(uint32_t v) { return v & 3u; }
+static uint32_t mpq__wnext(uint32_t v, uint32_t st) { return ((v >> 2) + 1u) << 2 | st; }
+
 /* A table entry of a waiter: see "who is alive" above. */
 typedef struct mpq__waiter {
     uint64_t        ticket;   /* condition: order of arrival             */
-    uint32_t        state;    /* MPQ__W_*; a condition waiter sleeps here */
+    uint32_t        state;    /* see mpq__wst; a condition waiter sleeps here */
     uint32_t        gen;      /* barrier: the round it waits in          */
     pthread_mutex_t live;     /* held by the waiting thread              */
 } mpq__waiter;
 
-/* Claims a free entry of table w[0..n-1] by locking its `live` (or takes
-   over one whose holder died: *died_state gets the state the dead one
-   left, else MPQ__W_FREE); *hi is raised past it, so scans can stop at
-   *hi. Returns the entry, or NULL if every one is held. */
+/* Takes entry w's `live` if nobody alive holds it: MPQ__GRAB_BUSY (a live
+   thread holds it: nothing taken), MPQ__GRAB_FREE (it was free: now ours),
+   MPQ__GRAB_DEAD (its holder died: now ours, consistent again). *state
+   gets the entry's state (MPQ__W_*). The caller ends with
+   mpq__waiter_leave. */
+enum { MPQ__GRAB_BUSY = 0, MPQ__GRAB_FREE = 1, MPQ__GRAB_DEAD = 2 };
+static int mpq__waiter_grab(mpq__waiter *w, uint32_t *state)
+{
+    int rc = pthread_mutex_trylock(&w->live);
+    if (rc != 0 && rc != EOWNERDEAD) return MPQ__GRAB_BUSY;   /* EBUSY: alive */
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&w->live);
+    *state = mpq__wst(mpq__load32(&w->state, MPQ__ACQUIRE));
+    return rc == EOWNERDEAD ? MPQ__GRAB_DEAD : MPQ__GRAB_FREE;
+}
+
+/* Claims an entry of table w[0..n-1]: a free one, or one whose holder
+   died (*died_state then gets the state it left; else MPQ__W_FREE). The
+   entry keeps that state until the caller changes it, so a claimer that
+   dies in turn leaves it to the next. *hi is raised past it, so scans can
+   stop at *hi. A scan can find an entry busy only because somebody checks
+   it for a moment, so a full table is looked at three times. Returns the
+   entry, or NULL if every one is held. */
 static mpq__waiter *mpq__waiter_claim(mpq__waiter *w, uint32_t n, uint32_t *hi, uint32_t *died_state)
 {
-    uint32_t i, h;
-    for (i = 0; i < n; i++) {
-        int rc = pthread_mutex_trylock(&w[i].live);
-        if (rc != 0 && rc != EOWNERDEAD) continue;
-        if (rc == EOWNERDEAD) pthread_mutex_consistent(&w[i].live);
-        *died_state = rc == EOWNERDEAD ? mpq__load32(&w[i].state, MPQ__ACQUIRE) : (uint32_t)MPQ__W_FREE;
-        mpq__store32(&w[i].state, MPQ__W_FREE, MPQ__RELEASE);
-        h = mpq__load32(hi, MPQ__RELAXED);
-        while (h < i + 1 && !mpq__cas32(hi, &h, i + 1, MPQ__RELAXED)) {}
-        return &w[i];
-    }
+    uint32_t i, h, round, st;
+    for (round = 0; round < 3; round++)
+        for (i = 0; i < n; i++) {
+            int g = mpq__waiter_grab(&w[i], &st);
+            if (g == MPQ__GRAB_BUSY) continue;
+            *died_state = g == MPQ__GRAB_DEAD ? st : (uint32_t)MPQ__W_FREE;
+            h = mpq__load32(hi, MPQ__RELAXED);
+            while (h < i + 1 && !mpq__cas32(hi, &h, i + 1, MPQ__RELAXED)) {}
+            return &w[i];
+        }
     return NULL;
 }
 
-/* Gives a claimed entry back. */
+/* Gives a claimed (or grabbed) entry back. */
 static void mpq__waiter_leave(mpq__waiter *w)
 {
-    mpq__store32(&w->state, MPQ__W_FREE, MPQ__RELEASE);
+    mpq__store32(&w->state, mpq__wnext(mpq__load32(&w->state, MPQ__RELAXED), MPQ__W_FREE), MPQ__RELEASE);
     pthread_mutex_unlock(&w->live);
-}
-
-/* Whether the thread in entry w is dead: 1 (and the entry has been freed,
-   its last state in *state), 0 if it is alive or the entry is not held. */
-static int mpq__waiter_dead(mpq__waiter *w, uint32_t *state)
-{
-    int rc = pthread_mutex_trylock(&w->live);
-    if (rc != 0 && rc != EOWNERDEAD) return 0;        /* EBUSY: alive */
-    if (rc == EOWNERDEAD) pthread_mutex_consistent(&w->live);
-    *state = mpq__load32(&w->state, MPQ__ACQUIRE);
-    if (rc == 0 && *state != MPQ__W_FREE && *state != MPQ__W_LEAVING) rc = EOWNERDEAD;  /* cannot be: free it */
-    mpq__store32(&w->state, MPQ__W_FREE, MPQ__RELEASE);
-    pthread_mutex_unlock(&w->live);
-    return rc == EOWNERDEAD;
 }
 
 static int mpq__waiters_init(mpq__waiter *w, uint32_t n)
@@ -2431,6 +2458,8 @@ typedef struct mpq__sem_s {
        changed; their old values follow) */
     uint32_t j_valid, j_slot, j_count, j_pad;
     mpq__sem_holder j_old;
+    uint64_t reclaimed;  /* undo: when dead holders were last looked for
+                            (monotonic ns)                            */
     mpq_mutex lock;
     /* then nholders mpq__sem_holder */
 } mpq__sem_s;
@@ -2476,7 +2505,7 @@ MPQDEF int mpq_sem_create(mpq_sem **out, unsigned value, const mpq_sem_config *c
     int rc;
     if (!cfg) cfg = &defaults;
     n = cfg->undo ? (cfg->max_holders ? cfg->max_holders : 64) : 0;
-    if (value > MPQ_SEM_MAX || n > 65536) return -EINVAL;
+    if (value > MPQ_SEM_MAX || cfg->max_holders > 65536) return -EINVAL;
     rc = mpq__obj_create((void **)out, sizeof(mpq_sem), MPQ__KIND_SEM, mpq__sem_size(n), cfg->name, cfg->mode);
     if (rc != 0) return rc;
     s = (*out)->s = (mpq__sem_s *)(*out)->o.s;
@@ -2516,19 +2545,28 @@ static void mpq__sem_log(mpq__sem_s *s, uint32_t n, uint32_t i)
 
 static void mpq__sem_unlog(mpq__sem_s *s) { mpq__store32(&s->j_valid, 0, MPQ__RELEASE); }
 
-/* Locks an undo semaphore; rolls back what a holder that died inside left
-   half done. */
-static void mpq__sem_lock(mpq__sem_s *s, uint32_t n)
+/* Locks an undo semaphore, waiting until `deadline` (but for a try, up to
+   a millisecond: the lock is only ever held for a few stores, or a look at
+   /proc for dead holders), and rolls back what a holder that died inside
+   left half done. Returns 0, -ETIMEDOUT (-EAGAIN for a try), or another
+   error of the lock. */
+static int mpq__sem_lock(mpq__sem_s *s, uint32_t n, int64_t deadline)
 {
-    if (mpq_mutex_lock(&s->lock) != -EOWNERDEAD || !s->j_valid) return;
-    if (s->j_slot < n) {
-        mpq__sem_holder *h = mpq__sem_holders(s) + s->j_slot;
-        mpq__store32(&h->pid, s->j_old.pid, MPQ__RELEASE);
-        mpq__store32(&h->held, s->j_old.held, MPQ__RELEASE);
-        mpq__store64(&h->start, s->j_old.start, MPQ__RELEASE);
+    int ms = deadline < 0 ? -1 : mpq__remaining_ms(deadline), rc;
+    rc = mpq_mutex_timedlock(&s->lock, ms == 0 ? 1 : ms);
+    if (rc == -ETIMEDOUT && ms == 0) return -EAGAIN;
+    if (rc != -EOWNERDEAD) return rc;
+    if (s->j_valid) {
+        if (s->j_slot < n) {
+            mpq__sem_holder *h = mpq__sem_holders(s) + s->j_slot;
+            mpq__store32(&h->pid, s->j_old.pid, MPQ__RELEASE);
+            mpq__store32(&h->held, s->j_old.held, MPQ__RELEASE);
+            mpq__store64(&h->start, s->j_old.start, MPQ__RELEASE);
+        }
+        mpq__store32(&s->count, s->j_count, MPQ__RELEASE);
+        mpq__sem_unlog(s);
     }
-    mpq__store32(&s->count, s->j_count, MPQ__RELEASE);
-    mpq__sem_unlog(s);
+    return 0;
 }
 
 /* The holder entry of process (pid, start), or with `claim` a free one
@@ -2570,21 +2608,39 @@ static uint32_t mpq__sem_reclaim(mpq__sem_s *s, uint32_t n, uint32_t bound)
     return back;
 }
 
-/* One try of an undo acquire: 0, -EAGAIN (none free), -ENOSPC. */
-static int mpq__sem_take_undo(const mpq_sem *sem)
+/* Whether it is time to look for dead holders again: at most once a
+   slice, by whichever acquirer finds no permit first. */
+static int mpq__sem_due(mpq__sem_s *s)
+{
+    uint64_t now = (uint64_t)mpq__now_ns(), last = mpq__load64(&s->reclaimed, MPQ__RELAXED);
+    return now - last >= (uint64_t)MPQ_SYNC_SLICE_MS * 1000000 &&
+           mpq__cas64(&s->reclaimed, &last, now, MPQ__RELAXED);
+}
+
+/* One try of an undo acquire: 0, -EAGAIN (none free), -ENOSPC, or the
+   errors of mpq__sem_lock. */
+static int mpq__sem_take_undo(const mpq_sem *sem, int64_t deadline)
 {
     mpq__sem_s *s = sem->s;
-    uint32_t n = sem->n;
+    uint32_t n = sem->n, back = 0;
     uint64_t start;
     uint32_t me = mpq__self(&start), i, c;
     mpq__sem_holder *h;
-    int rc = -EAGAIN;
-    mpq__sem_lock(s, n);
+    int rc;
+    if ((rc = mpq__sem_lock(s, n, deadline)) != 0) return rc;
+    rc = -EAGAIN;
     c = mpq__load32(&s->count, MPQ__RELAXED);
+    if (c == 0 && mpq__sem_due(s)) {
+        back = mpq__sem_reclaim(s, n, sem->bound);
+        c = mpq__load32(&s->count, MPQ__RELAXED);
+    }
     if (c > 0) {
         i = mpq__sem_find(s, n, me, start, 1);
-        if (i == n && mpq__sem_reclaim(s, n, sem->bound) > 0) c = mpq__load32(&s->count, MPQ__RELAXED);
-        if (i == n) i = mpq__sem_find(s, n, me, start, 1);
+        if (i == n) {   /* the table is full: are all its holders alive? */
+            back += mpq__sem_reclaim(s, n, sem->bound);
+            c = mpq__load32(&s->count, MPQ__RELAXED);
+            i = mpq__sem_find(s, n, me, start, 1);
+        }
         if (i == n) {
             rc = -ENOSPC;
         } else {
@@ -2599,6 +2655,7 @@ static int mpq__sem_take_undo(const mpq_sem *sem)
         }
     }
     mpq_mutex_unlock(&s->lock);
+    if (back > 1) mpq__ec_signal(&s->ec);   /* permits for the other sleepers too */
     return rc;
 }
 
@@ -2613,7 +2670,7 @@ MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
     undo = (sem->flags & MPQ__SEM_UNDO) != 0;
     for (;;) {
         if (undo) {
-            if ((rc = mpq__sem_take_undo(sem)) != -EAGAIN) return rc;
+            if ((rc = mpq__sem_take_undo(sem, deadline)) != -EAGAIN) return rc;
         } else {
             c = mpq__load32(&s->count, MPQ__RELAXED);
             while (c > 0)
@@ -2622,13 +2679,9 @@ MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
         if (timeout_ms == 0) return -EAGAIN;
         key = mpq__ec_prepare(&s->ec);
         if (mpq__load32(&s->count, MPQ__SEQ_CST) > 0) continue;
-        rc = mpq__ec_sleep(&s->ec, key, deadline);
-        if (rc == -ETIMEDOUT) return -ETIMEDOUT;
-        if (rc == 1 && undo) {   /* a slice with nothing released: anyone dead? */
-            mpq__sem_lock(s, sem->n);
-            mpq__sem_reclaim(s, sem->n, sem->bound);
-            mpq_mutex_unlock(&s->lock);
-        }
+        /* Undo: a slice without a release brings us back to look for dead
+           holders (mpq__sem_due). */
+        if (mpq__ec_sleep(&s->ec, key, deadline) == -ETIMEDOUT) return -ETIMEDOUT;
     }
 }
 
@@ -2641,8 +2694,8 @@ MPQDEF int mpq_sem_release(mpq_sem *sem)
     if (sem->flags & MPQ__SEM_UNDO) {
         uint64_t start;
         uint32_t me = mpq__self(&start), i;
-        int rc = 0;
-        mpq__sem_lock(s, sem->n);
+        int rc = mpq__sem_lock(s, sem->n, -1);
+        if (rc != 0) return rc;
         c = mpq__load32(&s->count, MPQ__RELAXED);
         if (c >= sem->bound) {
             rc = -EOVERFLOW;
@@ -2754,27 +2807,50 @@ MPQDEF int mpq_cond_open(mpq_cond **out, const char *name)
 
 MPQDEF int mpq_cond_close(mpq_cond *c) { return mpq__obj_close(c); }
 
-/* Notifies up to n waiters whose tickets are below `end`; returns how many. */
+static int mpq__cond_notify(mpq_cond *c, int n, uint64_t end);
+
+/* Entry w, grabbed by this thread (g: how), is left: a dead waiter's
+   notification goes on to another waiter first. Until that waiter has it,
+   the dead entry stays NOTIFIED and held by us, so if we die meanwhile the
+   next to find it passes it on again (at worst it is then given twice;
+   never lost). */
+static void mpq__cond_release(mpq_cond *c, mpq__waiter *w, int g, uint32_t st)
+{
+    if (g == MPQ__GRAB_DEAD && st == MPQ__W_NOTIFIED) mpq__cond_notify(c, 1, (uint64_t)-1);
+    mpq__waiter_leave(w);
+}
+
+/* Notifies up to n waiters whose tickets are below `end`, the oldest
+   first; returns how many. A dead waiter on the way is skipped, and its
+   entry freed. */
 static int mpq__cond_notify(mpq_cond *c, int n, uint64_t end)
 {
     uint32_t hi = mpq__load32(&c->s->hi, MPQ__ACQUIRE), i, st;
-    int woken = 0;
+    int woken = 0, g;
     if (hi > c->nw) hi = c->nw;
     while (woken < n) {
         mpq__waiter *best = NULL;
         uint64_t bt = end, t;
+        uint32_t bv = 0, v;
         for (i = 0; i < hi; i++) {
-            if (mpq__load32(&c->w[i].state, MPQ__ACQUIRE) != MPQ__W_WAITING) continue;
+            v = mpq__load32(&c->w[i].state, MPQ__ACQUIRE);
+            if (mpq__wst(v) != MPQ__W_WAITING) continue;
             t = mpq__load64(&c->w[i].ticket, MPQ__RELAXED);
             if (t < bt) {
                 bt = t;
+                bv = v;
                 best = &c->w[i];
             }
         }
         if (!best) break;
-        if (mpq__waiter_dead(best, &st)) continue;   /* skipped, its entry freed */
-        st = MPQ__W_WAITING;
-        if (mpq__cas32(&best->state, &st, MPQ__W_NOTIFIED, MPQ__SEQ_CST)) {
+        if ((g = mpq__waiter_grab(best, &st)) != MPQ__GRAB_BUSY) {
+            /* Dead (perhaps just notified by another notifier), or gone. */
+            mpq__cond_release(c, best, g, st);
+            continue;
+        }
+        /* From the exact word seen: a waiter that has left this entry
+           since, or one that came after this call began, is not hit. */
+        if (mpq__cas32(&best->state, &bv, (bv & ~3u) | MPQ__W_NOTIFIED, MPQ__SEQ_CST)) {
             mpq__futex_wake(&best->state, 1);
             woken++;
         }
@@ -2787,55 +2863,60 @@ static int mpq__cond_notify(mpq_cond *c, int n, uint64_t end)
 static void mpq__cond_adopt(mpq_cond *c, const mpq__waiter *self)
 {
     uint32_t hi = mpq__load32(&c->s->hi, MPQ__ACQUIRE), i, st;
+    int g;
     if (hi > c->nw) hi = c->nw;
     for (i = 0; i < hi; i++) {
         mpq__waiter *w = &c->w[i];
-        if (w == self || mpq__load32(&w->state, MPQ__ACQUIRE) != MPQ__W_NOTIFIED) continue;
-        if (mpq__waiter_dead(w, &st) && st == MPQ__W_NOTIFIED)
-            mpq__cond_notify(c, 1, (uint64_t)-1);
+        if (w == self || mpq__wst(mpq__load32(&w->state, MPQ__ACQUIRE)) != MPQ__W_NOTIFIED) continue;
+        if ((g = mpq__waiter_grab(w, &st)) != MPQ__GRAB_BUSY) mpq__cond_release(c, w, g, st);
     }
 }
 
 MPQDEF int mpq_cond_wait(mpq_cond *c, mpq_mutex *m, int timeout_ms)
 {
     int64_t deadline = mpq__deadline(timeout_ms);
-    uint32_t died = MPQ__W_FREE, st, depth;
+    uint32_t died = MPQ__W_FREE, st, depth, mine;
     mpq__waiter *w;
     int rc, notified = 0;
     if (!c || !mpq__mutex_ok(m)) return -EINVAL;
+    if (!mpq__mutex_mine(m)) return -EPERM;   /* before any waiter could be notified */
     w = mpq__waiter_claim(c->w, c->nw, &c->s->hi, &died);
     if (!w) return -ENOSPC;
     if (died == MPQ__W_NOTIFIED) mpq__cond_notify(c, 1, (uint64_t)-1);  /* its notification goes on */
-    mpq__store64(&w->ticket, mpq__add64(&c->s->next, 1, MPQ__SEQ_CST), MPQ__RELAXED);
-    mpq__store32(&w->state, MPQ__W_WAITING, MPQ__SEQ_CST);
+    mpq__store64(&w->ticket, mpq__add64(&c->s->next, 1, MPQ__SEQ_CST), MPQ__RELEASE);
+    mine = mpq__wnext(mpq__load32(&w->state, MPQ__RELAXED), MPQ__W_WAITING);
+    mpq__store32(&w->state, mine, MPQ__SEQ_CST);
     /* An RLock is released whole and taken back as deep as it was. */
     depth = mpq__mflags(m) & ~(MPQ__MUTEX_DEPTH1 - 1);
-    if ((mpq__mflags(m) & MPQ__MUTEX_RECURSIVE) && depth && mpq__mutex_mine(m))
+    if (depth && (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE))
         mpq__store32(&m->flags__, mpq__mflags(m) - depth, MPQ__RELAXED);
     else
         depth = 0;
-    if ((rc = mpq_mutex_unlock(m)) != 0) {
+    if ((rc = mpq_mutex_unlock(m)) != 0) {   /* cannot be: it is ours */
         if (depth) mpq__store32(&m->flags__, mpq__mflags(m) + depth, MPQ__RELAXED);
+        st = mine;
+        if (!mpq__cas32(&w->state, &st, mpq__wnext(mine, MPQ__W_LEAVING), MPQ__SEQ_CST))
+            mpq__cond_notify(c, 1, (uint64_t)-1);
         mpq__waiter_leave(w);
         return rc;
     }
     for (;;) {
         int64_t now = mpq__now_ns(), until;
         st = mpq__load32(&w->state, MPQ__ACQUIRE);
-        if (st != MPQ__W_WAITING) { notified = 1; break; }
+        if (st != mine) { notified = 1; break; }
         if (deadline >= 0 && now >= deadline) {
-            notified = !mpq__cas32(&w->state, &st, MPQ__W_LEAVING, MPQ__SEQ_CST);
+            notified = !mpq__cas32(&w->state, &st, mpq__wnext(mine, MPQ__W_LEAVING), MPQ__SEQ_CST);
             break;
         }
         until = now + (int64_t)MPQ_SYNC_SLICE_MS * 1000000;
         if (deadline >= 0 && deadline < until) until = deadline;
-        if (mpq__futex_wait(&w->state, MPQ__W_WAITING, until) == -ETIMEDOUT && until != deadline)
+        if (mpq__futex_wait(&w->state, mine, until) == -ETIMEDOUT && until != deadline)
             mpq__cond_adopt(c, w);
     }
     mpq__waiter_leave(w);
     rc = mpq_mutex_lock(m);
-    if (depth) mpq__store32(&m->flags__, mpq__mflags(m) + depth, MPQ__RELAXED);
-    if (rc == -EOWNERDEAD) return rc;
+    if (depth && (rc == 0 || rc == -EOWNERDEAD)) mpq__store32(&m->flags__, mpq__mflags(m) + depth, MPQ__RELAXED);
+    if (rc != 0) return rc;
     if (notified) return 0;
     return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
 }
@@ -2850,8 +2931,8 @@ MPQDEF int mpq_cond_wait_for(mpq_cond *c, mpq_mutex *m, int (*pred)(void *arg), 
         if (pred(arg)) return died ? -EOWNERDEAD : 0;
         rc = mpq_cond_wait(c, m, deadline < 0 ? -1 : mpq__remaining_ms(deadline));
         if (rc == -EOWNERDEAD) died = 1;
-        else if (rc == -ETIMEDOUT || rc == -EAGAIN) return pred(arg) ? (died ? -EOWNERDEAD : 0) : -ETIMEDOUT;
-        else if (rc != 0) return rc;
+        else if (rc == -ETIMEDOUT || rc == -EAGAIN) return died || pred(arg) ? (died ? -EOWNERDEAD : 0) : -ETIMEDOUT;
+        else if (rc != 0) return died ? -EOWNERDEAD : rc;
     }
 }
 
@@ -2973,13 +3054,16 @@ static void mpq__bar_break(mpq__bar_s *s, uint32_t gen)
 static void mpq__bar_check(mpq_barrier *b, const mpq__waiter *self, uint32_t gen)
 {
     uint32_t hi = mpq__load32(&b->s->hi, MPQ__ACQUIRE), i, st;
+    int g;
     if (hi > b->nw) hi = b->nw;
     for (i = 0; i < hi; i++) {
         mpq__waiter *w = &b->w[i];
-        if (w == self || mpq__load32(&w->state, MPQ__ACQUIRE) != MPQ__W_WAITING ||
+        if (w == self || mpq__wst(mpq__load32(&w->state, MPQ__ACQUIRE)) != MPQ__W_WAITING ||
             mpq__load32(&w->gen, MPQ__ACQUIRE) != gen)
             continue;
-        if (mpq__waiter_dead(w, &st) && st == MPQ__W_WAITING) {
+        if ((g = mpq__waiter_grab(w, &st)) == MPQ__GRAB_BUSY) continue;
+        mpq__waiter_leave(w);
+        if (g == MPQ__GRAB_DEAD && st == MPQ__W_WAITING && mpq__load32(&w->gen, MPQ__RELAXED) == gen) {
             mpq__bar_break(b->s, gen);
             return;
         }
@@ -2996,20 +3080,26 @@ MPQDEF int mpq_barrier_wait(mpq_barrier *b, int timeout_ms)
     int rc;
     if (!b) return -EINVAL;
     s = b->s;
-    /* An entry first, so the others can tell if this party dies. */
+    /* An entry first, so the others can tell if this party dies. (None
+       free means more threads than 2 * parties + 4 are at it: wait.) */
     while (!(w = mpq__waiter_claim(b->w, b->nw, &s->hi, &died))) {
-        if (timeout_ms == 0) return -EAGAIN;
-        if (MPQ__BAR_BROKEN(mpq__load64(&s->state, MPQ__ACQUIRE))) return -EPIPE;
+        v = mpq__load64(&s->state, MPQ__ACQUIRE);
+        if (MPQ__BAR_BROKEN(v)) return -EPIPE;
         key = mpq__ec_prepare(&s->ec);
-        if (mpq__ec_sleep(&s->ec, key, deadline) == -ETIMEDOUT) return -ETIMEDOUT;
+        if (timeout_ms == 0 || mpq__ec_sleep(&s->ec, key, deadline) == -ETIMEDOUT) {
+            mpq__bar_break(s, MPQ__BAR_GEN(v));   /* a timeout breaks it, as in Python */
+            return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+        }
     }
+    /* The entry of a party that died waiting: its round is broken. */
+    if (died == MPQ__W_WAITING) mpq__bar_break(s, mpq__load32(&w->gen, MPQ__RELAXED));
     v = mpq__load64(&s->state, MPQ__ACQUIRE);
     for (;;) {
         if (MPQ__BAR_BROKEN(v)) { rc = -EPIPE; goto out; }
         gen = MPQ__BAR_GEN(v);
         idx = MPQ__BAR_COUNT(v);
         mpq__store32(&w->gen, gen, MPQ__RELAXED);
-        mpq__store32(&w->state, MPQ__W_WAITING, MPQ__SEQ_CST);
+        mpq__store32(&w->state, mpq__wnext(mpq__load32(&w->state, MPQ__RELAXED), MPQ__W_WAITING), MPQ__SEQ_CST);
         nv = idx + 1 >= b->parties ? mpq__bar_next(v, 0) : v + 2;
         if (mpq__cas64(&s->state, &v, nv, MPQ__SEQ_CST)) break;
     }
@@ -3179,15 +3269,16 @@ typedef struct mpq__qhdr {
     uint32_t magic, capacity, log2cap, max_msg;
     uint32_t stride, closed, poll_armed;
     uint32_t joinable;  /* a JoinableQueue (0 in queues of older mpq.h) */
-    uint32_t unfinished;/* joinable: messages put and not yet task_done */
-    uint32_t join_ec;   /* mpq_queue_join sleeps here                 */
-    uint32_t pad0[6];
+    uint32_t pad0[8];
     uint64_t head;      /* next position to put: a hint, never ahead  */
     uint64_t pad1[7];
     uint64_t tail;      /* next position to get: a hint, never ahead  */
     uint64_t pad2[7];
     uint32_t data_ec;   /* consumers sleep here                       */
-    uint32_t pad3[15];
+    uint32_t unfinished;/* joinable: messages put and not yet task_done
+                           (on the line puts touch anyway, not the first) */
+    uint32_t join_ec;   /* mpq_queue_join sleeps here                 */
+    uint32_t pad3[13];
     uint32_t space_ec;  /* producers sleep here                       */
     uint32_t pad4[15];
 } mpq__qhdr;
@@ -3376,12 +3467,6 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
     }
 }
 
-/* Publishes the slot this process holds for a put (lap `lap`) as a message
-   of len bytes (mark 0), a packed batch of len bytes (MPQ__PACKED), or as
-   none (MPQ__SKIPPED), and wakes consumers. A put that
-   finds the queue closed once it holds its slot publishes nothing and
-   fails, so no message lands behind a consumer that saw "closed, empty".
-   Returns 0, -EPIPE, or -EOWNERDEAD (the slot was taken from us). */
 /* Takes n from a joinable queue's unfinished count, waking joiners when
    it reaches zero. Returns 0, or -EOVERFLOW if fewer than n are counted. */
 static int mpq__queue_finished(mpq_queue *q, uint32_t n)
@@ -3394,6 +3479,13 @@ static int mpq__queue_finished(mpq_queue *q, uint32_t n)
     return 0;
 }
 
+/* Publishes the slot this process holds for a put (lap `lap`) as a message
+   of len bytes (mark 0), a packed batch of len bytes (MPQ__PACKED), or as
+   none (MPQ__SKIPPED), and wakes consumers. A put that
+   finds the queue closed once it holds its slot publishes nothing and
+   fails, so no message lands behind a consumer that saw "closed, empty".
+   A joinable queue counts the messages first.
+   Returns 0, -EPIPE, or -EOWNERDEAD (the slot was taken from us). */
 static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me,
                           uint32_t len, uint32_t mark)
 {
@@ -3863,6 +3955,14 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     h->max_msg = max_msg;
     h->stride = stride;
     h->joinable = cfg->joinable != 0;
+    {   /* Only a joinable queue needs layout 3 (see MPQ__SEG_VERSION_QUEUE):
+           other queues stay readable by older mpq.h. */
+        mpq__seg *sh = (mpq__seg *)base, copy;
+        sh->version = (uint16_t)(h->joinable ? 3 : 2);
+        memcpy(&copy, sh, sizeof copy);
+        copy.magic = MPQ__SEG_MAGIC;   /* counted in the checksum, stored last */
+        sh->check = mpq__seg_checksum(&copy);
+    }
     /* The slots start zeroed: state 0 is EMPTY in lap 0. */
     efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     rc = mpq__q_attach(out, base, length, efd, h);

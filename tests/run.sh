@@ -9,7 +9,8 @@
 # 2. the test programs, built and run in several configurations: gcc -O2,
 #    clang -O2, gcc and clang with AddressSanitizer +
 #    UndefinedBehaviorSanitizer, clang with ThreadSanitizer (threaded
-#    tests), gcc -m32 and musl-gcc when they are installed (.ci/run
+#    tests), test_sync again with a 3 s wake-up slice (so that a lost
+#    wake-up shows), gcc -m32 and musl-gcc when they are installed (.ci/run
 #    installs them).
 #
 # Usage: sh tests/run.sh [filter]   (the filter picks tests by name)
@@ -19,7 +20,7 @@ B=tests/build
 mkdir -p "$B"
 FILTER=${1:-}
 WARN="-Wall -Wextra -Wpedantic -Werror"
-TESTS="test_platform test_mutex test_sync test_queue test_conn test_process test_pool"
+TESTS="test_platform test_mutex test_sync test_sync_cpython test_queue test_conn test_process test_pool"
 HELPERS="mutex_peer queue_peer sync_peer"
 passed=0
 failed=0
@@ -124,6 +125,13 @@ suite() {
 
 if have gcc; then
     suite gcc gcc "-O2 -g"
+    # Waiters of the sync family also wake every MPQ_SYNC_SLICE_MS, which
+    # would hide a lost wake-up: with a 3 s slice, one makes a test slow
+    # enough to time out.
+    all_tests=$TESTS
+    TESTS="test_sync test_sync_cpython"
+    suite long-slice gcc "-O2 -g -DMPQ_SYNC_SLICE_MS=3000"
+    TESTS=$all_tests
     suite asan-ubsan gcc "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     if ! echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32probe" >/dev/null 2>&1; then
         skipped="$skipped gcc-m32"

@@ -1005,7 +1005,8 @@ static void test_queue_packed_slot_recovered_by_put(void)
 
 /* A queue made by an older mpq.h (segment layout 1) may have readers that
    cannot take packed slots: batches put through a handle of it are not
-   packed. A newer layout than this code knows is refused. */
+   packed. A newer layout than this code knows is refused. Only a joinable
+   queue is made in layout 3. */
 static void test_queue_layout_versions(void)
 {
     char name[64];
@@ -1025,9 +1026,19 @@ static void test_queue_layout_versions(void)
     put_numbered(q, 5, 5);                               /* the creator's handle packed */
     CHECK_EQ(mpq_queue_count(o), 6);
     CHECK_OK(mpq_queue_detach(o));
-    h->version = 3;
+    h->version = MPQ__SEG_VERSION_QUEUE + 1;
     h->check = mpq__seg_checksum(h);
     CHECK_ERR(mpq_queue_open(&o, name), EPROTO);
+    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_shm_unlink(name));
+    /* A joinable queue is layout 3, which mpq.h 0.1 (up to 2) refuses. */
+    c.joinable = 1;
+    CHECK_OK(mpq_queue_create(&q, &c));
+    CHECK_EQ(((mpq__seg *)q->base)->version, 3);
+    CHECK_OK(mpq_queue_open(&o, name));
+    CHECK_OK(mpq_queue_put(o, "x", 1, 0));
+    CHECK_EQ(mpq_queue_unfinished(q), 1);
+    CHECK_OK(mpq_queue_detach(o));
     CHECK_OK(mpq_queue_detach(q));
     CHECK_OK(mpq_shm_unlink(name));
 }

@@ -362,6 +362,53 @@ static void test_sem_undo_table_full(void)
     CHECK_OK(mpq_sem_close(g_sem));
 }
 
+/* After an undo holder dies, tries alone (timeout 0, no sleeper whose
+   slice could run out) get its permit back within a slice or so. */
+static void test_sem_undo_reclaim_by_tries(void)
+{
+    mpq_process p;
+    int64_t end;
+    g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+    CHECK_OK(mpq_sem_create(&g_sem, 1, &(mpq_sem_config){ .undo = 1 }));
+    CHECK_OK(mpq_process_start(&p, sem_take_and_hang, (void *)(intptr_t)1));
+    wait_at_least(&g_ss->go, 1, "holder");
+    CHECK_ERR(mpq_sem_acquire(g_sem, 0), EAGAIN);
+    kill_now(&p);
+    end = mpqt_ms() + 20000;
+    while (mpq_sem_acquire(g_sem, 0) != 0) {
+        if (mpqt_ms() > end) mpqt_fail(__FILE__, __LINE__, "the dead holder's permit never came back");
+        mpqt_pause();
+    }
+    CHECK_OK(mpq_sem_release(g_sem));
+    CHECK_OK(mpq_sem_close(g_sem));
+}
+
+static int sem_stop_inside(void *arg)
+{
+    (void)arg;
+    if (mpq_mutex_lock(&g_sem->s->lock) != 0) return 2;
+    bump(&g_ss->go);
+    raise(SIGSTOP);   /* stopped inside the semaphore's own critical section */
+    return 0;
+}
+
+/* A process stopped (or slow) inside an undo semaphore's critical section
+   does not stretch anybody's timeout; once it dies, all is well. */
+static void test_sem_undo_timeouts_honoured(void)
+{
+    mpq_process p;
+    g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+    CHECK_OK(mpq_sem_create(&g_sem, 1, &(mpq_sem_config){ .undo = 1 }));
+    CHECK_OK(mpq_process_start(&p, sem_stop_inside, NULL));
+    wait_at_least(&g_ss->go, 1, "the stopped one");
+    CHECK_ERR(mpq_sem_acquire(g_sem, 0), EAGAIN);
+    CHECK_ERR(mpq_sem_acquire(g_sem, 30), ETIMEDOUT);
+    kill_now(&p);
+    CHECK_OK(mpq_sem_acquire(g_sem, 10000));
+    CHECK_OK(mpq_sem_release(g_sem));
+    CHECK_OK(mpq_sem_close(g_sem));
+}
+
 /* --- Condition -------------------------------------------------------------- */
 
 struct cond_shared {
@@ -495,8 +542,9 @@ static void test_cond_notified_waiter_dies(void)
     }
     kill_now(&p[0]);
     for (i = 0; i < g_cond->s->hi; i++) {
-        uint32_t st = MPQ__W_WAITING;
-        if (g_cond->w[i].ticket == 0 && mpq__cas32(&g_cond->w[i].state, &st, MPQ__W_NOTIFIED, MPQ__SEQ_CST))
+        uint32_t st = mpq__load32(&g_cond->w[i].state, MPQ__ACQUIRE);
+        if (g_cond->w[i].ticket == 0 && mpq__wst(st) == MPQ__W_WAITING &&
+            mpq__cas32(&g_cond->w[i].state, &st, (st & ~3u) | MPQ__W_NOTIFIED, MPQ__SEQ_CST))
             found++;
     }
     CHECK_EQ(found, 1);
@@ -1280,10 +1328,11 @@ static int storm_worker(void *arg)
                 return 2;
             }
             break;
-        case 2:           /* the condition: wait a little, or notify */
-            if (mpq_mutex_timedlock(&g_st->m, 2000) < -EOWNERDEAD) break;
+        case 2:           /* the condition: wait (past a slice, now and then), or notify */
+            rc = mpq_mutex_timedlock(&g_st->m, 2000);
+            if (rc != 0 && rc != -EOWNERDEAD) break;
             if (mpqt_rand(&seed) % 2) {
-                rc = mpq_cond_wait(g_scond, &g_st->m, (int)(mpqt_rand(&seed) % 20));
+                rc = mpq_cond_wait(g_scond, &g_st->m, (int)(mpqt_rand(&seed) % (3 * MPQ_SYNC_SLICE_MS)));
                 if (rc != 0 && rc != -ETIMEDOUT && rc != -EOWNERDEAD && rc != -EAGAIN) return 4;
             } else {
                 mpq_cond_notify(g_scond, 1 + (int)(mpqt_rand(&seed) % 3));
@@ -1295,7 +1344,7 @@ static int storm_worker(void *arg)
             else if (mpq_event_wait(g_sev, (int)(mpqt_rand(&seed) % 20)) == 0) mpq_event_clear(g_sev);
             break;
         default:          /* the barrier, reset when broken */
-            rc = mpq_barrier_wait(g_sbar, (int)(mpqt_rand(&seed) % 50));
+            rc = mpq_barrier_wait(g_sbar, (int)(mpqt_rand(&seed) % (3 * MPQ_SYNC_SLICE_MS)));
             if (rc == -EPIPE) mpq_barrier_reset(g_sbar);
             else if (rc < 0 && rc != -ETIMEDOUT && rc != -EAGAIN) return 5;
             break;
@@ -1344,13 +1393,16 @@ static void test_sync_kill_storm(void)
     CHECK_OK(mpq_sem_release(g_ssem));
     CHECK_OK(mpq_sem_release(g_ssem));
     CHECK_ERR(mpq_sem_release(g_ssem), EOVERFLOW);
-    /* The condition's table is all reusable; the barrier works again. */
+    /* Every entry of the condition's table can be taken again; the barrier
+       works again. */
+    for (i = 0; i < 8; i++) {
+        uint32_t st;
+        CHECK(mpq__waiter_grab(&g_scond->w[i], &st) != MPQ__GRAB_BUSY);
+        mpq__waiter_leave(&g_scond->w[i]);
+    }
     rc = mpq_mutex_lock(&g_st->m);
     CHECK(rc == 0 || rc == -EOWNERDEAD);
-    for (i = 0; i < 8; i++) {
-        rc = mpq_cond_wait(g_scond, &g_st->m, 0);
-        CHECK(rc == -EAGAIN || rc == 0);
-    }
+    CHECK_ERR(mpq_cond_wait(g_scond, &g_st->m, 0), EAGAIN);
     CHECK_OK(mpq_mutex_unlock(&g_st->m));
     CHECK_OK(mpq_barrier_reset(g_sbar));
     {
@@ -1380,6 +1432,8 @@ static const mpqt_case cases[] = {
     MPQT(test_sem_holder_killed, 60, 0),
     MPQT(test_sem_undo_journal_rollback, 10, 0),
     MPQT(test_sem_undo_table_full, 30, 0),
+    MPQT(test_sem_undo_reclaim_by_tries, 60, 0),
+    MPQT(test_sem_undo_timeouts_honoured, 60, 0),
     MPQT(test_cond_basic, 10, 0),
     MPQT(test_cond_notify_counts_and_order, 60, 0),
     MPQT(test_cond_dead_waiter_skipped, 60, 0),

@@ -38,7 +38,48 @@ int main(void)
     }
     (void)mpq_mutex_open(&m, "/mpq-compile-check-none");
     (void)mpq_mutex_init(NULL);
+    (void)mpq_mutex_init_recursive(NULL);
+    (void)mpq_mutex_locked(NULL);
     (void)mpq_mutex_destroy(NULL);
+    {
+        mpq_event *e = NULL;
+        mpq_sem *s = NULL;
+        mpq_cond *c = NULL;
+        mpq_barrier *b = NULL;
+        if (mpq_event_create(&e, NULL) == 0) {
+            (void)mpq_event_set(e);
+            (void)mpq_event_clear(e);
+            (void)mpq_event_is_set(e);
+            (void)mpq_event_wait(e, 0);
+            (void)mpq_event_close(e);
+        }
+        (void)mpq_event_open(&e, "/mpq-compile-check-none");
+        if (mpq_sem_create(&s, 1, NULL) == 0) {
+            (void)mpq_sem_acquire(s, 0);
+            (void)mpq_sem_release(s);
+            (void)mpq_sem_value(s);
+            (void)mpq_sem_close(s);
+        }
+        (void)mpq_sem_open(&s, "/mpq-compile-check-none");
+        if (mpq_cond_create(&c, NULL) == 0) {
+            (void)mpq_cond_wait(c, m, 0);
+            (void)mpq_cond_wait_for(c, m, NULL, NULL, 0);
+            (void)mpq_cond_notify(c, 1);
+            (void)mpq_cond_notify_all(c);
+            (void)mpq_cond_close(c);
+        }
+        (void)mpq_cond_open(&c, "/mpq-compile-check-none");
+        if (mpq_barrier_create(&b, 1, NULL) == 0) {
+            (void)mpq_barrier_wait(b, 0);
+            (void)mpq_barrier_abort(b);
+            (void)mpq_barrier_reset(b);
+            (void)mpq_barrier_parties(b);
+            (void)mpq_barrier_n_waiting(b);
+            (void)mpq_barrier_broken(b);
+            (void)mpq_barrier_close(b);
+        }
+        (void)mpq_barrier_open(&b, "/mpq-compile-check-none");
+    }
     {
         mpq_queue *q = NULL;
         const void *msgs[1] = { "x" };
@@ -58,6 +99,9 @@ int main(void)
             (void)mpq_queue_capacity(q);
             (void)mpq_queue_max_msg(q);
             (void)mpq_queue_fileno(q);
+            (void)mpq_queue_task_done(q);
+            (void)mpq_queue_join(q, 0);
+            (void)mpq_queue_unfinished(q);
             (void)mpq_queue_close(q);
             (void)mpq_queue_detach(q);
         }
