@@ -28,6 +28,7 @@
      >>api-shm        mpq_shm      shared-memory regions (anonymous, named, memfd)
      >>api-mutex      mpq_mutex    robust process-shared lock (and RLock)
      >>api-sync       mpq_event, mpq_sem, mpq_cond, mpq_barrier
+     >>api-dict       mpq_dict, mpq_list  shared containers (Manager dict/list)
      >>api-queue      mpq_queue    shared-memory MPMC message queue
      >>api-conn       mpq_conn     framed messages over pipes and sockets
      >>api-process    mpq_process  fork a function, join, kill
@@ -36,6 +37,7 @@
      >>shm            implementation of mpq_shm
      >>mutex          implementation of mpq_mutex
      >>sync           implementation of event, semaphore, condition, barrier
+     >>dict           implementation of mpq_dict and mpq_list
      >>queue          implementation of mpq_queue
      >>conn           implementation of mpq_conn
      >>process        implementation of mpq_process
@@ -561,6 +563,173 @@ MPQDEF int mpq_barrier_parties(const mpq_barrier *b);
 MPQDEF int mpq_barrier_n_waiting(const mpq_barrier *b);
 MPQDEF int mpq_barrier_broken(const mpq_barrier *b);
 
+
+/* ========================================================================
+   >>api-dict  mpq_dict, mpq_list: shared containers, no server
+   ========================================================================
+
+   Python: multiprocessing.Manager().dict() and .list() - without the
+   manager process every access crosses by socket and pickle, and whose
+   death loses everything. These live in shared memory; every process that
+   maps one works on it directly.
+
+   mpq_dict maps byte keys (0..max_key bytes) to byte values (0..max_value
+   bytes) in a table of fixed-size entries sized at creation, so nothing
+   fragments however values come and go. Readers take no lock: a get copies
+   the value and checks that no writer changed it meanwhile (retrying if
+   one did), so readers never wait for each other or for writers of other
+   keys. Writers of keys that hash to the same one of the table's stripes
+   take its robust lock. A value is written beside the current one and
+   switched in with one store, so a process killed at any instant leaves
+   every key with its old value or its new one, never a torn one; a key
+   being inserted is not there until it all is. A dead writer's stripe is
+   repaired by the next writer of it (-EOWNERDEAD is handled inside).
+
+   mpq_list holds up to `capacity` items of 0..max_item bytes in order. All
+   its calls take its robust lock; an item is written where nobody looks,
+   then the list's order is switched in with one store, so a killed
+   process leaves no torn or half-appended item, and the others' items are
+   all there.
+
+   Both are anonymous (shared with children forked afterwards) or named
+   (created exclusively, mode 0600 unless asked; *_open validates the
+   segment). They hold pthread mutexes: ABI-specific as mpq_mutex is, and
+   every process that can write the segment is trusted by its users. */
+
+typedef struct mpq_dict mpq_dict;   /* opaque, process-local handle */
+typedef struct mpq_list mpq_list;
+
+typedef struct mpq_dict_config {
+    uint32_t    max_entries; /* keys it can hold; 0: 1024; at most 2^26   */
+    uint32_t    max_key;     /* largest key in bytes; 0: 64; at most 2^16 */
+    uint32_t    max_value;   /* largest value in bytes; 0: 256; at most
+                                2^24. Each entry takes max_key + 2 *
+                                max_value + 32 bytes, rounded up to 8     */
+    const char *name;        /* NULL: anonymous. "/name": named           */
+    int         mode;        /* permission bits of a named dict; 0: 0600  */
+} mpq_dict_config;
+
+/* Creates a dict. Returns 0, or -EINVAL (NULL d, a size out of range, bad
+   name), -EEXIST, -ENOMEM, or another -errno from shm_open/mmap.
+   Thread safety: any thread. */
+MPQDEF int mpq_dict_create(mpq_dict **d, const mpq_dict_config *cfg);
+
+/* Opens the named dict `name`. Returns 0, or the errors of mpq_shm_open;
+   -EINVAL also for another kind of object or a corrupt header.
+   Thread safety: any thread. */
+MPQDEF int mpq_dict_open(mpq_dict **d, const char *name);
+
+/* Releases this process's handle (unmaps it). The dict lives on for the
+   others (a named one until mpq_shm_unlink). Returns 0 or -EINVAL.
+   Thread safety: no other thread of this process may use the handle. */
+MPQDEF int mpq_dict_close(mpq_dict *d);
+
+/* d[key] = value: inserts or replaces. Returns 0, -ENOSPC (max_entries
+   keys are there already and this one is new: nothing changes),
+   -EMSGSIZE (klen > max_key or vlen > max_value), -EINVAL (NULL d, or a
+   NULL pointer with a non-zero length). Thread safety: any thread of any
+   process. */
+MPQDEF int mpq_dict_set(mpq_dict *d, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Copies the value of key into buf (cap bytes); *vlen gets its length.
+   Returns 0, -ENOENT (no such key), -EMSGSIZE (cap too small: *vlen gets
+   the length needed, nothing changes), -EINVAL. Takes no lock.
+   Thread safety: any thread of any process. */
+MPQDEF int mpq_dict_get(mpq_dict *d, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen);
+
+/* 1 if key is there, 0 if not, -EINVAL. Takes no lock.
+   Thread safety: any thread of any process. */
+MPQDEF int mpq_dict_contains(mpq_dict *d, const void *key, size_t klen);
+
+/* Removes key. Returns 0, -ENOENT, -EINVAL.
+   Thread safety: any thread of any process. */
+MPQDEF int mpq_dict_delete(mpq_dict *d, const void *key, size_t klen);
+
+/* d[key] += delta on a value that is a 64-bit integer (8 bytes, in this
+   machine's byte order), atomically with respect to every other call: no
+   lock of yours is needed. A missing key counts as 0. *result (if not
+   NULL) gets the new value. Returns 0, -EINVAL (the value is not 8 bytes,
+   or max_value < 8), -ENOSPC, -EMSGSIZE (key). Thread safety: any. */
+MPQDEF int mpq_dict_add(mpq_dict *d, const void *key, size_t klen, int64_t delta, int64_t *result);
+
+/* Compare-and-set: sets key to val only if its value now equals
+   expect[0..elen) - or, with expect NULL, only if key is missing (Python's
+   setdefault). Returns 0 (set), -ECANCELED (the value differs: nothing
+   changes), -EEXIST (expect NULL and the key is there), -ENOENT (expect
+   given and the key is missing), -ENOSPC, -EMSGSIZE, -EINVAL.
+   Thread safety: any thread of any process. */
+MPQDEF int mpq_dict_cas(mpq_dict *d, const void *key, size_t klen, const void *expect, size_t elen,
+                        const void *val, size_t vlen);
+
+/* The number of keys (a snapshot), or -EINVAL. Thread safety: any. */
+MPQDEF long mpq_dict_len(const mpq_dict *d);
+
+/* Removes every key there at the call (keys set meanwhile may stay).
+   Returns 0 or -EINVAL. Thread safety: any thread of any process. */
+MPQDEF int mpq_dict_clear(mpq_dict *d);
+
+/* Iteration: start with *pos = 0; each call copies the next key and value
+   and returns 1, or returns 0 at the end. Every key present for the whole
+   iteration is seen exactly once, whatever other processes do meanwhile
+   (keys never move); a key set or deleted meanwhile may be seen or not.
+   Returns 1, 0, -EMSGSIZE (kcap or vcap too small: *klen and *vlen get the
+   lengths, *pos stays, so call again with more room), -EINVAL. vbuf may be
+   NULL with vcap 0 (and vlen NULL) to see only the keys.
+   Thread safety: any thread of any process; *pos is the caller's. */
+MPQDEF int mpq_dict_next(mpq_dict *d, size_t *pos, void *kbuf, size_t kcap, size_t *klen,
+                         void *vbuf, size_t vcap, size_t *vlen);
+
+typedef struct mpq_list_config {
+    uint32_t    capacity;  /* items it can hold; 0: 1024; at most 2^26     */
+    uint32_t    max_item;  /* largest item in bytes; 0: 256; at most 2^24 */
+    const char *name;      /* NULL: anonymous. "/name": named             */
+    int         mode;      /* permission bits of a named list; 0: 0600    */
+} mpq_list_config;
+
+/* Creates a list, empty. Returns 0, or -EINVAL (NULL l, a size out of
+   range, bad name), -EEXIST, -ENOMEM, or another -errno.
+   Thread safety: any thread. */
+MPQDEF int mpq_list_create(mpq_list **l, const mpq_list_config *cfg);
+
+/* Opens the named list `name`. Returns as mpq_dict_open.
+   Thread safety: any thread. */
+MPQDEF int mpq_list_open(mpq_list **l, const char *name);
+
+/* Releases this process's handle. Returns 0 or -EINVAL.
+   Thread safety: no other thread of this process may use the handle. */
+MPQDEF int mpq_list_close(mpq_list *l);
+
+/* Appends an item of len bytes. Returns 0, -ENOSPC (capacity items),
+   -EMSGSIZE (len > max_item), -EINVAL. Thread safety: any thread of any
+   process (appends from many at once each land once, whole). */
+MPQDEF int mpq_list_append(mpq_list *l, const void *item, size_t len);
+
+/* Inserts an item before position index (Python's insert: a negative index
+   counts from the end, and one past either end is clamped to it).
+   Returns as mpq_list_append. Thread safety: any. */
+MPQDEF int mpq_list_insert(mpq_list *l, long index, const void *item, size_t len);
+
+/* Copies item `index` (negative: from the end) into buf (cap bytes); *len
+   gets its length. Returns 0, -ERANGE (no such index), -EMSGSIZE (cap too
+   small: *len gets the length), -EINVAL. Iterate with indices from 0 to
+   mpq_list_len. Thread safety: any. */
+MPQDEF int mpq_list_get(mpq_list *l, long index, void *buf, size_t cap, size_t *len);
+
+/* Replaces item `index`. Returns 0, -ERANGE, -EMSGSIZE, -EINVAL.
+   Thread safety: any. */
+MPQDEF int mpq_list_set(mpq_list *l, long index, const void *item, size_t len);
+
+/* Removes item `index` (-1: the last, Python's pop()) and copies it into
+   buf as mpq_list_get does (buf may be NULL with cap 0 and len NULL to
+   drop it). Returns 0, -ERANGE (empty, or no such index), -EMSGSIZE
+   (nothing removed), -EINVAL. Thread safety: any. */
+MPQDEF int mpq_list_pop(mpq_list *l, long index, void *buf, size_t cap, size_t *len);
+
+/* The number of items (a snapshot), or -EINVAL. Thread safety: any. */
+MPQDEF long mpq_list_len(const mpq_list *l);
+
+/* Removes every item. Returns 0 or -EINVAL. Thread safety: any. */
+MPQDEF int mpq_list_clear(mpq_list *l);
 
 /* ========================================================================
    >>api-queue  mpq_queue: a shared-memory MPMC queue of messages
@@ -1610,7 +1779,8 @@ static int mpq__ec_await(const uint32_t *word, int nonzero, uint32_t *ec, int ti
 #define MPQ__SEG_HDR     64
 
 enum { MPQ__KIND_SHM = 1, MPQ__KIND_MUTEX = 2, MPQ__KIND_QUEUE = 3, MPQ__KIND_EVENT = 4,
-       MPQ__KIND_SEM = 5, MPQ__KIND_COND = 6, MPQ__KIND_BARRIER = 7 };
+       MPQ__KIND_SEM = 5, MPQ__KIND_COND = 6, MPQ__KIND_BARRIER = 7, MPQ__KIND_DICT = 8,
+       MPQ__KIND_LIST = 9 };
 
 typedef struct mpq__seg {
     uint32_t magic;      /* MPQ__SEG_MAGIC, stored last with release order  */
@@ -3213,6 +3383,858 @@ MPQDEF int mpq_barrier_n_waiting(const mpq_barrier *b)
 MPQDEF int mpq_barrier_broken(const mpq_barrier *b)
 {
     return b ? (int)MPQ__BAR_BROKEN(mpq__load64(&b->s->state, MPQ__ACQUIRE)) : -EINVAL;
+}
+
+/* ========================================================================
+   >>dict  shared dict and list
+   ========================================================================
+
+   The dict is an open-addressing table of `nslots` fixed-size slots (a
+   power of two, a third more than max_entries) behind a header and
+   `nstripes` stripes. A slot is a 32-byte mpq__dslot, the key, and two
+   value buffers. Its `meta` word is (version:56 | which:1 | state:2); every
+   store to it raises the version, so a reader that saw one meta value and
+   sees it again knows nothing changed in between (a seqlock):
+       EMPTY     never used: a probe for a key stops here
+       CLAIMED   an insert is writing it: probes pass it
+       LIVE      holds key, and value buffer `which`
+       TOMB      a deleted key: probes pass it, inserts may reuse it
+   A key lives in the first slot of its probe run (linear, from its hash)
+   that an insert found free, and never moves: iteration by slot index sees
+   every key that stays exactly once.
+
+   Writers of a key hold the robust lock of the key's stripe (hash bits 40
+   and up), so one key has one writer at a time. A replace writes the value
+   buffer readers are not told to read, then flips `which` with one store.
+   An insert claims a free slot with a CAS (inserts of other stripes may be
+   after the same slot), writes it while CLAIMED, then makes it LIVE. So a
+   writer killed at any instant leaves the old value or the new one, and a
+   key is there whole or not at all; the next writer of its stripe inherits
+   the lock (-EOWNERDEAD), frees a slot the dead one had CLAIMED (recorded
+   in the stripe's j_slot) and recounts the stripe's keys.
+
+   Readers copy with relaxed 64-bit atomic loads and check `meta` again
+   after an acquire fence; a writer issues a release fence before it writes
+   a buffer that an older reader might still be copying. The copied bytes
+   are only trusted when the check passes. */
+
+#define MPQ__DICT_MAGIC 0x5443494dU  /* "MICT" */
+#define MPQ__DICT_MAX_ENTRIES (1u << 26)
+#define MPQ__DICT_MAX_KEY (1u << 16)
+#define MPQ__DICT_MAX_VALUE (1u << 24)
+
+enum { MPQ__D_EMPTY = 0, MPQ__D_CLAIMED = 1, MPQ__D_LIVE = 2, MPQ__D_TOMB = 3 };
+#define MPQ__DST(m) ((unsigned)(m) & 3u)
+#define MPQ__DWHICH(m) ((unsigned)((m) >> 2) & 1u)
+#define MPQ__DMETA(m, which, st) ((((m) >> 8) + 1) << 8 | (uint64_t)(which) << 2 | (st))  /* the next version */
+
+typedef struct mpq__dslot {
+    uint64_t meta;
+    uint64_t hash;
+    uint32_t klen;
+    uint32_t vlen[2];
+    uint32_t pad;
+    /* then the key, value 0 and value 1, each in whole 64-bit words */
+} mpq__dslot;
+
+typedef struct mpq__dstripe {
+    mpq_mutex lock;
+    uint32_t  count;    /* LIVE keys of this stripe                       */
+    uint32_t  j_slot;   /* 1 + the slot an insert has CLAIMED; 0: none    */
+} mpq__dstripe;
+
+typedef struct mpq__dict_s {
+    uint32_t magic, nslots, nstripes, max_entries;
+    uint32_t max_key, max_value, stride, sstride;
+    uint64_t used;      /* keys, roughly: a hint for the capacity check   */
+    uint32_t pad[10];
+    /* then nstripes stripes of sstride bytes, then nslots slots of
+       stride bytes */
+} mpq__dict_s;
+
+typedef char mpq__assert_dslot[sizeof(mpq__dslot) == 32 ? 1 : -1];
+
+struct mpq_dict {
+    mpq__obj      o;
+    mpq__dict_s  *s;
+    char         *stripes, *slots;
+    uint32_t      nslots, nstripes, max_entries, max_key, max_value, stride, sstride;
+    uint32_t      kwords, vwords;   /* 64-bit words of the key and a value */
+};
+
+#define MPQ__DHDR 128   /* the header, rounded up to whole cache lines */
+typedef char mpq__assert_dict_s[sizeof(mpq__dict_s) <= MPQ__DHDR ? 1 : -1];
+
+/* The layout that (max_entries, max_key, max_value) makes; 0 if too big. */
+static uint64_t mpq__dict_layout(uint32_t max_entries, uint32_t max_key, uint32_t max_value,
+                                 uint32_t *nslots, uint32_t *nstripes, uint32_t *stride, uint32_t *sstride)
+{
+    uint64_t want = (uint64_t)max_entries + max_entries / 3 + 1, n = 8, size;
+    while (n < want) n <<= 1;
+    *nslots = (uint32_t)n;
+    *nstripes = n / 4 < 1024 ? (uint32_t)(n / 4) : 1024u;
+    *stride = (uint32_t)(sizeof(mpq__dslot) + ((uint64_t)max_key + 7) / 8 * 8 + 2 * (((uint64_t)max_value + 7) / 8 * 8));
+    *sstride = (uint32_t)((sizeof(mpq__dstripe) + 63) / 64 * 64);
+    size = MPQ__DHDR + (uint64_t)*nstripes * *sstride + n * *stride;
+    return size > (uint64_t)((size_t)-1 / 4) ? 0 : size;
+}
+
+static void mpq__dict_bind(mpq_dict *d)
+{
+    mpq__dict_s *s = (mpq__dict_s *)d->o.s;
+    d->s = s;
+    d->nslots = s->nslots;
+    d->nstripes = s->nstripes;
+    d->max_entries = s->max_entries;
+    d->max_key = s->max_key;
+    d->max_value = s->max_value;
+    d->stride = s->stride;
+    d->sstride = s->sstride;
+    d->kwords = (s->max_key + 7) / 8;
+    d->vwords = (s->max_value + 7) / 8;
+    d->stripes = (char *)s + MPQ__DHDR;
+    d->slots = d->stripes + (size_t)d->nstripes * d->sstride;
+}
+
+static int mpq__dict_valid(const void *p, size_t size)
+{
+    const mpq__dict_s *s = (const mpq__dict_s *)p;
+    uint32_t nslots, nstripes, stride, sstride;
+    uint64_t need;
+    if (s->magic != MPQ__DICT_MAGIC || s->max_entries == 0 || s->max_entries > MPQ__DICT_MAX_ENTRIES ||
+        s->max_key > MPQ__DICT_MAX_KEY || s->max_value > MPQ__DICT_MAX_VALUE)
+        return -EINVAL;
+    need = mpq__dict_layout(s->max_entries, s->max_key, s->max_value, &nslots, &nstripes, &stride, &sstride);
+    if (need == 0 || need > size || s->nslots != nslots || s->nstripes != nstripes || s->stride != stride ||
+        s->sstride != sstride)
+        return -EINVAL;
+    return 0;
+}
+
+static mpq__dslot *mpq__dslot_at(const mpq_dict *d, uint32_t i)
+{
+    return (mpq__dslot *)(void *)(d->slots + (size_t)i * d->stride);
+}
+static uint64_t *mpq__dkey(mpq__dslot *s) { return (uint64_t *)(void *)(s + 1); }
+static uint64_t *mpq__dval(const mpq_dict *d, mpq__dslot *s, unsigned which)
+{
+    return mpq__dkey(s) + d->kwords + (size_t)which * d->vwords;
+}
+static mpq__dstripe *mpq__dstripe_of(const mpq_dict *d, uint64_t h)
+{
+    return (mpq__dstripe *)(void *)(d->stripes + (size_t)((h >> 40) & (d->nstripes - 1)) * d->sstride);
+}
+
+/* A 64-bit constant from two halves (C++98 has no long long literals). */
+#define MPQ__U64(hi, lo) ((uint64_t)(hi) << 32 | (uint64_t)(lo))
+
+/* 64-bit hash of a key (a multiply-xorshift over its 8-byte words). */
+static uint64_t mpq__hash(const void *p, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)p;
+    const uint64_t m1 = MPQ__U64(0xff51afd7u, 0xed558ccdu), m2 = MPQ__U64(0xc4ceb9feu, 0x1a85ec53u);
+    uint64_t h = MPQ__U64(0x9e3779b9u, 0x7f4a7c15u) ^ (uint64_t)n, w;
+    for (; n >= 8; b += 8, n -= 8) {
+        memcpy(&w, b, 8);
+        h = (h ^ w) * m1;
+        h ^= h >> 32;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, b, n);
+        h = (h ^ w) * m2;
+    }
+    h ^= h >> 33;
+    h *= m1;
+    return h ^ (h >> 33);
+}
+
+/* Bytes to and from words that another process may be writing or reading
+   at the same time: relaxed atomic loads and stores, never a data race. */
+static void mpq__wload(void *dst, const uint64_t *src, size_t n)
+{
+    unsigned char *o = (unsigned char *)dst;
+    size_t i;
+    uint64_t w;
+    for (i = 0; i + 8 <= n; i += 8) {
+        w = mpq__load64(&src[i / 8], MPQ__RELAXED);
+        memcpy(o + i, &w, 8);
+    }
+    if (i < n) {
+        w = mpq__load64(&src[i / 8], MPQ__RELAXED);
+        memcpy(o + i, &w, n - i);
+    }
+}
+
+static void mpq__wstore(uint64_t *dst, const void *src, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)src;
+    size_t i;
+    uint64_t w;
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        mpq__store64(&dst[i / 8], w, MPQ__RELAXED);
+    }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        mpq__store64(&dst[i / 8], w, MPQ__RELAXED);
+    }
+}
+
+static int mpq__wequal(const uint64_t *a, const void *b, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)b;
+    size_t i;
+    uint64_t w, x;
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&x, p + i, 8);
+        if (mpq__load64(&a[i / 8], MPQ__RELAXED) != x) return 0;
+    }
+    if (i < n) {
+        w = mpq__load64(&a[i / 8], MPQ__RELAXED);
+        return memcmp(&w, p + i, n - i) == 0;
+    }
+    return 1;
+}
+
+/* Whether slot s, read under meta m, holds key: compared without a lock,
+   so a match counts only once meta is seen unchanged (the caller's
+   check). */
+static int mpq__dslot_is(mpq__dslot *s, uint64_t h, const void *key, size_t klen)
+{
+    return mpq__load64(&s->hash, MPQ__RELAXED) == h && mpq__load32(&s->klen, MPQ__RELAXED) == klen &&
+           mpq__wequal(mpq__dkey(s), key, klen);
+}
+
+/* Whether meta m is still slot s's: the end of a lock-free read. */
+static int mpq__dslot_same(mpq__dslot *s, uint64_t m)
+{
+    __atomic_thread_fence(MPQ__ACQUIRE);
+    return mpq__load64(&s->meta, MPQ__RELAXED) == m;
+}
+
+/* Finds key without a lock: 1 with its slot in *slot and the meta it was
+   seen under in *meta, or 0. */
+static int mpq__dict_find(const mpq_dict *d, uint64_t h, const void *key, size_t klen,
+                          mpq__dslot **slot, uint64_t *meta)
+{
+    uint32_t i = (uint32_t)h & (d->nslots - 1), k;
+    for (k = 0; k < d->nslots; k++, i = (i + 1) & (d->nslots - 1)) {
+        mpq__dslot *s = mpq__dslot_at(d, i);
+        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        if (MPQ__DST(m) == MPQ__D_EMPTY) return 0;
+        if (MPQ__DST(m) != MPQ__D_LIVE || !mpq__dslot_is(s, h, key, klen)) continue;
+        if (!mpq__dslot_same(s, m)) {   /* changed while compared: again */
+            k--;
+            continue;
+        }
+        *slot = s;
+        *meta = m;
+        return 1;
+    }
+    return 0;
+}
+
+/* Locks the stripe of hash h; repairs what a writer that died in it left:
+   a slot it had CLAIMED is freed, and the stripe's count is recounted. */
+static int mpq__dict_lock(mpq_dict *d, mpq__dstripe *st)
+{
+    uint32_t i, n = 0, me;
+    int rc = mpq_mutex_lock(&st->lock);
+    if (rc != -EOWNERDEAD) return rc;
+    if (st->j_slot != 0 && st->j_slot <= d->nslots) {
+        mpq__dslot *s = mpq__dslot_at(d, st->j_slot - 1);
+        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        if (MPQ__DST(m) == MPQ__D_CLAIMED) mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_TOMB), MPQ__RELEASE);
+    }
+    mpq__store32(&st->j_slot, 0, MPQ__RELAXED);
+    me = (uint32_t)(((char *)st - d->stripes) / d->sstride);
+    for (i = 0; i < d->nslots; i++) {
+        mpq__dslot *s = mpq__dslot_at(d, i);
+        if (MPQ__DST(mpq__load64(&s->meta, MPQ__ACQUIRE)) == MPQ__D_LIVE &&
+            ((mpq__load64(&s->hash, MPQ__RELAXED) >> 40) & (d->nstripes - 1)) == me)
+            n++;
+    }
+    mpq__store32(&st->count, n, MPQ__RELAXED);
+    return 0;
+}
+
+/* Exact key count (the sum of the stripes'). */
+static long mpq__dict_count(const mpq_dict *d)
+{
+    uint32_t i;
+    long n = 0;
+    for (i = 0; i < d->nstripes; i++)
+        n += (long)mpq__load32(&((mpq__dstripe *)(void *)(d->stripes + (size_t)i * d->sstride))->count,
+                               MPQ__RELAXED);
+    return n;
+}
+
+enum { MPQ__D_SET, MPQ__D_DEL, MPQ__D_ADD, MPQ__D_CAS };
+
+/* Every write: under the stripe lock, finds key; then sets, deletes, adds
+   or compares-and-sets as `op` says. */
+static int mpq__dict_write(mpq_dict *d, int op, const void *key, size_t klen, const void *val, size_t vlen,
+                           const void *expect, size_t elen, int64_t delta, int64_t *result)
+{
+    uint64_t h, m;
+    uint32_t i, k, reuse;
+    mpq__dstripe *st;
+    mpq__dslot *s;
+    int64_t num;
+    int rc;
+    if (!d || (!key && klen)) return -EINVAL;
+    if (klen > d->max_key || vlen > d->max_value) return -EMSGSIZE;
+    h = mpq__hash(key, klen);
+    st = mpq__dstripe_of(d, h);
+    if ((rc = mpq__dict_lock(d, st)) != 0) return rc;
+again:
+    reuse = d->nslots;
+    i = (uint32_t)h & (d->nslots - 1);
+    for (k = 0; k < d->nslots; k++, i = (i + 1) & (d->nslots - 1)) {
+        s = mpq__dslot_at(d, i);
+        m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        if (MPQ__DST(m) == MPQ__D_EMPTY) {
+            if (reuse == d->nslots) reuse = i;
+            break;
+        }
+        if (MPQ__DST(m) == MPQ__D_TOMB && reuse == d->nslots) reuse = i;
+        /* A LIVE slot of this stripe's key cannot change under us. */
+        if (MPQ__DST(m) == MPQ__D_LIVE && mpq__dslot_is(s, h, key, klen)) {
+            unsigned w = MPQ__DWHICH(m);
+            uint32_t cur = mpq__load32(&s->vlen[w], MPQ__RELAXED);
+            if (op == MPQ__D_DEL) {
+                mpq__store64(&s->meta, MPQ__DMETA(m, w, MPQ__D_TOMB), MPQ__RELEASE);
+                mpq__store32(&st->count, st->count - 1, MPQ__RELAXED);
+                mpq__add64(&d->s->used, (uint64_t)-1, MPQ__RELAXED);
+                goto out;
+            }
+            if (op == MPQ__D_CAS && !expect) { rc = -EEXIST; goto out; }
+            if (op == MPQ__D_CAS && (cur != elen || !mpq__wequal(mpq__dval(d, s, w), expect, elen))) {
+                rc = -ECANCELED;
+                goto out;
+            }
+            if (op == MPQ__D_ADD) {
+                if (cur != 8) { rc = -EINVAL; goto out; }
+                mpq__wload(&num, mpq__dval(d, s, w), 8);
+                num = (int64_t)((uint64_t)num + (uint64_t)delta);
+                if (result) *result = num;
+                val = &num;
+                vlen = 8;
+            }
+            /* Into the other buffer, then one store switches it in; the
+               fence keeps these writes after everything an older reader
+               of that buffer could check against. */
+            __atomic_thread_fence(MPQ__RELEASE);
+            mpq__wstore(mpq__dval(d, s, !w), val, vlen);
+            mpq__store32(&s->vlen[!w], (uint32_t)vlen, MPQ__RELAXED);
+            mpq__store64(&s->meta, MPQ__DMETA(m, !w, MPQ__D_LIVE), MPQ__RELEASE);
+            goto out;
+        }
+    }
+    /* Not there. */
+    if (op == MPQ__D_DEL || (op == MPQ__D_CAS && expect)) { rc = -ENOENT; goto out; }
+    if (op == MPQ__D_ADD) {
+        num = delta;
+        if (result) *result = num;
+        val = &num;
+        vlen = 8;
+    }
+    if (reuse == d->nslots ||
+        (mpq__load64(&d->s->used, MPQ__RELAXED) + 64 >= d->max_entries && mpq__dict_count(d) >= (long)d->max_entries)) {
+        rc = -ENOSPC;
+        goto out;
+    }
+    s = mpq__dslot_at(d, reuse);
+    m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+    if ((MPQ__DST(m) != MPQ__D_EMPTY && MPQ__DST(m) != MPQ__D_TOMB) ||
+        !mpq__cas64(&s->meta, &m, MPQ__DMETA(m, 0, MPQ__D_CLAIMED), MPQ__ACQ_REL))
+        goto again;   /* an insert of another stripe took it first */
+    mpq__store32(&st->j_slot, reuse + 1, MPQ__RELEASE);
+    m = MPQ__DMETA(m, 0, MPQ__D_CLAIMED);
+    mpq__store64(&s->hash, h, MPQ__RELAXED);
+    mpq__store32(&s->klen, (uint32_t)klen, MPQ__RELAXED);
+    mpq__wstore(mpq__dkey(s), key, klen);
+    mpq__wstore(mpq__dval(d, s, 0), val, vlen);
+    mpq__store32(&s->vlen[0], (uint32_t)vlen, MPQ__RELAXED);
+    mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_LIVE), MPQ__RELEASE);
+    mpq__store32(&st->count, st->count + 1, MPQ__RELAXED);
+    mpq__store32(&st->j_slot, 0, MPQ__RELEASE);
+    mpq__add64(&d->s->used, 1, MPQ__RELAXED);
+out:
+    mpq_mutex_unlock(&st->lock);
+    return rc;
+}
+
+MPQDEF int mpq_dict_create(mpq_dict **out, const mpq_dict_config *cfg)
+{
+    static const mpq_dict_config defaults = { 0, 0, 0, NULL, 0 };
+    uint32_t entries, kmax, vmax, nslots, nstripes, stride, sstride, i;
+    uint64_t size;
+    mpq_dict *d;
+    int rc = 0;
+    if (!cfg) cfg = &defaults;
+    entries = cfg->max_entries ? cfg->max_entries : 1024;
+    kmax = cfg->max_key ? cfg->max_key : 64;
+    vmax = cfg->max_value ? cfg->max_value : 256;
+    if (entries > MPQ__DICT_MAX_ENTRIES || kmax > MPQ__DICT_MAX_KEY || vmax > MPQ__DICT_MAX_VALUE) return -EINVAL;
+    size = mpq__dict_layout(entries, kmax, vmax, &nslots, &nstripes, &stride, &sstride);
+    if (size == 0) return -EINVAL;
+    rc = mpq__obj_create((void **)out, sizeof(mpq_dict), MPQ__KIND_DICT, (size_t)size, cfg->name, cfg->mode);
+    if (rc != 0) return rc;
+    d = *out;
+    d->s = (mpq__dict_s *)d->o.s;
+    d->s->magic = MPQ__DICT_MAGIC;
+    d->s->nslots = nslots;
+    d->s->nstripes = nstripes;
+    d->s->max_entries = entries;
+    d->s->max_key = kmax;
+    d->s->max_value = vmax;
+    d->s->stride = stride;
+    d->s->sstride = sstride;
+    mpq__dict_bind(d);
+    for (i = 0; i < nstripes && rc == 0; i++)
+        rc = mpq_mutex_init(&((mpq__dstripe *)(void *)(d->stripes + (size_t)i * sstride))->lock);
+    return mpq__obj_finish((void **)out, cfg->name, rc);
+}
+
+MPQDEF int mpq_dict_open(mpq_dict **out, const char *name)
+{
+    int rc = mpq__obj_open((void **)out, sizeof(mpq_dict), MPQ__KIND_DICT, name, sizeof(mpq__dict_s),
+                           mpq__dict_valid);
+    if (rc == 0) mpq__dict_bind(*out);
+    return rc;
+}
+
+MPQDEF int mpq_dict_close(mpq_dict *d) { return mpq__obj_close(d); }
+
+MPQDEF int mpq_dict_set(mpq_dict *d, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (!val && vlen) return -EINVAL;
+    return mpq__dict_write(d, MPQ__D_SET, key, klen, val, vlen, NULL, 0, 0, NULL);
+}
+
+MPQDEF int mpq_dict_delete(mpq_dict *d, const void *key, size_t klen)
+{
+    return mpq__dict_write(d, MPQ__D_DEL, key, klen, NULL, 0, NULL, 0, 0, NULL);
+}
+
+MPQDEF int mpq_dict_add(mpq_dict *d, const void *key, size_t klen, int64_t delta, int64_t *result)
+{
+    if (d && d->max_value < 8) return -EINVAL;
+    return mpq__dict_write(d, MPQ__D_ADD, key, klen, NULL, 8, NULL, 0, delta, result);
+}
+
+MPQDEF int mpq_dict_cas(mpq_dict *d, const void *key, size_t klen, const void *expect, size_t elen,
+                        const void *val, size_t vlen)
+{
+    if ((!val && vlen) || (!expect && elen)) return -EINVAL;
+    return mpq__dict_write(d, MPQ__D_CAS, key, klen, val, vlen, expect, elen, 0, NULL);
+}
+
+MPQDEF int mpq_dict_get(mpq_dict *d, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen)
+{
+    mpq__dslot *s;
+    uint64_t m, h;
+    uint32_t len;
+    if (!d || !vlen || (!key && klen) || (!buf && cap)) return -EINVAL;
+    if (klen > d->max_key) return -ENOENT;
+    h = mpq__hash(key, klen);
+    for (;;) {
+        if (!mpq__dict_find(d, h, key, klen, &s, &m)) return -ENOENT;
+        len = mpq__load32(&s->vlen[MPQ__DWHICH(m)], MPQ__RELAXED);
+        if (len > d->max_value) len = d->max_value + 1;   /* torn, or scribbled: see below */
+        if (len <= cap && len) mpq__wload(buf, mpq__dval(d, s, MPQ__DWHICH(m)), len);
+        if (!mpq__dslot_same(s, m)) continue;   /* a writer came by: again */
+        if (len > d->max_value) return -EIO;   /* a length no write made */
+        *vlen = len;
+        return len <= cap ? 0 : -EMSGSIZE;
+    }
+}
+
+MPQDEF int mpq_dict_contains(mpq_dict *d, const void *key, size_t klen)
+{
+    mpq__dslot *s;
+    uint64_t m;
+    if (!d || (!key && klen)) return -EINVAL;
+    if (klen > d->max_key) return 0;
+    return mpq__dict_find(d, mpq__hash(key, klen), key, klen, &s, &m);
+}
+
+MPQDEF long mpq_dict_len(const mpq_dict *d) { return d ? mpq__dict_count(d) : -EINVAL; }
+
+MPQDEF int mpq_dict_clear(mpq_dict *d)
+{
+    uint32_t i;
+    if (!d) return -EINVAL;
+    for (i = 0; i < d->nslots; i++) {
+        mpq__dslot *s = mpq__dslot_at(d, i);
+        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        mpq__dstripe *st;
+        if (MPQ__DST(m) != MPQ__D_LIVE) continue;
+        st = mpq__dstripe_of(d, mpq__load64(&s->hash, MPQ__RELAXED));
+        if (mpq__dict_lock(d, st) != 0) continue;
+        m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        /* Still LIVE, and still a key of this stripe (held: it cannot change). */
+        if (MPQ__DST(m) == MPQ__D_LIVE && mpq__dstripe_of(d, mpq__load64(&s->hash, MPQ__RELAXED)) == st) {
+            mpq__store64(&s->meta, MPQ__DMETA(m, MPQ__DWHICH(m), MPQ__D_TOMB), MPQ__RELEASE);
+            mpq__store32(&st->count, st->count - 1, MPQ__RELAXED);
+            mpq__add64(&d->s->used, (uint64_t)-1, MPQ__RELAXED);
+        }
+        mpq_mutex_unlock(&st->lock);
+    }
+    return 0;
+}
+
+MPQDEF int mpq_dict_next(mpq_dict *d, size_t *pos, void *kbuf, size_t kcap, size_t *klen,
+                         void *vbuf, size_t vcap, size_t *vlen)
+{
+    size_t i;
+    if (!d || !pos || !klen || (!kbuf && kcap) || (!vbuf && vcap)) return -EINVAL;
+    for (i = *pos; i < d->nslots;) {
+        mpq__dslot *s = mpq__dslot_at(d, (uint32_t)i);
+        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        uint32_t kl, vl;
+        unsigned w = MPQ__DWHICH(m);
+        if (MPQ__DST(m) != MPQ__D_LIVE) { i++; continue; }
+        kl = mpq__load32(&s->klen, MPQ__RELAXED);
+        vl = mpq__load32(&s->vlen[w], MPQ__RELAXED);
+        if (kl > d->max_key || vl > d->max_value) {
+            if (mpq__dslot_same(s, m)) return -EIO;
+            continue;
+        }
+        if (kl <= kcap && kl) mpq__wload(kbuf, mpq__dkey(s), kl);
+        if (vl <= vcap && vl) mpq__wload(vbuf, mpq__dval(d, s, w), vl);
+        if (!mpq__dslot_same(s, m)) continue;   /* changed: look at it again */
+        *klen = kl;
+        if (vlen) *vlen = vl;
+        if (kl > kcap || (vlen && vl > vcap)) {
+            *pos = i;
+            return -EMSGSIZE;
+        }
+        *pos = i + 1;
+        return 1;
+    }
+    *pos = d->nslots;
+    return 0;
+}
+
+/* --- list ------------------------------------------------------------------
+
+   Items live in `capacity` slots (a 64-bit word holding the length, then
+   the bytes); the list's order is an array of slot numbers, of which there
+   are two: `meta` (len:32 | which:1) says which one is current and how
+   long the list is. Under the lock, an item is written into a free slot
+   nobody looks at, and then either the current order gains it past its
+   end (append) or gets one entry replaced (set) - one store publishes
+   either, with `meta` or the entry - or the other order array is written
+   in full and `meta` switches to it (insert, pop from the middle). A bitmap
+   says which slots are in use; after a holder died (-EOWNERDEAD) it is
+   rebuilt from the current order, which gives back a slot the dead one had
+   taken but not published. */
+
+#define MPQ__LIST_MAGIC 0x5453494dU  /* "MIST" */
+
+typedef struct mpq__list_s {
+    uint32_t magic, capacity, max_item, istride;
+    uint64_t meta;      /* (len:32 | which:1) */
+    uint32_t pad[10];
+    mpq_mutex lock;
+    /* then, each 64-byte aligned: order[2][capacity] (uint32), the in-use
+       bitmap (capacity + 1 bits in 64-bit words), capacity + 1 item slots
+       (the one more lets a full list's set write its new item first) */
+} mpq__list_s;
+
+struct mpq_list {
+    mpq__obj     o;
+    mpq__list_s *s;
+    uint32_t    *order[2];
+    uint64_t    *bits;
+    char        *items;
+    uint32_t     capacity, max_item, istride, nitems;   /* nitems = capacity + 1 */
+};
+
+static size_t mpq__a64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static uint64_t mpq__list_layout(uint32_t capacity, uint32_t max_item, uint32_t *istride, size_t off[3])
+{
+    uint64_t size;
+    *istride = (uint32_t)(8 + ((uint64_t)max_item + 7) / 8 * 8);
+    off[0] = mpq__a64(sizeof(mpq__list_s));
+    off[1] = off[0] + mpq__a64((size_t)2 * capacity * sizeof(uint32_t));
+    off[2] = off[1] + mpq__a64(((size_t)capacity + 64) / 64 * 8);
+    size = (uint64_t)off[2] + ((uint64_t)capacity + 1) * *istride;
+    return size > (uint64_t)((size_t)-1 / 4) ? 0 : size;
+}
+
+static void mpq__list_bind(mpq_list *l)
+{
+    size_t off[3];
+    uint32_t istride;
+    l->s = (mpq__list_s *)l->o.s;
+    l->capacity = l->s->capacity;
+    l->nitems = l->capacity + 1;
+    l->max_item = l->s->max_item;
+    mpq__list_layout(l->capacity, l->max_item, &istride, off);
+    l->istride = istride;
+    l->order[0] = (uint32_t *)(void *)((char *)l->s + off[0]);
+    l->order[1] = l->order[0] + l->capacity;
+    l->bits = (uint64_t *)(void *)((char *)l->s + off[1]);
+    l->items = (char *)l->s + off[2];
+}
+
+static int mpq__list_valid(const void *p, size_t size)
+{
+    const mpq__list_s *s = (const mpq__list_s *)p;
+    uint32_t istride;
+    size_t off[3];
+    uint64_t need;
+    if (s->magic != MPQ__LIST_MAGIC || s->capacity == 0 || s->capacity > MPQ__DICT_MAX_ENTRIES ||
+        s->max_item > MPQ__DICT_MAX_VALUE || s->lock.magic__ != MPQ__MUTEX_MAGIC)
+        return -EINVAL;
+    need = mpq__list_layout(s->capacity, s->max_item, &istride, off);
+    return need != 0 && need <= size && s->istride == istride ? 0 : -EINVAL;
+}
+
+static uint64_t *mpq__list_item(const mpq_list *l, uint32_t slot)
+{
+    return (uint64_t *)(void *)(l->items + (size_t)slot * l->istride);
+}
+
+/* The current order and length, as the lock holder sees them; len is
+   clamped to the capacity and every entry read later is checked, so a
+   scribbled list gives -EIO, not a stray access. */
+static uint32_t mpq__list_cur(const mpq_list *l, unsigned *which)
+{
+    uint64_t m = mpq__load64(&l->s->meta, MPQ__ACQUIRE);
+    uint32_t len = (uint32_t)(m >> 32);
+    *which = (unsigned)m & 1u;
+    return len > l->capacity ? l->capacity : len;
+}
+
+static void mpq__list_publish(mpq_list *l, uint32_t len, unsigned which)
+{
+    mpq__store64(&l->s->meta, (uint64_t)len << 32 | which, MPQ__RELEASE);
+}
+
+static void mpq__list_bit(mpq_list *l, uint32_t slot, int on)
+{
+    uint64_t b = mpq__load64(&l->bits[slot / 64], MPQ__RELAXED), bit = (uint64_t)1 << (slot % 64);
+    mpq__store64(&l->bits[slot / 64], on ? b | bit : b & ~bit, MPQ__RELAXED);
+}
+
+/* Locks the list; after a dead holder, rebuilds the in-use bitmap from
+   the current order. Returns 0 or an error of the lock. */
+static int mpq__list_lock(mpq_list *l)
+{
+    unsigned w;
+    uint32_t len, k, words = (l->nitems + 63) / 64;
+    int rc = mpq_mutex_lock(&l->s->lock);
+    if (rc != -EOWNERDEAD) return rc;
+    len = mpq__list_cur(l, &w);
+    for (k = 0; k < words; k++) mpq__store64(&l->bits[k], 0, MPQ__RELAXED);
+    for (k = 0; k < len; k++) {
+        uint32_t slot = mpq__load32(&l->order[w][k], MPQ__RELAXED);
+        if (slot < l->nitems) mpq__list_bit(l, slot, 1);
+    }
+    return 0;
+}
+
+/* A free slot with item bytes in it (not published), or nitems. */
+static uint32_t mpq__list_store(mpq_list *l, const void *item, size_t len)
+{
+    uint32_t k, words = (l->nitems + 63) / 64, slot;
+    for (k = 0; k < words; k++) {
+        uint64_t b = mpq__load64(&l->bits[k], MPQ__RELAXED);
+        if (b == ~(uint64_t)0) continue;
+        for (slot = k * 64; b & 1u; b >>= 1) slot++;
+        if (slot >= l->nitems) break;
+        mpq__list_bit(l, slot, 1);
+        mpq__store64(mpq__list_item(l, slot), (uint64_t)len, MPQ__RELAXED);
+        mpq__wstore(mpq__list_item(l, slot) + 1, item, len);
+        return slot;
+    }
+    return l->nitems;
+}
+
+/* index -> position in [0, len), Python style; -1 if out of range. */
+static long mpq__list_pos(long index, uint32_t len)
+{
+    if (index < 0) index += (long)len;
+    return index < 0 || index >= (long)len ? -1 : index;
+}
+
+MPQDEF int mpq_list_create(mpq_list **out, const mpq_list_config *cfg)
+{
+    static const mpq_list_config defaults = { 0, 0, NULL, 0 };
+    uint32_t cap, max, istride;
+    size_t off[3];
+    uint64_t size;
+    mpq_list *l;
+    int rc;
+    if (!cfg) cfg = &defaults;
+    cap = cfg->capacity ? cfg->capacity : 1024;
+    max = cfg->max_item ? cfg->max_item : 256;
+    if (cap > MPQ__DICT_MAX_ENTRIES || max > MPQ__DICT_MAX_VALUE) return -EINVAL;
+    if ((size = mpq__list_layout(cap, max, &istride, off)) == 0) return -EINVAL;
+    rc = mpq__obj_create((void **)out, sizeof(mpq_list), MPQ__KIND_LIST, (size_t)size, cfg->name, cfg->mode);
+    if (rc != 0) return rc;
+    l = *out;
+    l->s = (mpq__list_s *)l->o.s;
+    l->s->magic = MPQ__LIST_MAGIC;
+    l->s->capacity = cap;
+    l->s->max_item = max;
+    l->s->istride = istride;
+    mpq__list_bind(l);
+    rc = mpq_mutex_init(&l->s->lock);
+    return mpq__obj_finish((void **)out, cfg->name, rc);
+}
+
+MPQDEF int mpq_list_open(mpq_list **out, const char *name)
+{
+    int rc = mpq__obj_open((void **)out, sizeof(mpq_list), MPQ__KIND_LIST, name, sizeof(mpq__list_s),
+                           mpq__list_valid);
+    if (rc == 0) mpq__list_bind(*out);
+    return rc;
+}
+
+MPQDEF int mpq_list_close(mpq_list *l) { return mpq__obj_close(l); }
+
+/* insert (at = position, or len for append) */
+static int mpq__list_insert(mpq_list *l, long index, int append, const void *item, size_t len)
+{
+    unsigned w;
+    uint32_t n, slot, k;
+    long at;
+    int rc;
+    if (!l || (!item && len)) return -EINVAL;
+    if (len > l->max_item) return -EMSGSIZE;
+    if ((rc = mpq__list_lock(l)) != 0) return rc;
+    n = mpq__list_cur(l, &w);
+    if (n >= l->capacity || (slot = mpq__list_store(l, item, len)) >= l->nitems) {
+        rc = -ENOSPC;
+        goto out;
+    }
+    at = append ? (long)n : index < 0 ? index + (long)n : index;
+    if (at < 0) at = 0;
+    if (at >= (long)n) {   /* past the end of the current order: one store each */
+        mpq__store32(&l->order[w][n], slot, MPQ__RELAXED);
+        mpq__list_publish(l, n + 1, w);
+        goto out;
+    }
+    for (k = 0; k < n + 1; k++) {   /* the other order, in full */
+        uint32_t v = (long)k < at ? l->order[w][k] : (long)k == at ? slot : l->order[w][k - 1];
+        mpq__store32(&l->order[!w][k], v, MPQ__RELAXED);
+    }
+    mpq__list_publish(l, n + 1, !w);
+out:
+    mpq_mutex_unlock(&l->s->lock);
+    return rc;
+}
+
+MPQDEF int mpq_list_append(mpq_list *l, const void *item, size_t len) { return mpq__list_insert(l, 0, 1, item, len); }
+
+MPQDEF int mpq_list_insert(mpq_list *l, long index, const void *item, size_t len)
+{
+    return mpq__list_insert(l, index, 0, item, len);
+}
+
+/* Copies item at position pos out (under the lock). */
+static int mpq__list_copy(mpq_list *l, unsigned w, long pos, void *buf, size_t cap, size_t *len)
+{
+    uint32_t slot = mpq__load32(&l->order[w][pos], MPQ__RELAXED);
+    uint64_t n;
+    if (slot >= l->nitems) return -EIO;
+    n = mpq__load64(mpq__list_item(l, slot), MPQ__RELAXED);
+    if (n > l->max_item) return -EIO;
+    if (len) *len = (size_t)n;
+    if (n > cap) return -EMSGSIZE;
+    if (n) mpq__wload(buf, mpq__list_item(l, slot) + 1, (size_t)n);
+    return 0;
+}
+
+MPQDEF int mpq_list_get(mpq_list *l, long index, void *buf, size_t cap, size_t *len)
+{
+    unsigned w;
+    long pos;
+    int rc;
+    if (!l || !len || (!buf && cap)) return -EINVAL;
+    if ((rc = mpq__list_lock(l)) != 0) return rc;
+    pos = mpq__list_pos(index, mpq__list_cur(l, &w));
+    rc = pos < 0 ? -ERANGE : mpq__list_copy(l, w, pos, buf, cap, len);
+    mpq_mutex_unlock(&l->s->lock);
+    return rc;
+}
+
+MPQDEF int mpq_list_set(mpq_list *l, long index, const void *item, size_t len)
+{
+    unsigned w;
+    uint32_t slot, old;
+    long pos;
+    int rc;
+    if (!l || (!item && len)) return -EINVAL;
+    if (len > l->max_item) return -EMSGSIZE;
+    if ((rc = mpq__list_lock(l)) != 0) return rc;
+    pos = mpq__list_pos(index, mpq__list_cur(l, &w));
+    if (pos < 0) rc = -ERANGE;
+    else if ((slot = mpq__list_store(l, item, len)) >= l->nitems) rc = -EIO;   /* a bitmap scribbled full */
+    else {
+        old = mpq__load32(&l->order[w][pos], MPQ__RELAXED);
+        mpq__store32(&l->order[w][pos], slot, MPQ__RELEASE);
+        if (old < l->nitems) mpq__list_bit(l, old, 0);
+    }
+    mpq_mutex_unlock(&l->s->lock);
+    return rc;
+}
+
+MPQDEF int mpq_list_pop(mpq_list *l, long index, void *buf, size_t cap, size_t *len)
+{
+    unsigned w;
+    uint32_t n, slot, k;
+    long pos;
+    int rc;
+    if (!l || (!buf && cap)) return -EINVAL;
+    if ((rc = mpq__list_lock(l)) != 0) return rc;
+    n = mpq__list_cur(l, &w);
+    pos = mpq__list_pos(index, n);
+    if (pos < 0) { rc = -ERANGE; goto out; }
+    if ((rc = mpq__list_copy(l, w, pos, buf, cap, len)) != 0 && (rc != -EMSGSIZE || buf || len)) goto out;
+    rc = 0;
+    slot = mpq__load32(&l->order[w][pos], MPQ__RELAXED);
+    if ((uint32_t)pos == n - 1) {
+        mpq__list_publish(l, n - 1, w);
+    } else {
+        for (k = 0; k + 1 < n; k++)
+            mpq__store32(&l->order[!w][k], l->order[w][(long)k < pos ? k : k + 1], MPQ__RELAXED);
+        mpq__list_publish(l, n - 1, !w);
+    }
+    if (slot < l->nitems) mpq__list_bit(l, slot, 0);
+out:
+    mpq_mutex_unlock(&l->s->lock);
+    return rc;
+}
+
+MPQDEF long mpq_list_len(const mpq_list *l)
+{
+    uint64_t m;
+    if (!l) return -EINVAL;
+    m = mpq__load64(&l->s->meta, MPQ__ACQUIRE) >> 32;
+    return (long)(m > l->capacity ? l->capacity : m);
+}
+
+MPQDEF int mpq_list_clear(mpq_list *l)
+{
+    unsigned w;
+    uint32_t k;
+    int rc;
+    if (!l) return -EINVAL;
+    if ((rc = mpq__list_lock(l)) != 0) return rc;
+    mpq__list_cur(l, &w);
+    mpq__list_publish(l, 0, w);
+    for (k = 0; k < (l->nitems + 63) / 64; k++) mpq__store64(&l->bits[k], 0, MPQ__RELAXED);
+    mpq_mutex_unlock(&l->s->lock);
+    return 0;
 }
 
 /* ========================================================================

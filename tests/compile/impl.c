@@ -81,6 +81,37 @@ int main(void)
         (void)mpq_barrier_open(&b, "/mpq-compile-check-none");
     }
     {
+        mpq_dict *d = NULL;
+        mpq_list *l = NULL;
+        char buf[8];
+        size_t len = 0, pos = 0;
+        int64_t n = 0;
+        if (mpq_dict_create(&d, NULL) == 0) {
+            (void)mpq_dict_set(d, "k", 1, "v", 1);
+            (void)mpq_dict_get(d, "k", 1, buf, sizeof buf, &len);
+            (void)mpq_dict_contains(d, "k", 1);
+            (void)mpq_dict_add(d, "n", 1, 1, &n);
+            (void)mpq_dict_cas(d, "k", 1, "v", 1, "w", 1);
+            (void)mpq_dict_len(d);
+            (void)mpq_dict_next(d, &pos, buf, sizeof buf, &len, NULL, 0, NULL);
+            (void)mpq_dict_delete(d, "k", 1);
+            (void)mpq_dict_clear(d);
+            (void)mpq_dict_close(d);
+        }
+        (void)mpq_dict_open(&d, "/mpq-compile-check-none");
+        if (mpq_list_create(&l, NULL) == 0) {
+            (void)mpq_list_append(l, "x", 1);
+            (void)mpq_list_insert(l, 0, "y", 1);
+            (void)mpq_list_get(l, 0, buf, sizeof buf, &len);
+            (void)mpq_list_set(l, 0, "z", 1);
+            (void)mpq_list_pop(l, -1, buf, sizeof buf, &len);
+            (void)mpq_list_len(l);
+            (void)mpq_list_clear(l);
+            (void)mpq_list_close(l);
+        }
+        (void)mpq_list_open(&l, "/mpq-compile-check-none");
+    }
+    {
         mpq_queue *q = NULL;
         const void *msgs[1] = { "x" };
         size_t lens[1] = { 1 }, len = 0;
