@@ -594,7 +594,20 @@ MPQDEF int mpq_barrier_broken(const mpq_barrier *b);
    Both are anonymous (shared with children forked afterwards) or named
    (created exclusively, mode 0600 unless asked; *_open validates the
    segment). They hold pthread mutexes: ABI-specific as mpq_mutex is, and
-   every process that can write the segment is trusted by its users. */
+   every process that can write the segment is trusted by its users - a
+   scribbled lock may hang or crash its libc; scribbled data gives -EIO.
+   No call is async-signal-safe. Every call that takes a lock may also
+   return its errors (-EINVAL for a lock that is not one, -EDEADLK from a
+   signal handler that interrupted a call on the same object).
+
+   Sizes and limits. The dict holds max_entries keys; when several
+   processes insert the last ones at the same instant it may take a few
+   more (at most one per process inserting), and it never runs out of
+   table for them. A deleted key leaves its slot marked for reuse by a
+   later insert; a dict that sees many more deletes than its size gets
+   slower at missing keys and new inserts, until mpq_dict_clear frees
+   every slot again. After a writer died, mpq_dict_len may be off for that
+   writer's stripe until another writer of it comes by. */
 
 typedef struct mpq_dict mpq_dict;   /* opaque, process-local handle */
 typedef struct mpq_list mpq_list;
@@ -624,8 +637,8 @@ MPQDEF int mpq_dict_open(mpq_dict **d, const char *name);
    Thread safety: no other thread of this process may use the handle. */
 MPQDEF int mpq_dict_close(mpq_dict *d);
 
-/* d[key] = value: inserts or replaces. Returns 0, -ENOSPC (max_entries
-   keys are there already and this one is new: nothing changes),
+/* d[key] = value: inserts or replaces. Returns 0, -ENOSPC (the dict is
+   full and this key is new: nothing changes; see "sizes and limits"),
    -EMSGSIZE (klen > max_key or vlen > max_value), -EINVAL (NULL d, or a
    NULL pointer with a non-zero length). Thread safety: any thread of any
    process. */
@@ -633,7 +646,10 @@ MPQDEF int mpq_dict_set(mpq_dict *d, const void *key, size_t klen, const void *v
 
 /* Copies the value of key into buf (cap bytes); *vlen gets its length.
    Returns 0, -ENOENT (no such key), -EMSGSIZE (cap too small: *vlen gets
-   the length needed, nothing changes), -EINVAL. Takes no lock.
+   the length needed, nothing changes), -EIO (the slot holds a length no
+   write made: shared memory was scribbled), -EINVAL. Takes no lock; a
+   reader retries while writers keep replacing the very key it copies. On
+   any error buf's contents are unspecified.
    Thread safety: any thread of any process. */
 MPQDEF int mpq_dict_get(mpq_dict *d, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen);
 
@@ -648,8 +664,9 @@ MPQDEF int mpq_dict_delete(mpq_dict *d, const void *key, size_t klen);
 /* d[key] += delta on a value that is a 64-bit integer (8 bytes, in this
    machine's byte order), atomically with respect to every other call: no
    lock of yours is needed. A missing key counts as 0. *result (if not
-   NULL) gets the new value. Returns 0, -EINVAL (the value is not 8 bytes,
-   or max_value < 8), -ENOSPC, -EMSGSIZE (key). Thread safety: any. */
+   NULL) gets the new value, on success only. Returns 0, -EINVAL (the
+   value is not 8 bytes, or max_value < 8), -ENOSPC, -EMSGSIZE (key).
+   Thread safety: any. */
 MPQDEF int mpq_dict_add(mpq_dict *d, const void *key, size_t klen, int64_t delta, int64_t *result);
 
 /* Compare-and-set: sets key to val only if its value now equals
@@ -664,8 +681,11 @@ MPQDEF int mpq_dict_cas(mpq_dict *d, const void *key, size_t klen, const void *e
 /* The number of keys (a snapshot), or -EINVAL. Thread safety: any. */
 MPQDEF long mpq_dict_len(const mpq_dict *d);
 
-/* Removes every key there at the call (keys set meanwhile may stay).
-   Returns 0 or -EINVAL. Thread safety: any thread of any process. */
+/* Removes every key, holding every stripe's lock meanwhile, so no set
+   runs alongside; a reader may see some keys go before others. Every slot
+   becomes free again, deleted ones included (see "sizes and limits").
+   Returns 0, -EINVAL, or an error of a stripe's lock (then nothing is
+   removed). Thread safety: any thread of any process. */
 MPQDEF int mpq_dict_clear(mpq_dict *d);
 
 /* Iteration: start with *pos = 0; each call copies the next key and value
@@ -673,8 +693,9 @@ MPQDEF int mpq_dict_clear(mpq_dict *d);
    iteration is seen exactly once, whatever other processes do meanwhile
    (keys never move); a key set or deleted meanwhile may be seen or not.
    Returns 1, 0, -EMSGSIZE (kcap or vcap too small: *klen and *vlen get the
-   lengths, *pos stays, so call again with more room), -EINVAL. vbuf may be
-   NULL with vcap 0 (and vlen NULL) to see only the keys.
+   lengths, *pos stays, so call again with more room), -EIO (a scribbled
+   slot: *pos stays on it; add one to skip it), -EINVAL (also vbuf without
+   vlen). vbuf may be NULL with vcap 0 (and vlen NULL) to see only the keys.
    Thread safety: any thread of any process; *pos is the caller's. */
 MPQDEF int mpq_dict_next(mpq_dict *d, size_t *pos, void *kbuf, size_t kcap, size_t *klen,
                          void *vbuf, size_t vcap, size_t *vlen);
@@ -711,18 +732,18 @@ MPQDEF int mpq_list_insert(mpq_list *l, long index, const void *item, size_t len
 
 /* Copies item `index` (negative: from the end) into buf (cap bytes); *len
    gets its length. Returns 0, -ERANGE (no such index), -EMSGSIZE (cap too
-   small: *len gets the length), -EINVAL. Iterate with indices from 0 to
-   mpq_list_len. Thread safety: any. */
+   small: *len gets the length), -EIO (scribbled shared memory), -EINVAL.
+   Iterate with indices from 0 to mpq_list_len. Thread safety: any. */
 MPQDEF int mpq_list_get(mpq_list *l, long index, void *buf, size_t cap, size_t *len);
 
-/* Replaces item `index`. Returns 0, -ERANGE, -EMSGSIZE, -EINVAL.
+/* Replaces item `index`. Returns 0, -ERANGE, -EMSGSIZE, -EIO, -EINVAL.
    Thread safety: any. */
 MPQDEF int mpq_list_set(mpq_list *l, long index, const void *item, size_t len);
 
 /* Removes item `index` (-1: the last, Python's pop()) and copies it into
    buf as mpq_list_get does (buf may be NULL with cap 0 and len NULL to
    drop it). Returns 0, -ERANGE (empty, or no such index), -EMSGSIZE
-   (nothing removed), -EINVAL. Thread safety: any. */
+   (nothing removed), -EIO, -EINVAL. Thread safety: any. */
 MPQDEF int mpq_list_pop(mpq_list *l, long index, void *buf, size_t cap, size_t *len);
 
 /* The number of items (a snapshot), or -EINVAL. Thread safety: any. */
@@ -3392,8 +3413,9 @@ MPQDEF int mpq_barrier_broken(const mpq_barrier *b)
    The dict is an open-addressing table of `nslots` fixed-size slots (a
    power of two, a third more than max_entries) behind a header and
    `nstripes` stripes. A slot is a 32-byte mpq__dslot, the key, and two
-   value buffers. Its `meta` word is (version:56 | which:1 | state:2); every
-   store to it raises the version, so a reader that saw one meta value and
+   value buffers. Its `meta` word is (version:48 | stripe:13 | which:1 |
+   state:2), the stripe only while CLAIMED; every store to it raises the
+   version, so a reader that saw one meta value and
    sees it again knows nothing changed in between (a seqlock):
        EMPTY     never used: a probe for a key stops here
        CLAIMED   an insert is writing it: probes pass it
@@ -3406,12 +3428,13 @@ MPQDEF int mpq_barrier_broken(const mpq_barrier *b)
    Writers of a key hold the robust lock of the key's stripe (hash bits 40
    and up), so one key has one writer at a time. A replace writes the value
    buffer readers are not told to read, then flips `which` with one store.
-   An insert claims a free slot with a CAS (inserts of other stripes may be
-   after the same slot), writes it while CLAIMED, then makes it LIVE. So a
+   An insert claims a free slot with a CAS that tags it CLAIMED by its
+   stripe (inserts of other stripes may be after the same slot), writes it,
+   then makes it LIVE. So a
    writer killed at any instant leaves the old value or the new one, and a
    key is there whole or not at all; the next writer of its stripe inherits
    the lock (-EOWNERDEAD), frees a slot the dead one had CLAIMED (recorded
-   in the stripe's j_slot) and recounts the stripe's keys.
+   in the slot's meta) and recounts the stripe's keys.
 
    Readers copy with relaxed 64-bit atomic loads and check `meta` again
    after an acquire fence; a writer issues a release fence before it writes
@@ -3426,7 +3449,12 @@ MPQDEF int mpq_barrier_broken(const mpq_barrier *b)
 enum { MPQ__D_EMPTY = 0, MPQ__D_CLAIMED = 1, MPQ__D_LIVE = 2, MPQ__D_TOMB = 3 };
 #define MPQ__DST(m) ((unsigned)(m) & 3u)
 #define MPQ__DWHICH(m) ((unsigned)((m) >> 2) & 1u)
-#define MPQ__DMETA(m, which, st) ((((m) >> 8) + 1) << 8 | (uint64_t)(which) << 2 | (st))  /* the next version */
+#define MPQ__DSTRIPE(m) ((uint32_t)((m) >> 3) & 0x1fffu)   /* of a CLAIMED slot */
+/* The next version of meta m, with `which` and state st (and, for
+   CLAIMED, the claiming stripe). */
+#define MPQ__DMETA_AT(m, which, st, stripe) \
+    ((((m) >> 16) + 1) << 16 | (uint64_t)(stripe) << 3 | (uint64_t)(which) << 2 | (st))
+#define MPQ__DMETA(m, which, st) MPQ__DMETA_AT(m, which, st, 0)
 
 typedef struct mpq__dslot {
     uint64_t meta;
@@ -3440,13 +3468,15 @@ typedef struct mpq__dslot {
 typedef struct mpq__dstripe {
     mpq_mutex lock;
     uint32_t  count;    /* LIVE keys of this stripe                       */
-    uint32_t  j_slot;   /* 1 + the slot an insert has CLAIMED; 0: none    */
+    uint32_t  pad;
 } mpq__dstripe;
 
 typedef struct mpq__dict_s {
     uint32_t magic, nslots, nstripes, max_entries;
     uint32_t max_key, max_value, stride, sstride;
-    uint64_t used;      /* keys, roughly: a hint for the capacity check   */
+    uint64_t used;      /* keys, or more (never fewer, but after a clear
+                           raced a dead writer): a hint that skips the
+                           exact count while the dict is far from full    */
     uint32_t pad[10];
     /* then nstripes stripes of sstride bytes, then nslots slots of
        stride bytes */
@@ -3625,8 +3655,9 @@ static int mpq__dict_find(const mpq_dict *d, uint64_t h, const void *key, size_t
         uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
         if (MPQ__DST(m) == MPQ__D_EMPTY) return 0;
         if (MPQ__DST(m) != MPQ__D_LIVE || !mpq__dslot_is(s, h, key, klen)) continue;
-        if (!mpq__dslot_same(s, m)) {   /* changed while compared: again */
+        if (!mpq__dslot_same(s, m)) {   /* changed while compared: this slot again */
             k--;
+            i = (i - 1) & (d->nslots - 1);
             continue;
         }
         *slot = s;
@@ -3643,17 +3674,16 @@ static int mpq__dict_lock(mpq_dict *d, mpq__dstripe *st)
     uint32_t i, n = 0, me;
     int rc = mpq_mutex_lock(&st->lock);
     if (rc != -EOWNERDEAD) return rc;
-    if (st->j_slot != 0 && st->j_slot <= d->nslots) {
-        mpq__dslot *s = mpq__dslot_at(d, st->j_slot - 1);
-        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
-        if (MPQ__DST(m) == MPQ__D_CLAIMED) mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_TOMB), MPQ__RELEASE);
-    }
-    mpq__store32(&st->j_slot, 0, MPQ__RELAXED);
     me = (uint32_t)(((char *)st - d->stripes) / d->sstride);
     for (i = 0; i < d->nslots; i++) {
         mpq__dslot *s = mpq__dslot_at(d, i);
-        if (MPQ__DST(mpq__load64(&s->meta, MPQ__ACQUIRE)) == MPQ__D_LIVE &&
-            ((mpq__load64(&s->hash, MPQ__RELAXED) >> 40) & (d->nstripes - 1)) == me)
+        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        /* Only this stripe's writers claim slots tagged with it, and we
+           hold it: such a slot was the dead writer's. */
+        if (MPQ__DST(m) == MPQ__D_CLAIMED && MPQ__DSTRIPE(m) == me)
+            mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_TOMB), MPQ__RELEASE);
+        else if (MPQ__DST(m) == MPQ__D_LIVE &&
+                 ((mpq__load64(&s->hash, MPQ__RELAXED) >> 40) & (d->nstripes - 1)) == me)
             n++;
     }
     mpq__store32(&st->count, n, MPQ__RELAXED);
@@ -3707,7 +3737,7 @@ again:
             if (op == MPQ__D_DEL) {
                 mpq__store64(&s->meta, MPQ__DMETA(m, w, MPQ__D_TOMB), MPQ__RELEASE);
                 mpq__store32(&st->count, st->count - 1, MPQ__RELAXED);
-                mpq__add64(&d->s->used, (uint64_t)-1, MPQ__RELAXED);
+                mpq__add64(&d->s->used, (uint64_t)-1, MPQ__RELAXED);   /* last: the hint errs high */
                 goto out;
             }
             if (op == MPQ__D_CAS && !expect) { rc = -EEXIST; goto out; }
@@ -3719,7 +3749,6 @@ again:
                 if (cur != 8) { rc = -EINVAL; goto out; }
                 mpq__wload(&num, mpq__dval(d, s, w), 8);
                 num = (int64_t)((uint64_t)num + (uint64_t)delta);
-                if (result) *result = num;
                 val = &num;
                 vlen = 8;
             }
@@ -3730,6 +3759,7 @@ again:
             mpq__wstore(mpq__dval(d, s, !w), val, vlen);
             mpq__store32(&s->vlen[!w], (uint32_t)vlen, MPQ__RELAXED);
             mpq__store64(&s->meta, MPQ__DMETA(m, !w, MPQ__D_LIVE), MPQ__RELEASE);
+            if (op == MPQ__D_ADD && result) *result = num;
             goto out;
         }
     }
@@ -3737,7 +3767,6 @@ again:
     if (op == MPQ__D_DEL || (op == MPQ__D_CAS && expect)) { rc = -ENOENT; goto out; }
     if (op == MPQ__D_ADD) {
         num = delta;
-        if (result) *result = num;
         val = &num;
         vlen = 8;
     }
@@ -3748,11 +3777,15 @@ again:
     }
     s = mpq__dslot_at(d, reuse);
     m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+    k = (uint32_t)(((char *)st - d->stripes) / d->sstride);
     if ((MPQ__DST(m) != MPQ__D_EMPTY && MPQ__DST(m) != MPQ__D_TOMB) ||
-        !mpq__cas64(&s->meta, &m, MPQ__DMETA(m, 0, MPQ__D_CLAIMED), MPQ__ACQ_REL))
+        !mpq__cas64(&s->meta, &m, MPQ__DMETA_AT(m, 0, MPQ__D_CLAIMED, k), MPQ__ACQ_REL))
         goto again;   /* an insert of another stripe took it first */
-    mpq__store32(&st->j_slot, reuse + 1, MPQ__RELEASE);
-    m = MPQ__DMETA(m, 0, MPQ__D_CLAIMED);
+    mpq__add64(&d->s->used, 1, MPQ__RELAXED);   /* first: the hint errs high */
+    /* A reader of the key deleted from this slot may still be copying it:
+       these writes must not be seen before anything it checks against. */
+    __atomic_thread_fence(MPQ__RELEASE);
+    m = MPQ__DMETA_AT(m, 0, MPQ__D_CLAIMED, k);
     mpq__store64(&s->hash, h, MPQ__RELAXED);
     mpq__store32(&s->klen, (uint32_t)klen, MPQ__RELAXED);
     mpq__wstore(mpq__dkey(s), key, klen);
@@ -3760,8 +3793,7 @@ again:
     mpq__store32(&s->vlen[0], (uint32_t)vlen, MPQ__RELAXED);
     mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_LIVE), MPQ__RELEASE);
     mpq__store32(&st->count, st->count + 1, MPQ__RELAXED);
-    mpq__store32(&st->j_slot, 0, MPQ__RELEASE);
-    mpq__add64(&d->s->used, 1, MPQ__RELAXED);
+    if (op == MPQ__D_ADD && result) *result = num;
 out:
     mpq_mutex_unlock(&st->lock);
     return rc;
@@ -3845,7 +3877,7 @@ MPQDEF int mpq_dict_get(mpq_dict *d, const void *key, size_t klen, void *buf, si
         if (!mpq__dict_find(d, h, key, klen, &s, &m)) return -ENOENT;
         len = mpq__load32(&s->vlen[MPQ__DWHICH(m)], MPQ__RELAXED);
         if (len > d->max_value) len = d->max_value + 1;   /* torn, or scribbled: see below */
-        if (len <= cap && len) mpq__wload(buf, mpq__dval(d, s, MPQ__DWHICH(m)), len);
+        if (len <= cap && len <= d->max_value && len) mpq__wload(buf, mpq__dval(d, s, MPQ__DWHICH(m)), len);
         if (!mpq__dslot_same(s, m)) continue;   /* a writer came by: again */
         if (len > d->max_value) return -EIO;   /* a length no write made */
         *vlen = len;
@@ -3866,32 +3898,34 @@ MPQDEF long mpq_dict_len(const mpq_dict *d) { return d ? mpq__dict_count(d) : -E
 
 MPQDEF int mpq_dict_clear(mpq_dict *d)
 {
-    uint32_t i;
+    uint32_t i, taken;
+    int rc = 0;
     if (!d) return -EINVAL;
-    for (i = 0; i < d->nslots; i++) {
-        mpq__dslot *s = mpq__dslot_at(d, i);
-        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
-        mpq__dstripe *st;
-        if (MPQ__DST(m) != MPQ__D_LIVE) continue;
-        st = mpq__dstripe_of(d, mpq__load64(&s->hash, MPQ__RELAXED));
-        if (mpq__dict_lock(d, st) != 0) continue;
-        m = mpq__load64(&s->meta, MPQ__ACQUIRE);
-        /* Still LIVE, and still a key of this stripe (held: it cannot change). */
-        if (MPQ__DST(m) == MPQ__D_LIVE && mpq__dstripe_of(d, mpq__load64(&s->hash, MPQ__RELAXED)) == st) {
-            mpq__store64(&s->meta, MPQ__DMETA(m, MPQ__DWHICH(m), MPQ__D_TOMB), MPQ__RELEASE);
-            mpq__store32(&st->count, st->count - 1, MPQ__RELAXED);
-            mpq__add64(&d->s->used, (uint64_t)-1, MPQ__RELAXED);
+    /* Every stripe, in order (a writer holds one at a time): no insert is
+       under way, so every slot can go back to EMPTY - deleted ones too, so
+       that probes are short again. Readers see a changed version, or EMPTY. */
+    for (taken = 0; taken < d->nstripes; taken++)
+        if ((rc = mpq__dict_lock(d, (mpq__dstripe *)(void *)(d->stripes + (size_t)taken * d->sstride))) != 0)
+            break;
+    if (rc == 0) {
+        for (i = 0; i < d->nslots; i++) {
+            mpq__dslot *s = mpq__dslot_at(d, i);
+            uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+            if (MPQ__DST(m) != MPQ__D_EMPTY) mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_EMPTY), MPQ__RELEASE);
         }
-        mpq_mutex_unlock(&st->lock);
+        for (i = 0; i < d->nstripes; i++)
+            mpq__store32(&((mpq__dstripe *)(void *)(d->stripes + (size_t)i * d->sstride))->count, 0, MPQ__RELAXED);
+        mpq__store64(&d->s->used, 0, MPQ__RELAXED);
     }
-    return 0;
+    while (taken-- > 0) mpq_mutex_unlock(&((mpq__dstripe *)(void *)(d->stripes + (size_t)taken * d->sstride))->lock);
+    return rc;
 }
 
 MPQDEF int mpq_dict_next(mpq_dict *d, size_t *pos, void *kbuf, size_t kcap, size_t *klen,
                          void *vbuf, size_t vcap, size_t *vlen)
 {
     size_t i;
-    if (!d || !pos || !klen || (!kbuf && kcap) || (!vbuf && vcap)) return -EINVAL;
+    if (!d || !pos || !klen || (!kbuf && kcap) || (!vbuf && vcap) || (vbuf && !vlen)) return -EINVAL;
     for (i = *pos; i < d->nslots;) {
         mpq__dslot *s = mpq__dslot_at(d, (uint32_t)i);
         uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);

@@ -114,7 +114,9 @@ static void test_dict_basic(void)
     CHECK_OK(mpq_dict_cas(d, "b", 1, NULL, 0, "b", 1));                 /* setdefault: 4 keys */
     CHECK_EQ(mpq_dict_len(d), 4);
     CHECK_ERR(mpq_dict_set(d, "c", 1, "c", 1), ENOSPC);
-    CHECK_ERR(mpq_dict_add(d, "c", 1, 1, NULL), ENOSPC);
+    n = 77;
+    CHECK_ERR(mpq_dict_add(d, "c", 1, 1, &n), ENOSPC);
+    CHECK_EQ(n, 77);                                                   /* untouched */
     CHECK_EQ(mpq_dict_contains(d, "c", 1), 0);
     CHECK_OK(mpq_dict_set(d, "b", 1, "bb", 2));                         /* a replace still works */
     CHECK_EQ(mpq_dict_len(d), 4);
@@ -141,6 +143,11 @@ static void test_dict_basic(void)
         CHECK_OK(mpq_dict_set(d, &k, 1, &i, sizeof i));
         if (i % 3 == 0) CHECK_OK(mpq_dict_delete(d, &k, 1));
     }
+    /* clear frees deleted entries too: every slot is EMPTY again. */
+    CHECK_OK(mpq_dict_clear(d));
+    for (i = 0; i < (int)d->nslots; i++) CHECK_EQ(MPQ__DST(mpq__dslot_at(d, (uint32_t)i)->meta), MPQ__D_EMPTY);
+    CHECK_EQ(mpq_dict_len(d), 0);
+    CHECK_OK(mpq_dict_set(d, "a", 1, "a", 1));
     /* bad input */
     CHECK_ERR(mpq_dict_set(NULL, "a", 1, "a", 1), EINVAL);
     CHECK_ERR(mpq_dict_set(d, NULL, 1, "a", 1), EINVAL);
@@ -149,6 +156,8 @@ static void test_dict_basic(void)
     CHECK_ERR(mpq_dict_get(d, "a", 1, buf, 1, NULL), EINVAL);
     CHECK_ERR(mpq_dict_len(NULL), EINVAL);
     CHECK_ERR(mpq_dict_next(d, NULL, buf, 1, &klen, NULL, 0, NULL), EINVAL);
+    pos = 0;
+    CHECK_ERR(mpq_dict_next(d, &pos, buf, 1, &klen, buf, 1, NULL), EINVAL);   /* a value with nowhere for its length */
     CHECK_ERR(mpq_dict_close(NULL), EINVAL);
     CHECK_ERR(mpq_dict_create(NULL, NULL), EINVAL);
     CHECK_ERR(mpq_dict_create(&d, &(mpq_dict_config){ .max_entries = (1u << 26) + 1 }), EINVAL);
@@ -170,6 +179,11 @@ static void test_dict_basic(void)
 /* --- many processes against a model ----------------------------------------- */
 
 enum { MODEL_P = 4, MODEL_KEYS = 1000, MODEL_OPS = 20000, MODEL_VMAX = 200 };
+
+/* Keys MODEL_KEYS.. MODEL_KEYS + STABLE - 1 are set before the workers
+   start and only ever replaced: every get of them must find them. */
+enum { STABLE = 20 };
+static int64_t *g_adds;   /* per worker: adds that returned */
 
 /* A value tells which key and write it belongs to: (key, writer, seq, len)
    then bytes derived from them. */
@@ -223,6 +237,17 @@ static int model_worker(void *arg)
         model_key(k, &klen, key);
         if (op == 9) {   /* a shared counter */
             if (mpq_dict_add(g_d, "counter", 7, 1, NULL) != 0) return 10;
+            g_adds[w]++;
+            continue;
+        }
+        if (op == 8 && key < STABLE) {   /* a stable key: replaced, read, never gone */
+            uint32_t sk = MODEL_KEYS + key;
+            model_key(k, &klen, sk);
+            len = model_value(v, sk, w, ++seq, &rnd);
+            if (mpq_dict_set(g_d, k, klen, v, len) != 0) return 17;
+            rc = mpq_dict_get(g_d, k, klen, got, sizeof got, &len);
+            if (rc != 0 || !model_ok(got, len, sk)) return 18;
+            if (mpq_dict_contains(g_d, k, klen) != 1) return 19;
             continue;
         }
         if (key % MODEL_P != w || op < 4) {   /* read */
@@ -250,19 +275,44 @@ static int model_worker(void *arg)
     return 0;
 }
 
+/* A dict for the model workers, with the stable keys in it. */
+static void model_setup(void)
+{
+    unsigned char v[MODEL_VMAX];
+    char k[32];
+    size_t klen, len;
+    uint64_t rnd = 5;
+    uint32_t i;
+    g_adds = (int64_t *)shared(MODEL_P * sizeof *g_adds);
+    CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = MODEL_KEYS + STABLE + 1, .max_key = 32,
+                                                      .max_value = MODEL_VMAX }));
+    for (i = 0; i < STABLE; i++) {
+        model_key(k, &klen, MODEL_KEYS + i);
+        len = model_value(v, MODEL_KEYS + i, 99, 0, &rnd);
+        CHECK_OK(mpq_dict_set(g_d, k, klen, v, len));
+    }
+}
+
+/* Every add counted, exactly. */
+static void model_check_counter(void)
+{
+    int64_t n, want = 0;
+    size_t len;
+    int i;
+    for (i = 0; i < MODEL_P; i++) want += g_adds[i];
+    CHECK_OK(mpq_dict_get(g_d, "counter", 7, &n, sizeof n, &len));
+    CHECK_EQ(n, want);
+}
+
 static void test_dict_processes_model(void)
 {
     mpq_process p[MODEL_P];
-    int64_t n;
-    size_t len;
     int i;
-    CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = MODEL_KEYS + 1, .max_key = 32,
-                                                      .max_value = MODEL_VMAX }));
+    model_setup();
     for (i = 0; i < MODEL_P; i++) CHECK_OK(mpq_process_start(&p[i], model_worker, (void *)(intptr_t)i));
     for (i = 0; i < MODEL_P; i++) join_ok(&p[i], 0);
-    CHECK_OK(mpq_dict_get(g_d, "counter", 7, &n, sizeof n, &len));
-    CHECK(n > 0);
-    printf("    (%lld counter adds, %ld keys at the end)\n", (long long)n, mpq_dict_len(g_d));
+    model_check_counter();
+    printf("    (%ld keys at the end)\n", mpq_dict_len(g_d));
     CHECK_OK(mpq_dict_close(g_d));
 }
 
@@ -276,14 +326,14 @@ static void test_dict_threads(void)
 {
     pthread_t t[MODEL_P];
     int i;
-    CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = MODEL_KEYS + 1, .max_key = 32,
-                                                      .max_value = MODEL_VMAX }));
+    model_setup();
     for (i = 0; i < MODEL_P; i++) CHECK_EQ(pthread_create(&t[i], NULL, model_thread, (void *)(intptr_t)i), 0);
     for (i = 0; i < MODEL_P; i++) {
         void *r;
         CHECK_EQ(pthread_join(t[i], &r), 0);
         CHECK_EQ((intptr_t)r, 0);
     }
+    model_check_counter();
     CHECK_OK(mpq_dict_close(g_d));
 }
 
@@ -512,10 +562,10 @@ static int dict_die_inserting(void *arg)
     mpq__dstripe *st = mpq__dstripe_of(g_d, mpq__hash("k", 1));
     mpq__dslot *s = (mpq__dslot *)arg;
     uint64_t m = s->meta;
-    (void)arg;
+    uint32_t stripe = (uint32_t)(((char *)st - g_d->stripes) / g_d->sstride);
     if (mpq_mutex_lock(&st->lock) != 0) return 2;
-    if (!mpq__cas64(&s->meta, &m, MPQ__DMETA(m, 0, MPQ__D_CLAIMED), MPQ__SEQ_CST)) return 3;
-    st->j_slot = (uint32_t)(((char *)s - g_d->slots) / g_d->stride) + 1;
+    /* The claim, as an insert makes it - and nothing after. */
+    if (!mpq__cas64(&s->meta, &m, MPQ__DMETA_AT(m, 0, MPQ__D_CLAIMED, stripe), MPQ__SEQ_CST)) return 3;
     _exit(0);   /* mid-insert, holding the stripe */
 }
 
@@ -584,10 +634,29 @@ static int storm_worker(void *arg)
         uint32_t key = (uint32_t)(mpqt_rand(&rnd) % STORM_KEYS), item[2];
         int rc;
         model_key(k, &klen, key);
-        switch (mpqt_rand(&rnd) % 6) {
+        switch (mpqt_rand(&rnd) % 9) {
         case 0: case 1:
             len = model_value(v, key, slot, ++seq, &rnd);
             if (mpq_dict_set(g_d, k, klen, v, len) != 0) return 2;
+            break;
+        case 6: {         /* a stable key: replaced (by a compare-and-set), never gone */
+            uint32_t sk = STORM_KEYS + key % STABLE;
+            size_t glen;
+            model_key(k, &klen, sk);
+            rc = mpq_dict_get(g_d, k, klen, got, sizeof got, &glen);
+            if (rc != 0 || !model_ok(got, glen, sk)) return 8;
+            len = model_value(v, sk, slot, ++seq, &rnd);
+            rc = mpq_dict_cas(g_d, k, klen, got, glen, v, len);   /* -ECANCELED if another came first */
+            if (rc != 0 && rc != -ECANCELED) return 9;
+            break;
+        }
+        case 7:           /* the list: an item into the middle, or one replaced */
+            item[0] = slot;
+            item[1] = UINT32_MAX;   /* not one of the ordered appends */
+            if (mpqt_rand(&rnd) % 2) rc = mpq_list_insert(g_l, (long)(mpqt_rand(&rnd) % 100), item, sizeof item);
+            else rc = mpq_list_set(g_l, (long)(mpqt_rand(&rnd) % 100), item, sizeof item);
+            if (rc == -ENOSPC) mpq_list_pop(g_l, 0, NULL, 0, NULL);
+            else if (rc != 0 && rc != -ERANGE) return 10;
             break;
         case 2:
             rc = mpq_dict_delete(g_d, k, klen);
@@ -631,9 +700,15 @@ static void test_dict_kill_storm(void)
     unsigned char vb[MODEL_VMAX];
     uint32_t item[2], expect[STORM_SLOTS];
     g_st = (struct storm *)shared(sizeof *g_st);
-    CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = STORM_KEYS + 1, .max_key = 32,
+    CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = STORM_KEYS + STABLE + 1, .max_key = 32,
                                                       .max_value = MODEL_VMAX }));
     CHECK_OK(mpq_list_create(&g_l, &(mpq_list_config){ .capacity = 500, .max_item = 8 }));
+    for (i = 0; i < STABLE; i++) {
+        uint64_t r = 7;
+        model_key(kb, &klen, STORM_KEYS + (uint32_t)i);
+        len = model_value(vb, STORM_KEYS + (uint32_t)i, 0, 0, &r);
+        CHECK_OK(mpq_dict_set(g_d, kb, klen, vb, len));
+    }
     for (i = 0; i < STORM_W; i++) CHECK_OK(mpq_process_start(&w[i], storm_worker, (void *)(intptr_t)next++));
     for (k = 0; k < STORM_KILLS; k++) {
         struct timespec ts = { 0, 0 };
@@ -661,24 +736,32 @@ static void test_dict_kill_storm(void)
         if (!model_ok(vb, len, key)) mpqt_fail(__FILE__, __LINE__, "key %u holds a torn value", key);
     }
     CHECK_EQ(rc, 0);
-    CHECK_EQ(mpq_dict_len(g_d), keys);
+    for (i = 0; i < STABLE; i++) {   /* no unrelated key lost */
+        model_key(kb, &klen, STORM_KEYS + (uint32_t)i);
+        CHECK_OK(mpq_dict_get(g_d, kb, klen, vb, sizeof vb, &len));
+    }
     for (i = 0; i < next; i++) adds += g_st->adds_done[i];
     CHECK_OK(mpq_dict_get(g_d, "counter", 7, &counter, sizeof counter, &len));
     CHECK(counter >= adds && counter <= adds + STORM_KILLS);
-    /* Still fully usable: every key can be set again. */
-    for (i = 0; i < STORM_KEYS; i++) {
+    /* Still fully usable: every key can be set again. That also locks
+       every stripe a key of the storm lives in, repairing the count of one
+       whose writer died; then the count is exact. */
+    for (i = 0; i < STORM_KEYS + STABLE; i++) {
         uint64_t r = (uint64_t)i + 1;
         model_key(kb, &klen, (uint32_t)i);
         len = model_value(vb, (uint32_t)i, 0, 1, &r);
         CHECK_OK(mpq_dict_set(g_d, kb, klen, vb, len));
     }
+    CHECK_OK(mpq_dict_add(g_d, "counter", 7, 0, NULL));
+    CHECK_EQ(mpq_dict_len(g_d), STORM_KEYS + STABLE + 1);
     /* The list: whole items, each worker's in the order it appended. */
     memset(expect, 0, sizeof expect);
     n = mpq_list_len(g_l);
     for (i = 0; i < n; i++) {
         CHECK_OK(mpq_list_get(g_l, i, item, sizeof item, &len));
         CHECK(len == sizeof item && item[0] < (uint32_t)next);
-        CHECK(item[1] >= expect[item[0]]);   /* pops from the front may drop some */
+        if (item[1] == UINT32_MAX) continue;  /* put in the middle, or over another */
+        CHECK(item[1] >= expect[item[0]]);   /* pops from the front and sets may drop some */
         expect[item[0]] = item[1] + 1;
     }
     for (i = 0; i < next; i++) CHECK(expect[i] <= g_st->appends_done[i] + 1);
