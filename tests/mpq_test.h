@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -95,6 +96,20 @@ static inline uint64_t mpqt_rand(uint64_t *s)
     *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
     return *s * 2685821657736338717ull;
 }
+
+/* n bytes of zeroed shared anonymous memory, for a test's processes to
+   share; it stays until the test process exits. */
+static inline void *mpqt_shared(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) mpqt_fail(__FILE__, __LINE__, "mmap of %zu shared bytes failed", n);
+    memset(p, 0, n);
+    return p;
+}
+
+/* Joins p (bounded) and checks its exit code. */
+#define MPQT_JOIN_OK(p, want) \
+    do { CHECK_OK(mpq_process_join((p), 60000)); CHECK_EQ((p)->exitcode, (want)); } while (0)
 
 /* A name for a named object, unique to this process and call. */
 static inline const char *mpqt_name(char *buf, size_t n, const char *what)

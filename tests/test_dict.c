@@ -6,20 +6,6 @@
 #include "../mpq.h"
 #include "mpq_test.h"
 
-static void *shared(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(p != MAP_FAILED);
-    memset(p, 0, n);
-    return p;
-}
-
-static void join_ok(mpq_process *p, int want_exit)
-{
-    CHECK_OK(mpq_process_join(p, 60000));
-    CHECK_EQ(p->exitcode, want_exit);
-}
-
 /* --- the Python notes' Manager example ------------------------------------- */
 
 static mpq_dict *g_d;
@@ -46,7 +32,7 @@ static void test_dict_manager_example(void)
     CHECK_OK(mpq_list_create(&g_l, NULL));
     for (v = 0; v < 5; v++) CHECK_OK(mpq_list_append(g_l, &v, sizeof v));   /* range(5) */
     for (i = 0; i < P; i++) CHECK_OK(mpq_process_start(&p[i], manager_f, NULL));
-    for (i = 0; i < P; i++) join_ok(&p[i], 0);
+    for (i = 0; i < P; i++) MPQT_JOIN_OK(&p[i], 0);
     /* {1: '1'} */
     CHECK_EQ(mpq_dict_len(g_d), 1);
     CHECK_EQ(mpq_dict_next(g_d, &pos, buf, sizeof buf, &klen, buf + 4, 4, &len), 1);
@@ -283,7 +269,7 @@ static void model_setup(void)
     size_t klen, len;
     uint64_t rnd = 5;
     uint32_t i;
-    g_adds = (int64_t *)shared(MODEL_P * sizeof *g_adds);
+    g_adds = (int64_t *)mpqt_shared(MODEL_P * sizeof *g_adds);
     CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = MODEL_KEYS + STABLE + 1, .max_key = 32,
                                                       .max_value = MODEL_VMAX }));
     for (i = 0; i < STABLE; i++) {
@@ -310,7 +296,7 @@ static void test_dict_processes_model(void)
     int i;
     model_setup();
     for (i = 0; i < MODEL_P; i++) CHECK_OK(mpq_process_start(&p[i], model_worker, (void *)(intptr_t)i));
-    for (i = 0; i < MODEL_P; i++) join_ok(&p[i], 0);
+    for (i = 0; i < MODEL_P; i++) MPQT_JOIN_OK(&p[i], 0);
     model_check_counter();
     printf("    (%ld keys at the end)\n", mpq_dict_len(g_d));
     CHECK_OK(mpq_dict_close(g_d));
@@ -429,7 +415,7 @@ static void test_list_appends(void)
     long i, n;
     CHECK_OK(mpq_list_create(&g_l, &(mpq_list_config){ .capacity = APP_P * APP_N, .max_item = 8 }));
     for (i = 0; i < APP_P; i++) CHECK_OK(mpq_process_start(&p[i], appender, (void *)(intptr_t)i));
-    for (i = 0; i < APP_P; i++) join_ok(&p[i], 0);
+    for (i = 0; i < APP_P; i++) MPQT_JOIN_OK(&p[i], 0);
     n = mpq_list_len(g_l);
     CHECK_EQ(n, APP_P * APP_N);
     for (i = 0; i < n; i++) {
@@ -461,7 +447,7 @@ static void test_dict_named_across_exec(void)
     snprintf(count, sizeof count, "%d", 5000);
     for (i = 0; i < 2; i++) CHECK_OK(mpqt_start_helper(&p[i], "dict_peer", name, lname, count, NULL));
     for (i = 0; i < 5000; i++) CHECK_OK(mpq_dict_add(g_d, "n", 1, 1, NULL));
-    for (i = 0; i < 2; i++) join_ok(&p[i], 0);
+    for (i = 0; i < 2; i++) MPQT_JOIN_OK(&p[i], 0);
     CHECK_OK(mpq_dict_get(g_d, "n", 1, &n, sizeof n, &len));
     CHECK_EQ(n, 15000);
     CHECK_EQ(mpq_list_len(g_l), 2);
@@ -579,7 +565,7 @@ static void test_dict_dead_inserter_repaired(void)
     char v;
     CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = 4, .max_key = 8, .max_value = 8 }));
     CHECK_OK(mpq_process_start(&p, dict_die_inserting, mpq__dslot_at(g_d, (uint32_t)mpq__hash("k", 1) & (g_d->nslots - 1))));
-    join_ok(&p, 0);
+    MPQT_JOIN_OK(&p, 0);
     CHECK_ERR(mpq_dict_get(g_d, "k", 1, &v, 1, &len), ENOENT);   /* not half there */
     CHECK_OK(mpq_dict_set(g_d, "k", 1, "v", 1));                  /* inherits the stripe */
     for (i = 0; i < g_d->nslots; i++) claimed += MPQ__DST(mpq__dslot_at(g_d, i)->meta) == MPQ__D_CLAIMED;
@@ -604,7 +590,7 @@ static void test_list_dead_appender_repaired(void)
     int v;
     CHECK_OK(mpq_list_create(&g_l, &(mpq_list_config){ .capacity = 4, .max_item = 8 }));
     CHECK_OK(mpq_process_start(&p, list_die_appending, NULL));
-    join_ok(&p, 0);
+    MPQT_JOIN_OK(&p, 0);
     CHECK_EQ(mpq_list_len(g_l), 0);
     for (v = 0; v < 4; v++) CHECK_OK(mpq_list_append(g_l, &v, sizeof v));
     v = 9;
@@ -699,7 +685,7 @@ static void test_dict_kill_storm(void)
     char kb[32];
     unsigned char vb[MODEL_VMAX];
     uint32_t item[2], expect[STORM_SLOTS];
-    g_st = (struct storm *)shared(sizeof *g_st);
+    g_st = (struct storm *)mpqt_shared(sizeof *g_st);
     CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = STORM_KEYS + STABLE + 1, .max_key = 32,
                                                       .max_value = MODEL_VMAX }));
     CHECK_OK(mpq_list_create(&g_l, &(mpq_list_config){ .capacity = 500, .max_item = 8 }));

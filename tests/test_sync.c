@@ -10,14 +10,6 @@
 /* --- helpers ------------------------------------------------------------ */
 
 /* Shared anonymous memory for a test's processes. */
-static void *shared(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(p != MAP_FAILED);
-    memset(p, 0, n);
-    return p;
-}
-
 /* Waits (bounded) until *word >= want; other processes raise it. */
 static void wait_at_least(uint32_t *word, uint32_t want, const char *what)
 {
@@ -30,12 +22,6 @@ static void wait_at_least(uint32_t *word, uint32_t want, const char *what)
 }
 
 static void bump(uint32_t *word) { mpq__add32(word, 1, MPQ__SEQ_CST); }
-
-static void join_ok(mpq_process *p, int want_exit)
-{
-    CHECK_OK(mpq_process_join(p, 30000));
-    CHECK_EQ(p->exitcode, want_exit);
-}
 
 /* Kills p and waits until it is gone. */
 static void kill_now(mpq_process *p)
@@ -100,14 +86,14 @@ static void test_event_wakes_all_processes(void)
     enum { P = 5 };
     mpq_process p[P];
     int i;
-    g_ev = (struct ev_shared *)shared(sizeof *g_ev);
+    g_ev = (struct ev_shared *)mpqt_shared(sizeof *g_ev);
     CHECK_OK(mpq_event_create(&g_event, NULL));
     for (i = 0; i < P; i++) CHECK_OK(mpq_process_start(&p[i], event_waiter, NULL));
     wait_at_least(&g_ev->ready, P, "waiters");
     for (i = 0; i < P; i++) CHECK(mpqt_wait_sleeping(p[i].pid, 10000));
     CHECK_EQ(g_ev->woken, 0);
     CHECK_OK(mpq_event_set(g_event));
-    for (i = 0; i < P; i++) join_ok(&p[i], 0);
+    for (i = 0; i < P; i++) MPQT_JOIN_OK(&p[i], 0);
     CHECK_EQ(g_ev->woken, P);
     CHECK_OK(mpq_event_close(g_event));
 }
@@ -119,14 +105,14 @@ static void test_event_setter_dies_before_waking(void)
 {
     mpq_process p;
     int64_t t0;
-    g_ev = (struct ev_shared *)shared(sizeof *g_ev);
+    g_ev = (struct ev_shared *)mpqt_shared(sizeof *g_ev);
     CHECK_OK(mpq_event_create(&g_event, NULL));
     CHECK_OK(mpq_process_start(&p, event_waiter, NULL));
     wait_at_least(&g_ev->ready, 1, "waiter");
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
     t0 = mpqt_ms();
     mpq__store32(&g_event->s->flag, 1, MPQ__SEQ_CST);   /* set, never woken */
-    join_ok(&p, 0);
+    MPQT_JOIN_OK(&p, 0);
     CHECK(mpqt_ms() - t0 < 10000);
     CHECK_OK(mpq_event_close(g_event));
 }
@@ -243,11 +229,11 @@ static void sem_exclusion(int undo)
     enum { P = 5 };
     mpq_process p[P];
     int i;
-    g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+    g_ss = (struct sem_shared *)mpqt_shared(sizeof *g_ss);
     CHECK_OK(mpq_sem_create(&g_sem, 2, &(mpq_sem_config){ .bounded = 1, .undo = undo }));
     for (i = 0; i < P; i++) CHECK_OK(mpq_process_start(&p[i], sem_user, NULL));
     bump(&g_ss->go);
-    for (i = 0; i < P; i++) join_ok(&p[i], 0);
+    for (i = 0; i < P; i++) MPQT_JOIN_OK(&p[i], 0);
     CHECK(g_ss->max_inside <= 2);
     CHECK_EQ(g_ss->max_inside, 2);   /* it did admit two at once */
     CHECK_EQ(mpq_sem_value(g_sem), 2);
@@ -265,7 +251,7 @@ static void test_sem_threads(void)
     pthread_t t[T];
     int i, undo;
     for (undo = 0; undo < 2; undo++) {
-        g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+        g_ss = (struct sem_shared *)mpqt_shared(sizeof *g_ss);
         CHECK_OK(mpq_sem_create(&g_sem, 2, &(mpq_sem_config){ .undo = undo }));
         for (i = 0; i < T; i++) CHECK_EQ(pthread_create(&t[i], NULL, sem_thread, NULL), 0);
         bump(&g_ss->go);
@@ -296,7 +282,7 @@ static void test_sem_holder_killed(void)
     mpq_process p;
     int undo;
     for (undo = 0; undo < 2; undo++) {
-        g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+        g_ss = (struct sem_shared *)mpqt_shared(sizeof *g_ss);
         CHECK_OK(mpq_sem_create(&g_sem, 3, &(mpq_sem_config){ .undo = undo, .bounded = 1 }));
         CHECK_OK(mpq_process_start(&p, sem_take_and_hang, (void *)(intptr_t)2));
         wait_at_least(&g_ss->go, 1, "holder");
@@ -350,7 +336,7 @@ static void test_sem_undo_table_full(void)
 {
     mpq_process p[2];
     int i;
-    g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+    g_ss = (struct sem_shared *)mpqt_shared(sizeof *g_ss);
     CHECK_OK(mpq_sem_create(&g_sem, 5, &(mpq_sem_config){ .undo = 1, .max_holders = 2 }));
     for (i = 0; i < 2; i++) CHECK_OK(mpq_process_start(&p[i], sem_take_and_hang, (void *)(intptr_t)1));
     wait_at_least(&g_ss->go, 2, "holders");
@@ -368,7 +354,7 @@ static void test_sem_undo_reclaim_by_tries(void)
 {
     mpq_process p;
     int64_t end;
-    g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+    g_ss = (struct sem_shared *)mpqt_shared(sizeof *g_ss);
     CHECK_OK(mpq_sem_create(&g_sem, 1, &(mpq_sem_config){ .undo = 1 }));
     CHECK_OK(mpq_process_start(&p, sem_take_and_hang, (void *)(intptr_t)1));
     wait_at_least(&g_ss->go, 1, "holder");
@@ -397,7 +383,7 @@ static int sem_stop_inside(void *arg)
 static void test_sem_undo_timeouts_honoured(void)
 {
     mpq_process p;
-    g_ss = (struct sem_shared *)shared(sizeof *g_ss);
+    g_ss = (struct sem_shared *)mpqt_shared(sizeof *g_ss);
     CHECK_OK(mpq_sem_create(&g_sem, 1, &(mpq_sem_config){ .undo = 1 }));
     CHECK_OK(mpq_process_start(&p, sem_stop_inside, NULL));
     wait_at_least(&g_ss->go, 1, "the stopped one");
@@ -476,7 +462,7 @@ static void cond_wait_ready(uint32_t n)
 
 static void cond_setup(void)
 {
-    g_cs = (struct cond_shared *)shared(sizeof *g_cs);
+    g_cs = (struct cond_shared *)mpqt_shared(sizeof *g_cs);
     CHECK_OK(mpq_mutex_init(&g_cs->m));
     CHECK_OK(mpq_cond_create(&g_cond, NULL));
 }
@@ -498,7 +484,7 @@ static void test_cond_notify_counts_and_order(void)
     CHECK_EQ(mpq_cond_notify(g_cond, 2), 2);
     wait_at_least(&g_cs->woken, 3, "three woken");
     CHECK_EQ(mpq_cond_notify_all(g_cond), P - 3);
-    for (i = 0; i < P; i++) join_ok(&p[i], 0);
+    for (i = 0; i < P; i++) MPQT_JOIN_OK(&p[i], 0);
     CHECK_EQ(g_cs->woken, P);
     CHECK_EQ(g_cs->order[0], 0);
     CHECK(g_cs->order[1] + g_cs->order[2] == 1 + 2);   /* 1 and 2, in either order */
@@ -521,8 +507,8 @@ static void test_cond_dead_waiter_skipped(void)
     kill_now(&p[0]);
     kill_now(&p[1]);
     CHECK_EQ(mpq_cond_notify(g_cond, 5), 2);
-    join_ok(&p[2], 0);
-    join_ok(&p[3], 0);
+    MPQT_JOIN_OK(&p[2], 0);
+    MPQT_JOIN_OK(&p[3], 0);
     CHECK_EQ(mpq_cond_notify_all(g_cond), 0);
     CHECK_OK(mpq_cond_close(g_cond));
 }
@@ -548,7 +534,7 @@ static void test_cond_notified_waiter_dies(void)
             found++;
     }
     CHECK_EQ(found, 1);
-    join_ok(&p[1], 0);   /* woken by the adoption, not by its 20 s timeout */
+    MPQT_JOIN_OK(&p[1], 0);   /* woken by the adoption, not by its 20 s timeout */
     CHECK_EQ(g_cs->order[0], 1);
     CHECK_OK(mpq_cond_close(g_cond));
 }
@@ -570,8 +556,8 @@ static void test_cond_relock_owner_dead(void)
     CHECK_OK(mpq_process_start(&w, cond_waiter, (void *)0));
     cond_wait_ready(1);
     CHECK_OK(mpq_process_start(&d, cond_lock_and_die, NULL));
-    join_ok(&d, 0);
-    join_ok(&w, 3);
+    MPQT_JOIN_OK(&d, 0);
+    MPQT_JOIN_OK(&w, 3);
     CHECK_OK(mpq_cond_close(g_cond));
 }
 
@@ -601,7 +587,7 @@ static void test_cond_wait_for(void)
     CHECK(g_cs->value >= 3);
     CHECK_OK(mpq_cond_wait_for(g_cond, &g_cs->m, cond_pred, g_cs, 0));   /* holds already */
     CHECK_OK(mpq_mutex_unlock(&g_cs->m));
-    join_ok(&p, 0);
+    MPQT_JOIN_OK(&p, 0);
     CHECK_OK(mpq_cond_close(g_cond));
 }
 
@@ -610,7 +596,7 @@ static void test_cond_table_full(void)
 {
     mpq_process p[2];
     int i;
-    g_cs = (struct cond_shared *)shared(sizeof *g_cs);
+    g_cs = (struct cond_shared *)mpqt_shared(sizeof *g_cs);
     CHECK_OK(mpq_mutex_init(&g_cs->m));
     CHECK_OK(mpq_cond_create(&g_cond, &(mpq_cond_config){ .max_waiters = 2 }));
     for (i = 0; i < 2; i++) {
@@ -625,7 +611,7 @@ static void test_cond_table_full(void)
     CHECK_ERR(mpq_cond_wait(g_cond, &g_cs->m, 0), EAGAIN);
     CHECK_OK(mpq_mutex_unlock(&g_cs->m));
     CHECK_EQ(mpq_cond_notify_all(g_cond), 1);
-    join_ok(&p[1], 0);
+    MPQT_JOIN_OK(&p[1], 0);
     CHECK_OK(mpq_cond_close(g_cond));
 }
 
@@ -766,10 +752,10 @@ static void test_barrier_processes(void)
 {
     mpq_process p[BAR_P];
     int i;
-    g_bs = (struct bar_shared *)shared(sizeof *g_bs);
+    g_bs = (struct bar_shared *)mpqt_shared(sizeof *g_bs);
     CHECK_OK(mpq_barrier_create(&g_bar, BAR_P, NULL));
     for (i = 0; i < BAR_P; i++) CHECK_OK(mpq_process_start(&p[i], bar_party, (void *)(intptr_t)i));
-    for (i = 0; i < BAR_P; i++) join_ok(&p[i], 0);
+    for (i = 0; i < BAR_P; i++) MPQT_JOIN_OK(&p[i], 0);
     check_rounds();
     CHECK_OK(mpq_barrier_close(g_bar));
 }
@@ -780,7 +766,7 @@ static void test_barrier_threads(void)
 {
     pthread_t t[BAR_P];
     int i;
-    g_bs = (struct bar_shared *)shared(sizeof *g_bs);
+    g_bs = (struct bar_shared *)mpqt_shared(sizeof *g_bs);
     CHECK_OK(mpq_barrier_create(&g_bar, BAR_P, NULL));
     for (i = 0; i < BAR_P; i++) CHECK_EQ(pthread_create(&t[i], NULL, bar_thread, (void *)(intptr_t)i), 0);
     for (i = 0; i < BAR_P; i++) {
@@ -806,7 +792,7 @@ static int bar_waiter(void *arg)
 static void bar_start_waiters(mpq_process *p, int n)
 {
     int i;
-    g_bw = (struct bar_wait_shared *)shared(sizeof *g_bw);
+    g_bw = (struct bar_wait_shared *)mpqt_shared(sizeof *g_bw);
     for (i = 0; i < n; i++) CHECK_OK(mpq_process_start(&p[i], bar_waiter, (void *)(intptr_t)i));
     wait_at_least(&g_bw->ready, (uint32_t)n, "barrier waiters");
     {
@@ -827,7 +813,7 @@ static void test_barrier_party_killed(void)
     CHECK_OK(mpq_barrier_create(&g_bar, 4, NULL));
     bar_start_waiters(p, 3);
     kill_now(&p[0]);
-    for (i = 1; i < 3; i++) join_ok(&p[i], 0);
+    for (i = 1; i < 3; i++) MPQT_JOIN_OK(&p[i], 0);
     CHECK_EQ(g_bw->rc[1], -EPIPE);
     CHECK_EQ(g_bw->rc[2], -EPIPE);
     CHECK_EQ(mpq_barrier_broken(g_bar), 1);
@@ -835,7 +821,7 @@ static void test_barrier_party_killed(void)
     CHECK_OK(mpq_barrier_reset(g_bar));
     bar_start_waiters(p, 3);
     CHECK_EQ(mpq_barrier_wait(g_bar, 20000), 3);
-    for (i = 0; i < 3; i++) join_ok(&p[i], 0);
+    for (i = 0; i < 3; i++) MPQT_JOIN_OK(&p[i], 0);
     for (i = 0; i < 3; i++) CHECK(g_bw->rc[i] >= 0 && g_bw->rc[i] < 3);
     CHECK_OK(mpq_barrier_close(g_bar));
 }
@@ -851,7 +837,7 @@ static void test_barrier_abort_and_reset_wake(void)
         if (how == 0) CHECK_OK(mpq_barrier_abort(g_bar));
         else CHECK_OK(mpq_barrier_reset(g_bar));
         for (i = 0; i < 2; i++) {
-            join_ok(&p[i], 0);
+            MPQT_JOIN_OK(&p[i], 0);
             CHECK_EQ(g_bw->rc[i], -EPIPE);
         }
         CHECK_OK(mpq_barrier_reset(g_bar));
@@ -908,7 +894,7 @@ static void test_rlock(void)
     CHECK_OK(mpq_mutex_timedlock(g_rl, 10));
     CHECK_EQ(mpq_mutex_locked(g_rl), 1);
     CHECK_OK(mpq_process_start(&p, rlock_probe, NULL));   /* another process: held, not its own */
-    join_ok(&p, 0);
+    MPQT_JOIN_OK(&p, 0);
     CHECK_ERR(mpq_mutex_close(g_rl), EBUSY);
     CHECK_OK(mpq_mutex_unlock(g_rl));
     CHECK_OK(mpq_mutex_unlock(g_rl));
@@ -922,7 +908,7 @@ static void test_rlock(void)
     /* The owner dies holding it twice: the next locker gets -EOWNERDEAD at
        depth one, and one unlock frees it. */
     CHECK_OK(mpq_process_start(&p, rlock_hold_twice_and_die, NULL));
-    join_ok(&p, 0);
+    MPQT_JOIN_OK(&p, 0);
     CHECK_ERR(mpq_mutex_lock(g_rl), EOWNERDEAD);
     CHECK_OK(mpq_mutex_unlock(g_rl));
     CHECK_EQ(mpq_mutex_locked(g_rl), 0);
@@ -938,7 +924,7 @@ static void test_mutex_locked_keeps_owner_dead(void)
     mpq_process p;
     CHECK_OK(mpq_mutex_create(&g_rl, NULL));
     CHECK_OK(mpq_process_start(&p, rlock_hold_twice_and_die, NULL));   /* plain lock: 2nd is EDEADLK */
-    join_ok(&p, 2);
+    MPQT_JOIN_OK(&p, 2);
     CHECK_EQ(mpq_mutex_locked(g_rl), 0);
     CHECK_EQ(mpq_mutex_locked(g_rl), 0);
     CHECK_ERR(mpq_mutex_lock(g_rl), EOWNERDEAD);
@@ -1048,7 +1034,7 @@ static void test_joinable_processes(void)
     enum { C = 3 };
     mpq_process p[C];
     int i;
-    g_js = (struct jq_shared *)shared(sizeof *g_js);
+    g_js = (struct jq_shared *)mpqt_shared(sizeof *g_js);
     CHECK_OK(mpq_queue_create(&g_jq, &(mpq_queue_config){ .max_msg = 64, .capacity = 64, .joinable = 1 }));
     for (i = 0; i < C; i++) CHECK_OK(mpq_process_start(&p[i], jq_consumer, NULL));
     for (i = 0; i < JQ_JOBS; i++) CHECK_OK(mpq_queue_put(g_jq, &i, sizeof i, 20000));
@@ -1056,7 +1042,7 @@ static void test_joinable_processes(void)
     CHECK_EQ(g_js->done, JQ_JOBS);
     CHECK_EQ(mpq_queue_unfinished(g_jq), 0);
     for (i = 0; i < C; i++) CHECK_OK(mpq_queue_put(g_jq, "stop", 4, 20000));
-    for (i = 0; i < C; i++) join_ok(&p[i], 0);
+    for (i = 0; i < C; i++) MPQT_JOIN_OK(&p[i], 0);
     CHECK_OK(mpq_queue_join(g_jq, 30000));
     CHECK_OK(mpq_queue_detach(g_jq));
 }
@@ -1099,7 +1085,7 @@ static void test_joinable_threads(void)
 {
     pthread_t t[2];
     int i;
-    g_js = (struct jq_shared *)shared(sizeof *g_js);
+    g_js = (struct jq_shared *)mpqt_shared(sizeof *g_js);
     CHECK_OK(mpq_queue_create(&g_jq, &(mpq_queue_config){ .max_msg = 64, .capacity = 16, .joinable = 1 }));
     for (i = 0; i < 2; i++) CHECK_EQ(pthread_create(&t[i], NULL, jq_thread, NULL), 0);
     for (i = 0; i < JQ_JOBS; i++) CHECK_OK(mpq_queue_put(g_jq, &i, sizeof i, 20000));
@@ -1142,12 +1128,12 @@ static void test_sync_named_across_exec(void)
     CHECK_OK(start_peer(&p[0], "event", ev, NULL, NULL));
     CHECK(mpqt_wait_sleeping(p[0].pid, 10000));
     CHECK_OK(mpq_event_set(e));
-    join_ok(&p[0], 0);
+    MPQT_JOIN_OK(&p[0], 0);
 
     /* Undo semaphore: the peer takes the permit and exits without giving
        it back; it comes back to us. */
     CHECK_OK(start_peer(&p[0], "sem", sem, NULL, NULL));
-    join_ok(&p[0], 0);
+    MPQT_JOIN_OK(&p[0], 0);
     CHECK_OK(mpq_sem_acquire(s, 10000));
     CHECK_OK(mpq_sem_release(s));
 
@@ -1169,7 +1155,7 @@ static void test_sync_named_across_exec(void)
             mpqt_pause();
         }
     }
-    join_ok(&p[0], 0);
+    MPQT_JOIN_OK(&p[0], 0);
 
     /* Another kind under the name, or none. */
     CHECK_ERR(mpq_sem_open(&s, ev), EINVAL);
@@ -1363,7 +1349,7 @@ static void test_sync_kill_storm(void)
     uint64_t seed = 777;
     int i, k, next = 0, rc;
     uint32_t total = 0;
-    g_st = (struct storm *)shared(sizeof *g_st);
+    g_st = (struct storm *)mpqt_shared(sizeof *g_st);
     CHECK_OK(mpq_mutex_init(&g_st->m));
     CHECK_OK(mpq_sem_create(&g_ssem, 2, &(mpq_sem_config){ .undo = 1, .bounded = 1 }));
     CHECK_OK(mpq_event_create(&g_sev, NULL));
@@ -1410,7 +1396,7 @@ static void test_sync_kill_storm(void)
         g_bar = g_sbar;
         bar_start_waiters(p, 2);
         CHECK_EQ(mpq_barrier_wait(g_sbar, 20000), 2);
-        for (i = 0; i < 2; i++) join_ok(&p[i], 0);
+        for (i = 0; i < 2; i++) MPQT_JOIN_OK(&p[i], 0);
     }
     CHECK(total > STORM_KILLS);
     printf("    (%u operations, %d workers killed)\n", total, STORM_KILLS);

@@ -55,17 +55,9 @@ struct cpy {
 };
 static struct cpy *g;
 
-static void *shared(size_t n)
-{
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    CHECK(p != MAP_FAILED);
-    memset(p, 0, n);
-    return p;
-}
-
 static void setup(void)
 {
-    g = (struct cpy *)shared(sizeof *g);
+    g = (struct cpy *)mpqt_shared(sizeof *g);
     g->parent = getpid();
 }
 
