@@ -1148,7 +1148,8 @@ MPQDEF int mpq_client(mpq_conn **c, const char *path);
 
    The child runs fn(arg); its return value (0..255) is the exit status. The
    child then flushes stdout and stderr and calls _exit(): the parent's
-   atexit handlers do not run twice. fn must flush any other stream it
+   atexit handlers do not run twice. A flush into a pipe nobody reads
+   fails quietly (SIGPIPE is blocked for it), so the status stays fn's. fn must flush any other stream it
    writes (and the parent should flush its own before starting a child).
    mpq installs no SIGCHLD handler; if the caller sets SIGCHLD to SIG_IGN
    the kernel reaps children itself and join returns -ECHILD.
@@ -6194,6 +6195,22 @@ static void mpq__child_flush(FILE *f)
     funlockfile(f);
 }
 
+/* The end of a forked child: flushes stdout and stderr, then _exit(code).
+   SIGPIPE is blocked first: a stream that is a pipe nobody reads any more
+   makes the flush fail (EPIPE), not kill the child, whose exit status
+   would otherwise read -SIGPIPE instead of its function's return value;
+   the signal left pending dies with the process. */
+static void mpq__child_exit(int code)
+{
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
+    mpq__child_flush(stdout);
+    mpq__child_flush(stderr);
+    _exit(code);
+}
+
 MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg)
 {
     pid_t pid;
@@ -6211,9 +6228,7 @@ MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg)
         int code = fn(arg);
         /* stdout and stderr only (as Python does): other streams may hold
            the parent's unflushed output, which would be written twice. */
-        mpq__child_flush(stdout);
-        mpq__child_flush(stderr);
-        _exit(code & 0xff);
+        mpq__child_exit(code & 0xff);
     }
     pidfd = mpq__pidfd_open(pid);
     p->pid = pid;
@@ -6627,9 +6642,7 @@ static void mpq__pool_worker(mpq_pool *p, int i)
         }
     }
     mpq__store32(&w->state, code ? MPQ__W_DONE : MPQ__W_RETIRED, MPQ__SEQ_CST);
-    mpq__child_flush(stdout);
-    mpq__child_flush(stderr);
-    _exit(code);
+    mpq__child_exit(code);
 }
 
 #define MPQ__POOL_NSIG 65

@@ -172,6 +172,32 @@ static void test_process_output_not_duplicated(void)
     CHECK(strcmp(buf, "before child\n") == 0);
 }
 
+static int print_into_dead_pipe(void *arg)
+{
+    int *fds = (int *)arg;
+    close(fds[0]);                        /* nobody reads the pipe now */
+    dup2(fds[1], 1);
+    setvbuf(stdout, NULL, _IOFBF, 4096);
+    printf("into a pipe nobody reads\n"); /* flushed at the child's exit */
+    return 7;
+}
+
+/* A child whose stdout is a pipe with no reader: the exit-time flush
+   fails, and does not kill it - the status is still fn's return value,
+   not -SIGPIPE (issue 12's regression test). */
+static void test_process_flush_into_dead_pipe(void)
+{
+    int fds[2];
+    mpq_process p;
+    CHECK_OK(pipe(fds));
+    fflush(stdout);
+    CHECK_OK(mpq_process_start(&p, print_into_dead_pipe, fds));
+    close(fds[0]);
+    close(fds[1]);
+    CHECK_OK(mpq_process_join(&p, 10000));
+    CHECK_EQ(p.exitcode, 7);
+}
+
 /* A stream other than stdout and stderr that the parent had buffered is
    not written again by the child. */
 static void test_process_other_streams_not_duplicated(void)
@@ -267,6 +293,7 @@ static const mpqt_case cases[] = {
     MPQT(test_process_join_without_pidfd, 15, 0),
     MPQT(test_process_many, 20, 0),
     MPQT(test_process_output_not_duplicated, 10, 0),
+    MPQT(test_process_flush_into_dead_pipe, 10, 0),
     MPQT(test_process_other_streams_not_duplicated, 10, 0),
     MPQT(test_process_destroyed_handle_signals_nothing, 10, 0),
     MPQT(test_process_sigchld_ignored, 15, 0),
