@@ -604,9 +604,10 @@ MPQDEF int mpq_barrier_broken(const mpq_barrier *b);
    processes insert the last ones at the same instant it may take a few
    more (at most one per process inserting), and it never runs out of
    table for them. A deleted key leaves its slot marked for reuse by a
-   later insert; a dict that sees many more deletes than its size gets
-   slower at missing keys and new inserts, until mpq_dict_clear frees
-   every slot again. After a writer died, mpq_dict_len may be off for that
+   later insert; when a writer's probe runs long through such slots, it
+   holds every stripe for a moment and gives back those no key's probe
+   needs (a pass over the table), so probes stay short however many keys
+   come and go. After a writer died, mpq_dict_len may be off for that
    writer's stripe until another writer of it comes by. */
 
 typedef struct mpq_dict mpq_dict;   /* opaque, process-local handle */
@@ -3478,7 +3479,8 @@ typedef struct mpq__dict_s {
     uint64_t used;      /* keys, or more (never fewer, but after a clear
                            raced a dead writer): a hint that skips the
                            exact count while the dict is far from full    */
-    uint32_t pad[10];
+    uint32_t compactions; /* how many mpq__dict_compact passes were made */
+    uint32_t pad[9];
     /* then nstripes stripes of sstride bytes, then nslots slots of
        stride bytes */
 } mpq__dict_s;
@@ -3702,6 +3704,59 @@ static long mpq__dict_count(const mpq_dict *d)
     return n;
 }
 
+/* Locks every stripe, in order (a writer holds one at a time, so this
+   cannot deadlock). Returns 0, or a lock's error with none held. */
+static int mpq__dict_lock_all(mpq_dict *d)
+{
+    uint32_t taken;
+    int rc = 0;
+    for (taken = 0; taken < d->nstripes; taken++)
+        if ((rc = mpq__dict_lock(d, (mpq__dstripe *)(void *)(d->stripes + (size_t)taken * d->sstride))) != 0)
+            break;
+    if (rc != 0)
+        while (taken-- > 0) mpq_mutex_unlock(&((mpq__dstripe *)(void *)(d->stripes + (size_t)taken * d->sstride))->lock);
+    return rc;
+}
+
+static void mpq__dict_unlock_all(mpq_dict *d)
+{
+    uint32_t i = d->nstripes;
+    while (i-- > 0) mpq_mutex_unlock(&((mpq__dstripe *)(void *)(d->stripes + (size_t)i * d->sstride))->lock);
+}
+
+/* Gives deleted slots back as EMPTY where no key's probe run passes
+   through them, so that probes get short again after many deletes. With
+   every stripe held no insert is under way and the keys stay where they
+   are; a reader probing meanwhile loses nothing it could have found.
+   A slot p is needed while some LIVE key at q, home h, has p in [h, q):
+   sweeping the table downwards twice (it is a ring), `need` is how far
+   below the current slot the keys seen so far still reach. `seen` is the
+   caller's count of passes: if another pass came meanwhile, none is made. */
+static void mpq__dict_compact(mpq_dict *d, uint32_t seen)
+{
+    uint32_t n = d->nslots, step, p;
+    int64_t need = -1;
+    if (mpq__dict_lock_all(d) != 0) return;
+    if (mpq__load32(&d->s->compactions, MPQ__RELAXED) == seen) {
+        for (step = 0; step < 2 * n; step++) {
+            mpq__dslot *s;
+            uint64_t m;
+            p = n - 1 - step % n;
+            s = mpq__dslot_at(d, p);
+            m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+            if (MPQ__DST(m) == MPQ__D_TOMB && need < 0 && step >= n)
+                mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_EMPTY), MPQ__RELEASE);
+            else if (MPQ__DST(m) == MPQ__D_LIVE) {
+                int64_t dist = (int64_t)((p - (uint32_t)mpq__load64(&s->hash, MPQ__RELAXED)) & (n - 1));
+                if (dist > need) need = dist;
+            }
+            if (need >= 0) need--;
+        }
+        mpq__store32(&d->s->compactions, seen + 1, MPQ__RELAXED);
+    }
+    mpq__dict_unlock_all(d);
+}
+
 enum { MPQ__D_SET, MPQ__D_DEL, MPQ__D_ADD, MPQ__D_CAS };
 
 /* Every write: under the stripe lock, finds key; then sets, deletes, adds
@@ -3710,7 +3765,7 @@ static int mpq__dict_write(mpq_dict *d, int op, const void *key, size_t klen, co
                            const void *expect, size_t elen, int64_t delta, int64_t *result)
 {
     uint64_t h, m;
-    uint32_t i, k, reuse;
+    uint32_t i, k, reuse, tombs = 0, passes;
     mpq__dstripe *st;
     mpq__dslot *s;
     int64_t num;
@@ -3719,6 +3774,7 @@ static int mpq__dict_write(mpq_dict *d, int op, const void *key, size_t klen, co
     if (klen > d->max_key || vlen > d->max_value) return -EMSGSIZE;
     h = mpq__hash(key, klen);
     st = mpq__dstripe_of(d, h);
+    passes = mpq__load32(&d->s->compactions, MPQ__RELAXED);
     if ((rc = mpq__dict_lock(d, st)) != 0) return rc;
 again:
     reuse = d->nslots;
@@ -3730,6 +3786,7 @@ again:
             if (reuse == d->nslots) reuse = i;
             break;
         }
+        tombs += MPQ__DST(m) == MPQ__D_TOMB;
         if (MPQ__DST(m) == MPQ__D_TOMB && reuse == d->nslots) reuse = i;
         /* A LIVE slot of this stripe's key cannot change under us. */
         if (MPQ__DST(m) == MPQ__D_LIVE && mpq__dslot_is(s, h, key, klen)) {
@@ -3797,6 +3854,8 @@ again:
     if (op == MPQ__D_ADD && result) *result = num;
 out:
     mpq_mutex_unlock(&st->lock);
+    /* A long probe, mostly through deleted slots: time to give them back. */
+    if (k > 32 && tombs > k / 2) mpq__dict_compact(d, passes);
     return rc;
 }
 
@@ -3899,27 +3958,23 @@ MPQDEF long mpq_dict_len(const mpq_dict *d) { return d ? mpq__dict_count(d) : -E
 
 MPQDEF int mpq_dict_clear(mpq_dict *d)
 {
-    uint32_t i, taken;
-    int rc = 0;
+    uint32_t i;
+    int rc;
     if (!d) return -EINVAL;
-    /* Every stripe, in order (a writer holds one at a time): no insert is
-       under way, so every slot can go back to EMPTY - deleted ones too, so
-       that probes are short again. Readers see a changed version, or EMPTY. */
-    for (taken = 0; taken < d->nstripes; taken++)
-        if ((rc = mpq__dict_lock(d, (mpq__dstripe *)(void *)(d->stripes + (size_t)taken * d->sstride))) != 0)
-            break;
-    if (rc == 0) {
-        for (i = 0; i < d->nslots; i++) {
-            mpq__dslot *s = mpq__dslot_at(d, i);
-            uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
-            if (MPQ__DST(m) != MPQ__D_EMPTY) mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_EMPTY), MPQ__RELEASE);
-        }
-        for (i = 0; i < d->nstripes; i++)
-            mpq__store32(&((mpq__dstripe *)(void *)(d->stripes + (size_t)i * d->sstride))->count, 0, MPQ__RELAXED);
-        mpq__store64(&d->s->used, 0, MPQ__RELAXED);
+    /* Every stripe held: no insert is under way, so every slot can go back
+       to EMPTY - deleted ones too, so that probes are short again. Readers
+       see a changed version, or EMPTY. */
+    if ((rc = mpq__dict_lock_all(d)) != 0) return rc;
+    for (i = 0; i < d->nslots; i++) {
+        mpq__dslot *s = mpq__dslot_at(d, i);
+        uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
+        if (MPQ__DST(m) != MPQ__D_EMPTY) mpq__store64(&s->meta, MPQ__DMETA(m, 0, MPQ__D_EMPTY), MPQ__RELEASE);
     }
-    while (taken-- > 0) mpq_mutex_unlock(&((mpq__dstripe *)(void *)(d->stripes + (size_t)taken * d->sstride))->lock);
-    return rc;
+    for (i = 0; i < d->nstripes; i++)
+        mpq__store32(&((mpq__dstripe *)(void *)(d->stripes + (size_t)i * d->sstride))->count, 0, MPQ__RELAXED);
+    mpq__store64(&d->s->used, 0, MPQ__RELAXED);
+    mpq__dict_unlock_all(d);
+    return 0;
 }
 
 MPQDEF int mpq_dict_next(mpq_dict *d, size_t *pos, void *kbuf, size_t kcap, size_t *klen,
@@ -3974,7 +4029,8 @@ MPQDEF int mpq_dict_next(mpq_dict *d, size_t *pos, void *kbuf, size_t kcap, size
 typedef struct mpq__list_s {
     uint32_t magic, capacity, max_item, istride;
     uint64_t meta;      /* (len:32 | which:1) */
-    uint32_t pad[10];
+    uint32_t hint;      /* the first bitmap word that may have a free slot */
+    uint32_t pad[9];
     mpq_mutex lock;
     /* then, each 64-byte aligned: order[2][capacity] (uint32), the in-use
        bitmap (capacity + 1 bits in 64-bit words), capacity + 1 item slots
@@ -4057,6 +4113,7 @@ static void mpq__list_bit(mpq_list *l, uint32_t slot, int on)
 {
     uint64_t b = mpq__load64(&l->bits[slot / 64], MPQ__RELAXED), bit = (uint64_t)1 << (slot % 64);
     mpq__store64(&l->bits[slot / 64], on ? b | bit : b & ~bit, MPQ__RELAXED);
+    if (!on && slot / 64 < l->s->hint) l->s->hint = slot / 64;
 }
 
 /* Locks the list; after a dead holder, rebuilds the in-use bitmap from
@@ -4069,6 +4126,7 @@ static int mpq__list_lock(mpq_list *l)
     if (rc != -EOWNERDEAD) return rc;
     len = mpq__list_cur(l, &w);
     for (k = 0; k < words; k++) mpq__store64(&l->bits[k], 0, MPQ__RELAXED);
+    l->s->hint = 0;
     for (k = 0; k < len; k++) {
         uint32_t slot = mpq__load32(&l->order[w][k], MPQ__RELAXED);
         if (slot < l->nitems) mpq__list_bit(l, slot, 1);
@@ -4076,13 +4134,16 @@ static int mpq__list_lock(mpq_list *l)
     return 0;
 }
 
-/* A free slot with item bytes in it (not published), or nitems. */
+/* A free slot with item bytes in it (not published), or nitems. The
+   search starts at the hint (words before it are full), so appends to a
+   long list do not rescan it from the start. */
 static uint32_t mpq__list_store(mpq_list *l, const void *item, size_t len)
 {
     uint32_t k, words = (l->nitems + 63) / 64, slot;
-    for (k = 0; k < words; k++) {
+    for (k = l->s->hint < words ? l->s->hint : 0; k < words; k++) {
         uint64_t b = mpq__load64(&l->bits[k], MPQ__RELAXED);
         if (b == ~(uint64_t)0) continue;
+        l->s->hint = k;
         for (slot = k * 64; b & 1u; b >>= 1) slot++;
         if (slot >= l->nitems) break;
         mpq__list_bit(l, slot, 1);
@@ -4268,6 +4329,7 @@ MPQDEF int mpq_list_clear(mpq_list *l)
     mpq__list_cur(l, &w);
     mpq__list_publish(l, 0, w);
     for (k = 0; k < (l->nitems + 63) / 64; k++) mpq__store64(&l->bits[k], 0, MPQ__RELAXED);
+    l->s->hint = 0;
     mpq_mutex_unlock(&l->s->lock);
     return 0;
 }
