@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <sys/time.h>
+#include <errno.h>
 
 static inline double bench_now(void)
 {
@@ -119,6 +121,99 @@ static inline void bench_header(const char *title)
     printf("\n## %s\n\n", title);
     printf("cache-line round trip between two CPUs: %.0f ns (%s state of this VM)\n\n", rtt,
            rtt < 400 ? "fast" : "slow");
+}
+
+
+/* --- time caps and helper processes ----------------------------------------
+
+   bench_cap_arm(s) makes ITIMER_REAL set bench_expired after s seconds:
+   blocking calls that signals interrupt give up (bench_cap_install sets no
+   SA_RESTART) and loops look at the flag. It fires again every 3 s after
+   that; if the run is still going then, it is stuck where no signal
+   reaches, and the whole benchmark ends (after bench_on_stuck, if set):
+   its helpers die with it (bench_fork's PDEATHSIG). */
+
+static volatile sig_atomic_t bench_expired;
+static const char *bench_name = "bench";
+static void (*bench_on_stuck)(void);
+
+static void bench_on_alarm(int sig)
+{
+    static const char msg[] = ": a run is stuck past its time cap: giving up\n";
+    (void)sig;
+    if (bench_expired) {
+        ssize_t w = write(2, bench_name, strlen(bench_name));
+        w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        if (bench_on_stuck) bench_on_stuck();
+        _exit(3);
+    }
+    bench_expired = 1;
+}
+
+/* Installs the time cap's handler; name prefixes its message. */
+static inline void bench_cap_install(const char *name)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = bench_on_alarm;   /* no SA_RESTART: blocking calls see EINTR */
+    sigaction(SIGALRM, &sa, NULL);
+    bench_name = name;
+}
+
+static inline void bench_cap_arm(double s)
+{
+    struct itimerval it;
+    memset(&it, 0, sizeof it);
+    it.it_value.tv_sec = (time_t)s;
+    it.it_value.tv_usec = (suseconds_t)((s - (double)(time_t)s) * 1e6);
+    it.it_interval.tv_sec = 3;
+    bench_expired = 0;
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static inline void bench_cap_disarm(void)
+{
+    struct itimerval it;
+    memset(&it, 0, sizeof it);
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static inline void bench_nap(double s)
+{
+    struct timespec d;
+    d.tv_sec = (time_t)s;
+    d.tv_nsec = (long)((s - (double)d.tv_sec) * 1e9);
+    nanosleep(&d, NULL);
+}
+
+/* Waits up to `grace` seconds for the helpers to exit, then kills the
+   rest. Returns how many had to be killed. */
+static inline int bench_reap(pid_t *pid, int n, double grace)
+{
+    double t0 = bench_now();
+    int i, left, killed = 0;
+    for (;;) {
+        left = 0;
+        for (i = 0; i < n; i++) {
+            pid_t r;
+            if (pid[i] <= 0) continue;
+            r = waitpid(pid[i], NULL, WNOHANG);
+            if (r == pid[i] || (r < 0 && errno != EINTR)) pid[i] = 0;
+            else left++;
+        }
+        if (!left || bench_now() - t0 > grace) break;
+        bench_nap(0.001);
+    }
+    for (i = 0; i < n; i++)
+        if (pid[i] > 0) {
+            kill(pid[i], SIGKILL);
+            while (waitpid(pid[i], NULL, 0) < 0 && errno == EINTR) {}
+            pid[i] = 0;
+            killed++;
+        }
+    return killed;
 }
 
 #endif

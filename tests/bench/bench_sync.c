@@ -54,83 +54,11 @@ struct shared {
 
 static struct shared *sh;
 
-/* --- time caps ------------------------------------------------------------
-
-   ITIMER_REAL fires after a run's limit and sets g_expired: blocking calls
-   that signals interrupt (read, sem_wait, semop: no SA_RESTART) give up,
-   and loops look at the flag. It fires again every 3 s after that; if the
-   run is still going then, it is stuck where no signal reaches (a pthread
-   barrier), and the whole benchmark ends: the helpers die with it
-   (PDEATHSIG). */
-
-static volatile sig_atomic_t g_expired;
 static int g_semid = -1;   /* a System V semaphore to remove on the way out */
 
-static void on_alarm(int sig)
+static void remove_semid(void)
 {
-    static const char msg[] = "\nbench_sync: a run is stuck past its time cap: giving up\n";
-    (void)sig;
-    if (g_expired) {
-        ssize_t w = write(2, msg, sizeof msg - 1);
-        (void)w;
-        if (g_semid >= 0) semctl(g_semid, 0, IPC_RMID);
-        _exit(3);
-    }
-    g_expired = 1;
-}
-
-static void cap_arm(double s)
-{
-    struct itimerval it;
-    memset(&it, 0, sizeof it);
-    it.it_value.tv_sec = (time_t)s;
-    it.it_value.tv_usec = (suseconds_t)((s - (double)(time_t)s) * 1e6);
-    it.it_interval.tv_sec = 3;
-    g_expired = 0;
-    setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static void cap_disarm(void)
-{
-    struct itimerval it;
-    memset(&it, 0, sizeof it);
-    setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static void nap(double s)
-{
-    struct timespec d;
-    d.tv_sec = (time_t)s;
-    d.tv_nsec = (long)((s - (double)d.tv_sec) * 1e9);
-    nanosleep(&d, NULL);
-}
-
-/* Waits up to `grace` seconds for the helpers to exit, then kills the
-   rest. Returns how many had to be killed. */
-static int reap(pid_t *pid, int n, double grace)
-{
-    double t0 = bench_now();
-    int i, left, killed = 0;
-    for (;;) {
-        left = 0;
-        for (i = 0; i < n; i++) {
-            pid_t r;
-            if (pid[i] <= 0) continue;
-            r = waitpid(pid[i], NULL, WNOHANG);
-            if (r == pid[i] || (r < 0 && errno != EINTR)) pid[i] = 0;
-            else left++;
-        }
-        if (!left || bench_now() - t0 > grace) break;
-        nap(0.001);
-    }
-    for (i = 0; i < n; i++)
-        if (pid[i] > 0) {
-            kill(pid[i], SIGKILL);
-            while (waitpid(pid[i], NULL, 0) < 0 && errno == EINTR) {}
-            pid[i] = 0;
-            killed++;
-        }
-    return killed;
+    if (g_semid >= 0) semctl(g_semid, 0, IPC_RMID);
 }
 
 /* Waits (yielding) until `n` helpers said they are ready, at most 5 s. */
@@ -152,7 +80,7 @@ static void helper_ready(void)
 
 static const char *errtext(int rc)
 {
-    if (rc == -EINTR && g_expired) return "time cap hit";
+    if (rc == -EINTR && bench_expired) return "time cap hit";
     return strerror(rc < 0 ? -rc : rc);
 }
 
@@ -207,7 +135,7 @@ static int efd_ping(int ch)
     for (;;) {
         ssize_t r = write(g_efd[ch], &one, sizeof one);
         if (r == (ssize_t)sizeof one) return 0;
-        if (r < 0 && errno == EINTR && !g_expired) continue;
+        if (r < 0 && errno == EINTR && !bench_expired) continue;
         return r < 0 ? -errno : -EIO;
     }
 }
@@ -217,7 +145,7 @@ static int efd_await(int ch)
     for (;;) {
         ssize_t r = read(g_efd[ch], &v, sizeof v);
         if (r == (ssize_t)sizeof v) return 0;
-        if (r < 0 && errno == EINTR && !g_expired) continue;
+        if (r < 0 && errno == EINTR && !bench_expired) continue;
         return r < 0 ? -errno : -EIO;
     }
 }
@@ -344,23 +272,23 @@ static double pingpong(const pp_impl *k, int cpu_b, char *note)
         fflush(stdout);
         if ((pid = bench_fork()) == 0) pp_side_b(k, cpu_b);
         bench_pin(0);
-        cap_arm(RUN_LIMIT);
+        bench_cap_arm(RUN_LIMIT);
         rc = k->enter();
         entered = rc == 0;
         for (i = 0; rc == 0 && i < WARMUP; i++)
             if ((rc = k->ping(0)) == 0) rc = k->await(1);
         t0 = bench_now();
-        while (rc == 0 && n < PP_MAX && !g_expired) {
+        while (rc == 0 && n < PP_MAX && !bench_expired) {
             if ((rc = k->ping(0)) == 0 && (rc = k->await(1)) == 0) n++;
             if (!(n & 15) && bench_now() - t0 > PP_CAP) break;
         }
         t = bench_now() - t0;
-        if (rc == 0 && g_expired) rc = -EINTR;
+        if (rc == 0 && bench_expired) rc = -EINTR;
         mpq__store32(&sh->stop, 1, MPQ__RELEASE);
         k->ping(0);
         if (entered) k->leave();
-        cap_disarm();
-        killed = reap(&pid, 1, GRACE);
+        bench_cap_disarm();
+        killed = bench_reap(&pid, 1, GRACE);
         bench_unpin();
         k->teardown();
         if (rc != 0 || killed || sh->err[1] || n == 0) {
@@ -402,7 +330,7 @@ static void psem_teardown(void) { sem_destroy(&sh->sem); }
 static int psem_acquire(void)
 {
     while (sem_wait(&sh->sem) != 0)
-        if (errno != EINTR || g_expired) return -errno;
+        if (errno != EINTR || bench_expired) return -errno;
     return 0;
 }
 static int psem_release(void) { return sem_post(&sh->sem) == 0 ? 0 : -errno; }
@@ -437,7 +365,7 @@ static int sysv_op(short d)
     op.sem_op = d;
     op.sem_flg = g_semflg;
     while (semop(g_semid, &op, 1) != 0)
-        if (errno != EINTR || g_expired) return -errno;
+        if (errno != EINTR || bench_expired) return -errno;
     return 0;
 }
 static int sysv_acquire(void) { return sysv_op(-1); }
@@ -466,14 +394,14 @@ static double sem_uncontended(const sem_impl *k, char *note)
             snprintf(note, NOTE, "setup: %s", errtext(rc));
             return -1;
         }
-        cap_arm(RUN_LIMIT);
+        bench_cap_arm(RUN_LIMIT);
         t0 = bench_now();
         while (n < UN_MAX && ((n & 255) || bench_now() - t0 < UN_CAP)) {
             if ((rc = k->acquire()) != 0 || (rc = k->release()) != 0) break;
             n++;
         }
         v[r] = (bench_now() - t0) * 1e9 / (double)(n ? n : 1);
-        cap_disarm();
+        bench_cap_disarm();
         k->teardown();
         if (rc != 0) {
             snprintf(note, NOTE, "uncontended: %d (%s) after %ld ops", rc, errtext(rc), n);
@@ -522,10 +450,10 @@ static double sem_contended(const sem_impl *k, int *lost, char *note)
         rc = await_ready(2);
         t0 = bench_now();
         mpq__store32(&sh->go, 1, MPQ__RELEASE);
-        if (rc == 0) nap(CO_CAP);
+        if (rc == 0) bench_nap(CO_CAP);
         mpq__store32(&sh->stop, 1, MPQ__RELEASE);
         t1 = bench_now();
-        killed = reap(pid, 2, GRACE);
+        killed = bench_reap(pid, 2, GRACE);
         k->teardown();
         if (rc != 0 || killed || sh->err[0] || sh->err[1]) {
             if (rc != 0) snprintf(note, NOTE, "contended: helpers never got ready");
@@ -627,9 +555,9 @@ static double barrier_rate(const bar_impl *k, int parties, char *note)
             if ((pid[i] = bench_fork()) == 0) bar_party(k, i);
         rc = await_ready((uint32_t)parties);
         mpq__store32(&sh->go, 1, MPQ__RELEASE);
-        if (rc == 0) nap(BAR_CAP);
+        if (rc == 0) bench_nap(BAR_CAP);
         mpq__store32(&sh->stop, 1, MPQ__RELEASE);
-        killed = reap(pid, parties, GRACE);
+        killed = bench_reap(pid, parties, GRACE);
         for (i = 0; i < parties; i++) if (sh->err[i]) bad = sh->err[i];
         if (!killed) k->teardown();   /* a pthread barrier killed mid-wait may not destroy */
         if (rc != 0 || killed || bad || sh->secs <= 0) {
@@ -841,16 +769,16 @@ static double py_run(const char *mode, const char *arg, char *note)
         _exit(127);
     }
     close(fds[1]);
-    cap_arm(25);
+    bench_cap_arm(25);
     while (len < sizeof out - 1) {
         ssize_t r = read(fds[0], out + len, sizeof out - 1 - len);
         if (r > 0) len += (size_t)r;
-        else if (r < 0 && errno == EINTR && !g_expired) continue;
+        else if (r < 0 && errno == EINTR && !bench_expired) continue;
         else break;
     }
-    cap_disarm();
+    bench_cap_disarm();
     close(fds[0]);
-    reap(&pid, 1, GRACE);
+    bench_reap(&pid, 1, GRACE);
     out[len] = 0;
     if ((p = strstr(out, "RESULT ")) && sscanf(p, "RESULT %lf %31s", &v, ver) == 2 && v > 0) {
         snprintf(py_version, sizeof py_version, "%s", ver);
@@ -959,7 +887,6 @@ static double faster(double a, double b)
 
 int main(void)
 {
-    struct sigaction sa;
     double ev[2], efd[2], pcond[2], mcond[2], py_ev[2], py_cond[2], py_sem;
     double un[NSEM], co[NSEM], bar[2][2], py_bar[2];
     int lost[NSEM], i, j;
@@ -969,10 +896,8 @@ int main(void)
     char name[96];
 
     setvbuf(stdout, NULL, _IOLBF, 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;   /* no SA_RESTART: blocking calls see EINTR */
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, NULL);
+    bench_cap_install("bench_sync");
+    bench_on_stuck = remove_semid;
     sh = (struct shared *)bench_shared(sizeof *sh);
     have_python = python_on_path();
     py_build();
