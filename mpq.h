@@ -2643,9 +2643,11 @@ MPQDEF int mpq_event_wait(mpq_event *e, int timeout_ms)
 
 /* --- semaphore -------------------------------------------------------------
 
-   Without undo the count is one word: acquire is a CAS down from a
-   positive value, release a CAS up (below the bound), and sleepers wait
-   on the eventcount.
+   Without undo the count is one word, and its top bit says "somebody
+   sleeps" (an eventcount folded in, as sem_t does): acquire is a CAS down
+   from a positive value, release a CAS up (below the bound) that clears
+   the bit, and wakes the sleepers only if it was set - no other word is
+   touched on the fast paths. Sleepers wait on the count word itself.
 
    With undo every change happens under `lock` (an mpq_mutex), and the
    holder table says how many permits each process holds. A change writes
@@ -2659,6 +2661,7 @@ MPQDEF int mpq_event_wait(mpq_event *e, int timeout_ms)
 #define MPQ__SEM_MAGIC 0x4d45534dU  /* "MSEM" */
 #define MPQ__SEM_BOUNDED 1u
 #define MPQ__SEM_UNDO    2u
+#define MPQ__SEM_SLEEPERS 0x80000000u   /* in a plain semaphore's count */
 
 typedef struct mpq__sem_holder {
     uint32_t pid;     /* 0: free */
@@ -2670,8 +2673,8 @@ typedef struct mpq__sem_s {
     uint32_t magic, flags;
     uint32_t bound;      /* the highest value a release may reach */
     uint32_t nholders;   /* undo: table entries                   */
-    uint32_t count;      /* free permits                          */
-    uint32_t ec;         /* acquirers sleep here                  */
+    uint32_t count;      /* free permits (plain: | MPQ__SEM_SLEEPERS) */
+    uint32_t ec;         /* undo: acquirers sleep here            */
     /* undo: the journal (valid != 0: entry `slot` and `count` are being
        changed; their old values follow) */
     uint32_t j_valid, j_slot, j_count, j_pad;
@@ -2700,7 +2703,7 @@ static int mpq__sem_valid(const void *p, size_t size)
 {
     const mpq__sem_s *s = (const mpq__sem_s *)p;
     if (s->magic != MPQ__SEM_MAGIC || (s->flags & ~3u) || s->bound > MPQ_SEM_MAX) return -EINVAL;
-    if (s->count > s->bound || s->nholders > 65536) return -EINVAL;
+    if ((s->count & ~MPQ__SEM_SLEEPERS) > s->bound || s->nholders > 65536) return -EINVAL;
     if ((s->flags & MPQ__SEM_UNDO) && (s->nholders == 0 || size < mpq__sem_size(s->nholders) ||
                                         s->lock.magic__ != MPQ__MUTEX_MAGIC))
         return -EINVAL;
@@ -2879,26 +2882,44 @@ static int mpq__sem_take_undo(const mpq_sem *sem, int64_t deadline)
 
 MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
 {
-    int64_t deadline = mpq__deadline(timeout_ms);
+    int64_t deadline;
     mpq__sem_s *s;
     uint32_t c, key;
-    int undo, rc, spun = 0;
+    int rc, spun = 0;
     if (!sem) return -EINVAL;
     s = sem->s;
-    undo = (sem->flags & MPQ__SEM_UNDO) != 0;
-    for (;;) {
-        if (undo) {
-            if ((rc = mpq__sem_take_undo(sem, deadline)) != -EAGAIN) return rc;
-        } else {
+    if (!(sem->flags & MPQ__SEM_UNDO)) {
+        c = mpq__load32(&s->count, MPQ__RELAXED);
+        while (c & ~MPQ__SEM_SLEEPERS)
+            if (mpq__cas32(&s->count, &c, c - 1, MPQ__ACQUIRE)) return 0;
+        if (timeout_ms == 0) return -EAGAIN;
+        deadline = mpq__deadline(timeout_ms);
+        for (;;) {
+            int64_t now, until;
             c = mpq__load32(&s->count, MPQ__RELAXED);
-            while (c > 0)
+            while (c & ~MPQ__SEM_SLEEPERS)
                 if (mpq__cas32(&s->count, &c, c - 1, MPQ__ACQUIRE)) return 0;
+            if (!spun++ && mpq__spin32(&s->count, c)) continue;
+            /* Say we sleep (the bit), then sleep while the word says so:
+               a release clears the bit and wakes, and no sleep outlasts a
+               slice. */
+            if (!(c & MPQ__SEM_SLEEPERS) && !mpq__cas32(&s->count, &c, c | MPQ__SEM_SLEEPERS, MPQ__SEQ_CST))
+                continue;
+            now = mpq__now_ns();
+            if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
+            until = now + (int64_t)MPQ_SYNC_SLICE_MS * 1000000;
+            if (deadline >= 0 && deadline < until) until = deadline;
+            mpq__futex_wait(&s->count, MPQ__SEM_SLEEPERS, until);
         }
+    }
+    deadline = mpq__deadline(timeout_ms);
+    for (;;) {
+        if ((rc = mpq__sem_take_undo(sem, deadline)) != -EAGAIN) return rc;
         if (timeout_ms == 0) return -EAGAIN;
         if (!spun++ && mpq__spin32(&s->count, 0)) continue;
         key = mpq__ec_prepare(&s->ec);
         if (mpq__load32(&s->count, MPQ__SEQ_CST) > 0) continue;
-        /* Undo: a slice without a release brings us back to look for dead
+        /* A slice without a release brings us back to look for dead
            holders (mpq__sem_due). */
         if (mpq__ec_sleep(&s->ec, key, deadline) == -ETIMEDOUT) return -ETIMEDOUT;
     }
@@ -2933,20 +2954,21 @@ MPQDEF int mpq_sem_release(mpq_sem *sem)
         }
         mpq_mutex_unlock(&s->lock);
         if (rc != 0) return rc;
-    } else {
-        c = mpq__load32(&s->count, MPQ__RELAXED);
-        do {
-            if (c >= sem->bound) return -EOVERFLOW;
-        } while (!mpq__cas32(&s->count, &c, c + 1, MPQ__SEQ_CST));   /* before ec_signal's load */
+        mpq__ec_signal(&s->ec);
+        return 0;
     }
-    mpq__ec_signal(&s->ec);
+    c = mpq__load32(&s->count, MPQ__RELAXED);
+    do {
+        if ((c & ~MPQ__SEM_SLEEPERS) >= sem->bound) return -EOVERFLOW;
+    } while (!mpq__cas32(&s->count, &c, (c & ~MPQ__SEM_SLEEPERS) + 1, MPQ__RELEASE));
+    if (c & MPQ__SEM_SLEEPERS) mpq__futex_wake(&s->count, INT_MAX);
     return 0;
 }
 
 MPQDEF int mpq_sem_value(const mpq_sem *sem)
 {
     if (!sem) return -EINVAL;
-    return (int)mpq__load32(&sem->s->count, MPQ__ACQUIRE);
+    return (int)(mpq__load32(&sem->s->count, MPQ__ACQUIRE) & ~MPQ__SEM_SLEEPERS);
 }
 
 /* --- condition ---------------------------------------------------------------

@@ -1227,7 +1227,7 @@ static void test_sync_corrupt_images(void)
             if (kind == 0) w[f == 0 ? 0 : 1] = f == 0 ? 0x12345678u : 2 + (uint32_t)mpqt_rand(&seed) % 100;
             else if (kind == 1) w[f] = f == 0 ? 0 : f == 1 ? 8 : f == 2 ? 0x80000000u : 4 + 2;  /* count > bound? */
             else w[f % 3] = f == 0 ? 1 : f == 1 ? 0 : 70000;
-            if (kind == 1 && f == 3) w[4] = w[2] + 1;   /* count above the bound */
+            if (kind == 1 && f == 3) { w[2] = 3; w[4] = 5; }   /* count above the bound */
         }
         munmap(shm.base__, shm.length__);
         switch (kind) {

@@ -216,4 +216,40 @@ static inline int bench_reap(pid_t *pid, int n, double grace)
     return killed;
 }
 
+
+/* --- Python beside mpq ------------------------------------------------------ */
+
+/* Whether python3 is on PATH. */
+static inline int bench_have_python(void)
+{
+    const char *path = getenv("PATH");
+    char dir[4096];
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && n + sizeof "/python3" < sizeof dir) {
+            memcpy(dir, path, n);
+            strcpy(dir + n, "/python3");
+            if (access(dir, X_OK) == 0) return 1;
+        }
+        path += n;
+        if (*path == ':') path++;
+    }
+    return 0;
+}
+
+/* Joins lines (NULL-terminated) into one script, a newline after each. */
+static inline void bench_join_lines(char *out, size_t cap, const char *const *lines)
+{
+    size_t at = 0;
+    int i;
+    for (i = 0; lines[i]; i++) {
+        size_t n = strlen(lines[i]);
+        if (at + n + 2 > cap) { fprintf(stderr, "python script too long\n"); exit(1); }
+        memcpy(out + at, lines[i], n);
+        at += n;
+        out[at++] = '\n';
+    }
+    out[at] = 0;
+}
+
 #endif

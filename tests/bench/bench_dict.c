@@ -1002,36 +1002,6 @@ static char py_script[8192];
 static char py_version[32] = "?";
 static int have_python;
 
-static int python_on_path(void)
-{
-    const char *path = getenv("PATH");
-    char dir[4096];
-    while (path && *path) {
-        size_t n = strcspn(path, ":");
-        if (n > 0 && n + sizeof "/python3" < sizeof dir) {
-            memcpy(dir, path, n);
-            strcpy(dir + n, "/python3");
-            if (access(dir, X_OK) == 0) return 1;
-        }
-        path += n;
-        if (*path == ':') path++;
-    }
-    return 0;
-}
-
-static void py_build(void)
-{
-    size_t at = 0;
-    int i;
-    for (i = 0; py_lines[i]; i++) {
-        size_t n = strlen(py_lines[i]);
-        if (at + n + 2 > sizeof py_script) { fprintf(stderr, "python script too long\n"); exit(1); }
-        memcpy(py_script + at, py_lines[i], n);
-        at += n;
-        py_script[at++] = '\n';
-    }
-    py_script[at] = 0;
-}
 
 /* Runs the script with arguments a1 a2 a3 into out (its RESULT line, or
    its last line); 0, or -1 with a note. The interpreter leads a process
@@ -1145,8 +1115,8 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     bench_cap_install("bench_dict");
     sh = (struct shared *)bench_shared(sizeof *sh);
-    have_python = python_on_path();
-    py_build();
+    have_python = bench_have_python();
+    bench_join_lines(py_script, sizeof py_script, py_lines);
 
     bench_header("mpq_dict and mpq_list vs a one-mutex table and Python's Manager");
     if (!have_python) printf("python3 is not on PATH: the Python rows are skipped\n\n");
