@@ -1,4 +1,4 @@
-/* mpq.h - v0.2.0 - processes, queues, pipes, locks and a worker pool for C - MIT license
+/* mpq.h - v0.2.0 - processes, queues, pipes, locks, shared dicts and a worker pool for C - MIT license
 
    Python's `multiprocessing` for C, as one header: libc and pthreads only,
    Linux first (glibc and musl, 32- and 64-bit).
