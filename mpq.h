@@ -499,8 +499,10 @@ MPQDEF int mpq_cond_close(mpq_cond *c);
    -EOWNERDEAD (notified or not: m was re-locked after its holder died;
    it is held and consistent, check your data), -ENOSPC (max_waiters
    threads wait already), -EPERM (m is not held by this thread), -EINVAL.
-   No spurious wake-ups, but as in any condition, re-check your predicate
-   (another thread may have taken what you were notified of).
+   No spurious wake-ups - but for one case: a notification passed on from
+   a waiter that died may reach two waiters if the process passing it on
+   dies too, at that instant. As with any condition, re-check your
+   predicate (another thread may have taken what you were notified of).
    Thread safety: any thread of any process. */
 MPQDEF int mpq_cond_wait(mpq_cond *c, mpq_mutex *m, int timeout_ms);
 
