@@ -252,4 +252,28 @@ static inline void bench_join_lines(char *out, size_t cap, const char *const *li
     out[at] = 0;
 }
 
+
+/* --- notes under a table ------------------------------------------------------
+
+   What went wrong in a run (an error, a helper that had to be killed) is
+   noted and printed as a list below the table it belongs to. */
+
+static char bench_notes[32][232];
+static int bench_nnotes;
+
+static inline void bench_note(const char *what, const char *note)
+{
+    if (bench_nnotes < 32)
+        snprintf(bench_notes[bench_nnotes++], sizeof bench_notes[0], "%.60s: %.160s", what, note);
+}
+
+static inline void bench_flush_notes(void)
+{
+    int i;
+    if (!bench_nnotes) return;
+    printf("\n");
+    for (i = 0; i < bench_nnotes; i++) printf("- %s\n", bench_notes[i]);
+    bench_nnotes = 0;
+}
+
 #endif

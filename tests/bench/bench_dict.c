@@ -524,23 +524,6 @@ static long counter_sum(const impl *k)
 
 /* --- printing -------------------------------------------------------------- */
 
-static char notes[32][NOTE + 72];
-static int nnotes;
-
-static void add_note(const char *what, const char *note)
-{
-    if (nnotes < 32) snprintf(notes[nnotes++], sizeof notes[0], "%.60s: %.160s", what, note);
-}
-
-static void flush_notes(void)
-{
-    int i;
-    if (!nnotes) return;
-    printf("\n");
-    for (i = 0; i < nnotes; i++) printf("- %s\n", notes[i]);
-    nnotes = 0;
-}
-
 /* A rate with its unit, or "failed" / "skipped". */
 static const char *rate(double v)
 {
@@ -616,7 +599,7 @@ static void measure_dict(int ii, int vi)
         for (op = 0; op < NOPS; op++) fig[ii][vi][np][op] = -1;
     if ((rc = k->create(vsizes[vi])) != 0) {
         snprintf(note, sizeof note, "create: %d (%s)", rc, errtext(rc));
-        add_note(what, note);
+        bench_note(what, note);
         return;
     }
     g_impl = k;
@@ -629,7 +612,7 @@ static void measure_dict(int ii, int vi)
             result x = command(warm[op], 2, 1, vsizes[vi], BULK_LIMIT, note);
             if (x.rate < 0 || !x.complete) failed = 1;
         }
-        if (failed) add_note(what, note[0] ? note : "warm-up: an insert or delete did not finish");
+        if (failed) bench_note(what, note[0] ? note : "warm-up: an insert or delete did not finish");
     }
     for (r = 0; r < ROUNDS; r++)
         for (np = 0; np < 2; np++) {
@@ -638,7 +621,7 @@ static void measure_dict(int ii, int vi)
             int order[] = { OP_INS, OP_GET, OP_SET, OP_ADD, OP_DEL }, j;
             if ((rc = k->clear()) != 0) {
                 snprintf(note, sizeof note, "clear: %d (%s)", rc, errtext(rc));
-                add_note(what, note);
+                bench_note(what, note);
             }
             for (j = 0; j < NOPS; j++) {
                 op = order[j];
@@ -656,7 +639,7 @@ static void measure_dict(int ii, int vi)
                 }
                 if (x.rate < 0 && !failed) {
                     failed = 1;
-                    add_note(what, note);
+                    bench_note(what, note);
                 }
                 v[np][op][r] = x.rate;
             }
@@ -684,7 +667,7 @@ static int churn(int ii, double *del, double *ins, double *occupancy)
     for (g = 0; g <= CHURN_GENS; g++) del[g] = ins[g] = occupancy[g] = -1;
     if ((rc = k->create(vsizes[0])) != 0) {
         snprintf(note, sizeof note, "create: %d (%s)", rc, errtext(rc));
-        add_note(what, note);
+        bench_note(what, note);
         return 0;
     }
     g_impl = k;
@@ -696,21 +679,21 @@ static int churn(int ii, double *del, double *ins, double *occupancy)
         if (g > 0) {
             x = command(OP_DEL, 1, 1000 + (uint32_t)g - 1, vsizes[0], CHURN_LIMIT, note);
             if (x.rate < 0) {
-                add_note(what, note);
+                bench_note(what, note);
                 break;
             }
             del[g] = x.rate;
             if (!x.complete) {
                 snprintf(note, sizeof note, "generation %d: the delete stopped at the %.1f s limit after %ld of %d keys",
                          g, CHURN_LIMIT, x.ops, NKEYS);
-                add_note(what, note);
+                bench_note(what, note);
                 run = g + 1;
                 break;
             }
         }
         y = command(OP_INS, 1, 1000 + (uint32_t)g, vsizes[0], g ? CHURN_LIMIT : BULK_LIMIT, note);
         if (y.rate < 0) {
-            add_note(what, note);
+            bench_note(what, note);
             break;
         }
         ins[g] = y.rate;
@@ -719,7 +702,7 @@ static int churn(int ii, double *del, double *ins, double *occupancy)
         if (!y.complete) {
             snprintf(note, sizeof note, "generation %d: the insert stopped at the %.1f s limit after %ld of %d keys", g,
                      CHURN_LIMIT, y.ops, NKEYS);
-            add_note(what, note);
+            bench_note(what, note);
             break;
         }
     }
@@ -1073,12 +1056,12 @@ static void measure_python(void)
             snprintf(what, sizeof what, "Python dict, %d process(es), %u-byte values", np + 1, vsizes[vi]);
             note[0] = 0;
             if (py_run("dict", a2, a3, res, sizeof res, note) != 0) {
-                add_note(what, note);
+                bench_note(what, note);
                 continue;
             }
             if (sscanf(res, "RESULT get=%lf set=%lf ins=%lf del=%lf add=%lf lost=%ld adds=%ld ver=%31s", &g, &s, &i,
                        &d, &a, &l, &n, ver) != 8) {
-                add_note(what, res);
+                bench_note(what, res);
                 continue;
             }
             py[vi][np][OP_GET] = g;
@@ -1096,8 +1079,8 @@ static void measure_python(void)
         double a;
         snprintf(a2, sizeof a2, "%d", LIST_PROCS);
         note[0] = 0;
-        if (py_run("list", a2, "0", res, sizeof res, note) != 0) add_note("Python list", note);
-        else if (sscanf(res, "RESULT append=%lf ver=%31s", &a, ver) != 2) add_note("Python list", res);
+        if (py_run("list", a2, "0", res, sizeof res, note) != 0) bench_note("Python list", note);
+        else if (sscanf(res, "RESULT append=%lf ver=%31s", &a, ver) != 2) bench_note("Python list", res);
         else py_list = a;
     }
 }
@@ -1149,7 +1132,7 @@ int main(void)
         printf("\n");
     }
     printf("(counter adds are checked: the counters' sum must grow by the adds made, else LOST UPDATES)\n");
-    flush_notes();
+    bench_flush_notes();
 
     /* 3: Python */
     measure_python();
@@ -1169,12 +1152,12 @@ int main(void)
             printf("\n`d[k] += 1` from 2 processes, %u-byte values: %ld of %ld increments lost (Python's += on a proxy "
                    "is not atomic)", vsizes[vi], py_lost[vi][1], py_adds[vi][1]);
     printf("\n");
-    flush_notes();
+    bench_flush_notes();
 
     /* 4: lists */
     note[0] = 0;
     mpq_list_rate = list_mpq(note);
-    if (mpq_list_rate < 0) add_note("mpq_list, 10 processes", note);
+    if (mpq_list_rate < 0) bench_note("mpq_list, 10 processes", note);
     printf("\n### List append from %d processes (process i on CPU i modulo %ld), %d-byte items\n\n", LIST_PROCS,
            sysconf(_SC_NPROCESSORS_ONLN), LIST_ITEM);
     printf("| list | items/s, all told | mpq ÷ this |\n|---|---:|---:|\n");
@@ -1182,15 +1165,15 @@ int main(void)
            rate(mpq_list_rate), ratio(mpq_list_rate, mpq_list_rate));
     printf("| Python %s Manager().list().append (each process: 1000 appends or 0.3 s) | %s | %s |\n", py_version,
            rate(py_list), ratio(mpq_list_rate, py_list));
-    flush_notes();
+    bench_flush_notes();
 
     note[0] = 0;
     list_by_length(len_at, 3, len_rate, note);
-    if (note[0]) add_note("mpq_list by length", note);
+    if (note[0]) bench_note("mpq_list by length", note);
     printf("\n### mpq_list_append by list length (1 process, %d appends timed at each length)\n\n", LEN_WINDOW);
     printf("| list length | appends/s | ÷ at length 0 |\n|---:|---:|---:|\n");
     for (g = 0; g < 3; g++) printf("| %ld | %s | %s |\n", len_at[g], rate(len_rate[g]), ratio(len_rate[g], len_rate[0]));
-    flush_notes();
+    bench_flush_notes();
 
     /* extra: key churn by delete */
     for (ii = 0; ii < 2; ii++) gens[ii] = churn(ii, churn_del[ii], churn_rate[ii], churn_occ[ii]);
@@ -1209,7 +1192,7 @@ int main(void)
         printf("| %d | %s | %s | %s | %s | %s | %s |\n", g, rate(churn_del[0][g]), rate(churn_rate[0][g]), occ,
                rate(churn_del[1][g]), rate(churn_rate[1][g]), ratio(churn_rate[0][g], churn_rate[1][g]));
     }
-    flush_notes();
+    bench_flush_notes();
 
     if (access("/usr/include/lmdb.h", F_OK) != 0) printf("\nLMDB: not measured (liblmdb-dev not installed)\n");
     else printf("\nLMDB: not measured (lmdb.h is there, but this benchmark does not link liblmdb)\n");

@@ -763,23 +763,6 @@ static double py_run(const char *mode, const char *arg, char *note)
 
 /* --- printing -------------------------------------------------------------- */
 
-static char notes[32][NOTE + 72];
-static int nnotes;
-
-static void add_note(const char *what, const char *note)
-{
-    if (nnotes < 32) snprintf(notes[nnotes++], sizeof notes[0], "%.60s: %.160s", what, note);
-}
-
-static void flush_notes(void)
-{
-    int i;
-    if (!nnotes) return;
-    printf("\n");
-    for (i = 0; i < nnotes; i++) printf("- %s\n", notes[i]);
-    nnotes = 0;
-}
-
 /* A figure and its unit, or "failed" / "skipped". */
 static const char *fig(double v, const char *fmt, double scale)
 {
@@ -817,7 +800,7 @@ static double py_figure(const char *mode, const char *arg, const char *what)
     char note[NOTE] = "";
     double v = py_run(mode, arg, note);
     if (v < 0) {
-        add_note(what, note);
+        bench_note(what, note);
         if (!have_python) v = -2;
     }
     return v;
@@ -831,7 +814,7 @@ static void measure_pp(const pp_impl *k, double v[2])
     for (c = 0; c < 2; c++) {
         v[c] = pingpong(k, 1 - c, note);
         snprintf(what, sizeof what, "%s (%s)", k->name, c ? "one CPU" : "two CPUs");
-        if (v[c] < 0) add_note(what, note);
+        if (v[c] < 0) bench_note(what, note);
     }
 }
 
@@ -891,17 +874,17 @@ int main(void)
     pp_row("pthread_cond + pthread_mutex, process-shared (a flag and a cond per direction)", pcond, ev);
     snprintf(name, sizeof name, "Python %s multiprocessing.Event", py_version);
     pp_row(name, py_ev, ev);
-    flush_notes();
+    bench_flush_notes();
 
     /* 2. Semaphore */
     for (i = 0; i < NSEM; i++) {
         char note[NOTE] = "";
         lost[i] = 0;
         un[i] = sem_uncontended(&sems[i], note);
-        if (un[i] < 0) add_note(sems[i].name, note);
+        if (un[i] < 0) bench_note(sems[i].name, note);
         note[0] = 0;
         co[i] = sem_contended(&sems[i], &lost[i], note);
-        if (co[i] < 0) add_note(sems[i].name, note);
+        if (co[i] < 0) bench_note(sems[i].name, note);
     }
     py_sem = py_figure("sem", "1", "Python Semaphore");
     printf("\n### Semaphore (value 1): acquire+release\n\n");
@@ -914,7 +897,7 @@ int main(void)
            fig(py_sem, "%.1f ns", 1), ratio(py_sem, un[0]));
     printf("\n(uncontended: one process, median of %d runs of up to %.2f s; contended: two processes on two\n"
            "CPUs taking turns at the one permit for %.1f s, median of %d runs)\n", SEM_RUNS, UN_CAP, CO_CAP, SEM_RUNS);
-    flush_notes();
+    bench_flush_notes();
 
     /* 3. Condition */
     measure_pp(&pp_mcond, mcond);
@@ -926,14 +909,14 @@ int main(void)
     pp_row("pthread_cond + pthread_mutex, process-shared (the runs in the Event table)", pcond, mcond);
     snprintf(name, sizeof name, "Python %s multiprocessing.Condition (two on one Lock)", py_version);
     pp_row(name, py_cond, mcond);
-    flush_notes();
+    bench_flush_notes();
 
     /* 4. Barrier */
     for (j = 0; j < 2; j++)
         for (i = 0; i < 2; i++) {
             char note[NOTE] = "";
             bar[i][j] = barrier_rate(bars[i], parties[j], note);
-            if (bar[i][j] < 0) add_note(bars[i]->name, note);
+            if (bar[i][j] < 0) bench_note(bars[i]->name, note);
         }
     py_bar[0] = py_figure("barrier2", "1", "Python Barrier(2)");
     py_bar[1] = py_figure("barrier4", "1", "Python Barrier(4)");
@@ -948,7 +931,7 @@ int main(void)
            ratio(bar[0][0], bar[1][0]), fig(bar[1][1], "%.0f", 1), ratio(bar[0][1], bar[1][1]));
     printf("| Python %s multiprocessing.Barrier | %s | %s | %s | %s |\n", py_version, fig(py_bar[0], "%.0f", 1),
            ratio(bar[0][0], py_bar[0]), fig(py_bar[1], "%.0f", 1), ratio(bar[0][1], py_bar[1]));
-    flush_notes();
+    bench_flush_notes();
 
     /* targets */
     printf("\n### targets (this run)\n\n| target | ratio | goal | |\n|---|---:|---:|---|\n");
