@@ -49,7 +49,9 @@
 
      Errors    Every function that can fail returns int: 0 (or a count) on
                success, a negative errno value on failure, so strerror(-rc)
-               explains it. errno is never the interface.
+               explains it - except the pool's worker-death codes, which
+               lie outside errno's range; mpq_strerror(rc) explains every
+               one. errno is never the interface.
      Timeouts  `int timeout_ms`: < 0 waits forever, 0 tries once (-EAGAIN
                when it would have to wait), > 0 is a bound (-ETIMEDOUT). The
                bound is a CLOCK_MONOTONIC deadline: signals (EINTR) are
@@ -142,6 +144,14 @@ extern "C" {
 /* Returns MPQ_VERSION_STRING of the implementation that was compiled in.
    Thread safety: any thread, any time. */
 MPQDEF const char *mpq_version(void);
+
+/* A readable description of any error an mpq call returns: a negative
+   errno value (as strerror(-rc) gives it), one of the pool's
+   worker-death codes (MPQ_POOL_KILLED/EXITED, "worker killed by signal 9
+   (Killed)"), or 0 ("success"). Any other value - a task's own error
+   code - gives "unknown error". The string is static and never changes.
+   Thread safety: any thread, any time. */
+MPQDEF const char *mpq_strerror(int rc);
 
 /* ========================================================================
    >>api-shm  mpq_shm: a shared-memory region
@@ -1215,8 +1225,8 @@ MPQDEF int mpq_process_destroy(mpq_process *p);
    >>api-pool  mpq_pool: a pool of worker processes
    ========================================================================
 
-   Python: multiprocessing.Pool (apply, apply_async, map, map_async, close,
-   join, terminate) and concurrent.futures' submit.
+   Python: multiprocessing.Pool (apply, apply_async, map, map_async, imap,
+   imap_unordered, close, join, terminate) and concurrent.futures' submit.
 
        static int square(const void *arg, size_t len, void *res, size_t *res_len)
        {
@@ -1239,15 +1249,19 @@ MPQDEF int mpq_process_destroy(mpq_process *p);
    room (the pool's max_result; a map's result_size), and the function sets
    result_len to the bytes it wrote. It returns 0, or an error value of its
    own choosing - by convention a negative errno - that reaches the
-   caller's future or error callback unchanged. The function pointer must
+   caller's future or error callback unchanged, with a message if the task
+   says what went wrong (mpq_pool_fail). The function pointer must
    be valid in the workers: any function of the program, or of a library
    loaded before the pool was created (the workers are forks).
 
    Processes. mpq_pool_create forks a small fork server, which forks the
-   workers and stays their parent; the creating process then starts one
-   result thread. Tasks travel to the workers on an mpq queue, results come
+   workers and stays their parent; the creating process then starts two
+   threads. Tasks travel to the workers on an mpq queue, results come
    back on another; the result thread runs the callbacks - all of them,
-   one at a time, as in Python - and completes the futures. Workers are
+   one at a time, as in Python - and completes the futures. No submitting
+   call ever waits for room: what the task queue (`backlog` tasks) cannot
+   take waits in this process, in order, and the feeder thread moves it
+   on as workers free up (Python's task handler). Workers are
    copies of the program as it was when the pool was created (like
    Python's "fork" start method): replacements are forked later by the
    server, which has no other threads, so they copy that same moment and
@@ -1276,27 +1290,51 @@ MPQDEF int mpq_process_destroy(mpq_process *p);
 
    Callbacks run on the result thread: keep them short, and never wait in
    one for another task (a future, apply, map, join or destroy there return
-   -EDEADLK or would deadlock). A callback may submit tasks; a task queue
-   that is full makes such a submit fail with -EAGAIN instead of waiting.
+   -EDEADLK or would deadlock). A callback may submit tasks.
    A pool is used by the process that created it, from any of its threads;
    forked children must not use it.
 */
 
 typedef struct mpq_pool mpq_pool;      /* opaque */
 typedef struct mpq_future mpq_future;  /* opaque: the outcome of one task */
+typedef struct mpq_imap mpq_imap;      /* opaque: an imap's results, one by one */
 
 /* A task: runs in a worker. See above. */
 typedef int (*mpq_pool_fn)(const void *arg, size_t len, void *result, size_t *result_len);
-/* Called on the result thread with a task's result (or a map's results). */
-typedef void (*mpq_pool_callback)(void *user, const void *result, size_t len);
-/* Called on the result thread with a failed task's error. */
-typedef void (*mpq_pool_error_callback)(void *user, int error);
+
+/* One outcome, as a callback, mpq_imap_next or a future sees it. */
+typedef struct mpq_pool_result {
+    uint64_t    id;     /* the submission it belongs to: apply_async, submit,
+                           map_async and imap number their calls 1, 2, 3...
+                           in the order this pool accepted them            */
+    size_t      index;  /* map and imap: the item (for a failed map, the
+                           first item that failed); apply: 0               */
+    int         error;  /* 0, or the task's error (see mpq_strerror)       */
+    const void *data;   /* the result bytes; after an error, the message the
+                           task gave mpq_pool_fail (empty if none), followed
+                           by a NUL so it can be printed with %s            */
+    size_t      len;    /* bytes at data, not counting that NUL            */
+} mpq_pool_result;
+
+/* Called on the result thread with an outcome, valid during the call:
+   the callback with a success, the error callback with a failure. */
+typedef void (*mpq_pool_callback)(void *user, const mpq_pool_result *r);
+
+/* The input of an imap: writes item number `index` (0, 1, 2, ... in
+   order) into item, which has cap bytes of room (the pool's max_arg),
+   and its length into *len. Returns 1 for an item, 0 at the end of the
+   input, or a negative error, which ends the input too and is reported
+   as the outcome of item `index` once the items before it are handed
+   back. Called on the pool's feeder thread, one call at a time, and only
+   while the imap's window has room. */
+typedef int (*mpq_pool_source)(void *user, size_t index, void *item, size_t cap, size_t *len);
 
 /* The error of a task whose worker died: killed by signal `sig`, or exited
    with status `code` while running it. Both lie below -16384, outside the
    range of -errno values. MPQ_POOL_DIED(e) tells such an error;
    MPQ_POOL_SIGNAL(e) gives its signal (0 if it exited) and
-   MPQ_POOL_STATUS(e) its exit status (-1 if it was killed). */
+   MPQ_POOL_STATUS(e) its exit status (-1 if it was killed). mpq_strerror
+   describes them. */
 #define MPQ_POOL_EDIED 0x4000
 #define MPQ_POOL_KILLED(sig) (-(MPQ_POOL_EDIED | ((sig) & 0xff)))
 #define MPQ_POOL_EXITED(code) (-(MPQ_POOL_EDIED | 0x100 | ((code) & 0xff)))
@@ -1305,16 +1343,18 @@ typedef void (*mpq_pool_error_callback)(void *user, int error);
 #define MPQ_POOL_STATUS(e) (MPQ_POOL_DIED(e) && (-(e) & 0x100) ? -(e) & 0xff : -1)
 
 typedef struct mpq_pool_config {
-    int      workers;      /* worker processes; 0: online CPUs; at most 1024  */
+    int      workers;      /* worker processes; 0: mpq_cpu_count(); at most 1024 */
     int    (*initializer)(void *initarg);  /* run once in each worker before
                               its first task; nonzero fails it (see create) */
     void    *initarg;
     unsigned max_tasks_per_child;  /* a worker is replaced after this many
-                              tasks (a map chunk counts one); 0: never     */
-    uint32_t max_arg;      /* largest argument in bytes; 0: 4096; at most 2^24 */
+                              tasks (a map or imap chunk counts one); 0: never */
+    uint32_t max_arg;      /* largest argument (or imap item) in bytes; 0: 4096;
+                              at most 2^24 */
     uint32_t max_result;   /* largest result in bytes; 0: 4096; at most 2^24 */
-    uint32_t backlog;      /* tasks that may wait for a worker before a
-                              submit waits; 0: 1024                        */
+    uint32_t backlog;      /* tasks the shared task queue holds for the
+                              workers; 0: 1024. Submissions beyond it wait in
+                              this process's memory (the calls never block) */
 } mpq_pool_config;
 
 /* Creates a pool: forks the fork server and, through it, the workers; runs
@@ -1326,18 +1366,19 @@ typedef struct mpq_pool_config {
    on failure. Thread safety: any thread. */
 MPQDEF int mpq_pool_create(mpq_pool **pool, const mpq_pool_config *cfg);
 
-/* Submits fn(arg) and returns at once; when the task ends, the result
-   thread calls callback(user, result, len) or error_callback(user, error)
-   (either may be NULL) and completes *future if one was asked for (pass
-   NULL for none; otherwise free it with mpq_future_free). The argument is
-   copied. Waits while `backlog` tasks wait already.
+/* Submits fn(arg) and returns at once, never waiting (a full task queue
+   keeps the task in this process until a worker is free). When the task
+   ends, the result thread calls callback(user, r) or error_callback(user,
+   r) (either may be NULL) and completes *future if one was asked for
+   (pass NULL for none; otherwise free it with mpq_future_free). The
+   argument is copied.
    Returns 0 (the task's outcome will be reported exactly once), -EINVAL
    (NULL pool or fn, NULL arg with len), -EMSGSIZE (len above max_arg),
    -EPIPE (the pool was closed or terminated), -ECHILD (the pool is broken),
-   -EAGAIN (called in a callback with the task queue full), -ENOMEM.
-   Thread safety: any thread of the creating process. */
+   -ENOMEM. Thread safety: any thread of the creating process, callbacks
+   included. */
 MPQDEF int mpq_pool_apply_async(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size_t len,
-                                mpq_pool_callback callback, mpq_pool_error_callback error_callback,
+                                mpq_pool_callback callback, mpq_pool_callback error_callback,
                                 void *user, mpq_future **future);
 
 /* mpq_pool_apply_async without callbacks: the outcome goes to *future
@@ -1348,9 +1389,11 @@ MPQDEF int mpq_pool_submit(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size
 
 /* Runs fn(arg) in a worker and waits for it; copies its result into
    result (cap bytes of room) and its length into *result_len.
-   Returns 0, the task's error, -EMSGSIZE (the result is longer than cap;
-   *result_len says how long), -EDEADLK (called in a callback), or an error
-   of mpq_pool_submit. Thread safety: any thread of the creating process. */
+   Returns 0, the task's error (then result holds its message as
+   mpq_future_get gives it), -EMSGSIZE (the result is longer than cap;
+   *result_len says how long), -EDEADLK (called in a callback), or an
+   error of mpq_pool_submit. Thread safety: any thread of the creating
+   process. */
 MPQDEF int mpq_pool_apply(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size_t len,
                           void *result, size_t cap, size_t *result_len);
 
@@ -1367,19 +1410,85 @@ MPQDEF int mpq_pool_apply(mpq_pool *pool, mpq_pool_fn fn, const void *arg, size_
 MPQDEF int mpq_pool_map(mpq_pool *pool, mpq_pool_fn fn, const void *items, size_t n,
                         size_t item_size, void *results, size_t result_size, size_t chunksize);
 
-/* mpq_pool_map without waiting: results must stay valid until the map
-   ends, which the result thread reports with callback(user, results,
-   n * result_size) or error_callback(user, error of the first failed chunk
-   to arrive), and through *future (NULL for none; its result is empty).
+/* mpq_pool_map without waiting, ever: the items are copied, and chunks
+   the task queue has no room for wait in this process. `results` must
+   stay valid until the map ends, which the result thread reports once:
+   callback(user, r) with r->data = results and r->len = n * result_size,
+   or error_callback(user, r) with the first failure to arrive (r->index
+   is the item that failed, r->data its message); and *future (NULL for
+   none; its result is empty; mpq_future_progress counts its items).
    Returns 0 (the outcome will be reported once) or an error as for
-   mpq_pool_map; a map whose submission fails half-way (the pool closed
-   meanwhile) still returns 0 and reports that error. Thread safety: any
-   thread of the creating process. */
+   mpq_pool_map, -ENOMEM. Thread safety: any thread of the creating
+   process, callbacks included. */
 MPQDEF int mpq_pool_map_async(mpq_pool *pool, mpq_pool_fn fn, const void *items, size_t n,
                               size_t item_size, void *results, size_t result_size,
                               size_t chunksize, mpq_pool_callback callback,
-                              mpq_pool_error_callback error_callback, void *user,
+                              mpq_pool_callback error_callback, void *user,
                               mpq_future **future);
+
+typedef struct mpq_imap_config {
+    mpq_pool_source source;   /* the input, read lazily (see mpq_pool_source) ... */
+    void        *source_user;
+    const void  *items;       /* ... or an array: n items of item_size bytes,  */
+    size_t       n;           /* which must stay valid until the imap has read */
+    size_t       item_size;   /* them all (mpq_imap_progress says when)         */
+    size_t       chunksize;   /* items per task; 0: 1                            */
+    size_t       window;      /* items read from the input but not yet handed
+                                 back by mpq_imap_next, at most: the memory
+                                 bound; 0: 8 * workers * chunksize; at least
+                                 chunksize                                      */
+    int          unordered;   /* 1: results in the order they end (Python's
+                                 imap_unordered); 0: in input order (imap)      */
+} mpq_imap_config;
+
+/* Python's imap and imap_unordered: runs fn on every item of the input
+   and hands the outcomes back one by one through mpq_imap_next while
+   later items still run. Items and results may each have any size up to
+   max_arg and max_result; a chunk packs up to chunksize items. The input
+   is read only as results are consumed: at most `window` items are out
+   (running, waiting, or finished and not yet taken), so an input far
+   larger than memory streams through in bounded memory - and an imap
+   nobody reads stalls once its window is full (close + join would wait
+   for it: read it to the end or free it first).
+   An item whose worker dies fails with MPQ_POOL_KILLED/EXITED (with its
+   chunk's unfinished items); the other items go on.
+   Returns 0, -EINVAL (NULL pool, fn, out or cfg; neither or both of
+   source and items; item_size 0 with n), -EMSGSIZE (item_size above
+   max_arg), -EPIPE, -ECHILD, -ENOMEM. Thread safety: any thread of the
+   creating process. */
+MPQDEF int mpq_pool_imap(mpq_pool *pool, mpq_pool_fn fn, const mpq_imap_config *cfg,
+                         mpq_imap **out);
+
+/* Takes the next outcome, waiting at most timeout_ms: in input order, or
+   for an unordered imap in the order they ended. *r (see mpq_pool_result:
+   r->index is the item, r->error its error) stays valid until the next
+   call on this imap. Returns 1 (an outcome in *r), 0 (the end: every
+   item's outcome has been handed back), -EAGAIN (timeout_ms == 0) or
+   -ETIMEDOUT, -EDEADLK (would wait on the result thread), -EINVAL.
+   After terminate every item not finished ends with -ECANCELED.
+   Thread safety: one thread at a time per imap. */
+MPQDEF int mpq_imap_next(mpq_imap *it, mpq_pool_result *r, int timeout_ms);
+
+/* Progress, cheap enough for a progress bar: *done counts the items that
+   have finished (handed back or not), *total the items read from the
+   input so far (an array's n from the start). Returns 1 once the input
+   has ended (total is final), 0 while it may grow, -EINVAL.
+   Thread safety: any thread. */
+MPQDEF int mpq_imap_progress(const mpq_imap *it, size_t *done, size_t *total);
+
+/* Releases the imap. Unfinished, it is cancelled: its input is not read
+   any more and outcomes still to come are dropped. Call it before
+   mpq_pool_destroy, or after it (then it only frees). Returns 0 or
+   -EINVAL. Thread safety: once per imap, not concurrently with next. */
+MPQDEF int mpq_imap_free(mpq_imap *it);
+
+/* Waits until the pool is idle: every task submitted so far (and any
+   submitted meanwhile) has ended and its outcome has been reported, with
+   the pool still open for more. Returns 0, -EAGAIN (timeout_ms == 0) or
+   -ETIMEDOUT, -EDEADLK (in a callback), -EINVAL. An imap counts until
+   its input has been read to the end. Thread safety: any thread of the
+   creating process. */
+MPQDEF int mpq_pool_wait(mpq_pool *pool, int timeout_ms);
 
 /* Stops accepting tasks (later submits: -EPIPE); the tasks already
    submitted still run, and workers exit once none is left.
@@ -1394,15 +1503,17 @@ MPQDEF int mpq_pool_close(mpq_pool *pool);
    callback). Thread safety: any thread of the creating process. */
 MPQDEF int mpq_pool_join(mpq_pool *pool, int timeout_ms);
 
-/* Stops now: the workers are killed, and every task not yet finished fails
-   with -ECANCELED (its error callback runs on the result thread before
-   terminate returns; in a callback, at once). Returns 0 or -EINVAL.
-   Thread safety: any thread of the creating process. */
+/* Stops now: the workers are killed, and every task not yet finished -
+   those still waiting in this process included - fails with -ECANCELED
+   (its error callback runs on the result thread before terminate
+   returns; in a callback, at once). A running imap input function is
+   waited for. Returns 0 or -EINVAL. Thread safety: any thread of the
+   creating process. */
 MPQDEF int mpq_pool_terminate(mpq_pool *pool);
 
 /* Terminates the pool if it still runs, then frees it: no worker, server
-   or thread remains, and every pending future is failed. Futures the
-   caller holds stay valid until freed.
+   or thread remains, and every pending future is failed. Futures and
+   imaps the caller holds stay valid until freed.
    Returns 0, -EINVAL, -EDEADLK (in a callback: the pool is left as it
    was). Thread safety: nobody may use the pool during or after the call. */
 MPQDEF int mpq_pool_destroy(mpq_pool *pool);
@@ -1411,6 +1522,18 @@ MPQDEF int mpq_pool_destroy(mpq_pool *pool);
    there are (which may exceed cap), or -EINVAL. A snapshot: workers come
    and go. Thread safety: any thread. */
 MPQDEF int mpq_pool_workers(mpq_pool *pool, pid_t *pids, size_t cap);
+
+/* In a task: gives its failure a message, printf-style, and returns
+   `error` - so a task fails with `return mpq_pool_fail(-EINVAL, "bad
+   input %d", x);`. The message (at most max_result bytes, at least 255)
+   reaches the error callback, the future and apply beside the error.
+   Outside a task it only returns `error`. Thread safety: the task's own
+   thread. */
+MPQDEF int mpq_pool_fail(int error, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* Waits until the future's task has ended, at most timeout_ms.
    Returns 0, -EAGAIN (timeout_ms == 0, not ended) or -ETIMEDOUT, -EINVAL.
@@ -1427,10 +1550,21 @@ MPQDEF int mpq_future_successful(const mpq_future *f);
 
 /* Waits as mpq_future_wait, then copies the result into buf (cap bytes)
    and its length into *len (when len is not NULL).
-   Returns 0, the task's error (nothing copied), -EMSGSIZE (the result is
-   longer than cap; *len says how long), -EAGAIN/-ETIMEDOUT, -EINVAL.
+   Returns 0, -EMSGSIZE (the result is longer than cap; *len says how
+   long), -EAGAIN/-ETIMEDOUT, -EINVAL, or the task's error: then buf gets
+   the task's message (mpq_pool_fail), cut to fit and NUL-terminated when
+   cap > 0, and *len its whole length (0: none).
    Thread safety: any thread. */
 MPQDEF int mpq_future_get(mpq_future *f, void *buf, size_t cap, size_t *len, int timeout_ms);
+
+/* The submission the future belongs to (mpq_pool_result.id), or 0 for
+   NULL. Thread safety: any thread. */
+MPQDEF uint64_t mpq_future_id(const mpq_future *f);
+
+/* Progress of the future's task: items finished and items in all (a map's
+   n; 0 or 1 of 1 for a single task). Returns 1 when it has ended, 0
+   while not, -EINVAL. Cheap: two loads. Thread safety: any thread. */
+MPQDEF int mpq_future_progress(const mpq_future *f, size_t *done, size_t *total);
 
 /* Releases the caller's hold on the future. A future freed before its task
    ends is freed when it ends (the outcome is dropped). Returns 0 or
@@ -1457,6 +1591,7 @@ MPQDEF int mpq_future_free(mpq_future *f);
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2019,6 +2154,33 @@ static mpq__seg *mpq__seg_of(void *obj, int kind)
 }
 
 MPQDEF const char *mpq_version(void) { return MPQ_VERSION_STRING; }
+
+/* The pool's worker-death texts, made once: 64 signals and 256 statuses. */
+static char mpq__death_text[64 + 256][40];
+static pthread_once_t mpq__death_once = PTHREAD_ONCE_INIT;
+
+static void mpq__death_init(void)
+{
+    int k;
+    for (k = 0; k < 64; k++)
+        snprintf(mpq__death_text[k], sizeof mpq__death_text[k], "worker killed by signal %d", k + 1);
+    for (k = 0; k < 256; k++)
+        snprintf(mpq__death_text[64 + k], sizeof mpq__death_text[0], "worker exited with status %d", k);
+}
+
+MPQDEF const char *mpq_strerror(int rc)
+{
+    if (rc == 0) return "success";
+    if (rc <= -0x4000 && rc >= -(0x4000 | 0x1ff)) {   /* MPQ_POOL_DIED */
+        int v = -rc & 0x1ff;
+        pthread_once(&mpq__death_once, mpq__death_init);
+        if (v & 0x100) return mpq__death_text[64 + (v & 0xff)];
+        if (v >= 1 && v <= 64) return mpq__death_text[v - 1];
+        return "worker killed by a signal";
+    }
+    if (rc < 0 && rc > -4096) return strerror(-rc);
+    return "unknown error";
+}
 
 /* ========================================================================
    >>shm  shared-memory regions
@@ -6480,46 +6642,125 @@ typedef struct mpq__ptask {    /* a task message, then its argument bytes */
     unsigned char fn[8];       /* the function pointer's bytes */
 } mpq__ptask;
 
-typedef struct mpq__presult {  /* a result message, then its result bytes */
+typedef struct mpq__presult {  /* a result message, then its payload */
     uint32_t entry, gen;
+    int32_t  error;            /* apply, map: the task's; imap: 0 (each item
+                                  has its own), unless the server reports a
+                                  dead worker's task                        */
+    uint32_t len;              /* payload bytes: the result, an error's
+                                  message, or an imap chunk's records       */
+    uint32_t item;             /* map: the item of the chunk that failed;
+                                  imap: the chunk's first item in this message */
+    uint32_t more;             /* imap: more messages of this chunk follow   */
+} mpq__presult;
+
+/* An imap item travels as a record: this header, then len bytes padded to
+   8. Results come back the same way, error set for a failed item (its
+   bytes are then the message). */
+typedef struct mpq__prec_hdr {
     int32_t  error;
     uint32_t len;
-} mpq__presult;
+} mpq__prec_hdr;
+
+#define MPQ__POOL_VAR 0xffffffffu    /* ptask.item_size of an imap chunk */
+#define MPQ__POOL_MSG 256            /* message room at least, NUL included */
+/* A payload of len bytes travels padded to 8, with at least one zero
+   after it: the result thread's batch keeps every header aligned, and a
+   message in place ends with a NUL. */
+#define MPQ__POOL_PAD(len) MPQ__ALIGN8((size_t)(len) + 1)
 
 typedef char mpq__assert_ptask[sizeof(mpq__ptask) == 32 && sizeof(mpq_pool_fn) <= 8 ? 1 : -1];
 typedef char mpq__assert_pworker[sizeof(mpq__pworker) == 64 ? 1 : -1];
+typedef char mpq__assert_presult[sizeof(mpq__presult) == 24 ? 1 : -1];
 
 struct mpq_future {
     uint32_t state;            /* 0 pending, 2 pending with sleepers, 1 done (a futex) */
     uint32_t refs;             /* the caller's and the pool's */
     int      error;
     size_t   len;
-    void    *data;
+    void    *data;             /* result or message, NUL after it */
+    uint64_t id;
+    uint64_t done, total;      /* progress (atomics) */
 };
 
 typedef struct mpq__pmap {     /* one map_async */
-    char                   *results;
-    size_t                  result_size, total;
-    size_t                  left;      /* chunks not yet resolved */
-    int                     error;
-    mpq_pool_callback       cb;
-    mpq_pool_error_callback ecb;
-    void                   *user;
-    mpq_future             *fut;
+    char             *results;
+    size_t            result_size, total, n;
+    size_t            left;      /* chunks not yet resolved, sent or not */
+    int               error;     /* the first failure, its item and message */
+    size_t            err_index;
+    char             *err_msg;
+    size_t            err_len;
+    uint64_t          id;
+    size_t            done;      /* items finished */
+    mpq_pool_callback cb, ecb;
+    void             *user;
+    mpq_future       *fut;
 } mpq__pmap;
 
-typedef struct mpq__pentry {   /* one pending task */
-    uint32_t                gen;       /* never 0 */
-    uint32_t                next;      /* free list */
-    int                     used;
-    mpq_pool_callback       cb;
-    mpq_pool_error_callback ecb;
-    void                   *user;
-    mpq_future             *fut;
-    mpq__pmap              *map;       /* a map chunk: items start..start+count */
-    size_t                  start;
-    uint32_t                count;
+/* One outcome of an imap, waiting to be handed back; its bytes follow. */
+typedef struct mpq__pout {
+    int    error;
+    size_t index, len;
+} mpq__pout;
+
+struct mpq_imap {              /* everything under the pool's lock */
+    mpq_pool       *pool;      /* NULL once the pool is destroyed */
+    mpq_pool_fn     fn;
+    mpq_pool_source source;
+    void           *source_user;
+    const char     *items;
+    size_t          n, item_size, chunksize, window;
+    int             unordered;
+    uint64_t        id;
+    uint64_t        pulled;    /* items read from the input (an atomic, for progress) */
+    uint64_t        sent;      /* of them, items sent in chunks (the rest: `pend`) */
+    uint64_t        read;      /* outcomes handed back */
+    uint64_t        done;      /* outcomes arrived (an atomic, for progress) */
+    uint32_t        ended;     /* the input has ended (an atomic, for progress) */
+    int             src_error; /* the input's own error, reported as item `pulled` */
+    int             src_told;
+    int             freed;     /* the caller let go */
+    int             refs;      /* the caller, the feeder's job, each chunk out */
+    char           *pend;      /* an item read that did not fit its chunk */
+    size_t          pend_len;
+    int             has_pend;
+    mpq__pout     **ring;      /* `window` places: by index % window, or a FIFO */
+    size_t          rhead, rcount;
+    mpq__pout      *last;      /* handed back by the last next */
+    pthread_cond_t  cond;      /* an outcome arrived, or the end */
+    mpq_imap       *prev, *next_it;   /* the pool's list of imaps */
+};
+
+typedef struct mpq__pentry {   /* one task out: an apply, a map chunk, an imap chunk */
+    uint32_t          gen;       /* never 0 */
+    uint32_t          next;      /* free list */
+    int               used;
+    mpq_pool_callback cb, ecb;
+    void             *user;
+    mpq_future       *fut;
+    uint64_t          id;
+    mpq__pmap        *map;       /* a map chunk: items start..start+count */
+    mpq_imap         *it;        /* an imap chunk: items start..start+count */
+    size_t            start;
+    uint32_t          count;
+    uint32_t          arrived;   /* imap: outcomes of the chunk delivered */
 } mpq__pentry;
+
+enum { MPQ__JOB_APPLY = 1, MPQ__JOB_MAP, MPQ__JOB_IMAP };
+
+typedef struct mpq__pjob {     /* a submission waiting in this process for the feeder */
+    struct mpq__pjob *next;
+    int               kind;
+    mpq_pool_fn       fn;
+    mpq__pentry       t;         /* apply: callbacks, future, id; map: t.map; imap: t.it */
+    size_t            len;       /* apply: argument bytes, after this struct */
+    const char       *items;     /* map: the items left (start at `at`) */
+    char             *copy;      /* ... in this copy, freed with the job */
+    size_t            first;     /* map: the item at `items` */
+    size_t            n, item_size, result_size, per, at;
+    int               error;     /* in failq: why it fails (0: an empty map ends) */
+} mpq__pjob;
 
 struct mpq_pool {
     mpq_queue      *tasks, *results;
@@ -6532,22 +6773,42 @@ struct mpq_pool {
     int             workers;
     unsigned        max_tasks;
     uint32_t        max_arg, max_result;
+    uint32_t        rpay;              /* result payload room: results, messages, records */
+    uint32_t        tpay;              /* task payload room: max_arg, or imap records */
     int           (*init)(void *);
     void           *initarg;
-    pthread_t       thread;
-    int             thread_up;
+    pthread_t       thread, feeder;
+    int             thread_up, feeder_up;
     char           *rbuf;              /* the result thread's batch buffer */
     size_t          rcap;
+    char           *fbuf;              /* the feeder's imap chunk and item buffers */
+    char           *fitem;
     pthread_mutex_t lock;              /* everything below */
-    pthread_cond_t  cond;              /* pending == 0, cancel done */
+    pthread_cond_t  cond;              /* pending == 0, cancel done, feeder idle */
+    pthread_cond_t  fcond;             /* work for the feeder */
     pthread_mutex_t ctl;               /* close, join, terminate, destroy */
     mpq__pentry    *e;
     uint32_t        ecap, free_head, gen;
-    size_t          pending;
+    size_t          pending;           /* outcomes not yet reported (a map, an imap input: one) */
+    uint64_t        seq;               /* submissions accepted */
+    mpq__pjob      *jobs, *jobs_tail;  /* waiting for the feeder, in order */
+    mpq__pjob      *failq;             /* for the result thread to fail */
+    mpq_imap       *imaps;             /* live imaps, for destroy */
+    int             senders;           /* threads putting tasks right now */
+    int             fbusy;             /* the feeder works on a job, outside the list */
+    int             fwait;             /* the feeder sleeps on fcond */
+    int             fstop;
+    int             halted;            /* terminate or a dead server: nothing more is sent */
+    int             halt_error;        /* what waiting jobs then fail with */
+    int             tasks_closed;
     int             closed, terminated, broken;
     uint32_t        cancel, stop;      /* requests to the result thread (atomics) */
     uint32_t        joined;            /* the server is reaped, or being reaped (atomic) */
 };
+
+/* A task's message, in a worker (mpq_pool_fail). */
+static char  *mpq__task_msg;
+static size_t mpq__task_msg_cap, mpq__task_msg_len;
 
 /* --- futures --------------------------------------------------------------- */
 
@@ -6568,15 +6829,20 @@ static void mpq__future_unref(mpq_future *f)
     MPQ_FREE(f);
 }
 
-/* Completes f with an error, or with a copy of len result bytes. */
+/* Completes f with (error, bytes): a result, or an error's message. The
+   copy ends with a NUL, for messages printed with %s. */
 static void mpq__future_done(mpq_future *f, int error, const void *data, size_t len)
 {
-    if (!error && len) {
-        if ((f->data = MPQ_MALLOC(len)) != NULL) memcpy(f->data, data, len);
-        else error = -ENOMEM;
+    f->len = 0;
+    if ((f->data = MPQ_MALLOC(len + 1)) != NULL) {
+        if (len) memcpy(f->data, data, len);
+        ((char *)f->data)[len] = 0;
+        f->len = len;
+    } else if (!error) {
+        error = -ENOMEM;
     }
     f->error = error;
-    f->len = error ? 0 : len;
+    mpq__store64(&f->done, mpq__load64(&f->total, MPQ__RELAXED), MPQ__RELAXED);
     if (mpq__xchg32(&f->state, 1, MPQ__ACQ_REL) == 2) mpq__futex_wake(&f->state, INT_MAX);
     mpq__future_unref(f);
 }
@@ -6619,11 +6885,44 @@ MPQDEF int mpq_future_get(mpq_future *f, void *buf, size_t cap, size_t *len, int
     int rc;
     if (!f || (!buf && cap)) return -EINVAL;
     if ((rc = mpq_future_wait(f, timeout_ms)) != 0) return rc;
-    if (f->error) return f->error;
     if (len) *len = f->len;
+    if (f->error) {   /* the message, cut to fit, NUL-terminated */
+        if (cap) {
+            size_t k = f->len < cap - 1 ? f->len : cap - 1;
+            if (k) memcpy(buf, f->data, k);
+            ((char *)buf)[k] = 0;
+        }
+        return f->error;
+    }
     if (f->len > cap) return -EMSGSIZE;
     if (f->len && buf) memcpy(buf, f->data, f->len);
     return 0;
+}
+
+MPQDEF uint64_t mpq_future_id(const mpq_future *f)
+{
+    return f ? f->id : 0;
+}
+
+MPQDEF int mpq_future_progress(const mpq_future *f, size_t *done, size_t *total)
+{
+    if (!f) return -EINVAL;
+    if (done) *done = (size_t)mpq__load64(&f->done, MPQ__RELAXED);
+    if (total) *total = (size_t)mpq__load64(&f->total, MPQ__RELAXED);
+    return mpq_future_ready(f);
+}
+
+MPQDEF int mpq_pool_fail(int error, const char *fmt, ...)
+{
+    if (mpq__task_msg && fmt) {
+        va_list ap;
+        int k;
+        va_start(ap, fmt);
+        k = vsnprintf(mpq__task_msg, mpq__task_msg_cap, fmt, ap);
+        va_end(ap);
+        mpq__task_msg_len = k < 0 ? 0 : (size_t)k < mpq__task_msg_cap ? (size_t)k : mpq__task_msg_cap - 1;
+    }
+    return error;
 }
 
 MPQDEF int mpq_future_free(mpq_future *f)
@@ -6640,23 +6939,90 @@ static int mpq__pool_death(const siginfo_t *si)
     return si->si_code == CLD_EXITED ? MPQ_POOL_EXITED(si->si_status) : MPQ_POOL_KILLED(si->si_status);
 }
 
-/* Runs one task message (already copied out of the queue) into the
-   result message r. */
-static void mpq__pool_run(const mpq_pool *p, const mpq__ptask *t, mpq__presult *r)
+/* Puts a result message: r and its payload, padded to 8 bytes so the
+   result thread's batch keeps every header aligned. */
+static int mpq__pool_put_result(const mpq_pool *p, mpq__presult *r)
+{
+    memset((char *)(r + 1) + r->len, 0, MPQ__POOL_PAD(r->len) - r->len);
+    return mpq_queue_put(p->results, r, sizeof *r + MPQ__POOL_PAD(r->len), -1);
+}
+
+/* Calls fn with the task message (mpq_pool_fail) room set up; on an
+   error, *msg_len is the message's length (0: none). */
+static int mpq__pool_call(mpq_pool_fn fn, const void *arg, size_t len, void *out, size_t *rl,
+                          size_t *msg_len)
+{
+    int e;
+    mpq__task_msg_len = 0;
+    e = fn(arg, len, out, rl);
+    *msg_len = e ? mpq__task_msg_len : 0;
+    return e;
+}
+
+/* Runs an imap chunk: its records one by one, each outcome a record in
+   r's payload; a payload that would overflow goes out first (more = 1). */
+static int mpq__pool_run_imap(const mpq_pool *p, mpq_pool_fn fn, const mpq__ptask *t, mpq__presult *r,
+                              char *scratch)
+{
+    const char *arg = (const char *)(t + 1);
+    char *out = (char *)(r + 1);
+    size_t off = 0, pos = 0, ml;
+    uint32_t k;
+    int rc = 0;
+    r->item = 0;
+    for (k = 0; k < t->count; k++) {
+        mpq__prec_hdr in, h;
+        const void *data;
+        size_t rl = p->max_result, need;
+        int e;
+        if (t->len - off < sizeof in) break;
+        memcpy(&in, arg + off, sizeof in);
+        if (in.len > p->max_arg || MPQ__ALIGN8((size_t)in.len) > t->len - off - sizeof in) break;
+        e = mpq__pool_call(fn, arg + off + sizeof in, in.len, scratch, &rl, &ml);
+        off += sizeof in + MPQ__ALIGN8((size_t)in.len);
+        if (!e && rl > p->max_result) e = -EMSGSIZE;
+        data = e ? (const void *)mpq__task_msg : scratch;
+        h.error = e;
+        h.len = (uint32_t)(e ? ml : rl);
+        need = sizeof h + MPQ__ALIGN8((size_t)h.len);
+        if (pos + need > p->rpay - 8) {   /* the record fits a payload of its own */
+            r->len = (uint32_t)pos;
+            r->more = 1;
+            if ((rc = mpq__pool_put_result(p, r)) != 0) return rc;
+            r->item = k;
+            pos = 0;
+        }
+        memcpy(out + pos, &h, sizeof h);
+        if (h.len) memcpy(out + pos + sizeof h, data, h.len);
+        memset(out + pos + sizeof h + h.len, 0, MPQ__ALIGN8((size_t)h.len) - h.len);
+        pos += need;
+    }
+    r->error = k < t->count ? -EIO : 0;   /* no parent writes that: shared memory was overwritten */
+    r->len = r->error ? 0 : (uint32_t)pos;
+    r->more = 0;
+    return mpq__pool_put_result(p, r);
+}
+
+/* Runs one task message (already copied out of the queue) and puts its
+   result message(s), built in r. */
+static int mpq__pool_run(const mpq_pool *p, const mpq__ptask *t, mpq__presult *r, char *scratch)
 {
     const char *arg = (const char *)(t + 1);
     char *out = (char *)(r + 1);
     mpq_pool_fn fn;
-    size_t rl;
-    uint32_t k;
+    size_t rl, ml = 0;
+    uint32_t k = 0;
     int e = 0;
     memcpy(&fn, t->fn, sizeof fn);
     r->entry = t->entry;
     r->gen = t->gen;
     r->len = 0;
+    r->item = 0;
+    r->more = 0;
+    if (t->item_size == MPQ__POOL_VAR) return mpq__pool_run_imap(p, fn, t, r, scratch);
     if (t->count == 0) {
         rl = p->max_result;
-        e = fn(arg, t->len, out, &rl);
+        e = mpq__pool_call(fn, arg, t->len, out, &rl, &ml);
         if (!e && rl > p->max_result) e = -EMSGSIZE;
         if (!e) r->len = (uint32_t)rl;
     } else if ((uint64_t)t->count * t->item_size != t->len ||
@@ -6666,24 +7032,34 @@ static void mpq__pool_run(const mpq_pool *p, const mpq__ptask *t, mpq__presult *
         memset(out, 0, (size_t)t->count * t->result_size);
         for (k = 0; k < t->count && !e; k++) {
             rl = t->result_size;
-            e = fn(arg + (size_t)k * t->item_size, t->item_size, out + (size_t)k * t->result_size, &rl);
+            e = mpq__pool_call(fn, arg + (size_t)k * t->item_size, t->item_size,
+                               out + (size_t)k * t->result_size, &rl, &ml);
             if (!e && rl > t->result_size) e = -EMSGSIZE;
         }
         if (!e) r->len = t->count * t->result_size;
+        else r->item = k - 1;
+    }
+    if (e && ml) {
+        memcpy(out, mpq__task_msg, ml);
+        r->len = (uint32_t)ml;
     }
     r->error = e;
+    return mpq__pool_put_result(p, r);
 }
 
 static void mpq__pool_worker(mpq_pool *p, int i)
 {
     mpq__pworker *w = &p->sh->w[i];
-    size_t tcap = sizeof(mpq__ptask) + p->max_arg;
+    size_t tcap = sizeof(mpq__ptask) + p->tpay;
     char *task = (char *)MPQ_MALLOC(tcap);
-    char *res = (char *)MPQ_MALLOC(sizeof(mpq__presult) + MPQ__ALIGN8(p->max_result));
+    char *res = (char *)MPQ_MALLOC(sizeof(mpq__presult) + p->rpay);
+    char *scratch = (char *)MPQ_MALLOC(MPQ__ALIGN8(p->max_result) + 8);
     unsigned done = 0;
     int code = MPQ__POOL_DONE, rc;
 
-    if (!task || !res) rc = -ENOMEM;
+    mpq__task_msg_cap = p->rpay - 16;   /* at least MPQ__POOL_MSG */
+    mpq__task_msg = (char *)MPQ_MALLOC(mpq__task_msg_cap);
+    if (!task || !res || !scratch || !mpq__task_msg) rc = -ENOMEM;
     else rc = p->init ? p->init(p->initarg) : 0;
     mpq__store32(&w->pid, (uint32_t)getpid(), MPQ__SEQ_CST);  /* as the server does: no gap */
     if (rc != 0) {
@@ -6697,7 +7073,6 @@ static void mpq__pool_worker(mpq_pool *p, int i)
     mpq__futex_wake(&p->sh->ready, INT_MAX);
     for (;;) {
         const mpq__ptask *t;
-        mpq__presult *r = (mpq__presult *)res;
         const void *m;
         size_t len;
         /* A slot this peek claims lies at or after the tail seen now. */
@@ -6715,11 +7090,7 @@ static void mpq__pool_worker(mpq_pool *p, int i)
         mpq__store64(&w->task, (uint64_t)t->entry << 32 | t->gen, MPQ__SEQ_CST);
         mpq_queue_release(p->tasks, m);
         mpq__store64(&w->from, MPQ__NO_PEEK, MPQ__SEQ_CST);
-        mpq__pool_run(p, t, r);
-        /* Results travel padded to 8 bytes, so the result thread's batch
-           keeps every header (and result) aligned. */
-        memset((char *)(r + 1) + r->len, 0, MPQ__ALIGN8(r->len) - r->len);
-        rc = mpq_queue_put(p->results, res, sizeof *r + MPQ__ALIGN8(r->len), -1);
+        rc = mpq__pool_run(p, t, (mpq__presult *)res, scratch);
         mpq__store64(&w->task, 0, MPQ__RELEASE);
         if (rc == -EPIPE) break;                 /* the pool is being destroyed */
         if (p->max_tasks && ++done >= p->max_tasks) {
@@ -6767,12 +7138,12 @@ static void mpq__pool_stop(mpq__psrv *s, int code)
    full, but gives up if the parent is gone. */
 static void mpq__pool_tell(mpq__psrv *s, uint32_t entry, uint32_t gen, int error)
 {
-    mpq__presult r;
-    r.entry = entry;
-    r.gen = gen;
-    r.error = error;
-    r.len = 0;
-    while (mpq_queue_put(s->p->results, &r, sizeof r, MPQ__POOL_SLICE_MS) == -ETIMEDOUT)
+    mpq__presult r[2];   /* the header, then an empty payload's padding */
+    memset(r, 0, sizeof r);
+    r[0].entry = entry;
+    r[0].gen = gen;
+    r[0].error = error;
+    while (mpq_queue_put(s->p->results, r, sizeof r[0] + 8, MPQ__POOL_SLICE_MS) == -ETIMEDOUT)
         if (getppid() != s->p->parent || mpq__readable(s->p->cmd[0], 0)) mpq__pool_stop(s, 0);
 }
 
@@ -6976,6 +7347,7 @@ static int mpq__pool_entry(mpq_pool *p, uint32_t *idx)
     *idx = p->free_head;
     p->free_head = p->e[*idx].next;
     if (++p->gen == 0) p->gen = 1;
+    memset(&p->e[*idx], 0, sizeof p->e[*idx]);
     p->e[*idx].gen = p->gen;
     p->e[*idx].used = 1;
     p->pending++;
@@ -6991,12 +7363,84 @@ static void mpq__pool_unentry(mpq_pool *p, uint32_t idx)
     p->free_head = idx;
 }
 
+static int mpq__pool_live(const mpq_pool *p, uint32_t idx, uint32_t gen)
+{
+    return idx < p->ecap && p->e[idx].used && p->e[idx].gen == gen;
+}
+
 /* n outcomes have been reported (or taken back): lock held. */
 static void mpq__pool_settled(mpq_pool *p, size_t n)
 {
     p->pending -= n;
     if (n && p->pending == 0) pthread_cond_broadcast(&p->cond);
 }
+
+/* Wakes the result thread (a message that resolves nothing). */
+static void mpq__pool_wake(mpq_pool *p)
+{
+    mpq__presult r[2];
+    memset(r, 0, sizeof r);
+    r[0].entry = MPQ__POOL_WAKE;
+    mpq_queue_put(p->results, r, sizeof r[0] + 8, 0);
+}
+
+/* --- the parent: imap outcomes ------------------------------------------------------ */
+
+static mpq__pout mpq__pout_nomem;   /* an outcome that found no memory */
+
+static void mpq__pout_free(mpq__pout *o)
+{
+    if (o && o != &mpq__pout_nomem) MPQ_FREE(o);
+}
+
+/* Drops a hold on it (lock held, or the pool gone); the last frees it. */
+static void mpq__imap_unref(mpq_imap *it)
+{
+    size_t k;
+    if (--it->refs > 0) return;
+    for (k = 0; k < it->window; k++) mpq__pout_free(it->ring[k]);
+    mpq__pout_free(it->last);
+    pthread_cond_destroy(&it->cond);
+    MPQ_FREE(it->ring);
+    if (it->pend) MPQ_FREE(it->pend);
+    MPQ_FREE(it);
+}
+
+/* Item `index` of it has ended (lock held): its outcome waits for next. */
+static void mpq__imap_put(mpq_imap *it, uint64_t index, int error, const void *data, size_t len)
+{
+    mpq__pout *o;
+    mpq__store64(&it->done, it->done + 1, MPQ__RELAXED);
+    if (it->freed) return;
+    if ((o = (mpq__pout *)MPQ_MALLOC(sizeof *o + len + 1)) != NULL) {
+        o->error = error;
+        o->len = len;
+        if (len) memcpy(o + 1, data, len);
+        ((char *)(o + 1))[len] = 0;
+    } else {
+        o = &mpq__pout_nomem;
+    }
+    if (o != &mpq__pout_nomem) o->index = (size_t)index;
+    if (!it->unordered) {
+        mpq__pout **at = &it->ring[index % it->window];
+        if (*at) mpq__pout_free(*at);   /* cannot happen: one outcome per item */
+        *at = o;
+    } else {
+        it->ring[(it->rhead + it->rcount) % it->window] = o;
+        it->rcount++;
+    }
+    pthread_cond_signal(&it->cond);
+}
+
+/* The input has ended (lock held): wakes a reader waiting for the end. */
+static void mpq__imap_end(mpq_imap *it, int error)
+{
+    if (error && !it->src_error) it->src_error = error;
+    mpq__store32(&it->ended, 1, MPQ__RELEASE);
+    pthread_cond_signal(&it->cond);
+}
+
+/* --- the parent: resolving outcomes -------------------------------------------------- */
 
 /* What the result thread does for one resolved entry, outside the lock. */
 typedef struct mpq__pdone {
@@ -7007,29 +7451,72 @@ typedef struct mpq__pdone {
     int         map_done;   /* this entry ended its map */
 } mpq__pdone;
 
-/* Resolves entry idx/gen with (error, data, len); lock held. Returns 0 if
-   it is not pending (resolved before: a duplicate, or cancelled). A map
-   chunk's results are copied into place here. */
-static int mpq__pool_resolve(mpq_pool *p, uint32_t idx, uint32_t gen, int error,
-                             const void *data, size_t len, mpq__pdone *d)
+/* An imap chunk's message: its records become outcomes, or - a dead
+   worker, a corrupt message - its unfinished items fail. Returns 1 once
+   the chunk is complete (the entry is freed), else 0. Lock held. */
+static int mpq__pool_resolve_imap(mpq_pool *p, uint32_t idx, int error, uint32_t item, uint32_t more,
+                                  const char *data, size_t len)
+{
+    mpq__pentry *e = &p->e[idx];
+    mpq_imap *it = e->it;
+    if (!error && item != e->arrived) return 0;   /* not the next part: a duplicate */
+    if (!error) {
+        size_t off = 0;
+        while (e->arrived < e->count && len - off >= sizeof(mpq__prec_hdr)) {
+            mpq__prec_hdr h;
+            memcpy(&h, data + off, sizeof h);
+            if (MPQ__ALIGN8((size_t)h.len) > len - off - sizeof h) break;
+            mpq__imap_put(it, e->start + e->arrived, h.error, data + off + sizeof h, h.len);
+            e->arrived++;
+            off += sizeof h + MPQ__ALIGN8((size_t)h.len);
+        }
+        if (more && e->arrived < e->count) return 0;
+        error = -EIO;   /* the last part, yet items missing: a corrupt message */
+    }
+    for (; e->arrived < e->count; e->arrived++) mpq__imap_put(it, e->start + e->arrived, error, NULL, 0);
+    mpq__pool_unentry(p, idx);
+    mpq__imap_unref(it);
+    return 1;
+}
+
+/* Resolves entry idx/gen with a result message; lock held. Returns 0 if
+   nothing is to be reported (not pending: a duplicate, or cancelled; an
+   imap chunk not complete yet). A map chunk's results are copied into
+   place here, an imap chunk's outcomes handed to the imap. */
+static int mpq__pool_resolve(mpq_pool *p, uint32_t idx, uint32_t gen, int error, uint32_t item,
+                             uint32_t more, const void *data, size_t len, mpq__pdone *d)
 {
     mpq__pentry *e;
-    if (idx >= p->ecap || !p->e[idx].used || p->e[idx].gen != gen) return 0;
+    if (!mpq__pool_live(p, idx, gen)) return 0;
     e = &p->e[idx];
     d->e = *e;
     d->error = error;
-    d->data = data;
+    d->data = error && !len ? "" : data;
     d->len = len;
     d->map_done = 0;
+    if (e->it) return mpq__pool_resolve_imap(p, idx, error, item, more, (const char *)data, len);
     if (e->map) {
         mpq__pmap *m = e->map;
         size_t want = (size_t)e->count * m->result_size;
-        if (!error && len != want) error = -EIO;
+        if (!error && len != want) {
+            error = -EIO;
+            len = 0;
+        }
         if (error) {
-            if (!m->error) m->error = error;
+            if (!m->error) {
+                m->error = error;
+                m->err_index = e->start + (item < e->count ? item : 0);
+                if (len && (m->err_msg = (char *)MPQ_MALLOC(len + 1)) != NULL) {
+                    memcpy(m->err_msg, data, len);
+                    m->err_msg[len] = 0;
+                    m->err_len = len;
+                }
+            }
         } else if (want) {
             memcpy(m->results + e->start * m->result_size, data, want);
         }
+        m->done += e->count;
+        if (m->fut) mpq__store64(&m->fut->done, m->done, MPQ__RELAXED);
         d->map_done = --m->left == 0;
     }
     mpq__pool_unentry(p, idx);
@@ -7040,12 +7527,23 @@ static int mpq__pool_resolve(mpq_pool *p, uint32_t idx, uint32_t gen, int error,
    here, so join waits for this report wherever it runs. */
 static void mpq__pool_map_end(mpq_pool *p, mpq__pmap *m)
 {
+    mpq_pool_result r;
+    r.id = m->id;
     if (m->error) {
-        if (m->ecb) m->ecb(m->user, m->error);
-    } else if (m->cb) {
-        m->cb(m->user, m->results, m->total);
+        r.index = m->err_index;
+        r.error = m->error;
+        r.data = m->err_msg ? m->err_msg : "";
+        r.len = m->err_len;
+        if (m->ecb) m->ecb(m->user, &r);
+    } else {
+        r.index = 0;
+        r.error = 0;
+        r.data = m->results;
+        r.len = m->total;
+        if (m->cb) m->cb(m->user, &r);
     }
-    if (m->fut) mpq__future_done(m->fut, m->error, NULL, 0);
+    if (m->fut) mpq__future_done(m->fut, m->error, m->error ? r.data : NULL, m->error ? r.len : 0);
+    if (m->err_msg) MPQ_FREE(m->err_msg);
     MPQ_FREE(m);
     pthread_mutex_lock(&p->lock);
     mpq__pool_settled(p, 1);
@@ -7055,14 +7553,21 @@ static void mpq__pool_map_end(mpq_pool *p, mpq__pmap *m)
 /* Reports a resolved entry: callbacks, future. */
 static void mpq__pool_report(mpq_pool *p, const mpq__pdone *d)
 {
+    mpq_pool_result r;
+    if (d->e.it) return;   /* handed to its imap already */
     if (d->e.map) {
         if (d->map_done) mpq__pool_map_end(p, d->e.map);
         return;
     }
+    r.id = d->e.id;
+    r.index = 0;
+    r.error = d->error;
+    r.data = d->data;
+    r.len = d->len;
     if (d->error) {
-        if (d->e.ecb) d->e.ecb(d->e.user, d->error);
+        if (d->e.ecb) d->e.ecb(d->e.user, &r);
     } else if (d->e.cb) {
-        d->e.cb(d->e.user, d->data, d->len);
+        d->e.cb(d->e.user, &r);
     }
     if (d->e.fut) mpq__future_done(d->e.fut, d->error, d->data, d->len);
 }
@@ -7072,18 +7577,25 @@ static void mpq__pool_fail_all(mpq_pool *p, int error)
 {
     mpq__pdone d[MPQ__POOL_BATCH];
     int n, i;
-    uint32_t k = 0;   /* no entry is taken meanwhile: the pool refuses tasks */
+    uint32_t k = 0;   /* no entry is taken meanwhile: the pool is halted */
+    int more;
     do {
+        int settled = 0;
         n = 0;
         pthread_mutex_lock(&p->lock);
         for (; k < p->ecap && n < MPQ__POOL_BATCH; k++)
-            if (p->e[k].used) n += mpq__pool_resolve(p, k, p->e[k].gen, error, NULL, 0, &d[n]);
+            if (p->e[k].used && mpq__pool_resolve(p, k, p->e[k].gen, error, 0, 0, NULL, 0, &d[n])) {
+                if (d[n].e.it) settled++;   /* nothing to report outside the lock */
+                else n++;
+            }
+        mpq__pool_settled(p, (size_t)settled);
+        more = k < p->ecap;
         pthread_mutex_unlock(&p->lock);
         for (i = 0; i < n; i++) mpq__pool_report(p, &d[i]);
         pthread_mutex_lock(&p->lock);
         mpq__pool_settled(p, (size_t)n);
         pthread_mutex_unlock(&p->lock);
-    } while (n == MPQ__POOL_BATCH);
+    } while (more);
 }
 
 /* Resolves and reports a batch of result messages. */
@@ -7091,7 +7603,7 @@ static void mpq__pool_results(mpq_pool *p, const char *buf, const size_t *lens, 
 {
     mpq__pdone d[MPQ__POOL_BATCH];
     size_t off = 0;
-    int i, k = 0;
+    int i, k = 0, settled = 0;
     pthread_mutex_lock(&p->lock);
     for (i = 0; i < n; i++) {
         mpq__presult r;   /* messages are padded to 8 bytes: buf + off is aligned */
@@ -7099,9 +7611,13 @@ static void mpq__pool_results(mpq_pool *p, const char *buf, const size_t *lens, 
         off += lens[i];
         if (lens[i] < sizeof r) continue;
         memcpy(&r, m, sizeof r);
-        if (MPQ__ALIGN8((size_t)r.len) != lens[i] - sizeof r) continue;
-        k += mpq__pool_resolve(p, r.entry, r.gen, r.error, m + sizeof r, r.len, &d[k]);
+        if (MPQ__POOL_PAD(r.len) != lens[i] - sizeof r) continue;
+        if (mpq__pool_resolve(p, r.entry, r.gen, r.error, r.item, r.more, m + sizeof r, r.len, &d[k])) {
+            if (d[k].e.it) settled++;
+            else k++;
+        }
     }
+    mpq__pool_settled(p, (size_t)settled);
     pthread_mutex_unlock(&p->lock);
     for (i = 0; i < k; i++) mpq__pool_report(p, &d[i]);
     if (k) {
@@ -7109,6 +7625,355 @@ static void mpq__pool_results(mpq_pool *p, const char *buf, const size_t *lens, 
         mpq__pool_settled(p, (size_t)k);
         pthread_mutex_unlock(&p->lock);
     }
+}
+
+/* --- the parent: submissions waiting in this process ------------------------------ */
+
+/* Appends job j for the feeder (lock held). */
+static void mpq__pool_push(mpq_pool *p, mpq__pjob *j)
+{
+    j->next = NULL;
+    if (p->jobs_tail) p->jobs_tail->next = j;
+    else p->jobs = j;
+    p->jobs_tail = j;
+    if (p->fwait) pthread_cond_signal(&p->fcond);
+}
+
+/* Hands job j to the result thread, which fails it with j->error (lock
+   held): the outcome of a map must be reported there. */
+static void mpq__pool_push_fail(mpq_pool *p, mpq__pjob *j, int error)
+{
+    j->error = error;
+    j->next = p->failq;
+    p->failq = j;
+}
+
+static void mpq__pool_job_free(mpq__pjob *j)
+{
+    if (j->copy) MPQ_FREE(j->copy);
+    MPQ_FREE(j);
+}
+
+/* Ends job j with `error` (0: none) on the result thread: an apply's
+   entry is failed by fail_all, a map's unsent chunks fail (and the map
+   ends if nothing else of it is out), an imap's input ends. */
+static void mpq__pool_job_fail(mpq_pool *p, mpq__pjob *j, int error)
+{
+    mpq__pmap *m = j->t.map;
+    mpq_imap *it = j->t.it;
+    int done = 0;
+    pthread_mutex_lock(&p->lock);
+    if (j->kind == MPQ__JOB_MAP) {
+        size_t chunks = j->at < j->n ? (j->n - j->at - 1) / j->per + 1 : 0;
+        m->left -= chunks;
+        if (error && !m->error) {
+            m->error = error;
+            m->err_index = j->at;
+        }
+        m->done += j->n - j->at;
+        if (m->fut) mpq__store64(&m->fut->done, m->done, MPQ__RELAXED);
+        done = m->left == 0;
+    } else if (j->kind == MPQ__JOB_IMAP) {
+        if (it->has_pend) {   /* read from the input, never sent */
+            mpq__imap_put(it, it->sent++, error ? error : -ECANCELED, NULL, 0);
+            it->has_pend = 0;
+        }
+        mpq__imap_end(it, 0);
+        mpq__pool_settled(p, 1);
+        mpq__imap_unref(it);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (done) mpq__pool_map_end(p, m);
+    mpq__pool_job_free(j);
+}
+
+/* Fails what waits in this process: the failed jobs, and - once the pool
+   is halted - every job (result thread). */
+static void mpq__pool_drain(mpq_pool *p)
+{
+    mpq__pjob *fail, *wait, *j;
+    int error;
+    pthread_mutex_lock(&p->lock);
+    fail = p->failq;
+    p->failq = NULL;
+    wait = NULL;
+    if (p->halted) {
+        wait = p->jobs;
+        p->jobs = p->jobs_tail = NULL;
+    }
+    error = p->halt_error;
+    pthread_mutex_unlock(&p->lock);
+    while ((j = fail) != NULL) {
+        fail = j->next;
+        mpq__pool_job_fail(p, j, j->error);
+    }
+    while ((j = wait) != NULL) {
+        wait = j->next;
+        mpq__pool_job_fail(p, j, error);
+    }
+}
+
+/* Closes the task queue once close() was called and nothing is left to
+   send, so that workers exit when they have run it all (lock held). */
+static void mpq__pool_close_tasks(mpq_pool *p)
+{
+    if (p->closed && !p->jobs && !p->senders && !p->tasks_closed) {
+        p->tasks_closed = 1;
+        mpq_queue_close(p->tasks);
+    }
+}
+
+/* Queues a task message, written in place in its slot. */
+static int mpq__pool_send(mpq_pool *p, uint32_t idx, uint32_t gen, mpq_pool_fn fn, const void *arg,
+                          size_t len, uint32_t count, uint32_t item_size, uint32_t result_size,
+                          int timeout_ms)
+{
+    void *buf;
+    int rc = mpq_queue_reserve(p->tasks, &buf, timeout_ms);
+    if (rc == 0) {
+        mpq__ptask *t = (mpq__ptask *)buf;
+        t->entry = idx;
+        t->gen = gen;
+        t->count = count;
+        t->item_size = item_size;
+        t->result_size = result_size;
+        t->len = (uint32_t)len;
+        memset(t->fn, 0, sizeof t->fn);
+        memcpy(t->fn, &fn, sizeof fn);
+        if (len) memcpy(t + 1, arg, len);
+        rc = mpq_queue_commit(p->tasks, buf, sizeof *t + len);
+    }
+    return rc;
+}
+
+/* A task the feeder could not queue (not for -EPIPE: the queue is closed
+   only when the pool halts, and fail_all then fails the entry): its
+   entry fails through the result thread. Lock held; dropped meanwhile. */
+static void mpq__pool_unsent(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
+{
+    mpq__presult r[2];
+    if (rc == -EPIPE) return;
+    memset(r, 0, sizeof r);
+    r[0].entry = idx;
+    r[0].gen = gen;
+    r[0].error = rc;
+    pthread_mutex_unlock(&p->lock);
+    while (mpq_queue_put(p->results, r, sizeof r[0] + 8, MPQ__POOL_SLICE_MS) == -ETIMEDOUT) {
+        int halted;
+        pthread_mutex_lock(&p->lock);
+        halted = p->halted;
+        pthread_mutex_unlock(&p->lock);
+        if (halted) break;
+    }
+    pthread_mutex_lock(&p->lock);
+}
+
+/* Can the feeder move job j on now? An imap waits for room in its window
+   for a whole chunk, so that chunks hold chunksize items each (unless
+   their bytes do not fit one task). */
+static int mpq__pool_job_ready(const mpq__pjob *j)
+{
+    const mpq_imap *it = j->t.it;
+    if (j->kind != MPQ__JOB_IMAP) return 1;
+    return it->freed || it->has_pend || it->pulled - it->read + it->chunksize <= it->window;
+}
+
+/* One item of an imap's input into it->pend: 1, 0 (the end) or an error. */
+static int mpq__pool_pull(mpq_pool *p, mpq_imap *it, uint64_t index)
+{
+    size_t len = 0;
+    int rc;
+    if (it->items) {
+        if (index >= it->n) return 0;
+        if (it->item_size) memcpy(it->pend, it->items + (size_t)index * it->item_size, it->item_size);
+        it->pend_len = it->item_size;
+        return 1;
+    }
+    rc = it->source(it->source_user, (size_t)index, it->pend, p->max_arg, &len);
+    if (rc > 0 && len > p->max_arg) rc = -EMSGSIZE;
+    if (rc > 0) it->pend_len = len;
+    return rc > 0 ? 1 : rc;
+}
+
+/* Moves one chunk of imap job j on (lock held, dropped meanwhile).
+   Returns 1 if the job goes on. The feeder owns it->pend while the job
+   is out of the list. */
+static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
+{
+    mpq_imap *it = j->t.it;
+    mpq__ptask *t = (mpq__ptask *)p->fbuf;
+    char *rec = (char *)(t + 1);
+    uint64_t pulls = 0, allowed;
+    size_t off = 0;
+    uint32_t count = 0, idx = 0, gen = 0;
+    int rc = 1, end = 0, ok = 0;
+
+    if (it->freed) {   /* the caller let go: read no more */
+        it->has_pend = 0;
+        mpq__imap_end(it, 0);
+        mpq__pool_settled(p, 1);
+        mpq__imap_unref(it);
+        mpq__pool_job_free(j);
+        return 0;
+    }
+    allowed = it->pulled - it->read < it->window ? it->window - (it->pulled - it->read) : 0;
+    pthread_mutex_unlock(&p->lock);
+    /* Items read from the input wait in it->pend until their chunk has room. */
+    while (count < it->chunksize) {
+        size_t need;
+        if (!it->has_pend) {
+            if (pulls >= allowed || end) break;
+            if ((rc = mpq__pool_pull(p, it, it->pulled + pulls)) <= 0) {
+                end = 1;
+                break;
+            }
+            pulls++;
+            it->has_pend = 1;
+        }
+        need = sizeof(mpq__prec_hdr) + MPQ__ALIGN8(it->pend_len);
+        if (off + need > p->tpay) break;
+        {
+            mpq__prec_hdr h;
+            h.error = 0;
+            h.len = (uint32_t)it->pend_len;
+            memcpy(rec + off, &h, sizeof h);
+            if (h.len) memcpy(rec + off + sizeof h, it->pend, h.len);
+            memset(rec + off + sizeof h + h.len, 0, MPQ__ALIGN8((size_t)h.len) - h.len);
+        }
+        off += need;
+        count++;
+        it->has_pend = 0;
+    }
+    if (it->items && it->pulled + pulls >= it->n) end = 1;
+    pthread_mutex_lock(&p->lock);
+    mpq__store64(&it->pulled, it->pulled + pulls, MPQ__RELAXED);
+    if (count) {
+        if (mpq__pool_entry(p, &idx) == 0) {
+            mpq__pentry *e = &p->e[idx];
+            e->it = it;
+            e->id = it->id;
+            e->start = (size_t)it->sent;
+            e->count = count;
+            gen = e->gen;
+            it->refs++;
+            ok = 1;
+        } else {   /* no memory for the entry: these items fail */
+            uint32_t k;
+            for (k = 0; k < count; k++) mpq__imap_put(it, it->sent + k, -ENOMEM, NULL, 0);
+        }
+        it->sent += count;
+    }
+    if (end) {
+        mpq__imap_end(it, rc < 0 ? rc : 0);
+        if (!it->has_pend) {   /* the job is done */
+            mpq__pool_settled(p, 1);
+            mpq__imap_unref(it);
+            mpq__pool_job_free(j);
+            j = NULL;
+        }
+    }
+    if (ok) {
+        pthread_mutex_unlock(&p->lock);
+        t->entry = idx;
+        t->gen = gen;
+        t->count = count;
+        t->item_size = MPQ__POOL_VAR;
+        t->result_size = 0;
+        t->len = (uint32_t)off;
+        memset(t->fn, 0, sizeof t->fn);
+        memcpy(t->fn, &it->fn, sizeof it->fn);
+        rc = mpq_queue_put(p->tasks, t, sizeof *t + off, -1);
+        pthread_mutex_lock(&p->lock);
+        if (rc != 0) mpq__pool_unsent(p, idx, gen, rc);
+    }
+    return j != NULL;
+}
+
+/* Moves job j on by one task (lock held, dropped meanwhile). Returns 1 if
+   the job goes on, 0 if it is finished (and freed). */
+static int mpq__pool_feed(mpq_pool *p, mpq__pjob *j)
+{
+    uint32_t idx, gen;
+    int rc;
+    if (j->kind == MPQ__JOB_IMAP) return mpq__pool_feed_imap(p, j);
+    if (j->kind == MPQ__JOB_APPLY) {
+        idx = j->t.next;
+        gen = j->t.gen;
+        if (mpq__pool_live(p, idx, gen)) {   /* else cancelled meanwhile */
+            pthread_mutex_unlock(&p->lock);
+            rc = mpq__pool_send(p, idx, gen, j->fn, j + 1, j->len, 0, 0, 0, -1);
+            pthread_mutex_lock(&p->lock);
+            if (rc != 0) mpq__pool_unsent(p, idx, gen, rc);
+        }
+        mpq__pool_job_free(j);
+        return 0;
+    } else {
+        mpq__pmap *m = j->t.map;
+        size_t count = j->n - j->at < j->per ? j->n - j->at : j->per;
+        const char *src = j->items + (j->at - j->first) * j->item_size;
+        mpq__pentry *e;
+        if ((rc = mpq__pool_entry(p, &idx)) != 0) {
+            mpq__pool_push_fail(p, j, rc);   /* its remaining chunks fail */
+            mpq__pool_wake(p);
+            return 0;
+        }
+        e = &p->e[idx];
+        e->map = m;
+        e->id = m->id;
+        e->start = j->at;
+        e->count = (uint32_t)count;
+        gen = e->gen;
+        j->at += count;
+        pthread_mutex_unlock(&p->lock);
+        rc = mpq__pool_send(p, idx, gen, j->fn, src, count * j->item_size, (uint32_t)count,
+                            (uint32_t)j->item_size, (uint32_t)j->result_size, -1);
+        pthread_mutex_lock(&p->lock);
+        if (rc != 0) mpq__pool_unsent(p, idx, gen, rc);
+        if (j->at < j->n) return 1;
+        mpq__pool_job_free(j);
+        return 0;
+    }
+}
+
+/* The feeder thread: moves what waits in this process onto the task
+   queue, in order, waiting for room there - so that no submitting call
+   ever does. An imap whose window is full is passed over until its reader
+   makes room. */
+static void *mpq__pool_feeder(void *arg)
+{
+    mpq_pool *p = (mpq_pool *)arg;
+    pthread_mutex_lock(&p->lock);
+    while (!p->fstop) {
+        mpq__pjob *j = NULL, *prev = NULL;
+        if (!p->halted)
+            for (j = p->jobs; j && !mpq__pool_job_ready(j); prev = j, j = j->next) {}
+        if (!j) {
+            mpq__pool_close_tasks(p);
+            p->fwait = 1;
+            pthread_cond_wait(&p->fcond, &p->lock);
+            p->fwait = 0;
+            continue;
+        }
+        if (prev) prev->next = j->next;
+        else p->jobs = j->next;
+        if (p->jobs_tail == j) p->jobs_tail = prev;
+        p->fbusy = 1;
+        p->senders++;
+        if (mpq__pool_feed(p, j)) {   /* back in front */
+            j->next = p->jobs;
+            p->jobs = j;
+            if (!p->jobs_tail) p->jobs_tail = j;
+        }
+        p->fbusy = 0;
+        p->senders--;
+        if (p->halted) {
+            pthread_cond_broadcast(&p->cond);   /* the result thread waits for this */
+            if (p->jobs) mpq__pool_wake(p);
+        }
+        mpq__pool_close_tasks(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
 }
 
 /* Has the server ended? Looked at through the result thread's own pidfd,
@@ -7123,21 +7988,39 @@ static int mpq__pool_server_gone(mpq_pool *p)
     return si.si_pid != 0;
 }
 
+/* Nothing more is sent (terminate, or the server is gone): waits until
+   the feeder is out of its job, then fails everything waiting or out. */
+static void mpq__pool_halt(mpq_pool *p, int error)
+{
+    pthread_mutex_lock(&p->lock);
+    p->halted = 1;
+    if (!p->halt_error) p->halt_error = error;
+    while (p->fbusy) pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    mpq__pool_drain(p);
+    mpq__pool_fail_all(p, error);
+}
+
 static void *mpq__pool_thread(void *arg)
 {
     mpq_pool *p = (mpq_pool *)arg;
     size_t lens[MPQ__POOL_BATCH];
     int n, dead = 0;
     for (;;) {
+        int drain;
         n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH, MPQ__POOL_SLICE_MS);
         if (n > 0) mpq__pool_results(p, p->rbuf, lens, n);
         if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) {
-            mpq__pool_fail_all(p, -ECANCELED);
+            mpq__pool_halt(p, -ECANCELED);
             pthread_mutex_lock(&p->lock);
             mpq__store32(&p->cancel, 0, MPQ__RELEASE);
             pthread_cond_broadcast(&p->cond);
             pthread_mutex_unlock(&p->lock);
         }
+        pthread_mutex_lock(&p->lock);
+        drain = p->failq || (p->halted && p->jobs);
+        pthread_mutex_unlock(&p->lock);
+        if (drain) mpq__pool_drain(p);
         if (n == -EPIPE || mpq__load32(&p->stop, MPQ__ACQUIRE)) break;
         if (n == -ETIMEDOUT && !dead && mpq__pool_server_gone(p)) {
             /* The server and its workers are gone. Deliver what they sent -
@@ -7147,6 +8030,7 @@ static void *mpq__pool_thread(void *arg)
                server gave up (-ECHILD if it was killed). */
             int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
             if (e == 0) e = -ECHILD;
+            mpq_queue_close(p->tasks);   /* the feeder, and a sender, give up */
             while ((n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH,
                                             3 * MPQ__STUCK_MS)) > 0)
                 mpq__pool_results(p, p->rbuf, lens, n);
@@ -7154,21 +8038,11 @@ static void *mpq__pool_thread(void *arg)
             if (p->terminated) e = -ECANCELED;
             else if (!p->closed && !p->broken) p->broken = e;
             pthread_mutex_unlock(&p->lock);
-            mpq__pool_fail_all(p, e);
-            mpq_queue_close(p->tasks);   /* a submit waiting for room gives up */
+            mpq__pool_halt(p, e);
             dead = 1;
         }
     }
     return NULL;
-}
-
-/* Wakes the result thread (a message that resolves nothing). */
-static void mpq__pool_wake(mpq_pool *p)
-{
-    mpq__presult r;
-    memset(&r, 0, sizeof r);
-    r.entry = MPQ__POOL_WAKE;
-    mpq_queue_put(p->results, &r, sizeof r, 0);
 }
 
 /* --- the parent: submitting ------------------------------------------------------ */
@@ -7180,84 +8054,81 @@ static int mpq__pool_refuse(const mpq_pool *p)
     return p->closed || p->terminated ? -EPIPE : 0;
 }
 
-/* Takes a pending entry for a task described by t (its callbacks, future,
-   map chunk): *idx and *gen name it. Returns 0 or why not. */
-static int mpq__pool_take(mpq_pool *p, const mpq__pentry *t, uint32_t *idx, uint32_t *gen)
-{
-    int rc;
-    pthread_mutex_lock(&p->lock);
-    if ((rc = mpq__pool_refuse(p)) == 0 && (rc = mpq__pool_entry(p, idx)) == 0) {
-        mpq__pentry *e = &p->e[*idx];
-        e->cb = t->cb;
-        e->ecb = t->ecb;
-        e->user = t->user;
-        e->fut = t->fut;
-        e->map = t->map;
-        e->start = t->start;
-        e->count = t->count;
-        *gen = e->gen;
-    }
-    pthread_mutex_unlock(&p->lock);
-    return rc;
-}
-
-/* Takes back entry idx after its message could not be queued. Returns the
-   error to give the submitter, or 0 if the entry was resolved meanwhile
+/* Takes back entry idx, whose task was not queued (lock held). Returns
+   `rc` to give the submitter, or 0 if the entry was resolved meanwhile
    (cancelled or failed: that outcome is its report). */
 static int mpq__pool_unsend(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
 {
-    pthread_mutex_lock(&p->lock);
-    if (p->e[idx].used && p->e[idx].gen == gen) {
-        mpq__pool_unentry(p, idx);
-        mpq__pool_settled(p, 1);
-        if (p->broken) rc = -ECHILD;   /* its queue was closed for that */
-    } else {
-        rc = 0;
-    }
-    pthread_mutex_unlock(&p->lock);
-    return rc;
-}
-
-/* Queues the task message of entry idx: written in place in its slot. */
-static int mpq__pool_send(mpq_pool *p, uint32_t idx, uint32_t gen, mpq_pool_fn fn, const void *arg,
-                          size_t len, uint32_t count, uint32_t item_size, uint32_t result_size)
-{
-    void *buf;
-    int rc = mpq_queue_reserve(p->tasks, &buf, mpq__pool_in_thread(p) ? 0 : -1);
-    if (rc == 0) {
-        mpq__ptask *t = (mpq__ptask *)buf;
-        t->entry = idx;
-        t->gen = gen;
-        t->count = count;
-        t->item_size = item_size;
-        t->result_size = result_size;
-        t->len = (uint32_t)len;
-        memset(t->fn, 0, sizeof t->fn);
-        memcpy(t->fn, &fn, sizeof fn);
-        if (len) memcpy(t + 1, arg, len);
-        rc = mpq_queue_commit(p->tasks, buf, sizeof *t + len);
-    }
-    return rc ? mpq__pool_unsend(p, idx, gen, rc) : 0;
+    if (!mpq__pool_live(p, idx, gen)) return 0;
+    mpq__pool_unentry(p, idx);
+    mpq__pool_settled(p, 1);
+    return p->broken ? -ECHILD : rc;   /* its queue was closed for that */
 }
 
 MPQDEF int mpq_pool_apply_async(mpq_pool *p, mpq_pool_fn fn, const void *arg, size_t len,
-                                mpq_pool_callback callback, mpq_pool_error_callback error_callback,
+                                mpq_pool_callback callback, mpq_pool_callback error_callback,
                                 void *user, mpq_future **future)
 {
     mpq_future *f = NULL;
-    mpq__pentry t;
+    mpq__pentry *e;
+    mpq__pjob *j;
     uint32_t idx = 0, gen = 0;
-    int rc;
+    int rc, direct;
     if (!p || !fn || (!arg && len)) return -EINVAL;
     if (len > p->max_arg) return -EMSGSIZE;
     if (future && !(f = mpq__future_new())) return -ENOMEM;
-    memset(&t, 0, sizeof t);
-    t.cb = callback;
-    t.ecb = error_callback;
-    t.user = user;
-    t.fut = f;
-    rc = mpq__pool_take(p, &t, &idx, &gen);
-    if (rc == 0) rc = mpq__pool_send(p, idx, gen, fn, arg, len, 0, 0, 0);
+    pthread_mutex_lock(&p->lock);
+    if ((rc = mpq__pool_refuse(p)) != 0 || (rc = mpq__pool_entry(p, &idx)) != 0) {
+        pthread_mutex_unlock(&p->lock);
+        if (f) MPQ_FREE(f);
+        return rc;
+    }
+    e = &p->e[idx];
+    e->cb = callback;
+    e->ecb = error_callback;
+    e->user = user;
+    e->fut = f;
+    e->id = ++p->seq;
+    gen = e->gen;
+    if (f) {
+        f->id = e->id;
+        f->total = 1;
+    }
+    /* Straight onto the task queue if nothing waits before it and there
+       is room; else it waits here, in order, for the feeder. */
+    direct = !p->jobs && !p->fbusy;
+    if (direct) p->senders++;
+    pthread_mutex_unlock(&p->lock);
+    rc = direct ? mpq__pool_send(p, idx, gen, fn, arg, len, 0, 0, 0, 0) : -EAGAIN;
+    if (rc == -EAGAIN) {
+        j = (mpq__pjob *)MPQ_MALLOC(sizeof *j + len);
+        if (j) {
+            memset(j, 0, sizeof *j);
+            j->kind = MPQ__JOB_APPLY;
+            j->fn = fn;
+            j->t.next = idx;
+            j->t.gen = gen;
+            j->len = len;
+            if (len) memcpy(j + 1, arg, len);
+        }
+        rc = j ? 0 : -ENOMEM;
+    } else {
+        j = NULL;
+    }
+    pthread_mutex_lock(&p->lock);
+    if (direct) p->senders--;
+    if (rc != 0) {
+        rc = mpq__pool_unsend(p, idx, gen, rc);
+    } else if (j) {
+        if (mpq__pool_live(p, idx, gen)) {
+            mpq__pool_push(p, j);
+            if (p->halted) mpq__pool_wake(p);
+        } else {
+            mpq__pool_job_free(j);   /* cancelled meanwhile: reported */
+        }
+    }
+    mpq__pool_close_tasks(p);
+    pthread_mutex_unlock(&p->lock);
     if (rc != 0) {
         if (f) MPQ_FREE(f);   /* nobody else saw it */
         return rc;
@@ -7285,16 +8156,17 @@ MPQDEF int mpq_pool_apply(mpq_pool *p, mpq_pool_fn fn, const void *arg, size_t l
     return rc;
 }
 
-MPQDEF int mpq_pool_map_async(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n,
-                              size_t item_size, void *results, size_t result_size,
-                              size_t chunksize, mpq_pool_callback callback,
-                              mpq_pool_error_callback error_callback, void *user,
-                              mpq_future **future)
+/* map_async, and map with `borrow` set: the items stay valid until the
+   map ends, so what waits here need not copy them. */
+static int mpq__pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n, size_t item_size,
+                         void *results, size_t result_size, size_t chunksize, mpq_pool_callback callback,
+                         mpq_pool_callback error_callback, void *user, mpq_future **future, int borrow)
 {
     mpq__pmap *m;
     mpq_future *f = NULL;
-    size_t per, chunks, k;
-    int rc = 0, done;
+    mpq__pjob *j = NULL;
+    size_t per, chunks, at = 0;
+    int rc = 0, direct;
 
     if (!p || !fn) return -EINVAL;
     if (n && ((!items && item_size) || (!results && result_size))) return -EINVAL;
@@ -7305,7 +8177,7 @@ MPQDEF int mpq_pool_map_async(mpq_pool *p, mpq_pool_fn fn, const void *items, si
     if (result_size && per > p->max_result / result_size) per = p->max_result / result_size;
     if (per > MPQ__POOL_MAX_SIZE) per = MPQ__POOL_MAX_SIZE;
     if (per == 0) per = 1;
-    chunks = n ? (n - 1) / per + 1 : 1;   /* an empty map: one empty chunk */
+    chunks = n ? (n - 1) / per + 1 : 0;
     if (!(m = (mpq__pmap *)MPQ_MALLOC(sizeof *m))) return -ENOMEM;
     if (future && !(f = mpq__future_new())) {
         MPQ_FREE(m);
@@ -7314,59 +8186,125 @@ MPQDEF int mpq_pool_map_async(mpq_pool *p, mpq_pool_fn fn, const void *items, si
     memset(m, 0, sizeof *m);
     m->results = (char *)results;
     m->result_size = result_size;
+    m->n = n;
     m->total = n * result_size;
     m->left = chunks;
     m->cb = callback;
     m->ecb = error_callback;
     m->user = user;
     m->fut = f;
+    if (f) f->total = n;
     pthread_mutex_lock(&p->lock);
-    p->pending++;                         /* the map's own report, see map_end */
-    pthread_mutex_unlock(&p->lock);
-    for (k = 0; k < chunks; k++) {
-        size_t start = k * per, count = n - start < per ? n - start : per;
-        uint32_t idx = 0, gen = 0;
-        mpq__pentry t;
-        if (n == 0) count = 0;
-        memset(&t, 0, sizeof t);
-        t.map = m;
-        t.start = start;
-        t.count = (uint32_t)count;
-        if ((rc = mpq__pool_take(p, &t, &idx, &gen)) != 0) break;
-        if (n == 0) {
-            /* Nothing to run: an empty result, straight to the result thread. */
-            mpq__presult r;
-            r.entry = idx;
-            r.gen = gen;
-            r.error = 0;
-            r.len = 0;
-            rc = mpq_queue_put(p->results, &r, sizeof r, mpq__pool_in_thread(p) ? 0 : -1);
-            if (rc != 0) rc = mpq__pool_unsend(p, idx, gen, rc);
-        } else {
-            rc = mpq__pool_send(p, idx, gen, fn, (const char *)items + start * item_size,
-                                count * item_size, (uint32_t)count, (uint32_t)item_size,
-                                (uint32_t)result_size);
-        }
-        if (rc != 0) break;
-    }
-    if (rc != 0) {
-        pthread_mutex_lock(&p->lock);
-        m->left -= chunks - k;
-        if (!m->error) m->error = rc;
-        done = m->left == 0;
+    if ((rc = mpq__pool_refuse(p)) != 0) {
         pthread_mutex_unlock(&p->lock);
-        if (k == 0) {           /* nothing went out: the call fails instead */
-            MPQ_FREE(m);
-            if (f) MPQ_FREE(f);
-            pthread_mutex_lock(&p->lock);
-            mpq__pool_settled(p, 1);
-            pthread_mutex_unlock(&p->lock);
-            return rc;
-        }
-        if (done) mpq__pool_map_end(p, m);   /* all that went out has ended */
+        MPQ_FREE(m);
+        if (f) MPQ_FREE(f);
+        return rc;
     }
+    m->id = ++p->seq;
+    if (f) f->id = m->id;
+    p->pending++;                         /* the map's own report, see map_end */
+    direct = !p->jobs && !p->fbusy;
+    if (direct) p->senders++;
+    /* Chunks go straight onto the task queue while it has room and
+       nothing waits before them; the rest waits here for the feeder. */
+    while (direct && at < n) {
+        size_t count = n - at < per ? n - at : per;
+        uint32_t idx, gen;
+        mpq__pentry *e;
+        if (p->halted) break;   /* the rest fails on the result thread */
+        if ((rc = mpq__pool_entry(p, &idx)) != 0) break;
+        e = &p->e[idx];
+        e->map = m;
+        e->id = m->id;
+        e->start = at;
+        e->count = (uint32_t)count;
+        gen = e->gen;
+        pthread_mutex_unlock(&p->lock);
+        rc = mpq__pool_send(p, idx, gen, fn, (const char *)items + at * item_size, count * item_size,
+                            (uint32_t)count, (uint32_t)item_size, (uint32_t)result_size, 0);
+        pthread_mutex_lock(&p->lock);
+        if (rc != 0) {
+            if (mpq__pool_live(p, idx, gen)) {   /* take it back: it waits, or fails */
+                mpq__pool_unentry(p, idx);
+                mpq__pool_settled(p, 1);
+            } else {
+                at += count;   /* cancelled meanwhile: that was its report */
+            }
+            break;
+        }
+        at += count;
+    }
+    if (direct) p->senders--;
+    if (rc == -EAGAIN) rc = 0;   /* full: the rest waits */
+    if (rc != 0 && at == 0 && m->left == chunks) {
+        /* Nothing went out: the call fails instead. */
+        mpq__pool_settled(p, 1);
+        mpq__pool_close_tasks(p);
+        pthread_mutex_unlock(&p->lock);
+        MPQ_FREE(m);
+        if (f) MPQ_FREE(f);
+        return rc;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (at < n || n == 0) {
+        /* The rest waits (or, failed or empty, goes to the result thread). */
+        size_t bytes = (n - at) * item_size;
+        j = (mpq__pjob *)MPQ_MALLOC(sizeof *j);
+        if (j) {
+            memset(j, 0, sizeof *j);
+            j->kind = MPQ__JOB_MAP;
+            j->fn = fn;
+            j->t.map = m;
+            j->items = (const char *)items + at * item_size;
+            j->first = at;
+            j->at = at;
+            j->n = n;
+            j->per = per;
+            j->item_size = item_size;
+            j->result_size = result_size;
+            if (!borrow && rc == 0 && bytes) {
+                if ((j->copy = (char *)MPQ_MALLOC(bytes)) != NULL) memcpy(j->copy, j->items, bytes);
+                else rc = -ENOMEM;
+                j->items = j->copy;
+            }
+        }
+    }
+    pthread_mutex_lock(&p->lock);
+    if (j && rc == 0 && n > 0) {
+        mpq__pool_push(p, j);
+        if (p->halted) mpq__pool_wake(p);
+    } else if (j) {
+        mpq__pool_push_fail(p, j, rc);   /* reported on the result thread */
+        mpq__pool_wake(p);
+    } else if (at < n || n == 0) {
+        /* No memory even for the job: the chunks not sent fail here. */
+        size_t rest = at < n ? (n - at - 1) / per + 1 : 0;
+        m->left -= rest;
+        if (!m->error) {
+            m->error = -ENOMEM;
+            m->err_index = at;
+        }
+        if (m->left == 0) {   /* nothing out: report on this thread, the one exception */
+            pthread_mutex_unlock(&p->lock);
+            mpq__pool_map_end(p, m);
+            pthread_mutex_lock(&p->lock);
+        }
+    }
+    mpq__pool_close_tasks(p);
+    pthread_mutex_unlock(&p->lock);
     if (future) *future = f;
     return 0;
+}
+
+MPQDEF int mpq_pool_map_async(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n,
+                              size_t item_size, void *results, size_t result_size,
+                              size_t chunksize, mpq_pool_callback callback,
+                              mpq_pool_callback error_callback, void *user,
+                              mpq_future **future)
+{
+    return mpq__pool_map(p, fn, items, n, item_size, results, result_size, chunksize, callback,
+                         error_callback, user, future, 0);
 }
 
 MPQDEF int mpq_pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n,
@@ -7376,12 +8314,207 @@ MPQDEF int mpq_pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n
     int rc;
     if (!p) return -EINVAL;
     if (mpq__pool_in_thread(p)) return -EDEADLK;
-    rc = mpq_pool_map_async(p, fn, items, n, item_size, results, result_size, chunksize,
-                            NULL, NULL, NULL, &f);
+    rc = mpq__pool_map(p, fn, items, n, item_size, results, result_size, chunksize,
+                       NULL, NULL, NULL, &f, 1);
     if (rc != 0) return rc;
     rc = mpq_future_wait(f, -1);
     if (rc == 0) rc = f->error;
     mpq_future_free(f);
+    return rc;
+}
+
+/* --- the parent: imap ---------------------------------------------------------------- */
+
+MPQDEF int mpq_pool_imap(mpq_pool *p, mpq_pool_fn fn, const mpq_imap_config *cfg, mpq_imap **out)
+{
+    mpq_imap *it;
+    mpq__pjob *j;
+    pthread_condattr_t ca;
+    size_t chunk, window;
+    int rc;
+    if (!p || !fn || !cfg || !out || !cfg->source == !cfg->items) return -EINVAL;
+    if (cfg->items && cfg->n && !cfg->item_size) return -EINVAL;
+    if (cfg->items && cfg->item_size > p->max_arg) return -EMSGSIZE;
+    chunk = cfg->chunksize ? cfg->chunksize : 1;
+    if (chunk > MPQ__POOL_MAX_SIZE) chunk = MPQ__POOL_MAX_SIZE;
+    window = cfg->window ? cfg->window : 8 * (size_t)p->workers * chunk;
+    if (window < chunk) window = chunk;
+    if (window > MPQ__POOL_MAX_SIZE) window = MPQ__POOL_MAX_SIZE;
+    if (!(it = (mpq_imap *)MPQ_MALLOC(sizeof *it))) return -ENOMEM;
+    memset(it, 0, sizeof *it);
+    it->ring = (mpq__pout **)MPQ_MALLOC(window * sizeof *it->ring);
+    it->pend = (char *)MPQ_MALLOC(p->max_arg ? p->max_arg : 1);
+    j = (mpq__pjob *)MPQ_MALLOC(sizeof *j);
+    if (!it->ring || !it->pend || !j) {
+        if (it->ring) MPQ_FREE(it->ring);
+        if (it->pend) MPQ_FREE(it->pend);
+        if (j) MPQ_FREE(j);
+        MPQ_FREE(it);
+        return -ENOMEM;
+    }
+    memset(it->ring, 0, window * sizeof *it->ring);
+    it->pool = p;
+    it->fn = fn;
+    it->source = cfg->source;
+    it->source_user = cfg->source_user;
+    it->items = (const char *)cfg->items;
+    it->n = cfg->items ? cfg->n : 0;
+    it->item_size = cfg->item_size;
+    it->chunksize = chunk;
+    it->window = window;
+    it->unordered = cfg->unordered != 0;
+    it->refs = 2;   /* the caller's, the job's */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&it->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    memset(j, 0, sizeof *j);
+    j->kind = MPQ__JOB_IMAP;
+    j->t.it = it;
+    pthread_mutex_lock(&p->lock);
+    if ((rc = mpq__pool_refuse(p)) != 0) {
+        pthread_mutex_unlock(&p->lock);
+        it->refs = 1;
+        mpq__imap_unref(it);
+        MPQ_FREE(j);
+        return rc;
+    }
+    it->id = ++p->seq;
+    if (it->items && it->n == 0) {   /* nothing to read */
+        mpq__imap_end(it, 0);
+        it->refs = 1;
+        MPQ_FREE(j);
+    } else {
+        p->pending++;   /* the input, until it has been read to the end */
+        mpq__pool_push(p, j);
+    }
+    it->next_it = p->imaps;
+    if (p->imaps) p->imaps->prev = it;
+    p->imaps = it;
+    pthread_mutex_unlock(&p->lock);
+    *out = it;
+    return 0;
+}
+
+MPQDEF int mpq_imap_next(mpq_imap *it, mpq_pool_result *r, int timeout_ms)
+{
+    mpq_pool *p;
+    int64_t deadline = mpq__deadline(timeout_ms);
+    int rc = 0, expired = 0;
+    if (!it || !r || !(p = it->pool)) return -EINVAL;
+    pthread_mutex_lock(&p->lock);
+    mpq__pout_free(it->last);
+    it->last = NULL;
+    for (;;) {
+        mpq__pout *o = NULL;
+        if (!it->unordered) {
+            mpq__pout **at = &it->ring[it->read % it->window];
+            if (*at) {
+                o = *at;
+                *at = NULL;
+            }
+        } else if (it->rcount) {
+            o = it->ring[it->rhead];
+            it->ring[it->rhead] = NULL;
+            it->rhead = (it->rhead + 1) % it->window;
+            it->rcount--;
+        }
+        if (o) {
+            r->id = it->id;
+            if (o == &mpq__pout_nomem) {
+                r->index = it->unordered ? (size_t)-1 : (size_t)it->read;
+                r->error = -ENOMEM;
+                r->data = "";
+                r->len = 0;
+            } else {
+                r->index = o->index;
+                r->error = o->error;
+                r->data = o + 1;
+                r->len = o->len;
+            }
+            it->read++;
+            it->last = o;
+            if (p->fwait) pthread_cond_signal(&p->fcond);   /* the window has room */
+            rc = 1;
+            break;
+        }
+        if (mpq__load32(&it->ended, MPQ__ACQUIRE) && it->read == it->pulled) {
+            if (it->src_error && !it->src_told) {   /* the input's own failure, last */
+                it->src_told = 1;
+                r->id = it->id;
+                r->index = (size_t)it->pulled;
+                r->error = it->src_error;
+                r->data = "";
+                r->len = 0;
+                rc = 1;
+            }
+            break;   /* rc 0: the end */
+        }
+        if (timeout_ms == 0 || expired) {
+            rc = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+            break;
+        }
+        if (mpq__pool_in_thread(p)) {
+            rc = -EDEADLK;
+            break;
+        }
+        if (deadline < 0) {
+            pthread_cond_wait(&it->cond, &p->lock);
+        } else {
+            struct timespec ts = mpq__timespec(deadline);
+            if (pthread_cond_timedwait(&it->cond, &p->lock, &ts) == ETIMEDOUT) expired = 1;   /* one last look */
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+MPQDEF int mpq_imap_progress(const mpq_imap *it, size_t *done, size_t *total)
+{
+    if (!it) return -EINVAL;
+    if (done) *done = (size_t)mpq__load64(&it->done, MPQ__RELAXED);
+    if (total) *total = it->items ? it->n : (size_t)mpq__load64(&it->pulled, MPQ__RELAXED);
+    return it->items ? 1 : (int)mpq__load32(&it->ended, MPQ__ACQUIRE);
+}
+
+MPQDEF int mpq_imap_free(mpq_imap *it)
+{
+    mpq_pool *p;
+    if (!it) return -EINVAL;
+    if (!(p = it->pool)) {   /* the pool is gone: only this hold is left */
+        mpq__imap_unref(it);
+        return 0;
+    }
+    pthread_mutex_lock(&p->lock);
+    it->freed = 1;
+    if (it->prev) it->prev->next_it = it->next_it;
+    else p->imaps = it->next_it;
+    if (it->next_it) it->next_it->prev = it->prev;
+    if (p->fwait) pthread_cond_signal(&p->fcond);   /* its job retires */
+    mpq__imap_unref(it);
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+MPQDEF int mpq_pool_wait(mpq_pool *p, int timeout_ms)
+{
+    int64_t deadline = mpq__deadline(timeout_ms);
+    int rc = 0;
+    if (!p) return -EINVAL;
+    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    pthread_mutex_lock(&p->lock);
+    while (p->pending && rc == 0) {
+        if (timeout_ms == 0) {
+            rc = -EAGAIN;
+        } else if (deadline < 0) {
+            pthread_cond_wait(&p->cond, &p->lock);
+        } else {
+            struct timespec ts = mpq__timespec(deadline);
+            if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT && p->pending)
+                rc = -ETIMEDOUT;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
     return rc;
 }
 
@@ -7398,9 +8531,16 @@ static void mpq__pool_free(mpq_pool *p)
     if (p->sh) munmap(p->sh, p->sh_len);
     if (p->e) MPQ_FREE(p->e);
     if (p->rbuf) MPQ_FREE(p->rbuf);
+    if (p->fbuf) MPQ_FREE(p->fbuf);
+    while (p->jobs) {   /* submitted while destroy ran: nobody may */
+        mpq__pjob *j = p->jobs;
+        p->jobs = j->next;
+        mpq__pool_job_free(j);
+    }
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->ctl);
     pthread_cond_destroy(&p->cond);
+    pthread_cond_destroy(&p->fcond);
     MPQ_FREE(p);
 }
 
@@ -7472,7 +8612,12 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&p->cond, &ca);
+    pthread_cond_init(&p->fcond, &ca);
     pthread_condattr_destroy(&ca);
+    /* Payload room: a result or a message (with its NUL and padding), an
+       imap record; an argument or an imap record. */
+    p->rpay = (uint32_t)(MPQ__ALIGN8(p->max_result > MPQ__POOL_MSG ? p->max_result : MPQ__POOL_MSG) + 16);
+    p->tpay = (uint32_t)(MPQ__ALIGN8(p->max_arg) + 8);
 
     p->sh_len = sizeof(mpq__pshared) + (size_t)(workers - 1) * sizeof(mpq__pworker);
     p->sh = (mpq__pshared *)mmap(NULL, p->sh_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -7483,16 +8628,17 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
     }
     memset(&qc, 0, sizeof qc);
     qc.capacity = cfg->backlog ? cfg->backlog : 1024;
-    qc.max_msg = (uint32_t)sizeof(mpq__ptask) + p->max_arg;
+    qc.max_msg = (uint32_t)sizeof(mpq__ptask) + p->tpay;
     if ((rc = mpq_queue_create(&p->tasks, &qc)) != 0) goto fail;
     p->tasks->supervised = 1;   /* dead workers' slots are the server's */
     if (qc.capacity < 64) qc.capacity = 64;
-    qc.max_msg = (uint32_t)(sizeof(mpq__presult) + MPQ__ALIGN8(p->max_result));
+    qc.max_msg = (uint32_t)sizeof(mpq__presult) + p->rpay;
     if ((rc = mpq_queue_create(&p->results, &qc)) != 0) goto fail;
     p->rcap = (size_t)MPQ__POOL_BATCH * qc.max_msg;
     if (p->rcap > ((size_t)1 << 20)) p->rcap = (size_t)1 << 20;
     if (p->rcap < qc.max_msg) p->rcap = qc.max_msg;
-    if (!(p->rbuf = (char *)MPQ_MALLOC(p->rcap))) {
+    p->fbuf = (char *)MPQ_MALLOC(sizeof(mpq__ptask) + p->tpay);
+    if (!(p->rbuf = (char *)MPQ_MALLOC(p->rcap)) || !p->fbuf) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -7529,9 +8675,13 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = -pthread_create(&p->thread, NULL, mpq__pool_thread, p);
+    if (rc == 0) {
+        p->thread_up = 1;
+        rc = -pthread_create(&p->feeder, NULL, mpq__pool_feeder, p);
+        p->feeder_up = rc == 0;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) goto fail;
-    p->thread_up = 1;
     mpq__store32(&p->sh->started, 1, MPQ__SEQ_CST);
     *out = p;
     return 0;
@@ -7540,6 +8690,11 @@ fail:
     if (p->server.pid > 0) {
         mpq__pool_kill_server(p);
         mpq__pool_wait_server(p, -1);
+    }
+    if (p->thread_up) {   /* the feeder could not start */
+        mpq__store32(&p->stop, 1, MPQ__RELEASE);
+        mpq_queue_close(p->results);
+        pthread_join(p->thread, NULL);
     }
     mpq__pool_free(p);
     return rc;
@@ -7550,8 +8705,8 @@ MPQDEF int mpq_pool_close(mpq_pool *p)
     if (!p) return -EINVAL;
     pthread_mutex_lock(&p->lock);
     p->closed = 1;
+    mpq__pool_close_tasks(p);   /* or the feeder does, once it has sent all */
     pthread_mutex_unlock(&p->lock);
-    mpq_queue_close(p->tasks);
     return 0;
 }
 
@@ -7599,7 +8754,7 @@ MPQDEF int mpq_pool_terminate(mpq_pool *p)
        only the result thread's loop says it is done, once no report of an
        outer fail_all (this callback's caller, maybe) is left. */
     if (mpq__pool_in_thread(p)) {
-        if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) mpq__pool_fail_all(p, -ECANCELED);
+        if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) mpq__pool_halt(p, -ECANCELED);
     } else {
         mpq__pool_wake(p);
         pthread_mutex_lock(&p->lock);
@@ -7614,10 +8769,20 @@ MPQDEF int mpq_pool_destroy(mpq_pool *p)
     if (!p) return -EINVAL;
     if (mpq__pool_in_thread(p)) return -EDEADLK;
     mpq_pool_terminate(p);
+    pthread_mutex_lock(&p->lock);
+    p->fstop = 1;
+    pthread_cond_signal(&p->fcond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->feeder, NULL);
     mpq__store32(&p->stop, 1, MPQ__RELEASE);
     mpq_queue_close(p->results);
     pthread_join(p->thread, NULL);
     p->thread_up = 0;
+    while (p->imaps) {   /* the caller's imaps outlive the pool: they only free */
+        mpq_imap *it = p->imaps;
+        p->imaps = it->next_it;
+        it->pool = NULL;
+    }
     mpq__pool_free(p);
     return 0;
 }

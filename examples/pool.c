@@ -47,8 +47,10 @@ static int foo(const void *arg, size_t len, void *result, size_t *result_len)
     return 0;
 }
 
-static void call(void *user, const void *result, size_t len)
+static void call(void *user, const mpq_pool_result *r_)
 {
+    const void *result = r_->data;
+    size_t len = r_->len;
     int v;
     (void)user;
     (void)len;
@@ -56,8 +58,9 @@ static void call(void *user, const void *result, size_t len)
     printf("-->exec done: %d %d\n", v, (int)getpid());
 }
 
-static void failed(void *user, int error)
+static void failed(void *user, const mpq_pool_result *r_)
 {
+    int error = r_->error;
     (void)user;
     if (MPQ_POOL_DIED(error))
         printf("-->a worker died running a task (signal %d)\n", MPQ_POOL_SIGNAL(error));

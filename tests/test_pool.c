@@ -97,16 +97,19 @@ static int t_init_value(const void *a, size_t n, void *r, size_t *rl) { (void)a;
 /* Outcomes seen by callbacks (they run on the result thread). */
 static int cb_ok, cb_err, cb_last_err, cb_sum;
 static unsigned char cb_seen[1000];
-static void on_result(void *user, const void *res, size_t len)
+static void on_result(void *user, const mpq_pool_result *r_)
 {
+    const void *res = r_->data;
+    size_t len = r_->len;
     int v = get_int(res, len);
     (void)user;
     if (v >= 100 && v < 1100) cb_seen[v - 100]++;
     cb_sum += v;
     __atomic_fetch_add(&cb_ok, 1, __ATOMIC_SEQ_CST);
 }
-static void on_error(void *user, int error)
+static void on_error(void *user, const mpq_pool_result *r_)
 {
+    int error = r_->error;
     (void)user;
     cb_last_err = error;
     __atomic_fetch_add(&cb_err, 1, __ATOMIC_SEQ_CST);
@@ -580,19 +583,23 @@ static int t_spin_square(const void *a, size_t n, void *r, size_t *rl)
     return t_square(a, n, r, rl);
 }
 static int storm_other, storm_map_done, storm_map_err;
-static void storm_error(void *user, int error)
+static void storm_error(void *user, const mpq_pool_result *r_)
 {
+    int error = r_->error;
     (void)user;
     if (error == MPQ_POOL_KILLED(SIGKILL)) __atomic_fetch_add(&cb_err, 1, __ATOMIC_SEQ_CST);
     else storm_other = error;
 }
-static void storm_map_ok(void *user, const void *res, size_t len)
+static void storm_map_ok(void *user, const mpq_pool_result *r_)
 {
+    const void *res = r_->data;
+    size_t len = r_->len;
     (void)user; (void)res; (void)len;
     __atomic_fetch_add(&storm_map_done, 1, __ATOMIC_SEQ_CST);
 }
-static void storm_map_error(void *user, int error)
+static void storm_map_error(void *user, const mpq_pool_result *r_)
 {
+    int error = r_->error;
     (void)user;
     storm_map_err = error;
     __atomic_fetch_add(&storm_map_done, 1, __ATOMIC_SEQ_CST);
@@ -720,8 +727,10 @@ static void test_pool_fork_fails(void)
 /* Results of odd lengths arrive many to a batch: each stays whole (and,
    under UBSan, is read aligned). */
 static int odd_seen;
-static void odd_result(void *user, const void *res, size_t len)
+static void odd_result(void *user, const mpq_pool_result *r_)
 {
+    const void *res = r_->data;
+    size_t len = r_->len;
     int i = (int)(intptr_t)user;
     char want[8];
     memset(want, 'a' + i % 26, sizeof want);
@@ -776,8 +785,9 @@ static void test_pool_terminate_twice_at_once(void)
    after every cancellation was reported. The next callback watches for
    300 ms whether it returned too early. */
 static int term_returned, term_early;
-static void term_in_callback(void *user, int error)
+static void term_in_callback(void *user, const mpq_pool_result *r_)
 {
+    int error = r_->error;
     int n = __atomic_fetch_add(&cb_err, 1, __ATOMIC_SEQ_CST);
     (void)user;
     cb_last_err = error;
@@ -834,8 +844,10 @@ static void test_pool_owner_killed(void)
 /* Callbacks may submit; waiting in one is refused. */
 static mpq_pool *cb_pool;
 static int cb_apply_rc, cb_join_rc, cb_destroy_rc;
-static void resubmit(void *user, const void *res, size_t len)
+static void resubmit(void *user, const mpq_pool_result *r_)
 {
+    const void *res = r_->data;
+    size_t len = r_->len;
     int v = get_int(res, len), w;
     size_t l;
     (void)user;

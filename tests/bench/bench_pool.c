@@ -17,8 +17,10 @@ static int task(const void *arg, size_t len, void *res, size_t *res_len)
 }
 
 static uint32_t done;
-static void on_done(void *user, const void *res, size_t len)
+static void on_done(void *user, const mpq_pool_result *r_)
 {
+    const void *res = r_->data;
+    size_t len = r_->len;
     (void)user; (void)res; (void)len;
     mpq__store32(&done, mpq__load32(&done, MPQ__RELAXED) + 1, MPQ__RELEASE);
 }

@@ -11,8 +11,14 @@ static int compile_task(const void *arg, size_t len, void *res, size_t *res_len)
     *res_len = 0;
     return 0;
 }
-static void compile_cb(void *user, const void *res, size_t len) { (void)user; (void)res; (void)len; }
-static void compile_ecb(void *user, int error) { (void)user; (void)error; }
+static void compile_cb(void *user, const mpq_pool_result *r) { (void)user; (void)r; }
+static void compile_ecb(void *user, const mpq_pool_result *r) { (void)user; (void)r->error; }
+static int compile_source(void *user, size_t index, void *item, size_t cap, size_t *len)
+{
+    (void)user; (void)item; (void)cap;
+    *len = 0;
+    return index < 2;
+}
 
 int main(void)
 {
@@ -182,8 +188,25 @@ int main(void)
                 (void)mpq_future_ready(f);
                 (void)mpq_future_successful(f);
                 (void)mpq_future_get(f, &r, sizeof r, &len, -1);
+                (void)mpq_future_id(f);
+                (void)mpq_future_progress(f, &len, &len);
                 (void)mpq_future_free(f);
             }
+            {
+                mpq_imap *it;
+                mpq_imap_config ic;
+                mpq_pool_result res;
+                memset(&ic, 0, sizeof ic);
+                ic.source = compile_source;
+                if (mpq_pool_imap(pool, compile_task, &ic, &it) == 0) {
+                    while (mpq_imap_next(it, &res, -1) == 1) (void)res.index;
+                    (void)mpq_imap_progress(it, &len, &len);
+                    (void)mpq_imap_free(it);
+                }
+            }
+            (void)mpq_pool_wait(pool, -1);
+            (void)mpq_pool_fail(-EINVAL, "x %d", x);
+            (void)mpq_strerror(MPQ_POOL_KILLED(9));
             (void)mpq_pool_map(pool, compile_task, &x, 1, sizeof x, &r, sizeof r, 0);
             (void)mpq_pool_map_async(pool, compile_task, &x, 1, sizeof x, &r, sizeof r, 0,
                                      compile_cb, compile_ecb, NULL, NULL);
