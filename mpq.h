@@ -1,4 +1,4 @@
-/* mpq.h - v0.2.0 - processes, queues, pipes, locks, shared dicts and a worker pool for C - MIT license
+/* mpq.h - v0.3.0 - processes, queues, pipes, locks, shared dicts and a worker pool for C - MIT license
 
    Python's `multiprocessing` for C, as one header: libc and pthreads only,
    Linux first (glibc and musl, 32- and 64-bit).
@@ -94,6 +94,12 @@
 
    >>history
 
+     0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
+                       memory, progress), task error messages (mpq_pool_fail),
+                       task ids, mpq_pool_wait (idle), mpq_strerror; async
+                       calls never block (submissions wait in the process,
+                       a feeder thread moves them on). Breaking: callbacks
+                       take a const mpq_pool_result * (both of them).
      0.2.0  (2026-12)  the synchronisation family: Event, Semaphore (bounded,
                        undo), Condition, Barrier, RLock, Lock.locked, and
                        JoinableQueue - none of which a dead process wedges.
@@ -114,9 +120,9 @@
 #define MPQ_H_INCLUDED
 
 #define MPQ_VERSION_MAJOR 0
-#define MPQ_VERSION_MINOR 2
+#define MPQ_VERSION_MINOR 3
 #define MPQ_VERSION_PATCH 0
-#define MPQ_VERSION_STRING "0.2.0"
+#define MPQ_VERSION_STRING "0.3.0"
 
 #include <stddef.h>
 #include <stdint.h>

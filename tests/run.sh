@@ -20,7 +20,7 @@ B=tests/build
 mkdir -p "$B"
 FILTER=${1:-}
 WARN="-Wall -Wextra -Wpedantic -Werror"
-TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_process test_pool test_pool_imap"
+TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_process test_pool test_pool_imap test_pool_cpython"
 HELPERS="mutex_peer queue_peer sync_peer dict_peer"
 passed=0
 failed=0
@@ -93,6 +93,8 @@ check "examples/pool prints ten callbacks, 100..109" sh -c \
     "timeout 60 $B/examples/pool | grep '^-->exec done: 10[0-9] ' | sort -u | wc -l | grep -qx 10"
 check "examples/pool_map prints the sum of squares" sh -c \
     "timeout 60 $B/examples/pool_map | grep -qx 333332833333500000"
+check "examples/pool_imap finds 837799 (524 steps) below a million" sh -c \
+    "timeout 60 $B/examples/pool_imap 2>/dev/null | grep -qx 'longest: 524 steps, from 837799'"
 
 # suite NAME CC FLAGS [--threaded]: builds the tests and helpers with CC and
 # FLAGS into $B/NAME and runs them, adding their counts to the totals.
