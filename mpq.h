@@ -1447,7 +1447,7 @@ typedef void (*mpq_pool_error_callback)(void *user, int error);
 #define MPQ_POOL_STATUS(e) (MPQ_POOL_DIED(e) && (-(e) & 0x100) ? -(e) & 0xff : -1)
 
 typedef struct mpq_pool_config {
-    int      workers;      /* worker processes; 0: online CPUs; at most 1024  */
+    int      workers;      /* worker processes; 0: mpq_cpu_count(); at most 1024 */
     int    (*initializer)(void *initarg);  /* run once in each worker before
                               its first task; nonzero fails it (see create) */
     void    *initarg;
@@ -8147,7 +8147,7 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
     if (!cfg) cfg = &defaults;
     workers = cfg->workers;
     if (workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        long n = mpq_cpu_count();
         workers = n < 1 ? 1 : n > MPQ__POOL_MAX_WORKERS ? MPQ__POOL_MAX_WORKERS : (int)n;
     }
     if (workers < 0 || workers > MPQ__POOL_MAX_WORKERS || cfg->max_arg > MPQ__POOL_MAX_SIZE ||
