@@ -1209,10 +1209,10 @@ MPQDEF int mpq_client(mpq_conn **c, const char *path);
    kill daemons at exit, each process keeps a small process-local list of
    the children it started and has not yet joined or destroyed: serial
    number, pid, daemon flag, and the exit status once active_children has
-   reaped one. It is mpq's one piece of global state (Python keeps the
-   same set): nothing else could find the children without the caller
-   passing every handle, and waitpid(-1) would steal other code's exit
-   statuses. A mutex guards it; it holds only unjoined children (a program
+   reaped one. It is global state, which mpq otherwise avoids (but for
+   the queue's cache of this process's pid), and Python keeps the same
+   set: nothing else could find the children without the caller passing
+   every handle, and waitpid(-1) would steal other code's exit statuses. A mutex guards it; it holds only unjoined children (a program
    that starts and joins children for ever keeps it at a few entries); a
    forked child starts with an empty one, since its parent's children are
    not its own - even when another thread of the parent held the mutex at
