@@ -20,7 +20,7 @@ B=tests/build
 mkdir -p "$B"
 FILTER=${1:-}
 WARN="-Wall -Wextra -Wpedantic -Werror"
-TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_process test_pool"
+TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_process test_process_cpython test_pool"
 HELPERS="mutex_peer queue_peer sync_peer dict_peer process_peer"
 passed=0
 failed=0
