@@ -1212,10 +1212,11 @@ MPQDEF int mpq_client(mpq_conn **c, const char *path);
    reaped one. It is global state, which mpq otherwise avoids (but for
    the queue's cache of this process's pid), and Python keeps the same
    set: nothing else could find the children without the caller passing
-   every handle, and waitpid(-1) would steal other code's exit statuses. A mutex guards it; it holds only unjoined children (a program
-   that starts and joins children for ever keeps it at a few entries); a
-   forked child starts with an empty one, since its parent's children are
-   not its own - even when another thread of the parent held the mutex at
+   every handle, and waitpid(-1) would steal other code's exit statuses.
+   A mutex guards it. It holds only unjoined children, so a program that
+   starts and joins children for ever keeps it at a few entries. A forked
+   child starts with an empty one, since its parent's children are not
+   its own - also when another thread of the parent held the mutex at
    fork time, and when fork() was called directly instead of through
    mpq_process_start.
 */
@@ -6462,7 +6463,7 @@ typedef struct mpq__child {
     int      state;      /* MPQ__CH_*                                        */
     int      exitcode;   /* once MPQ__CH_REAPED                              */
     int      daemon;
-    int      has_pidfd;  /* its handle has one (and so no need of the pid)   */
+    int      has_pidfd;  /* its handle's kill never needs the pid: reapable  */
     int      killfd;     /* a daemon's own pidfd, for the kill at exit; or -1 */
 } mpq__child;
 
