@@ -1158,74 +1158,217 @@ MPQDEF int mpq_client(mpq_conn **c, const char *path);
    >>api-process  mpq_process: run a function in a forked child
    ========================================================================
 
-   Python: multiprocessing.Process (the "fork" start method).
+   Python: multiprocessing.Process (the "fork" start method) with its
+   daemon, name and sentinel; current_process().name, parent_process(),
+   active_children() and cpu_count() / os.process_cpu_count().
 
-       static int work(void *arg) { printf("hello %s\n", (char *)arg); return 0; }
-       mpq_process p;
-       mpq_process_start(&p, work, "bob");
-       mpq_process_join(&p, -1);       // p.exitcode == 0
+       static int work(void *arg)
+       {
+           printf("hello %s from %s\n", (char *)arg, mpq_current_process_name());
+           return 0;
+       }
+       mpq_process p = MPQ_PROCESS_INIT;
+       mpq_process_start(&p, work, "bob");   // prints "hello bob from Process-1"
+       mpq_process_join(&p, -1);             // p.exitcode == 0
+       mpq_process_start_with(&p, work, "ann",
+                              &(mpq_process_config){ .daemon = 1, .name = "helper" });
 
    The child runs fn(arg); its return value (0..255) is the exit status. The
    child then flushes stdout and stderr and calls _exit(): the parent's
    atexit handlers do not run twice. A flush into a pipe nobody reads
-   fails quietly (SIGPIPE is blocked for it), so the status stays fn's. fn must flush any other stream it
-   writes (and the parent should flush its own before starting a child).
+   fails quietly (SIGPIPE is blocked for it), so the status stays fn's. fn
+   must flush any other stream it writes (and the parent should flush its
+   own before starting a child).
    mpq installs no SIGCHLD handler; if the caller sets SIGCHLD to SIG_IGN
    the kernel reaps children itself and join returns -ECHILD.
    join waits on a pidfd (Linux 5.3+); on older kernels it polls.
+
+   Handles. A handle is unstarted until mpq_process_start succeeds: zeroed
+   (`mpq_process p = {0};`, a static, calloc) or MPQ_PROCESS_INIT, and
+   again after mpq_process_destroy. On an unstarted handle every call
+   answers -EINVAL (mpq_process_exitcode: MPQ_PROCESS_RUNNING) and touches
+   no descriptor and no process. mpq_process_start needs no prepared
+   handle: it sets every field, so an uninitialised one is fine too.
+   Every started handle must end in mpq_process_join or
+   mpq_process_destroy, which release its pidfd and its registry entry.
+
+   Daemons. A child started with .daemon = 1 dies with this process, as
+   Python's daemon=True: when this process ends normally (returns from
+   main or calls exit()) an atexit handler kills its daemons that still
+   run (SIGKILL, through their pidfd) and waits for them to end, at most a
+   second; and should this process be killed, the kernel kills them
+   (PR_SET_PDEATHSIG, set in the child at once - a daemon whose parent is
+   already gone by then exits before running fn). A child whose fn
+   returns kills its own daemons the same way. Caveats: PR_SET_PDEATHSIG
+   fires when the *thread* that started the child ends, not only the
+   process, so a daemon started from a thread that later returns dies
+   with that thread (or, should the thread end in the instant before the
+   child has set the signal up, is left to the atexit kill alone): start
+   daemons from a thread that lives as long as they should (the main
+   thread, say). The kernel forgets the signal when the child exec()s a
+   set-user-ID or set-group-ID program; _exit(), quick_exit() or a crash
+   of this process runs no atexit handler (the kernel's kill still
+   comes). A destroyed handle's daemon is no longer tracked: only the
+   kernel's kill remains. A daemon's own children are daemons only if
+   started so (Python forbids daemons to have children; mpq does not).
+
+   Names. Every child has a name, Python's Process.name: the config's, or
+   "Process-N" where N counts this process's starts from 1 - in a child
+   that is itself Process-2, "Process-2:N", as in Python. It is kept in
+   the handle (p.name) and in the child (mpq_current_process_name), which
+   also sets it as its Linux thread name (the comm shown by ps and top,
+   cut to 15 bytes). A process that mpq_process_start did not make -
+   the program's first process, or a child made by fork() directly - is
+   "MainProcess".
+
+   The children registry. To list live children (mpq_active_children) and
+   kill daemons at exit, each process keeps a small process-local list of
+   the children it started and has not yet joined or destroyed: serial
+   number, pid, daemon flag, and the exit status once active_children has
+   reaped one. It is global state, which mpq otherwise avoids (but for
+   the queue's cache of this process's pid), and Python keeps the same
+   set: nothing else could find the children without the caller passing
+   every handle, and waitpid(-1) would steal other code's exit statuses.
+   A mutex guards it. It holds only unjoined children, so a program that
+   starts and joins children for ever keeps it at a few entries. A forked
+   child starts with an empty one, since its parent's children are not
+   its own - also when another thread of the parent held the mutex at
+   fork time, and when fork() was called directly instead of through
+   mpq_process_start.
 */
 
 #define MPQ_PROCESS_RUNNING (-1000) /* exitcode of a process not yet joined */
+#define MPQ_PROCESS_NAME_MAX 32     /* bytes of a process name, with its NUL */
 
 typedef struct mpq_process {
-    pid_t pid;      /* the child's pid; 0 before start                       */
-    int   exitcode; /* after join: exit status 0..255, or -N if signal N
-                       killed it (Python's convention); MPQ_PROCESS_RUNNING
-                       before                                              */
-    int   pidfd__;  /* internal: pidfd, or -1                              */
-    int   joined__; /* internal                                            */
+    pid_t    pid;       /* the child's pid; 0 before start (kept after join) */
+    int      exitcode;  /* after join: exit status 0..255, or -N if signal N
+                           killed it (Python's convention); before it
+                           MPQ_PROCESS_RUNNING (0 in a zeroed handle: use
+                           mpq_process_exitcode)                              */
+    int      daemon;    /* read only: 1 if started as a daemon               */
+    char     name[MPQ_PROCESS_NAME_MAX]; /* read only: its name, "" before start */
+    int      pidfd__;   /* internal: the pidfd, or -errno of pidfd_open     */
+    int      joined__;  /* internal                                          */
+    uint64_t serial__;  /* internal: registry key; 0 while unstarted         */
 } mpq_process;
+
+/* An unstarted handle (a zeroed one is unstarted too):
+       mpq_process p = MPQ_PROCESS_INIT;                                     */
+#define MPQ_PROCESS_INIT { 0, MPQ_PROCESS_RUNNING, 0, "", -1, 0, 0 }
+
+/* Options of mpq_process_start_with; zero (or a NULL config) means the
+   default of each. */
+typedef struct mpq_process_config {
+    int         daemon; /* 1: dies with this process (see "Daemons" above);
+                           0: outlives it, as a plain fork() child does      */
+    const char *name;   /* NULL or "": "Process-N"; copied (at most
+                           MPQ_PROCESS_NAME_MAX - 1 bytes kept)              */
+} mpq_process_config;
 
 /* Forks a child that runs fn(arg) and exits with its return value (only
    the low 8 bits survive, as for exit()). stdout and stderr are flushed
    before the fork so buffered output is not printed twice.
-   Returns 0 in the parent, or -EINVAL (NULL), -EAGAIN/-ENOMEM (fork failed).
-   Never returns in the child.
+   Same as mpq_process_start_with(p, fn, arg, NULL).
+   Returns 0 in the parent, or -EINVAL (NULL), -EAGAIN/-ENOMEM (fork failed,
+   or no memory for the registry entry). Never returns in the child.
    Thread safety: any thread; the child has only the forking thread, so fn
    should not rely on locks other threads held at fork time (as in Python). */
 MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg);
 
+/* mpq_process_start with options (cfg may be NULL): a daemon, a name.
+   Returns and thread safety as mpq_process_start. */
+MPQDEF int mpq_process_start_with(mpq_process *p, int (*fn)(void *arg), void *arg,
+                                  const mpq_process_config *cfg);
+
 /* Waits for the process to end, at most timeout_ms, and reaps it; sets
-   p->exitcode. Joining a joined process returns 0 again.
+   p->exitcode. Joining a joined process returns 0 again. A child that
+   mpq_active_children reaped already joins at once with its exit status.
    Returns 0, -EAGAIN (timeout_ms == 0, still running), -ETIMEDOUT,
-   -EINVAL (never started), -ECHILD (reaped elsewhere, e.g. SIGCHLD ignored).
+   -EINVAL (unstarted), -ECHILD (reaped elsewhere, e.g. SIGCHLD ignored,
+   or not this process's child).
    Thread safety: one thread per process handle at a time. */
 MPQDEF int mpq_process_join(mpq_process *p, int timeout_ms);
 
 /* Sends signal `sig` (SIGTERM, SIGKILL, ...) to the process, through its
    pidfd where there is one. Never signals a pid that was reaped (by join,
-   or by the kernel when SIGCHLD is ignored) and may be reused.
-   Returns 0, -EINVAL (not started or destroyed, bad signal), -ESRCH
-   (already joined or reaped), -EPERM.
+   by mpq_active_children, or by the kernel when SIGCHLD is ignored) and
+   may be reused.
+   Returns 0, -EINVAL (unstarted, bad signal), -ESRCH (already joined or
+   reaped), -EPERM.
    Thread safety: any thread, but not concurrently with join or destroy of
    the same handle (they close the pidfd). Async-signal-safe. */
 MPQDEF int mpq_process_kill(mpq_process *p, int sig);
 
 /* Returns 1 while the process runs, 0 once it has ended (joined or not;
-   it stays joinable), -EINVAL, or another -errno from waitid.
+   it stays joinable), -EINVAL (unstarted), or another -errno from waitid.
    Thread safety: any thread, not concurrently with join or destroy. */
 MPQDEF int mpq_process_alive(mpq_process *p);
 
 /* Returns p->exitcode: 0..255, -N for death by signal N, or
-   MPQ_PROCESS_RUNNING if it has not been joined (or p is NULL).
+   MPQ_PROCESS_RUNNING if it has not been joined (or p is NULL or
+   unstarted).
    Thread safety: any thread; it only reads the handle. */
 MPQDEF int mpq_process_exitcode(const mpq_process *p);
 
-/* Releases the handle's descriptor and forgets the pid. A process not yet
-   joined goes on running and is no longer tracked (reap it yourself or it
-   stays a zombie). Returns 0 or -EINVAL. Thread safety: nobody else may
-   use the handle. */
+/* Python's Process.sentinel: a descriptor that polls readable (POLLIN)
+   once the process has ended - the handle's own pidfd, to put in poll(),
+   epoll or a wait over several objects. It belongs to the handle: do not
+   close it or read from it; it stays valid until join or destroy closes
+   it (so a join of the process makes it invalid).
+   Returns the descriptor, -EINVAL (NULL or unstarted), -ESRCH (already
+   joined, or reaped before a pidfd could be opened), -ENOSYS (no pidfd on
+   this kernel: Linux < 5.3), or the error that opening it met at start
+   (-EMFILE, ...).
+   Thread safety: any thread, not concurrently with join or destroy. */
+MPQDEF int mpq_process_sentinel(const mpq_process *p);
+
+/* Releases the handle's descriptor and its registry entry, and makes it
+   unstarted again (as MPQ_PROCESS_INIT). A process not yet joined goes on
+   running and is no longer tracked: it leaves mpq_active_children, a
+   daemon is not killed at exit (its PR_SET_PDEATHSIG stays), and it
+   stays a zombie once it ends unless something reaps it.
+   Returns 0 or -EINVAL (NULL or unstarted). Thread safety: nobody else
+   may use the handle. */
 MPQDEF int mpq_process_destroy(mpq_process *p);
+
+/* Python's multiprocessing.active_children(): the pids of the children
+   this process started with mpq_process_start and has not joined or
+   destroyed that still run, in pids[0..cap-1]. Children that have ended
+   are reaped on the way - no zombies - and their exit status kept for
+   their handle's join. (On a kernel without pidfd, Linux < 5.3, an ended
+   child stays a zombie until its join: reaping it here would free a pid
+   that mpq_process_kill could then reach.)
+   A pool's fork server is such a child (Python lists pool workers too).
+   Returns how many run, which may exceed cap (then only cap are stored),
+   or -EINVAL (cap < 0, or pids NULL with cap > 0).
+   Thread safety: any thread. */
+MPQDEF int mpq_active_children(pid_t *pids, int cap);
+
+/* Python's current_process().name: this process's name if
+   mpq_process_start made it, else "MainProcess" (see "Names" above). The
+   string is this process's own, valid for its life.
+   Thread safety: any thread. */
+MPQDEF const char *mpq_current_process_name(void);
+
+/* Python's parent_process(): in a child that mpq_process_start made,
+   stores its parent's pid in *pid (if pid is not NULL) and says whether
+   the parent still runs (the child has not been handed to another reaper
+   - getppid(), no descriptor needed).
+   Returns 1 (alive), 0 (ended), or -ESRCH when mpq_process_start did not
+   make this process (Python's None).
+   Thread safety: any thread. */
+MPQDEF int mpq_parent_process(pid_t *pid);
+
+/* Python's os.process_cpu_count() (cpu_count() where it differs): the CPUs
+   this process may use. The CPUs of the calling thread's affinity mask
+   (sched_getaffinity, any number of CPUs; taskset, cpusets), lowered to
+   a cgroup's CPU quota where one is set - on its cgroup or any ancestor,
+   rounded up (cgroup v2 cpu.max; v1 cpu.cfs_quota_us / cpu.cfs_period_us,
+   best effort) - as container CPU limits set it. At least 1.
+   It reads /proc and /sys each time: call it once, not in a hot loop.
+   Thread safety: any thread. */
+MPQDEF int mpq_cpu_count(void);
 
 /* ========================================================================
    >>api-pool  mpq_pool: a pool of worker processes
@@ -6411,8 +6554,11 @@ MPQDEF int mpq_client(mpq_conn **c, const char *path)
 }
 
 /* ========================================================================
-   >>process  fork a function, join, kill
+   >>process  fork a function, join, kill; daemons, names, the children
+              registry, cpu_count
    ======================================================================== */
+
+#include <sys/prctl.h>
 
 static int mpq__pidfd_open(pid_t pid)
 {
@@ -6465,21 +6611,320 @@ static void mpq__child_exit(int code)
     _exit(code);
 }
 
-MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg)
-{
+/* --- the children registry ------------------------------------------------
+
+   The list >>api-process describes: this process's children, started and
+   not yet joined or destroyed. Every reap of a listed child (join,
+   active_children) happens under its lock, so no reap frees a pid that
+   another caller then waits for or signals. Its owner field says which
+   process the list describes: a copy that fork() made is another
+   process's, and the first call in the child empties it (the child
+   branch of mpq_process_start does so at once). */
+
+#define MPQ__CH_RUNNING 0  /* not reaped by mpq (it may have ended)      */
+#define MPQ__CH_REAPED  1  /* reaped by active_children: status kept     */
+#define MPQ__CH_GONE    2  /* reaped by someone else: the status is lost */
+
+typedef struct mpq__child {
+    uint64_t serial;     /* the handle's serial__                            */
+    pid_t    pid;        /* 0 while its fork is under way                    */
+    int      state;      /* MPQ__CH_*                                        */
+    int      exitcode;   /* once MPQ__CH_REAPED                              */
+    int      daemon;
+    int      has_pidfd;  /* its handle's kill never needs the pid: reapable  */
+    int      killfd;     /* a daemon's own pidfd, for the kill at exit; or -1 */
+} mpq__child;
+
+static struct {
+    uint32_t    owner;     /* pid of the process it describes; ~pid while
+                              that process empties a forked copy          */
+    uint32_t    lock;      /* 0 free, 1 held, 2 held and slept on         */
+    uint32_t    starts;    /* this process's starts: the N of Process-N   */
+    uint32_t    exit_hook; /* the daemons' atexit handler is registered   */
+    uint64_t    serial;    /* the last serial given; never reset, so a
+                              handle inherited across fork matches none   */
+    mpq__child *v;
+    size_t      n, cap;
+} mpq__reg;
+
+/* This process, if mpq_process_start made it (pid == getpid()). A process
+   forked any other way inherits its parent's copy: the pid tells. */
+static struct {
     pid_t pid;
-    int pidfd;
-    if (!p || !fn) return -EINVAL;
-    p->pid = 0;
-    p->pidfd__ = -1;
-    p->joined__ = 0;
+    pid_t parent;
+    char  name[MPQ_PROCESS_NAME_MAX];
+    char  ident[MPQ_PROCESS_NAME_MAX];  /* "2:1": Python's _identity */
+} mpq__me;
+
+static int mpq__me_valid(void) { return mpq__me.pid != 0 && mpq__me.pid == getpid(); }
+
+/* Empties a registry that fork() copied: its children are the parent's,
+   and a parent thread that held the lock then does not exist here. */
+static void mpq__reg_forget(void)
+{
+    mpq__reg.n = 0;
+    mpq__reg.starts = 0;
+    mpq__store32(&mpq__reg.lock, 0, MPQ__RELAXED);
+}
+
+/* Takes the registry's lock, first emptying a copy another process's
+   fork left (one thread of ours does; the others wait for it). May
+   change errno. */
+static void mpq__reg_lock(void)
+{
+    uint32_t me = (uint32_t)getpid(), o, c = 0;
+    for (;;) {
+        o = mpq__load32(&mpq__reg.owner, MPQ__ACQUIRE);
+        if (o == me) break;
+        if (o == ~me) {                /* another thread of ours empties it */
+            sched_yield();
+            continue;
+        }
+        if (mpq__cas32(&mpq__reg.owner, &o, ~me, MPQ__ACQUIRE)) {
+            mpq__reg_forget();         /* descriptors left open: see mpq__reg_child */
+            mpq__store32(&mpq__reg.owner, me, MPQ__RELEASE);
+            break;
+        }
+    }
+    if (mpq__cas32(&mpq__reg.lock, &c, 1, MPQ__ACQUIRE)) return;
+    if (c != 2) c = mpq__xchg32(&mpq__reg.lock, 2, MPQ__ACQUIRE);
+    while (c != 0) {
+        mpq__futex_wait(&mpq__reg.lock, 2, -1);
+        c = mpq__xchg32(&mpq__reg.lock, 2, MPQ__ACQUIRE);
+    }
+}
+
+static void mpq__reg_unlock(void)
+{
+    if (mpq__xchg32(&mpq__reg.lock, 0, MPQ__RELEASE) == 2) mpq__futex_wake(&mpq__reg.lock, 1);
+}
+
+static int mpq__reg_resize(size_t cap)
+{
+    mpq__child *v = (mpq__child *)MPQ_MALLOC(cap * sizeof *v);
+    if (!v) return -ENOMEM;
+    if (mpq__reg.n) memcpy(v, mpq__reg.v, mpq__reg.n * sizeof *v);
+    if (mpq__reg.v) MPQ_FREE(mpq__reg.v);
+    mpq__reg.v = v;
+    mpq__reg.cap = cap;
+    return 0;
+}
+
+static mpq__child *mpq__reg_find(uint64_t serial)
+{
+    size_t i;
+    for (i = 0; i < mpq__reg.n; i++)
+        if (mpq__reg.v[i].serial == serial) return &mpq__reg.v[i];
+    return NULL;
+}
+
+/* Removes e (lock held). The array shrinks as it empties, so a program
+   that starts and joins children for ever keeps a few entries. */
+static void mpq__reg_remove(mpq__child *e)
+{
+    if (e->killfd >= 0) close(e->killfd);
+    *e = mpq__reg.v[--mpq__reg.n];
+    if (mpq__reg.cap > 16 && mpq__reg.n < mpq__reg.cap / 4) mpq__reg_resize(mpq__reg.cap / 2);
+}
+
+/* Removes the entry of handle serial, if there is one. */
+static void mpq__reg_drop(uint64_t serial)
+{
+    mpq__child *e;
+    mpq__reg_lock();
+    if ((e = mpq__reg_find(serial)) != NULL) mpq__reg_remove(e);
+    mpq__reg_unlock();
+}
+
+/* Lists a child about to be forked (pid 0 until mpq__reg_started): gives
+   its serial and its identity ("3", or "2:3" in a child that is
+   Process-2). Returns 0 or -ENOMEM. */
+static int mpq__reg_add(int daemon, uint64_t *serial, char *ident, size_t n)
+{
+    mpq__child *e;
+    unsigned count;
+    mpq__reg_lock();
+    if (mpq__reg.n == mpq__reg.cap && mpq__reg_resize(mpq__reg.cap ? mpq__reg.cap * 2 : 16) != 0) {
+        mpq__reg_unlock();
+        return -ENOMEM;
+    }
+    e = &mpq__reg.v[mpq__reg.n++];
+    memset(e, 0, sizeof *e);
+    e->serial = *serial = ++mpq__reg.serial;
+    e->daemon = daemon;
+    e->killfd = -1;
+    count = ++mpq__reg.starts;
+    mpq__reg_unlock();
+    if (mpq__me_valid() && mpq__me.ident[0]) {
+        if (snprintf(ident, n, "%s:%u", mpq__me.ident, count) >= (int)n) ident[n - 1] = 0;
+    } else {
+        snprintf(ident, n, "%u", count);
+    }
+    return 0;
+}
+
+/* The fork of child serial has given it pid; pidfd is its handle's (or
+   -1, with errno ESRCH if it was reaped already). A daemon's entry keeps
+   a pidfd of its own for the kill at exit, which may come after the
+   handle closed its. */
+static void mpq__reg_started(uint64_t serial, pid_t pid, int pidfd, int reaped)
+{
+    mpq__child *e;
+    mpq__reg_lock();
+    if ((e = mpq__reg_find(serial)) != NULL) {
+        e->pid = pid;
+        e->has_pidfd = pidfd >= 0;
+        if (reaped) e->state = MPQ__CH_GONE;
+        if (e->daemon && pidfd >= 0) e->killfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 0);
+    }
+    mpq__reg_unlock();
+}
+
+/* In the child mpq_process_start has just forked (one thread): an empty
+   registry, and who it is. Its copies of the daemons' descriptors are
+   closed when the parent's registry was consistent at fork time (lock
+   free); a copy emptied later (mpq__reg_lock) leaves them, as the fds
+   might have been closed and their numbers reused by then. */
+static void mpq__reg_child(const mpq_process *p, pid_t parent, const char *ident)
+{
+    size_t i;
+    pid_t me = getpid();
+    if (mpq__load32(&mpq__reg.owner, MPQ__RELAXED) == (uint32_t)parent &&
+        mpq__load32(&mpq__reg.lock, MPQ__RELAXED) == 0)
+        for (i = 0; i < mpq__reg.n; i++)
+            if (mpq__reg.v[i].killfd >= 0) close(mpq__reg.v[i].killfd);
+    mpq__reg_forget();
+    mpq__store32(&mpq__reg.owner, (uint32_t)me, MPQ__RELEASE);
+    mpq__me.pid = me;
+    mpq__me.parent = parent;
+    memcpy(mpq__me.name, p->name, sizeof mpq__me.name);
+    memcpy(mpq__me.ident, ident, sizeof mpq__me.ident);
+}
+
+/* Sends SIGKILL to a daemon that still runs (lock held): through its own
+   pidfd, or, with none, by pid once waitid says it is still our child and
+   not reaped (no mpq reap can come meanwhile: they take the lock). */
+static void mpq__daemon_kill(const mpq__child *e)
+{
+    siginfo_t si;
+#if defined(SYS_pidfd_send_signal)
+    if (e->killfd >= 0) {
+        if (syscall(SYS_pidfd_send_signal, e->killfd, SIGKILL, NULL, 0) == 0 || errno != ENOSYS) return;
+    }
+#endif
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0)
+        kill(e->pid, SIGKILL);
+}
+
+/* Kills this process's running daemons and waits, at most a second, for
+   them to end: the atexit handler, and the end of a child's fn. Acts only
+   in the process that started them: in a forked copy (a child calling
+   exit(), say) the owner differs and nothing happens. */
+static void mpq__daemons_end(void)
+{
+    int64_t deadline;
+    size_t i;
+    if (mpq__load32(&mpq__reg.owner, MPQ__ACQUIRE) != (uint32_t)getpid()) return;
+    mpq__reg_lock();
+    for (i = 0; i < mpq__reg.n; i++) {
+        const mpq__child *e = &mpq__reg.v[i];
+        if (e->daemon && e->pid > 0 && e->state == MPQ__CH_RUNNING) mpq__daemon_kill(e);
+    }
+    deadline = mpq__deadline(1000);
+    for (i = 0; i < mpq__reg.n; i++) {
+        const mpq__child *e = &mpq__reg.v[i];
+        if (!e->daemon || e->pid <= 0 || e->state != MPQ__CH_RUNNING || e->killfd < 0) continue;
+        while (!mpq__readable(e->killfd, mpq__remaining_ms(deadline)) && mpq__remaining_ms(deadline) > 0) {}
+    }
+    mpq__reg_unlock();
+}
+
+/* Looks at a listed child that was running (lock held): reaps it if it
+   has ended (status kept for its join), or marks it gone if someone else
+   reaped it. Returns 1 if it still runs. A child whose handle has no
+   pidfd is looked at without reaping (see mpq_active_children). */
+static int mpq__reg_poll(mpq__child *e)
+{
+    int st = 0;
+    pid_t r;
+    if (!e->has_pidfd) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)e->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0) return si.si_pid == 0;
+        if (errno == ECHILD) e->state = MPQ__CH_GONE;
+        return 0;
+    }
+    do r = waitpid(e->pid, &st, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return 1;
+    if (r > 0) {
+        e->state = MPQ__CH_REAPED;
+        e->exitcode = mpq__decode_status(st);
+    } else if (errno == ECHILD) {
+        e->state = MPQ__CH_GONE;
+    } else {
+        return 1;   /* cannot tell: listed, as it was */
+    }
+    if (e->killfd >= 0) close(e->killfd);
+    e->killfd = -1;
+    return 0;
+}
+
+/* --- start, join, kill ------------------------------------------------------ */
+
+static void mpq__process_clear(mpq_process *p)
+{
+    memset(p, 0, sizeof *p);
     p->exitcode = MPQ_PROCESS_RUNNING;
+    p->pidfd__ = -1;
+}
+
+MPQDEF int mpq_process_start_with(mpq_process *p, int (*fn)(void *arg), void *arg,
+                                  const mpq_process_config *cfg)
+{
+    char ident[MPQ_PROCESS_NAME_MAX];
+    uint64_t serial;
+    pid_t pid, parent;
+    int pidfd, rc;
+
+    if (!p || !fn) return -EINVAL;
+    mpq__process_clear(p);
+    p->daemon = cfg && cfg->daemon ? 1 : 0;
+    if ((rc = mpq__reg_add(p->daemon, &serial, ident, sizeof ident)) != 0) return rc;
+    if (cfg && cfg->name && cfg->name[0]) {
+        size_t len = strlen(cfg->name);
+        if (len >= sizeof p->name) len = sizeof p->name - 1;
+        memcpy(p->name, cfg->name, len);
+        p->name[len] = 0;
+    } else if (snprintf(p->name, sizeof p->name, "Process-%s", ident) >= (int)sizeof p->name) {
+        p->name[sizeof p->name - 1] = 0;
+    }
+    if (p->daemon) {
+        uint32_t no = 0;
+        if (mpq__cas32(&mpq__reg.exit_hook, &no, 1, MPQ__RELAXED)) atexit(mpq__daemons_end);
+    }
+    parent = getpid();
     fflush(stdout);
     fflush(stderr);
     pid = fork();
-    if (pid < 0) return mpq__err();
+    if (pid < 0) {
+        rc = mpq__err();
+        mpq__reg_drop(serial);
+        mpq__process_clear(p);
+        return rc;
+    }
     if (pid == 0) {
-        int code = fn(arg);
+        int code;
+        if (p->daemon) {
+            /* Die with the parent; if it is gone already, do not start. */
+            prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL, 0UL, 0UL, 0UL);
+            if (getppid() != parent) _exit(1);
+        }
+        mpq__reg_child(p, parent, ident);
+        prctl(PR_SET_NAME, (unsigned long)p->name, 0UL, 0UL, 0UL);  /* cut to 15 bytes */
+        code = fn(arg);
+        mpq__daemons_end();
         /* stdout and stderr only (as Python does): other streams may hold
            the parent's unflushed output, which would be written twice. */
         mpq__child_exit(code & 0xff);
@@ -6488,20 +6933,46 @@ MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg)
     p->pid = pid;
     /* ESRCH: reaped already (SIGCHLD ignored, or a handler reaped it), so
        the pid is not ours any more: never signal it. */
-    p->pidfd__ = pidfd >= 0 ? pidfd : (errno == ESRCH ? -2 : -1);
+    p->pidfd__ = pidfd >= 0 ? pidfd : errno > 0 ? -errno : -ENOSYS;
+    p->serial__ = serial;
+    mpq__reg_started(serial, pid, pidfd, p->pidfd__ == -ESRCH);
     return 0;
 }
 
-/* Reaps the child if it has ended: 1 reaped, 0 still running, <0 error. */
+MPQDEF int mpq_process_start(mpq_process *p, int (*fn)(void *arg), void *arg)
+{
+    return mpq_process_start_with(p, fn, arg, NULL);
+}
+
+/* Reaps the child if it has ended: 1 reaped, 0 still running, <0 error.
+   Under the registry's lock, so that a reap by active_children and this
+   one never race for the pid; the status active_children kept is taken
+   over. */
 static int mpq__process_reap(mpq_process *p)
 {
-    int st = 0;
+    int st = 0, err = 0;
+    mpq__child *e;
     pid_t r;
+    mpq__reg_lock();
     do r = waitpid(p->pid, &st, WNOHANG);
     while (r < 0 && errno == EINTR);
-    if (r < 0) return mpq__err();
-    if (r == 0) return 0;
-    p->exitcode = mpq__decode_status(st);
+    if (r < 0) err = errno;
+    if (r == 0) {
+        mpq__reg_unlock();
+        return 0;
+    }
+    e = mpq__reg_find(p->serial__);
+    if (r > 0) {
+        p->exitcode = mpq__decode_status(st);
+    } else if (err == ECHILD && e && e->state == MPQ__CH_REAPED) {
+        p->exitcode = e->exitcode;
+    } else {
+        if (err == ECHILD && e) mpq__reg_remove(e);  /* gone for good */
+        mpq__reg_unlock();
+        return err > 0 ? -err : -EIO;
+    }
+    if (e) mpq__reg_remove(e);
+    mpq__reg_unlock();
     p->joined__ = 1;
     if (p->pidfd__ >= 0) close(p->pidfd__);
     p->pidfd__ = -1;
@@ -6513,7 +6984,7 @@ MPQDEF int mpq_process_join(mpq_process *p, int timeout_ms)
     int64_t deadline = mpq__deadline(timeout_ms);
     int rc, backoff_us = 200;
 
-    if (!p || p->pid <= 0) return -EINVAL;
+    if (!p || !p->serial__) return -EINVAL;
     if (p->joined__) return 0;
     for (;;) {
         rc = mpq__process_reap(p);
@@ -6537,42 +7008,268 @@ MPQDEF int mpq_process_join(mpq_process *p, int timeout_ms)
 
 MPQDEF int mpq_process_kill(mpq_process *p, int sig)
 {
-    if (!p || p->pid <= 0 || sig < 0 || sig > SIGRTMAX) return -EINVAL;
-    if (p->joined__ || p->pidfd__ == -2) return -ESRCH;
+    if (!p || !p->serial__ || sig < 0 || sig > SIGRTMAX) return -EINVAL;
+    if (p->joined__ || p->pidfd__ == -ESRCH) return -ESRCH;
 #if defined(SYS_pidfd_send_signal)
     if (p->pidfd__ >= 0) {
         if (syscall(SYS_pidfd_send_signal, p->pidfd__, sig, NULL, 0) == 0) return 0;
         if (errno != ENOSYS) return mpq__err();
     }
 #endif
-    /* Not yet reaped by us, so the pid is still ours (a zombie at worst). */
+    /* Not yet reaped by us - join has not, and active_children leaves a
+       child without a pidfd to its join - so the pid is still ours (a
+       zombie at worst). */
     return kill(p->pid, sig) == 0 ? 0 : mpq__err();
 }
 
 MPQDEF int mpq_process_alive(mpq_process *p)
 {
     siginfo_t si;
-    if (!p || p->pid <= 0) return -EINVAL;
+    mpq__child *e;
+    int rc;
+    if (!p || !p->serial__) return -EINVAL;
     if (p->joined__) return 0;
     memset(&si, 0, sizeof si);
+    mpq__reg_lock();
+    e = mpq__reg_find(p->serial__);
+    if (e && e->state != MPQ__CH_RUNNING)
+        rc = 0;    /* reaped by active_children: its pid may be another's now */
     /* WNOWAIT: look without reaping, so join still gets the status. */
-    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return errno == ECHILD ? 0 : mpq__err();
-    return si.si_pid == 0;
+    else if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        rc = errno == ECHILD ? 0 : mpq__err();
+    else
+        rc = si.si_pid == 0;
+    mpq__reg_unlock();
+    return rc;
 }
 
 MPQDEF int mpq_process_exitcode(const mpq_process *p)
 {
-    return p && p->joined__ ? p->exitcode : MPQ_PROCESS_RUNNING;
+    return p && p->serial__ && p->joined__ ? p->exitcode : MPQ_PROCESS_RUNNING;
+}
+
+MPQDEF int mpq_process_sentinel(const mpq_process *p)
+{
+    if (!p || !p->serial__) return -EINVAL;
+    if (p->joined__) return -ESRCH;
+    return p->pidfd__;   /* the pidfd, or -errno of its opening */
 }
 
 MPQDEF int mpq_process_destroy(mpq_process *p)
 {
-    if (!p) return -EINVAL;
-    if (p->pidfd__ >= 0 && p->pid > 0) close(p->pidfd__);
-    p->pidfd__ = -1;
-    p->pid = 0;  /* no later kill can reach a pid the system may reuse */
+    if (!p || !p->serial__) return -EINVAL;
+    mpq__reg_drop(p->serial__);
+    if (p->pidfd__ >= 0) close(p->pidfd__);
+    mpq__process_clear(p);  /* no later kill can reach a pid the system may reuse */
     return 0;
+}
+
+/* --- active_children, current_process, parent_process --------------------- */
+
+MPQDEF int mpq_active_children(pid_t *pids, int cap)
+{
+    size_t i;
+    int n = 0;
+    if (cap < 0 || (cap > 0 && !pids)) return -EINVAL;
+    mpq__reg_lock();
+    for (i = 0; i < mpq__reg.n; i++) {
+        mpq__child *e = &mpq__reg.v[i];
+        if (e->pid <= 0 || e->state != MPQ__CH_RUNNING || !mpq__reg_poll(e)) continue;
+        if (n < cap) pids[n] = e->pid;
+        if (n < INT_MAX) n++;
+    }
+    mpq__reg_unlock();
+    return n;
+}
+
+MPQDEF const char *mpq_current_process_name(void)
+{
+    return mpq__me_valid() ? mpq__me.name : "MainProcess";
+}
+
+MPQDEF int mpq_parent_process(pid_t *pid)
+{
+    if (!mpq__me_valid()) return -ESRCH;
+    if (pid) *pid = mpq__me.parent;
+    /* An orphan is handed to a reaper (init, a subreaper): getppid()
+       changes once the parent has ended, and never back. */
+    return getppid() == mpq__me.parent;
+}
+
+/* --- cpu_count ------------------------------------------------------------ */
+
+#define MPQ__CG_PATH 512   /* longer cgroup paths and mount points are skipped */
+
+/* The CPUs in the calling thread's affinity mask, with a mask as large as
+   the kernel's CPU count needs; 0 if it cannot be read. The system call
+   itself (it says how many bytes it filled): sched_getaffinity() and the
+   CPU_* macros need _GNU_SOURCE, which a user's file may lack. */
+static long mpq__affinity_cpus(void)
+{
+    unsigned long one[16], *mask = one;        /* 1024 CPUs, as cpu_set_t */
+    size_t words = sizeof one / sizeof one[0], i;
+    long r, n = 0;
+    for (;;) {
+        r = syscall(SYS_sched_getaffinity, 0, words * sizeof *mask, mask);
+        if (r > 0 || errno != EINVAL || words >= ((size_t)1 << 16)) break;
+        if (mask != one) MPQ_FREE(mask);         /* more CPUs than the mask holds */
+        words *= 2;
+        if (!(mask = (unsigned long *)MPQ_MALLOC(words * sizeof *mask))) return 0;
+    }
+    for (i = 0; r > 0 && i < (size_t)r / sizeof *mask; i++) n += __builtin_popcountl(mask[i]);
+    if (mask != one) MPQ_FREE(mask);
+    return n;
+}
+
+/* Reads a small file into buf (NUL-terminated): its length, or -1. */
+static int mpq__read_text(const char *path, char *buf, size_t n)
+{
+    size_t got = 0;
+    ssize_t r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    while (got < n - 1) {
+        r = read(fd, buf + got, n - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = 0;
+    return (int)got;
+}
+
+/* The CPUs that cgroup directory dir's quota allows, rounded up; 0 for
+   none. v2: cpu.max holds "max 100000" or "150000 100000" (quota and
+   period, in microseconds); v1: cpu.cfs_quota_us (-1: none) and
+   cpu.cfs_period_us. */
+static long mpq__cg_quota(const char *dir, int v2)
+{
+    char path[2 * MPQ__CG_PATH + 32], buf[64];
+    int64_t quota, period;
+    char *end;
+    if (snprintf(path, sizeof path, v2 ? "%s/cpu.max" : "%s/cpu.cfs_quota_us", dir) >= (int)sizeof path ||
+        mpq__read_text(path, buf, sizeof buf) <= 0 || strncmp(buf, "max", 3) == 0)
+        return 0;
+    quota = (int64_t)strtoll(buf, &end, 10);
+    if (v2) {
+        period = (int64_t)strtoll(end, NULL, 10);
+    } else {
+        if (snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir) >= (int)sizeof path ||
+            mpq__read_text(path, buf, sizeof buf) <= 0)
+            return 0;
+        period = (int64_t)strtoll(buf, NULL, 10);
+    }
+    if (quota <= 0 || period <= 0) return 0;
+    return (long)((quota + period - 1) / period);
+}
+
+/* The tightest quota on cgroup cg (its path in the hierarchy) and on each
+   of its ancestors, whose limits apply to it too, up to the root of the
+   hierarchy's mount at mnt (`root`: the directory of the hierarchy that
+   is mounted there); 0 for none. */
+static long mpq__cg_walk(const char *mnt, const char *root, const char *cg, int v2)
+{
+    char dir[2 * MPQ__CG_PATH];
+    size_t rl = strcmp(root, "/") == 0 ? 0 : strlen(root), base = strlen(mnt), len;
+    long best = 0, q;
+    if (strncmp(cg, root, rl) != 0 || (cg[rl] != '/' && cg[rl] != 0)) return 0;  /* not under the mount */
+    if (snprintf(dir, sizeof dir, "%s%s", mnt, cg + rl) >= (int)sizeof dir) return 0;
+    for (;;) {
+        len = strlen(dir);
+        while (len > base && dir[len - 1] == '/') dir[--len] = 0;
+        q = mpq__cg_quota(dir, v2);
+        if (q > 0 && (best == 0 || q < best)) best = q;
+        if (len <= base) return best;
+        while (len > base && dir[len - 1] != '/') len--;   /* up to the parent */
+        dir[len] = 0;
+    }
+}
+
+/* Whether the comma-separated list s (up to a space, newline or NUL)
+   holds word w. */
+static int mpq__has_word(const char *s, const char *w)
+{
+    size_t n = strlen(w);
+    for (;;) {
+        size_t k = strcspn(s, ", \n");
+        if (k == n && strncmp(s, w, n) == 0) return 1;
+        if (s[k] != ',') return 0;
+        s += k + 1;
+    }
+}
+
+/* Copies src into dst[MPQ__CG_PATH]: 1, or 0 if it does not fit. */
+static int mpq__cg_copy(char *dst, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= MPQ__CG_PATH) return 0;
+    memcpy(dst, src, n + 1);
+    return 1;
+}
+
+/* The CPU limit of this process's cgroups, rounded up; 0 for none. Its
+   cgroups come from cgroup_file (/proc/self/cgroup: "0::/path" for v2,
+   "N:cpu,cpuacct:/path" for v1's cpu controller), where each hierarchy is
+   mounted from mountinfo_file (/proc/self/mountinfo: cgroup2, or cgroup
+   with the cpu option): a container sees its own cgroup at its mount's
+   root. Both file names are parameters for the tests. */
+static long mpq__cgroup_cpus(const char *cgroup_file, const char *mountinfo_file)
+{
+    char text[4096], line[1024];
+    char cg[2][MPQ__CG_PATH], mnt[2][MPQ__CG_PATH], root[2][MPQ__CG_PATH];
+    char *s, *save = NULL;
+    long best = 0, q;
+    int v, skip = 0;
+    FILE *f;
+
+    cg[0][0] = cg[1][0] = mnt[0][0] = mnt[1][0] = 0;    /* [0]: v1, [1]: v2 */
+    if (mpq__read_text(cgroup_file, text, sizeof text) <= 0) return 0;
+    if ((s = strrchr(text, '\n')) != NULL) s[1] = 0;     /* whole lines only */
+    for (s = strtok_r(text, "\n", &save); s; s = strtok_r(NULL, "\n", &save)) {
+        char *ctl = strchr(s, ':'), *path = ctl ? strchr(ctl + 1, ':') : NULL;
+        if (!path) continue;
+        *path++ = 0;
+        if (strncmp(s, "0:", 2) == 0 && ctl[1] == 0) mpq__cg_copy(cg[1], path);
+        else if (mpq__has_word(ctl + 1, "cpu")) mpq__cg_copy(cg[0], path);
+    }
+    if (!cg[0][0] && !cg[1][0]) return 0;
+    if (!(f = fopen(mountinfo_file, "re"))) return 0;
+    /* "36 25 0:31 /root /mount/point rw,... [optional fields] - cgroup2 cgroup2 rw,..." */
+    while (fgets(line, sizeof line, f)) {
+        char *tok[5], *sep, *fstype, *opts;
+        int i, whole = strchr(line, '\n') != NULL;
+        if (skip || !whole) {              /* a line too long for us, and its rest */
+            skip = !whole;
+            continue;
+        }
+        if (!(sep = strstr(line, " - "))) continue;
+        *sep = 0;
+        for (i = 0, s = line; i < 5 && (tok[i] = strtok_r(s, " ", &save)) != NULL; i++) s = NULL;
+        fstype = strtok_r(sep + 3, " ", &save);
+        opts = fstype && strtok_r(NULL, " ", &save) ? strtok_r(NULL, " \n", &save) : NULL;
+        if (i < 5 || !opts) continue;
+        if (strcmp(fstype, "cgroup2") == 0) v = 1;
+        else if (strcmp(fstype, "cgroup") == 0 && mpq__has_word(opts, "cpu")) v = 0;
+        else continue;
+        if (cg[v][0] && !mnt[v][0] && mpq__cg_copy(root[v], tok[3])) mpq__cg_copy(mnt[v], tok[4]);
+    }
+    fclose(f);
+    for (v = 0; v < 2; v++) {
+        if (!cg[v][0] || !mnt[v][0]) continue;
+        q = mpq__cg_walk(mnt[v], root[v], cg[v], v);
+        if (q > 0 && (best == 0 || q < best)) best = q;
+    }
+    return best;
+}
+
+MPQDEF int mpq_cpu_count(void)
+{
+    long n = mpq__affinity_cpus(), q;
+    if (n <= 0) n = sysconf(_SC_NPROCESSORS_ONLN);
+    q = mpq__cgroup_cpus("/proc/self/cgroup", "/proc/self/mountinfo");
+    if (q > 0 && q < n) n = q;
+    return n < 1 ? 1 : n > INT_MAX ? INT_MAX : (int)n;
 }
 
 /* ========================================================================
@@ -8597,7 +9294,7 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
     if (!cfg) cfg = &defaults;
     workers = cfg->workers;
     if (workers == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        long n = mpq_cpu_count();
         workers = n < 1 ? 1 : n > MPQ__POOL_MAX_WORKERS ? MPQ__POOL_MAX_WORKERS : (int)n;
     }
     if (workers < 0 || workers > MPQ__POOL_MAX_WORKERS || cfg->max_arg > MPQ__POOL_MAX_SIZE ||

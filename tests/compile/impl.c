@@ -225,5 +225,16 @@ int main(void)
     (void)mpq_process_alive(&p);
     (void)mpq_process_exitcode(&p);
     (void)mpq_process_destroy(&p);
+    {
+        mpq_process q = MPQ_PROCESS_INIT;
+        mpq_process_config pc = { 1, "compile" };
+        pid_t pids[2];
+        (void)mpq_process_start_with(NULL, NULL, NULL, &pc);
+        (void)mpq_process_sentinel(&q);
+        (void)mpq_active_children(pids, 2);
+        (void)mpq_current_process_name();
+        (void)mpq_parent_process(pids);
+        (void)mpq_cpu_count();
+    }
     return mpq_version()[0] == MPQ_VERSION_STRING[0] ? 0 : 1;
 }
