@@ -31,8 +31,8 @@
      >>api-dict       mpq_dict, mpq_list  shared containers (Manager dict/list)
      >>api-queue      mpq_queue    shared-memory MPMC message queue
      >>api-conn       mpq_conn     framed messages over pipes and sockets
-     >>api-process    mpq_process  fork a function, join, kill
-     >>api-pool       mpq_pool     a pool of worker processes, futures
+     >>api-process    mpq_process  fork a function, join, kill; daemons, cpu_count
+     >>api-pool       mpq_pool     a pool of worker processes, futures, imap
      >>platform       implementation: atomics, futex, deadlines, segments
      >>shm            implementation of mpq_shm
      >>mutex          implementation of mpq_mutex
@@ -100,6 +100,11 @@
                        calls never block (submissions wait in the process,
                        a feeder thread moves them on). Breaking: callbacks
                        take a const mpq_pool_result * (both of them).
+                       Processes: daemons, names, sentinels (pidfd),
+                       mpq_active_children, mpq_parent_process,
+                       mpq_cpu_count (affinity and cgroup quota, the pool's
+                       default), MPQ_PROCESS_INIT; mpq_process_start_with.
+                       Breaking: mpq_process gained fields.
      0.2.0  (2026-12)  the synchronisation family: Event, Semaphore (bounded,
                        undo), Condition, Barrier, RLock, Lock.locked, and
                        JoinableQueue - none of which a dead process wedges.
@@ -1416,6 +1421,9 @@ MPQDEF int mpq_cpu_count(void);
    server, which has no other threads, so they copy that same moment and
    never a lock the result thread holds. Create pools before starting
    threads, or at a moment when no lock that tasks need is held.
+   The server is named PoolServer and the workers PoolWorker-1 to
+   PoolWorker-<workers> (a replacement takes its slot's name), in
+   mpq_current_process_name and in ps.
 
    A worker that dies (killed, crashed, exit() called in a task) fails the
    task it was running with MPQ_POOL_KILLED(signal) or MPQ_POOL_EXITED
@@ -7877,6 +7885,11 @@ static void mpq__pool_spawn(mpq__psrv *s, int i)
         close(p->cmd[0]);
         for (sig = 1; sig < MPQ__POOL_NSIG; sig++)   /* the program's own again */
             if (s->changed[sig]) sigaction(sig, &s->act[sig], NULL);
+        /* Its name (mpq_current_process_name, ps): PoolWorker-<slot>. */
+        mpq__me.pid = getpid();
+        mpq__me.parent = s->self;
+        snprintf(mpq__me.name, sizeof mpq__me.name, "PoolWorker-%d", i + 1);
+        prctl(PR_SET_NAME, (unsigned long)mpq__me.name, 0UL, 0UL, 0UL);
         sigprocmask(SIG_SETMASK, &s->mask, NULL);
         mpq__pool_worker(p, i);
     }
@@ -9350,7 +9363,12 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
         goto fail;
     }
     p->parent = getpid();
-    if ((rc = mpq_process_start(&p->server, mpq__pool_server, p)) != 0) goto fail;
+    {
+        mpq_process_config pc;
+        memset(&pc, 0, sizeof pc);
+        pc.name = "PoolServer";
+        if ((rc = mpq_process_start_with(&p->server, mpq__pool_server, p, &pc)) != 0) goto fail;
+    }
     close(p->cmd[0]);
     p->cmd[0] = -1;
     if (p->server.pidfd__ >= 0) p->server_fd = fcntl(p->server.pidfd__, F_DUPFD_CLOEXEC, 0);

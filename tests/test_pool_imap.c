@@ -861,7 +861,41 @@ static void test_imap_threads(void)
     CHECK_OK(mpq_pool_destroy(mt_pool));
 }
 
+/* Workers are named PoolWorker-<slot>, in the API and in /proc. */
+static int t_name(const void *a, size_t n, void *r, size_t *rl)
+{
+    char comm[32] = "";
+    FILE *f = fopen("/proc/self/comm", "r");
+    (void)a; (void)n;
+    if (f) {
+        if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+        fclose(f);
+    }
+    comm[strcspn(comm, "\n")] = 0;
+    if (strcmp(comm, mpq_current_process_name()) != 0) return -EPROTO;
+    *rl = strlen(comm) + 1;
+    memcpy(r, comm, *rl);
+    return 0;
+}
+static void test_pool_worker_names(void)
+{
+    mpq_pool *p = make_pool(2, 0);
+    char name[32];
+    size_t len;
+    int i, seen1 = 0, seen2 = 0;
+    for (i = 0; i < 200 && !(seen1 && seen2); i++) {
+        CHECK_OK(mpq_pool_apply(p, t_name, NULL, 0, name, sizeof name, &len));
+        seen1 |= strcmp(name, "PoolWorker-1") == 0;
+        seen2 |= strcmp(name, "PoolWorker-2") == 0;
+        CHECK(strncmp(name, "PoolWorker-", 11) == 0);
+    }
+    CHECK(seen1 || seen2);
+    CHECK(strcmp(mpq_current_process_name(), "MainProcess") == 0);
+    CHECK_OK(mpq_pool_destroy(p));
+}
+
 static const mpqt_case cases[] = {
+    MPQT(test_pool_worker_names, 30, 0),
     MPQT(test_pool_async_never_blocks, 30, 1),
     MPQT(test_pool_close_runs_waiting, 60, 1),
     MPQT(test_pool_error_messages, 30, 1),
