@@ -689,6 +689,46 @@ static void test_process_sentinel_in_poll(void)
     close(t.out[0]); close(t.out[1]); close(t.in[0]); close(t.in[1]);
 }
 
+/* The same with an mpq connection beside the sentinel (Python's
+   connection.wait over a Connection and p.sentinel): a message first,
+   then the end. */
+static mpq_conn *sent_a, *sent_b;
+static int send_then_wait(void *arg)
+{
+    char c;
+    size_t n;
+    (void)arg;
+    if (mpq_conn_send(sent_b, "hi", 2) != 0) return 1;
+    if (mpq_conn_recv(sent_b, &c, 1, &n, -1) != 0) return 2;
+    return 13;
+}
+static void test_process_sentinel_with_connection(void)
+{
+    struct pollfd fds[2];
+    mpq_process p;
+    char buf[8];
+    size_t len = 0;
+    CHECK_OK(mpq_pipe(&sent_a, &sent_b, 1));
+    CHECK_OK(mpq_process_start(&p, send_then_wait, NULL));
+    fds[0].fd = mpq_conn_fileno(sent_a);
+    fds[1].fd = mpq_process_sentinel(&p);
+    CHECK(fds[1].fd >= 0);
+    fds[0].events = fds[1].events = POLLIN;
+    fds[0].revents = fds[1].revents = 0;
+    CHECK_EQ(poll(fds, 2, 10000), 1);
+    CHECK(fds[0].revents & POLLIN);
+    CHECK_EQ(fds[1].revents, 0);
+    CHECK_OK(mpq_conn_recv(sent_a, buf, sizeof buf, &len, 0));
+    CHECK_EQ(len, 2);
+    CHECK_OK(mpq_conn_send(sent_a, "x", 1));
+    fds[0].revents = fds[1].revents = 0;
+    CHECK(poll(fds, 2, 10000) >= 1);
+    CHECK(fds[1].revents & POLLIN);
+    MPQT_JOIN_OK(&p, 13);
+    mpq_conn_close(sent_a);
+    mpq_conn_close(sent_b);
+}
+
 /* --- active_children --------------------------------------------------------- */
 
 static int exit_with_byte(void *arg)
@@ -1157,6 +1197,7 @@ static const mpqt_case cases[] = {
     MPQT(test_process_daemon_exit_in_child_spares_siblings, 20, 0),
     MPQT(test_process_daemon_thread_caveat, 20, 1),
     MPQT(test_process_names, 10, 0),
+    MPQT(test_process_sentinel_with_connection, 30, 0),
     MPQT(test_process_sentinel_in_poll, 20, 0),
     MPQT(test_process_active_children, 20, 0),
     MPQT(test_process_registry_stays_small, 90, 0),
