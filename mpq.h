@@ -8813,7 +8813,7 @@ MPQDEF int mpq_pool_apply_async(mpq_pool *p, mpq_pool_fn fn, const void *arg, si
     /* Straight onto the task queue if nothing waits before it and there
        is room; else it waits here, in order, for the feeder. */
     direct = !p->jobs && !p->fbusy;
-    if (direct) p->senders++;
+    p->senders++;   /* until it is queued: close must not shut the task queue before */
     pthread_mutex_unlock(&p->lock);
     rc = direct ? mpq__pool_send(p, idx, gen, fn, arg, len, 0, 0, 0, 0) : -EAGAIN;
     if (rc == -EAGAIN) {
@@ -8832,7 +8832,7 @@ MPQDEF int mpq_pool_apply_async(mpq_pool *p, mpq_pool_fn fn, const void *arg, si
         j = NULL;
     }
     pthread_mutex_lock(&p->lock);
-    if (direct) p->senders--;
+    p->senders--;
     if (rc != 0) {
         rc = mpq__pool_unsend(p, idx, gen, rc);
     } else if (j) {
@@ -8921,7 +8921,7 @@ static int mpq__pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t 
     if (f) f->id = m->id;
     p->pending++;                         /* the map's own report, see map_end */
     direct = !p->jobs && !p->fbusy;
-    if (direct) p->senders++;
+    p->senders++;   /* until the rest is queued: close must not shut the task queue before */
     /* Chunks go straight onto the task queue while it has room and
        nothing waits before them; the rest waits here for the feeder. */
     while (direct && at < n) {
@@ -8951,11 +8951,11 @@ static int mpq__pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t 
         }
         at += count;
     }
-    if (direct) p->senders--;
     if (rc == -EAGAIN) rc = 0;   /* full: the rest waits */
     if (rc != 0 && at == 0 && m->left == chunks) {
         /* Nothing went out: the call fails instead. */
         mpq__pool_settled(p, 1);
+        p->senders--;
         mpq__pool_close_tasks(p);
         pthread_mutex_unlock(&p->lock);
         MPQ_FREE(m);
@@ -9007,6 +9007,7 @@ static int mpq__pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t 
             pthread_mutex_lock(&p->lock);
         }
     }
+    p->senders--;
     mpq__pool_close_tasks(p);
     pthread_mutex_unlock(&p->lock);
     if (future) *future = f;
