@@ -7617,10 +7617,12 @@ MPQDEF uint64_t mpq_future_id(const mpq_future *f)
 
 MPQDEF int mpq_future_progress(const mpq_future *f, size_t *done, size_t *total)
 {
+    int ended;
     if (!f) return -EINVAL;
+    ended = mpq_future_ready(f);   /* first: once ended, done is total */
     if (done) *done = (size_t)mpq__load64(&f->done, MPQ__RELAXED);
     if (total) *total = (size_t)mpq__load64(&f->total, MPQ__RELAXED);
-    return mpq_future_ready(f);
+    return ended;
 }
 
 MPQDEF int mpq_pool_fail(int error, const char *fmt, ...)
@@ -8589,6 +8591,11 @@ static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
         }
     }
     if (ok) {
+        /* `it` is not touched past the unlock: its holds may all go once
+           the chunk is out (the outcome travels through a worker, a path
+           no thread sanitizer can follow). */
+        memset(t->fn, 0, sizeof t->fn);
+        memcpy(t->fn, &it->fn, sizeof it->fn);
         pthread_mutex_unlock(&p->lock);
         t->entry = idx;
         t->gen = gen;
@@ -8596,8 +8603,6 @@ static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
         t->item_size = MPQ__POOL_VAR;
         t->result_size = 0;
         t->len = (uint32_t)off;
-        memset(t->fn, 0, sizeof t->fn);
-        memcpy(t->fn, &it->fn, sizeof it->fn);
         rc = mpq_queue_put(p->tasks, t, sizeof *t + off, -1);
         pthread_mutex_lock(&p->lock);
         if (rc != 0) mpq__pool_unsent(p, idx, gen, rc);
@@ -9188,10 +9193,12 @@ MPQDEF int mpq_imap_next(mpq_imap *it, mpq_pool_result *r, int timeout_ms)
 
 MPQDEF int mpq_imap_progress(const mpq_imap *it, size_t *done, size_t *total)
 {
+    int ended;
     if (!it) return -EINVAL;
+    ended = it->items ? 1 : (int)mpq__load32(&it->ended, MPQ__ACQUIRE);   /* first: then total is final */
     if (done) *done = (size_t)mpq__load64(&it->done, MPQ__RELAXED);
     if (total) *total = it->items ? it->n : (size_t)mpq__load64(&it->pulled, MPQ__RELAXED);
-    return it->items ? 1 : (int)mpq__load32(&it->ended, MPQ__ACQUIRE);
+    return ended;
 }
 
 MPQDEF int mpq_imap_free(mpq_imap *it)
