@@ -6,7 +6,8 @@
 #    declarations alone; two MPQ_STATIC copies in one binary; the clear
 #    #error for a wrong include order.
 #    Every example is built and run.
-# 2. the test programs, built and run in several configurations: gcc -O2,
+# 2. the test programs, built (as many compilers at once as there are
+#    CPUs) and run (one at a time) in several configurations: gcc -O2,
 #    clang -O2, gcc and clang with AddressSanitizer +
 #    UndefinedBehaviorSanitizer, clang with ThreadSanitizer (threaded
 #    tests), test_sync again with a 3 s wake-up slice (so that a lost
@@ -96,21 +97,38 @@ check "examples/pool_map prints the sum of squares" sh -c \
 check "examples/pool_imap finds 837799 (524 steps) below a million" sh -c \
     "timeout 60 $B/examples/pool_imap 2>/dev/null | grep -qx 'longest: 524 steps, from 837799'"
 
+# build_all DIR CC FLAGS NAME...: compiles tests/NAME.c (or
+# tests/helpers/NAME.c) into DIR/NAME, $JOBS compilers at a time (the
+# builds are most of the run's time); a failed build leaves DIR/NAME.failed
+# beside its DIR/NAME.build.log.
+JOBS=$(nproc 2>/dev/null || echo 2)
+build_all() {
+    bdir=$1; bcc=$2; bflags=$3; shift 3
+    for n in "$@"; do
+        src="tests/$n.c"; [ -f "$src" ] || src="tests/helpers/$n.c"
+        rm -f "$bdir/$n.failed"
+        printf '%s %s\n' "$n" "$src"
+    done | xargs -P "$JOBS" -n 2 sh -c \
+        "$bcc -std=c99 $WARN $bflags -o \"$bdir/\$0\" \"\$1\" -pthread 2>\"$bdir/\$0.build.log\" || touch \"$bdir/\$0.failed\""
+}
+
 # suite NAME CC FLAGS [--threaded]: builds the tests and helpers with CC and
-# FLAGS into $B/NAME and runs them, adding their counts to the totals.
+# FLAGS into $B/NAME and runs them, one at a time, adding their counts to
+# the totals.
 suite() {
     name=$1; cc=$2; flags=$3; only=${4:-}
     dir="$B/$name"
     mkdir -p "$dir"
     echo "== $name ($cc $flags)"
+    build_all "$dir" "$cc" "$flags" $HELPERS $TESTS
     for h in $HELPERS; do
-        if ! $cc -std=c99 $WARN $flags -o "$dir/$h" "tests/helpers/$h.c" -pthread 2>"$dir/build.log"; then
-            printf '  FAIL  build %s\n' "$h"; head -20 "$dir/build.log"; failed=$((failed + 1)); return
+        if [ -f "$dir/$h.failed" ]; then
+            printf '  FAIL  build %s\n' "$h"; head -20 "$dir/$h.build.log"; failed=$((failed + 1)); return
         fi
     done
     for t in $TESTS; do
-        if ! $cc -std=c99 $WARN $flags -o "$dir/$t" "tests/$t.c" -pthread 2>"$dir/build.log"; then
-            printf '  FAIL  build %s\n' "$t"; head -20 "$dir/build.log"; failed=$((failed + 1)); continue
+        if [ -f "$dir/$t.failed" ]; then
+            printf '  FAIL  build %s\n' "$t"; head -20 "$dir/$t.build.log"; failed=$((failed + 1)); continue
         fi
         # One suite (plain gcc) also moves a message past 4 GiB.
         big=""; [ "$name" = gcc ] && big=1
@@ -142,11 +160,15 @@ if have gcc; then
     else
         # This kernel cannot run 32-bit x86 programs: build them, at least.
         echo "== gcc-m32 (build only: this kernel does not run 32-bit programs)"
-        for t in $TESTS; do
-            check "gcc -m32 build tests/$t.c" gcc -m32 -std=c99 $WARN -O2 -o "$B/m32-$t" "tests/$t.c" -pthread
-        done
-        for h in $HELPERS; do
-            check "gcc -m32 build tests/helpers/$h.c" gcc -m32 -std=c99 $WARN -O2 -o "$B/m32-$h" "tests/helpers/$h.c" -pthread
+        mkdir -p "$B/m32"
+        build_all "$B/m32" gcc "-m32 -O2" $TESTS $HELPERS
+        for n in $TESTS $HELPERS; do
+            if [ -f "$B/m32/$n.failed" ]; then
+                printf '  FAIL  gcc -m32 build %s\n' "$n"; sed 's/^/    /' "$B/m32/$n.build.log" | head -20
+                failed=$((failed + 1))
+            else
+                printf '  ok    gcc -m32 build %s\n' "$n"; passed=$((passed + 1))
+            fi
         done
     fi
 fi

@@ -947,7 +947,7 @@ static void *race_submit(void *arg)
 static void test_pool_close_races_submit(void)
 {
     int round;
-    for (round = 0; round < 100; round++) {
+    for (round = 0; round < 30; round++) {
         pthread_t th[2];
         mpq_pool_config c;
         int k;
