@@ -1483,7 +1483,11 @@ typedef void (*mpq_pool_callback)(void *user, const mpq_pool_result *r);
    input, or a negative error, which ends the input too and is reported
    as the outcome of item `index` once the items before it are handed
    back. Called on the pool's feeder thread, one call at a time, and only
-   while the imap's window has room. */
+   while the imap's window has room. It may submit tasks (they run after
+   the imap's items read so far) and wait for the outcome of tasks
+   submitted before the imap - never of later ones, which wait for it;
+   mpq_pool_apply, mpq_pool_map, mpq_pool_wait, join, destroy and
+   mpq_imap_next return -EDEADLK there, and terminate does not wait. */
 typedef int (*mpq_pool_source)(void *user, size_t index, void *item, size_t cap, size_t *len);
 
 /* The error of a task whose worker died: killed by signal `sig`, or exited
@@ -1634,9 +1638,10 @@ MPQDEF int mpq_imap_next(mpq_imap *it, mpq_pool_result *r, int timeout_ms);
 MPQDEF int mpq_imap_progress(const mpq_imap *it, size_t *done, size_t *total);
 
 /* Releases the imap. Unfinished, it is cancelled: its input is not read
-   any more and outcomes still to come are dropped. Call it before
-   mpq_pool_destroy, or after it (then it only frees). Returns 0 or
-   -EINVAL. Thread safety: once per imap, not concurrently with next. */
+   any more (a source call under way is waited for; then source_user or
+   the items may be freed) and outcomes still to come are dropped. Call
+   it before mpq_pool_destroy, or after it (then it only frees). Returns 0
+   or -EINVAL. Thread safety: once per imap, not concurrently with next. */
 MPQDEF int mpq_imap_free(mpq_imap *it);
 
 /* Waits until the pool is idle: every task submitted so far (and any
@@ -1663,9 +1668,9 @@ MPQDEF int mpq_pool_join(mpq_pool *pool, int timeout_ms);
 /* Stops now: the workers are killed, and every task not yet finished -
    those still waiting in this process included - fails with -ECANCELED
    (its error callback runs on the result thread before terminate
-   returns; in a callback, at once). A running imap input function is
-   waited for. Returns 0 or -EINVAL. Thread safety: any thread of the
-   creating process. */
+   returns; in a callback, at once). An imap input function under way is
+   waited for (its current item; no more are read). Returns 0 or -EINVAL.
+   Thread safety: any thread of the creating process. */
 MPQDEF int mpq_pool_terminate(mpq_pool *pool);
 
 /* Terminates the pool if it still runs, then frees it: no worker, server
@@ -7431,7 +7436,7 @@ struct mpq_imap {              /* everything under the pool's lock */
     uint32_t        ended;     /* the input has ended (an atomic, for progress) */
     int             src_error; /* the input's own error, reported as item `pulled` */
     int             src_told;
-    int             freed;     /* the caller let go */
+    uint32_t        freed;     /* the caller let go (an atomic: the feeder looks between items) */
     int             refs;      /* the caller, the feeder's job, each chunk out */
     char           *pend;      /* an item read that did not fit its chunk */
     size_t          pend_len;
@@ -7453,7 +7458,7 @@ typedef struct mpq__pentry {   /* one task out: an apply, a map chunk, an imap c
     uint64_t          id;
     mpq__pmap        *map;       /* a map chunk: items start..start+count */
     mpq_imap         *it;        /* an imap chunk: items start..start+count */
-    size_t            start;
+    uint64_t          start;
     uint32_t          count;
     uint32_t          arrived;   /* imap: outcomes of the chunk delivered */
 } mpq__pentry;
@@ -7509,7 +7514,10 @@ struct mpq_pool {
     int             fbusy;             /* the feeder works on a job, outside the list */
     int             fwait;             /* the feeder sleeps on fcond */
     int             fstop;
-    int             halted;            /* terminate or a dead server: nothing more is sent */
+    uint32_t        halted;            /* terminate or a dead server: nothing more is sent
+                                          (an atomic: the feeder looks between items) */
+    int             fpipe;             /* the feeder met the task queue closed: halt comes */
+    mpq_imap       *fcur;              /* the imap whose input the feeder is reading */
     int             halt_error;        /* what waiting jobs then fail with */
     int             tasks_closed;
     int             closed, terminated, broken;
@@ -8047,6 +8055,12 @@ static int mpq__pool_in_thread(const mpq_pool *p)
     return p->thread_up && pthread_equal(pthread_self(), p->thread);
 }
 
+/* On the feeder thread: in an imap's input function. */
+static int mpq__pool_in_feeder(const mpq_pool *p)
+{
+    return p->feeder_up && pthread_equal(pthread_self(), p->feeder);
+}
+
 /* Takes a free pending entry (lock held), growing the table if need be. */
 static int mpq__pool_entry(mpq_pool *p, uint32_t *idx)
 {
@@ -8129,7 +8143,7 @@ static void mpq__imap_put(mpq_imap *it, uint64_t index, int error, const void *d
 {
     mpq__pout *o;
     mpq__store64(&it->done, it->done + 1, MPQ__RELAXED);
-    if (it->freed) return;
+    if (mpq__load32(&it->freed, MPQ__RELAXED)) return;
     if ((o = (mpq__pout *)MPQ_MALLOC(sizeof *o + len + 1)) != NULL) {
         o->error = error;
         o->len = len;
@@ -8223,7 +8237,7 @@ static int mpq__pool_resolve(mpq_pool *p, uint32_t idx, uint32_t gen, int error,
         if (error) {
             if (!m->error) {
                 m->error = error;
-                m->err_index = e->start + (item < e->count ? item : 0);
+                m->err_index = (size_t)e->start + (item < e->count ? item : 0);
                 if (len && (m->err_msg = (char *)MPQ_MALLOC(len + 1)) != NULL) {
                     memcpy(m->err_msg, data, len);
                     m->err_msg[len] = 0;
@@ -8231,7 +8245,7 @@ static int mpq__pool_resolve(mpq_pool *p, uint32_t idx, uint32_t gen, int error,
                 }
             }
         } else if (want) {
-            memcpy(m->results + e->start * m->result_size, data, want);
+            memcpy(m->results + (size_t)e->start * m->result_size, data, want);
         }
         m->done += e->count;
         if (m->fut) mpq__store64(&m->fut->done, m->done, MPQ__RELAXED);
@@ -8423,7 +8437,8 @@ static void mpq__pool_drain(mpq_pool *p)
     pthread_mutex_unlock(&p->lock);
     while ((j = fail) != NULL) {
         fail = j->next;
-        mpq__pool_job_fail(p, j, j->error);
+        /* A send that met the task queue closed for a halt fails as the halt says. */
+        mpq__pool_job_fail(p, j, j->error == -EPIPE && error ? error : j->error);
     }
     while ((j = wait) != NULL) {
         wait = j->next;
@@ -8470,7 +8485,10 @@ static int mpq__pool_send(mpq_pool *p, uint32_t idx, uint32_t gen, mpq_pool_fn f
 static void mpq__pool_unsent(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
 {
     mpq__presult r[2];
-    if (rc == -EPIPE) return;
+    if (rc == -EPIPE) {   /* only a halt closes it under the feeder: wait for that */
+        p->fpipe = 1;
+        return;
+    }
     memset(r, 0, sizeof r);
     r[0].entry = idx;
     r[0].gen = gen;
@@ -8493,7 +8511,8 @@ static int mpq__pool_job_ready(const mpq__pjob *j)
 {
     const mpq_imap *it = j->t.it;
     if (j->kind != MPQ__JOB_IMAP) return 1;
-    return it->freed || it->has_pend || it->pulled - it->read + it->chunksize <= it->window;
+    return mpq__load32(&it->freed, MPQ__RELAXED) || it->has_pend ||
+           it->pulled - it->read + it->chunksize <= it->window;
 }
 
 /* One item of an imap's input into it->pend: 1, 0 (the end) or an error. */
@@ -8526,7 +8545,7 @@ static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
     uint32_t count = 0, idx = 0, gen = 0;
     int rc = 1, end = 0, ok = 0;
 
-    if (it->freed) {   /* the caller let go: read no more */
+    if (mpq__load32(&it->freed, MPQ__RELAXED)) {   /* the caller let go: read no more */
         it->has_pend = 0;
         mpq__imap_end(it, 0);
         mpq__pool_settled(p, 1);
@@ -8535,12 +8554,15 @@ static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
         return 0;
     }
     allowed = it->pulled - it->read < it->window ? it->window - (it->pulled - it->read) : 0;
+    p->fcur = it;   /* mpq_imap_free waits until the input is left alone */
     pthread_mutex_unlock(&p->lock);
     /* Items read from the input wait in it->pend until their chunk has room. */
     while (count < it->chunksize) {
         size_t need;
         if (!it->has_pend) {
             if (pulls >= allowed || end) break;
+            /* Freed or halted meanwhile: read no more (what was read goes out). */
+            if (mpq__load32(&it->freed, MPQ__ACQUIRE) || mpq__load32(&p->halted, MPQ__ACQUIRE)) break;
             if ((rc = mpq__pool_pull(p, it, it->pulled + pulls)) <= 0) {
                 end = 1;
                 break;
@@ -8564,13 +8586,15 @@ static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
     }
     if (it->items && it->pulled + pulls >= it->n) end = 1;
     pthread_mutex_lock(&p->lock);
+    p->fcur = NULL;
+    pthread_cond_broadcast(&p->cond);   /* an mpq_imap_free may wait for this */
     mpq__store64(&it->pulled, it->pulled + pulls, MPQ__RELAXED);
     if (count) {
         if (mpq__pool_entry(p, &idx) == 0) {
             mpq__pentry *e = &p->e[idx];
             e->it = it;
             e->id = it->id;
-            e->start = (size_t)it->sent;
+            e->start = it->sent;
             e->count = count;
             gen = e->gen;
             it->refs++;
@@ -8666,7 +8690,7 @@ static void *mpq__pool_feeder(void *arg)
     pthread_mutex_lock(&p->lock);
     while (!p->fstop) {
         mpq__pjob *j = NULL, *prev = NULL;
-        if (!p->halted)
+        if (!p->halted && !p->fpipe)
             for (j = p->jobs; j && !mpq__pool_job_ready(j); prev = j, j = j->next) {}
         if (!j) {
             mpq__pool_close_tasks(p);
@@ -8714,10 +8738,17 @@ static int mpq__pool_server_gone(mpq_pool *p)
 static void mpq__pool_halt(mpq_pool *p, int error)
 {
     pthread_mutex_lock(&p->lock);
-    p->halted = 1;
+    mpq__store32(&p->halted, 1, MPQ__RELEASE);
     if (!p->halt_error) p->halt_error = error;
+    pthread_mutex_unlock(&p->lock);
+    /* First what waits and what is out: an imap's input function that the
+       feeder runs may be waiting for one of those tasks. */
+    mpq__pool_drain(p);
+    mpq__pool_fail_all(p, error);
+    pthread_mutex_lock(&p->lock);
     while (p->fbusy) pthread_cond_wait(&p->cond, &p->lock);
     pthread_mutex_unlock(&p->lock);
+    /* Then what the feeder took out meanwhile. */
     mpq__pool_drain(p);
     mpq__pool_fail_all(p, error);
 }
@@ -8751,13 +8782,15 @@ static void *mpq__pool_thread(void *arg)
                server gave up (-ECHILD if it was killed). */
             int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
             if (e == 0) e = -ECHILD;
+            pthread_mutex_lock(&p->lock);   /* submits say why from now on */
+            if (!p->terminated && !p->closed && !p->broken) p->broken = e;
+            pthread_mutex_unlock(&p->lock);
             mpq_queue_close(p->tasks);   /* the feeder, and a sender, give up */
             while ((n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH,
                                             3 * MPQ__STUCK_MS)) > 0)
                 mpq__pool_results(p, p->rbuf, lens, n);
             pthread_mutex_lock(&p->lock);
             if (p->terminated) e = -ECANCELED;
-            else if (!p->closed && !p->broken) p->broken = e;
             pthread_mutex_unlock(&p->lock);
             mpq__pool_halt(p, e);
             dead = 1;
@@ -8870,7 +8903,7 @@ MPQDEF int mpq_pool_apply(mpq_pool *p, mpq_pool_fn fn, const void *arg, size_t l
     mpq_future *f;
     int rc;
     if (!p || (!result && cap) || !result_len) return -EINVAL;
-    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) return -EDEADLK;
     if ((rc = mpq_pool_submit(p, fn, arg, len, &f)) != 0) return rc;
     rc = mpq_future_get(f, result, cap, result_len, -1);
     mpq_future_free(f);
@@ -9035,7 +9068,7 @@ MPQDEF int mpq_pool_map(mpq_pool *p, mpq_pool_fn fn, const void *items, size_t n
     mpq_future *f;
     int rc;
     if (!p) return -EINVAL;
-    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) return -EDEADLK;
     rc = mpq__pool_map(p, fn, items, n, item_size, results, result_size, chunksize,
                        NULL, NULL, NULL, &f, 1);
     if (rc != 0) return rc;
@@ -9176,7 +9209,7 @@ MPQDEF int mpq_imap_next(mpq_imap *it, mpq_pool_result *r, int timeout_ms)
             rc = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
             break;
         }
-        if (mpq__pool_in_thread(p)) {
+        if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) {
             rc = -EDEADLK;
             break;
         }
@@ -9210,11 +9243,14 @@ MPQDEF int mpq_imap_free(mpq_imap *it)
         return 0;
     }
     pthread_mutex_lock(&p->lock);
-    it->freed = 1;
+    mpq__store32(&it->freed, 1, MPQ__RELEASE);
     if (it->prev) it->prev->next_it = it->next_it;
     else p->imaps = it->next_it;
     if (it->next_it) it->next_it->prev = it->prev;
     if (p->fwait) pthread_cond_signal(&p->fcond);   /* its job retires */
+    /* Its input (source_user, items) may be freed once this returns: wait
+       until the feeder has left it (at most one item's read). */
+    while (p->fcur == it && !mpq__pool_in_feeder(p)) pthread_cond_wait(&p->cond, &p->lock);
     mpq__imap_unref(it);
     pthread_mutex_unlock(&p->lock);
     return 0;
@@ -9225,7 +9261,7 @@ MPQDEF int mpq_pool_wait(mpq_pool *p, int timeout_ms)
     int64_t deadline = mpq__deadline(timeout_ms);
     int rc = 0;
     if (!p) return -EINVAL;
-    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) return -EDEADLK;
     pthread_mutex_lock(&p->lock);
     while (p->pending && rc == 0) {
         if (timeout_ms == 0) {
@@ -9444,7 +9480,7 @@ MPQDEF int mpq_pool_join(mpq_pool *p, int timeout_ms)
     int64_t deadline = mpq__deadline(timeout_ms);
     int rc = 0;
     if (!p) return -EINVAL;
-    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) return -EDEADLK;
     pthread_mutex_lock(&p->lock);
     rc = p->closed || p->terminated ? 0 : -EINVAL;
     pthread_mutex_unlock(&p->lock);
@@ -9472,7 +9508,12 @@ MPQDEF int mpq_pool_terminate(mpq_pool *p)
     pthread_mutex_lock(&p->lock);
     first = !p->terminated;
     p->terminated = p->closed = 1;
-    if (first) mpq__store32(&p->cancel, 1, MPQ__RELEASE);
+    if (first) {
+        /* Halted at once: the feeder reads no more input from here on. */
+        mpq__store32(&p->halted, 1, MPQ__RELEASE);
+        if (!p->halt_error) p->halt_error = -ECANCELED;
+        mpq__store32(&p->cancel, 1, MPQ__RELEASE);
+    }
     pthread_mutex_unlock(&p->lock);
     if (first) {
         mpq_queue_close(p->tasks);
@@ -9484,6 +9525,9 @@ MPQDEF int mpq_pool_terminate(mpq_pool *p)
        outer fail_all (this callback's caller, maybe) is left. */
     if (mpq__pool_in_thread(p)) {
         if (mpq__load32(&p->cancel, MPQ__ACQUIRE)) mpq__pool_halt(p, -ECANCELED);
+    } else if (mpq__pool_in_feeder(p)) {
+        /* In an imap's input function: the result thread finishes the
+           cancelling once it returns. */
     } else {
         mpq__pool_wake(p);
         pthread_mutex_lock(&p->lock);
@@ -9496,7 +9540,7 @@ MPQDEF int mpq_pool_terminate(mpq_pool *p)
 MPQDEF int mpq_pool_destroy(mpq_pool *p)
 {
     if (!p) return -EINVAL;
-    if (mpq__pool_in_thread(p)) return -EDEADLK;
+    if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) return -EDEADLK;
     mpq_pool_terminate(p);
     pthread_mutex_lock(&p->lock);
     p->fstop = 1;

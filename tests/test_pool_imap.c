@@ -1012,7 +1012,208 @@ static void test_pool_close_in_submit_window(void)
     CHECK_OK(mpq_pool_destroy(race_pool));
 }
 
+/* --- the input function, the feeder and halts ------------------------------ */
+
+/* A source that waits for a task submitted before the imap (a pipeline):
+   terminate, and a killed server, still end everything. */
+static mpq_future *before;
+static int src_waits_before(void *user, size_t index, void *item, size_t cap, size_t *len)
+{
+    int v = (int)index, rc;
+    (void)user; (void)cap;
+    if (index == 3) {   /* blocks until the gated task ends: terminate ends it */
+        rc = mpq_future_wait(before, -1);
+        if (rc != 0) return rc;
+    }
+    memcpy(item, &v, sizeof v);
+    *len = sizeof v;
+    return 1;
+}
+static void source_waits(int kill_server)
+{
+    mpq_pool *p;
+    mpq_imap *it;
+    mpq_imap_config c;
+    mpq_pool_result r;
+    int x = 5, rc;
+    gate = (uint32_t *)mpqt_shared(sizeof *gate);
+    p = make_pool(2, 0);
+    CHECK_OK(mpq_pool_submit(p, t_gated, &x, sizeof x, &before));
+    memset(&c, 0, sizeof c);
+    c.source = src_waits_before;
+    CHECK_OK(mpq_pool_imap(p, t_square, &c, &it));
+    CHECK_EQ(mpq_imap_next(it, &r, 30000), 1);   /* items 0..2 run */
+    if (kill_server) {
+        pid_t w[2];
+        CHECK(mpq_pool_workers(p, w, 2) >= 1);
+        CHECK_OK(kill(p->server.pid, SIGKILL));
+        CHECK_OK(mpq_future_wait(before, 30000));
+        CHECK_ERR(mpq_future_get(before, NULL, 0, NULL, 0), ECHILD);
+    } else {
+        CHECK_OK(mpq_pool_terminate(p));
+        CHECK_ERR(mpq_future_get(before, NULL, 0, NULL, 0), ECANCELED);
+    }
+    while ((rc = mpq_imap_next(it, &r, 30000)) == 1) {}
+    CHECK_EQ(rc, 0);
+    mpq_future_free(before);
+    CHECK_OK(mpq_imap_free(it));
+    CHECK_OK(mpq_pool_destroy(p));
+}
+static void test_imap_source_waits_terminate(void) { source_waits(0); }
+static void test_imap_source_waits_server_killed(void) { source_waits(1); }
+
+/* Waiting calls from the input function are refused, not hung. */
+static mpq_pool *src_pool;
+static int src_rcs[8];
+static int src_calls_pool(void *user, size_t index, void *item, size_t cap, size_t *len)
+{
+    int v = 3, r = 0;
+    size_t l;
+    mpq_pool_result res;
+    (void)user; (void)cap;
+    if (index == 0) {
+        src_rcs[0] = mpq_pool_apply(src_pool, t_square, &v, sizeof v, &r, sizeof r, &l);
+        src_rcs[1] = mpq_pool_map(src_pool, t_square, &v, 1, sizeof v, &r, sizeof r, 0);
+        src_rcs[2] = mpq_pool_wait(src_pool, -1);
+        src_rcs[3] = mpq_pool_join(src_pool, -1);
+        src_rcs[4] = mpq_pool_destroy(src_pool);
+        src_rcs[5] = mpq_imap_next((mpq_imap *)user, &res, -1);   /* one held at the gate */
+        src_rcs[6] = mpq_pool_apply_async(src_pool, t_square, &v, sizeof v, NULL, NULL, NULL, NULL);
+    }
+    if (index >= 2) return 0;
+    memcpy(item, &v, sizeof v);
+    *len = sizeof v;
+    return 1;
+}
+static void test_imap_source_calls_pool(void)
+{
+    mpq_imap *it = NULL, *held;
+    mpq_pool_result r;
+    int rc, k = 0, x = 2;
+    gate = (uint32_t *)mpqt_shared(sizeof *gate);
+    src_pool = make_pool(2, 0);
+    {
+        mpq_imap_config c;
+        memset(&c, 0, sizeof c);
+        c.items = &x;
+        c.n = 1;
+        c.item_size = sizeof x;
+        CHECK_OK(mpq_pool_imap(src_pool, t_gated, &c, &held));   /* its next would wait */
+        memset(&c, 0, sizeof c);
+        c.source = src_calls_pool;
+        c.source_user = held;
+        CHECK_OK(mpq_pool_imap(src_pool, t_square, &c, &it));
+    }
+    while ((rc = mpq_imap_next(it, &r, 30000)) == 1) k++;
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(k, 2);
+    for (k = 0; k < 6; k++) CHECK_EQ(src_rcs[k], -EDEADLK);
+    CHECK_OK(src_rcs[6]);   /* submitting is fine */
+    gate_open();
+    CHECK_EQ(mpq_imap_next(held, &r, 30000), 1);
+    CHECK_OK(mpq_pool_wait(src_pool, 30000));
+    CHECK_OK(mpq_imap_free(it));
+    CHECK_OK(mpq_imap_free(held));
+    CHECK_OK(mpq_pool_destroy(src_pool));
+}
+
+/* After mpq_imap_free returns, and after terminate returns, the input is
+   not read any more: its memory may go. */
+static int slow_reads, reads_after;
+static uint32_t input_gone;
+static int src_slow(void *user, size_t index, void *item, size_t cap, size_t *len)
+{
+    int v = (int)index;
+    volatile int k;
+    (void)user; (void)cap;
+    if (__atomic_load_n(&input_gone, __ATOMIC_SEQ_CST)) __atomic_fetch_add(&reads_after, 1, __ATOMIC_SEQ_CST);
+    __atomic_fetch_add(&slow_reads, 1, __ATOMIC_SEQ_CST);
+    for (k = 0; k < 20000; k++) {}
+    memcpy(item, &v, sizeof v);
+    *len = sizeof v;
+    return 1;
+}
+static void input_left_alone(int terminate)
+{
+    mpq_pool *p = make_pool(2, 0);
+    mpq_imap *it;
+    mpq_imap_config c;
+    mpq_pool_result r;
+    int i, rc;
+    slow_reads = reads_after = 0;
+    __atomic_store_n(&input_gone, 0, __ATOMIC_SEQ_CST);
+    memset(&c, 0, sizeof c);
+    c.source = src_slow;
+    c.chunksize = 200;
+    CHECK_OK(mpq_pool_imap(p, t_square, &c, &it));
+    for (i = 0; i < 300; i++) CHECK_EQ(mpq_imap_next(it, &r, 30000), 1);
+    /* terminate: at most the item under way (and one that had just
+       passed the check) is read once it is called; free: none once it
+       has returned. */
+    if (terminate) {
+        __atomic_store_n(&input_gone, 1, __ATOMIC_SEQ_CST);
+        CHECK_OK(mpq_pool_terminate(p));
+    } else {
+        CHECK_OK(mpq_imap_free(it));
+        __atomic_store_n(&input_gone, 1, __ATOMIC_SEQ_CST);
+    }
+    if (terminate) {
+        while ((rc = mpq_imap_next(it, &r, 30000)) == 1) {}
+        CHECK_EQ(rc, 0);
+        CHECK_OK(mpq_imap_free(it));
+    } else {
+        CHECK_OK(mpq_pool_wait(p, 30000));
+    }
+    CHECK(__atomic_load_n(&reads_after, __ATOMIC_SEQ_CST) <= (terminate ? 2 : 0));
+    CHECK_OK(mpq_pool_destroy(p));
+}
+static void test_imap_free_stops_input(void) { input_left_alone(0); }
+static void test_imap_terminate_stops_input(void) { input_left_alone(1); }
+
+/* A map racing terminate fails with -ECANCELED, whatever it met. */
+static int term_errors, term_other;
+static void term_err(void *user, const mpq_pool_result *r)
+{
+    (void)user;
+    __atomic_fetch_add(&term_errors, 1, __ATOMIC_SEQ_CST);
+    if (r->error != -ECANCELED) term_other = r->error;
+}
+static void *term_later(void *arg)
+{
+    mpq_pool_terminate((mpq_pool *)arg);
+    return NULL;
+}
+static void test_map_racing_terminate(void)
+{
+    static int in[256], out[256];
+    int round;
+    for (round = 0; round < 60; round++) {
+        mpq_pool *p;
+        mpq_pool_config c;
+        pthread_t th;
+        int rc;
+        memset(&c, 0, sizeof c);
+        c.workers = 2;
+        c.backlog = 8;
+        CHECK_OK(mpq_pool_create(&p, &c));
+        term_errors = 0;
+        CHECK_OK(-pthread_create(&th, NULL, term_later, p));
+        rc = mpq_pool_map_async(p, t_square, in, 256, sizeof(int), out, sizeof(int), 1, NULL, term_err, NULL, NULL);
+        pthread_join(th, NULL);
+        CHECK(rc == 0 || rc == -EPIPE);
+        CHECK_OK(mpq_pool_destroy(p));
+        CHECK(term_errors <= 1);
+        if (term_other) CHECK_EQ(term_other, -ECANCELED);
+    }
+}
+
 static const mpqt_case cases[] = {
+    MPQT(test_imap_source_waits_terminate, 30, 1),
+    MPQT(test_imap_source_waits_server_killed, 30, 1),
+    MPQT(test_imap_source_calls_pool, 30, 1),
+    MPQT(test_imap_free_stops_input, 30, 1),
+    MPQT(test_imap_terminate_stops_input, 30, 1),
+    MPQT(test_map_racing_terminate, 60, 1),
     MPQT(test_pool_close_in_submit_window, 30, 0),
     MPQT(test_pool_close_races_submit, 120, 1),
     MPQT(test_pool_worker_names, 30, 0),
