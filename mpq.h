@@ -9256,12 +9256,11 @@ MPQDEF int mpq_imap_free(mpq_imap *it)
     return 0;
 }
 
-MPQDEF int mpq_pool_wait(mpq_pool *p, int timeout_ms)
+/* Waits until every outcome has been reported (pending == 0), until
+   `deadline`: 0, -EAGAIN (timeout_ms == 0) or -ETIMEDOUT. */
+static int mpq__pool_idle(mpq_pool *p, int64_t deadline, int timeout_ms)
 {
-    int64_t deadline = mpq__deadline(timeout_ms);
     int rc = 0;
-    if (!p) return -EINVAL;
-    if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) return -EDEADLK;
     pthread_mutex_lock(&p->lock);
     while (p->pending && rc == 0) {
         if (timeout_ms == 0) {
@@ -9276,6 +9275,13 @@ MPQDEF int mpq_pool_wait(mpq_pool *p, int timeout_ms)
     }
     pthread_mutex_unlock(&p->lock);
     return rc;
+}
+
+MPQDEF int mpq_pool_wait(mpq_pool *p, int timeout_ms)
+{
+    if (!p) return -EINVAL;
+    if (mpq__pool_in_thread(p) || mpq__pool_in_feeder(p)) return -EDEADLK;
+    return mpq__pool_idle(p, mpq__deadline(timeout_ms), timeout_ms);
 }
 
 /* --- the parent: life cycle -------------------------------------------------------- */
@@ -9487,18 +9493,7 @@ MPQDEF int mpq_pool_join(mpq_pool *p, int timeout_ms)
     if (rc != 0) return rc;
     if (timeout_ms == 0 && !mpq__pool_server_gone(p)) return -EAGAIN;
     if ((rc = mpq__pool_wait_server(p, deadline)) != 0) return rc;
-    pthread_mutex_lock(&p->lock);
-    while (p->pending && rc == 0) {
-        if (deadline < 0) {
-            pthread_cond_wait(&p->cond, &p->lock);
-        } else {
-            struct timespec ts = mpq__timespec(deadline);
-            if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT && p->pending)
-                rc = timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
-        }
-    }
-    pthread_mutex_unlock(&p->lock);
-    return rc;
+    return mpq__pool_idle(p, deadline, timeout_ms);
 }
 
 MPQDEF int mpq_pool_terminate(mpq_pool *p)
