@@ -6057,6 +6057,7 @@ static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct 
         if (r < 0) {
             if (errno == EINTR) continue;
             rc = mpq__err();
+            if (rc == -ECONNRESET) rc = -EPIPE;   /* the peer went with our data unread */
             if (rc == -EAGAIN || rc == -EWOULDBLOCK) {   /* a non-blocking descriptor */
                 rc = mpq__poll1(c->wfd, POLLOUT, -1);
                 if (rc >= 0 || rc == -EINTR) {

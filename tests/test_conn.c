@@ -686,6 +686,34 @@ static void test_conn_peer_closed_with_data_unread(void)
     mpq_conn_close(a);
 }
 
+static int send_into_the_void(void *arg)
+{
+    mpq_conn **ab = (mpq_conn **)arg;
+    char small[64] = { 0 };
+    int rc;
+    mpq_conn_close(ab[1]);       /* the child's copy of the reading end */
+    while ((rc = mpq_conn_send(ab[0], small, sizeof small)) == 0) {}
+    return rc == -EPIPE ? 0 : rc == -ECONNRESET ? 2 : 1;
+}
+
+/* A sender blocked for room when the reader closes with data unread: the
+   kernel wakes it with ECONNRESET (when none of that message went out
+   yet), which is a gone peer too: -EPIPE. */
+static void test_conn_peer_closed_while_we_send(void)
+{
+    mpq_conn *a, *b, *ab[2];
+    mpq_process p;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    ab[0] = a;
+    ab[1] = b;
+    CHECK_OK(mpq_process_start(&p, send_into_the_void, ab));
+    CHECK_OK(mpq_conn_close(a));
+    CHECK(mpqt_readable(mpq_conn_fileno(b), 10000));     /* the child is in its send ... */
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));             /* ... blocked for room */
+    CHECK_OK(mpq_conn_close(b));
+    MPQT_JOIN_OK(&p, 0);
+}
+
 /* --- refused frames and random streams ------------------------------------ */
 
 static int send_two_mib(void *arg)
@@ -812,6 +840,7 @@ static const mpqt_case cases[] = {
     MPQT(test_conn_listener_sharing, 20, 1),
     MPQT(test_conn_tcp, 10, 0),
     MPQT(test_conn_peer_closed_with_data_unread, 10, 0),
+    MPQT(test_conn_peer_closed_while_we_send, 20, 0),
     MPQT(test_conn_frame_over_the_maximum, 10, 0),
     MPQT(test_conn_fuzz_random_streams, 60, 0),
     MPQT(test_conn_bad_input, 10, 0),
