@@ -1115,10 +1115,13 @@ MPQDEF int mpq_conn_fileno(const mpq_conn *c);
 
 /* Waits until at least one of conns[0..n-1] can receive (or reached its
    end), at most timeout_ms; sets ready[i] to 1 or 0. Like
-   multiprocessing.connection.wait. Returns how many are ready (0 on
-   timeout), or -EINVAL (NULL, n == 0 or over 4096, a send-only end),
-   -ENOMEM, or an -errno from poll. Thread safety: no other thread may
-   receive on those connections meanwhile. */
+   multiprocessing.connection.wait. Every ready one is reported each
+   time - those with a message already inside mpq's read buffer and those
+   readable in the kernel alike - so a loop that serves what wait reports
+   never starves a quiet connection behind a busy one. Returns how many
+   are ready (0 on timeout), or -EINVAL (NULL, n == 0 or over 4096, a
+   send-only end), -ENOMEM, or an -errno from poll. Thread safety: no
+   other thread may receive on those connections meanwhile. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
 
 /* Passes a file descriptor (a memfd-backed mpq_shm, say) to the peer of a
@@ -6438,30 +6441,36 @@ MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms)
     return rc < 0 ? rc : ready;
 }
 
+/* Every ready connection is reported each time, so a server loop that
+   serves what wait reports never starves one: those with a message inside
+   mpq's buffer are ready without asking the kernel, and the others are
+   polled all the same - without waiting when some are ready already,
+   until the deadline when none is. (Returning as soon as a buffered one
+   was found hid the others for as long as the busy one's buffer lasted.) */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms)
 {
     struct pollfd stackp[16], *p = stackp;
     int64_t deadline = mpq__deadline(timeout_ms);
     size_t i;
-    int count = 0, r;
+    int buffered = 0, count = 0, r;
     if (!conns || !ready || n == 0 || n > 4096) return -EINVAL;
     for (i = 0; i < n; i++) {
         if (!conns[i] || conns[i]->rfd < 0) return -EINVAL;
         ready[i] = mpq__conn_buffered(conns[i]);
-        count += ready[i];
+        buffered += ready[i];
     }
-    if (count) return count;
+    if (buffered == (int)n) return buffered;
     if (n > 16 && !(p = (struct pollfd *)MPQ_MALLOC(n * sizeof *p))) return -ENOMEM;
     for (i = 0; i < n; i++) {
-        p[i].fd = conns[i]->rfd;
+        p[i].fd = ready[i] ? -1 : conns[i]->rfd;   /* poll(2) skips a negative fd */
         p[i].events = POLLIN;
         p[i].revents = 0;
     }
-    do r = poll(p, (nfds_t)n, mpq__remaining_ms(deadline));
+    do r = poll(p, (nfds_t)n, buffered ? 0 : mpq__remaining_ms(deadline));
     while (r < 0 && errno == EINTR);
-    if (r < 0) count = mpq__err();
+    if (r < 0 && !buffered) count = mpq__err();
     else
-        for (i = 0; i < n; i++) count += ready[i] = p[i].revents != 0;
+        for (i = 0; i < n; i++) count += ready[i] = ready[i] || (r > 0 && p[i].revents != 0);
     if (p != stackp) MPQ_FREE(p);
     return count;
 }

@@ -387,6 +387,109 @@ static void test_conn_wait(void)
     for (i = 0; i < 3; i++) { mpq_conn_close(r[i]); mpq_conn_close(w[i]); }
 }
 
+/* One connection holds messages inside mpq (a recv read ahead), the other
+   one a message only in the kernel: one wait reports both. (It once
+   returned as soon as a buffered one was found, without asking the
+   kernel about the rest.) */
+static void test_conn_wait_buffered_and_kernel(void)
+{
+    mpq_conn *a, *a_peer, *b, *b_peer, *both[2];
+    char buf[16];
+    size_t len;
+    int ready[2] = { 0, 0 }, i;
+    CHECK_OK(mpq_pipe(&a, &a_peer, 1));
+    CHECK_OK(mpq_pipe(&b, &b_peer, 1));
+    for (i = 0; i < 4; i++) CHECK_OK(mpq_conn_send(a_peer, "aaaa", 4));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));   /* reads all four */
+    CHECK_EQ(mpq_conn_wait(&a, 1, ready, 0), 1);                  /* three left inside mpq */
+    CHECK(!mpqt_readable(mpq_conn_fileno(a), 0));                 /* ... and none in the kernel */
+    CHECK_OK(mpq_conn_send(b_peer, "b", 1));
+    CHECK(mpqt_readable(mpq_conn_fileno(b), 10000));
+    both[0] = a;
+    both[1] = b;
+    CHECK_EQ(mpq_conn_wait(both, 2, ready, 10000), 2);
+    CHECK(ready[0] == 1 && ready[1] == 1);
+    CHECK_EQ(mpq_conn_wait(both, 2, ready, -1), 2);               /* no wait, no timeout */
+    CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 0));
+    CHECK(len == 1 && buf[0] == 'b');
+    CHECK_EQ(mpq_conn_wait(both, 2, ready, 0), 1);
+    CHECK(ready[0] == 1 && ready[1] == 0);
+    mpq_conn_close(a);
+    mpq_conn_close(a_peer);
+    mpq_conn_close(b);
+    mpq_conn_close(b_peer);
+}
+
+/* The child floods A; after its first burst it says so on `go` and goes on
+   sending until the reader hangs up. */
+struct flood { mpq_conn *a, *go, *reader; };
+
+static int flood_a(void *arg)
+{
+    struct flood *f = (struct flood *)arg;
+    char msg[32];
+    int i;
+    mpq_conn_close(f->reader);     /* the child's copy of A's reading end */
+    memset(msg, 'a', sizeof msg);
+    for (i = 0; i < 200; i++)
+        if (mpq_conn_send(f->a, msg, sizeof msg) != 0) return 1;
+    if (mpq_conn_send(f->go, "go", 2) != 0) return 2;
+    for (;;) {
+        int rc = mpq_conn_send(f->a, msg, sizeof msg);
+        if (rc == -EPIPE) return 0;
+        if (rc != 0) return 3;
+    }
+}
+
+/* A server loop built on wait under constant traffic on A: the one message
+   on B is reported by the first wait, not after A's buffer runs dry. */
+static void test_conn_wait_no_starvation(void)
+{
+    mpq_conn *a, *a_peer, *b, *b_peer, *go, *go_peer, *both[2];
+    struct flood f;
+    mpq_process p;
+    char buf[64];
+    size_t len;
+    int ready[2], round, seen_b = 0, a_count = 0;
+    CHECK_OK(mpq_pipe(&a, &a_peer, 1));
+    CHECK_OK(mpq_pipe(&b, &b_peer, 1));
+    CHECK_OK(mpq_pipe(&go, &go_peer, 0));
+    f.a = a_peer;
+    f.go = go_peer;
+    f.reader = a;
+    CHECK_OK(mpq_process_start(&p, flood_a, &f));
+    CHECK_OK(mpq_conn_close(a_peer));
+    CHECK_OK(mpq_conn_close(go_peer));
+    CHECK_OK(mpq_conn_recv(go, buf, sizeof buf, &len, 10000));   /* the burst is in the kernel */
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));    /* reads ahead: A is buffered */
+    CHECK_EQ(mpq_conn_poll(a, 0), 1);
+    CHECK_OK(mpq_conn_send(b_peer, "b", 1));
+    CHECK(mpqt_readable(mpq_conn_fileno(b), 10000));
+    both[0] = a;
+    both[1] = b;
+    for (round = 0; round < 1000; round++) {
+        int n = mpq_conn_wait(both, 2, ready, 10000);
+        CHECK(n >= 1);
+        CHECK(ready[0] == 1);                                    /* A never runs dry */
+        if (round == 0) CHECK(ready[1] == 1);                    /* B in the first wait */
+        if (ready[1]) {
+            CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 0));
+            CHECK(len == 1 && buf[0] == 'b');
+            seen_b++;
+        }
+        CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+        CHECK_EQ(len, 32);
+        a_count++;
+    }
+    CHECK_EQ(seen_b, 1);
+    CHECK_EQ(a_count, 1000);
+    CHECK_OK(mpq_conn_close(a));                                 /* the flood ends with -EPIPE */
+    MPQT_JOIN_OK(&p, 0);
+    mpq_conn_close(b);
+    mpq_conn_close(b_peer);
+    mpq_conn_close(go);
+}
+
 static char sock_path[108];
 
 static int client_side(void *arg)
@@ -831,6 +934,8 @@ static const mpqt_case cases[] = {
     MPQT(test_conn_both_directions_threads, 60, 1),
     MPQT(test_conn_fd_passing, 20, 0),
     MPQT(test_conn_wait, 20, 0),
+    MPQT(test_conn_wait_buffered_and_kernel, 10, 0),
+    MPQT(test_conn_wait_no_starvation, 30, 0),
     MPQT(test_conn_listener_and_client, 20, 0),
     MPQT(test_conn_from_fd, 10, 0),
     MPQT(test_conn_nonblocking_descriptor, 60, 0),
