@@ -7,6 +7,7 @@
 #include "../mpq.h"
 #include "mpq_test.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -362,6 +363,285 @@ static void test_conn_fd_passing(void)
     CHECK_OK(mpq_pipe(&a, &b, 0));
     CHECK_ERR(mpq_conn_send_fd(b, 0), ENOTSUP);   /* pipes carry no descriptors */
     CHECK_OK(mpq_shm_close(&shm));
+}
+
+/* The 8 bytes that once marked a descriptor message in-band. */
+static const unsigned char old_marker[8] = { 'm', 'p', 'q', '-', 'f', 'd', 0, 0 };
+
+/* Whether fd is the write end of the pipe whose read end is rd: a byte
+   written to it comes out of rd. */
+static int is_write_end(int fd, int rd)
+{
+    char c = 0;
+    return write(fd, "!", 1) == 1 && mpqt_readable(rd, 10000) && read(rd, &c, 1) == 1 && c == '!';
+}
+
+/* Whether every copy of the write end of rd's pipe is closed (rd reads
+   the end at once): nobody leaked one. */
+static int all_writers_closed(int rd)
+{
+    char c;
+    return mpqt_readable(rd, 10000) && read(rd, &c, 1) == 0;
+}
+
+struct fd_sender { mpq_conn *c, *mine; int fd; };
+
+static int send_marker_then_fd(void *arg)
+{
+    struct fd_sender *s = (struct fd_sender *)arg;
+    mpq_conn_close(s->mine);
+    if (mpq_conn_send(s->c, old_marker, sizeof old_marker) != 0) return 1;
+    if (mpq_conn_send_fd(s->c, s->fd) != 0) return 2;
+    return mpq_conn_send(s->c, old_marker, sizeof old_marker) == 0 ? 0 : 3;
+}
+
+/* A plain message whose bytes equal the old marker, received ahead of a
+   real descriptor: it arrives as a plain message, and recv_fd gets a
+   working descriptor. (The marker check once took the message for the
+   descriptor's, closed the descriptor, and recv_fd failed.) */
+static void test_conn_fd_after_marker_bytes(void)
+{
+    mpq_conn *a, *b;
+    struct fd_sender s;
+    mpq_process p;
+    unsigned char buf[16];
+    size_t len;
+    int pf[2], fd = -1;
+    CHECK_OK(pipe(pf));
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    s.c = b;
+    s.mine = a;
+    s.fd = pf[1];
+    CHECK_OK(mpq_process_start(&p, send_marker_then_fd, &s));
+    CHECK_OK(mpq_conn_close(b));
+    MPQT_JOIN_OK(&p, 0);                               /* all of it is in the kernel */
+    CHECK_OK(close(pf[1]));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));    /* reads ahead past the fd */
+    CHECK(len == sizeof old_marker && memcmp(buf, old_marker, len) == 0);
+    CHECK_OK(mpq_conn_recv_fd(a, &fd, 10000));
+    CHECK(is_write_end(fd, pf[0]));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == sizeof old_marker && memcmp(buf, old_marker, len) == 0);
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 10000), EPIPE);
+    CHECK_OK(close(fd));
+    CHECK(all_writers_closed(pf[0]));
+    mpq_conn_close(a);
+    close(pf[0]);
+}
+
+/* A plain receive that meets a descriptor does not take it: -ENOMSG, and
+   it stays for recv_fd (nothing is lost, nothing leaks). poll and wait
+   call it ready. */
+static void test_conn_recv_meets_a_descriptor(void)
+{
+    mpq_conn *a, *b;
+    unsigned char buf[16];
+    void *m = NULL;
+    size_t len = 99;
+    int pf[2], fd = -1, ready = 0;
+    CHECK_OK(pipe(pf));
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_conn_send(b, "one", 3));
+    CHECK_OK(mpq_conn_send_fd(b, pf[1]));
+    CHECK_OK(mpq_conn_send(b, "two", 3));
+    CHECK_OK(close(pf[1]));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == 3 && memcmp(buf, "one", 3) == 0);
+    CHECK_EQ(mpq_conn_poll(a, 0), 1);
+    CHECK_EQ(mpq_conn_wait(&a, 1, &ready, 0), 1);
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 10000), ENOMSG);
+    CHECK_EQ(len, 0);
+    CHECK_ERR(mpq_conn_recv_alloc(a, &m, &len, 10000), ENOMSG);
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 0), ENOMSG);
+    CHECK_OK(mpq_conn_recv_fd(a, &fd, 0));
+    CHECK(is_write_end(fd, pf[0]));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == 3 && memcmp(buf, "two", 3) == 0);
+    CHECK_OK(close(fd));
+    CHECK(all_writers_closed(pf[0]));
+    /* A descriptor left untaken is closed with the connection. */
+    CHECK_OK(pipe(pf));
+    CHECK_OK(mpq_conn_send_fd(b, pf[1]));
+    CHECK_OK(close(pf[1]));
+    CHECK_EQ(mpq_conn_poll(a, 10000), 1);
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 0), ENOMSG);   /* read, not taken */
+    mpq_conn_close(a);
+    CHECK(all_writers_closed(pf[0]));
+    mpq_conn_close(b);
+    close(pf[0]);
+}
+
+/* Messages and descriptors mixed, sent by a child in one go so that the
+   receiver's read-ahead takes several at once: each comes out in its
+   place. The pattern: m0 fd0 m1 m2 fd1 fd2 m3 fd3 m4, where m3 is 16 MiB
+   + 1 bytes: its header's first byte is 0x01, the descriptor byte's
+   value, and it still is a message. */
+enum { MIX_FDS = 4 };
+#define MIX_BIG ((16u << 20) + 1)
+static const char mix_kinds[] = "mfmmffmfm";
+struct mix { mpq_conn *c, *mine; int wr[MIX_FDS]; };
+
+static size_t mix_size(int m) { return m == 3 ? MIX_BIG : 1 + (size_t)m; }
+
+static int send_mix(void *arg)
+{
+    struct mix *x = (struct mix *)arg;
+    unsigned char *big = (unsigned char *)malloc(MIX_BIG);
+    int i, m = 0, f = 0;
+    mpq_conn_close(x->mine);
+    for (i = 0; mix_kinds[i]; i++) {
+        if (mix_kinds[i] == 'f') {
+            if (mpq_conn_send_fd(x->c, x->wr[f++]) != 0) return 1;
+        } else {
+            fill(big, mix_size(m), (unsigned)m);
+            if (mpq_conn_send(x->c, big, mix_size(m)) != 0) return 2;
+            m++;
+        }
+    }
+    free(big);
+    return 0;
+}
+
+static void test_conn_descriptors_in_place(void)
+{
+    mpq_conn *a, *b;
+    struct mix x;
+    mpq_process p;
+    unsigned char *buf = (unsigned char *)malloc(MIX_BIG);
+    size_t len;
+    int pf[MIX_FDS][2], i, m = 0, f = 0;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    for (i = 0; i < MIX_FDS; i++) {
+        CHECK_OK(pipe(pf[i]));
+        x.wr[i] = pf[i][1];
+    }
+    x.c = b;
+    x.mine = a;
+    CHECK_OK(mpq_process_start(&p, send_mix, &x));
+    CHECK_OK(mpq_conn_close(b));
+    for (i = 0; i < MIX_FDS; i++) CHECK_OK(close(pf[i][1]));
+    for (i = 0; mix_kinds[i]; i++) {
+        if (mix_kinds[i] == 'f') {
+            int fd = -1;
+            CHECK_OK(mpq_conn_recv_fd(a, &fd, 10000));
+            CHECK(is_write_end(fd, pf[f][0]));
+            CHECK_OK(close(fd));
+            f++;
+        } else {
+            CHECK_OK(mpq_conn_recv(a, buf, MIX_BIG, &len, 10000));
+            CHECK_EQ(len, mix_size(m));
+            CHECK(same(buf, len, (unsigned)m));
+            m++;
+        }
+    }
+    MPQT_JOIN_OK(&p, 0);
+    CHECK_ERR(mpq_conn_recv(a, buf, MIX_BIG, &len, 10000), EPIPE);
+    for (i = 0; i < MIX_FDS; i++) {
+        CHECK(all_writers_closed(pf[i][0]));
+        close(pf[i][0]);
+    }
+    mpq_conn_close(a);
+    free(buf);
+}
+
+/* sendmsg of `bytes` with the descriptors fds[0..n-1] attached, as a peer
+   other than mpq might do it. */
+static void raw_sendmsg(int sock, const void *bytes, size_t len, const int *fds, int n)
+{
+    union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 4)]; } u;
+    struct iovec iov;
+    struct msghdr m;
+    struct cmsghdr *cm;
+    memset(&u, 0, sizeof u);
+    memset(&m, 0, sizeof m);
+    iov.iov_base = (void *)(uintptr_t)bytes;
+    iov.iov_len = len;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = u.buf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+    cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
+    CHECK_EQ(sendmsg(sock, &m, 0), (long long)len);
+}
+
+/* Peers that do not keep to mpq's way: a descriptor attached to a
+   frame's bytes (mpq 0.3's own descriptor message was such a frame)
+   goes with that frame, closed, never handed out; two descriptors on one
+   byte (Python's reduction.sendfds with a list of two) give recv_fd the
+   first and close the second. Nothing leaks, the stream stays in step. */
+static void test_conn_descriptors_from_other_peers(void)
+{
+    mpq_conn *a;
+    unsigned char frame[12] = { 0, 0, 0, 8, 'm', 'p', 'q', '-', 'f', 'd', 0, 0 };
+    unsigned char two = 2;
+    unsigned char buf[16];
+    size_t len;
+    int sv[2], pf[2], pg[2], fds[2], fd = -1;
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+    CHECK_OK(mpq_conn_from_fd(&a, sv[0]));
+    CHECK_OK(pipe(pf));
+    CHECK_OK(pipe(pg));
+    raw_sendmsg(sv[1], frame, sizeof frame, &pf[1], 1);      /* on the frame's header */
+    raw_sendmsg(sv[1], frame, 4, &pf[1], 1);                 /* on a header ... */
+    raw_sendmsg(sv[1], frame + 4, 8, &pf[1], 1);             /* ... and on a body */
+    fds[0] = pg[1];
+    fds[1] = pf[1];
+    raw_sendmsg(sv[1], &two, 1, fds, 2);                     /* two on one byte */
+    CHECK_EQ(write(sv[1], frame, sizeof frame), (long long)sizeof frame);
+    CHECK_OK(close(pf[1]));
+    CHECK_OK(close(pg[1]));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == 8 && memcmp(buf, frame + 4, 8) == 0);
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == 8 && memcmp(buf, frame + 4, 8) == 0);
+    CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 10000), ENOMSG);
+    CHECK_OK(mpq_conn_recv_fd(a, &fd, 10000));
+    CHECK(is_write_end(fd, pg[0]));
+    CHECK_OK(close(fd));
+    CHECK(all_writers_closed(pf[0]));                        /* every copy closed */
+    CHECK(all_writers_closed(pg[0]));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == 8 && memcmp(buf, frame + 4, 8) == 0);
+    mpq_conn_close(a);
+    close(sv[1]);
+    close(pf[0]);
+    close(pg[0]);
+}
+
+/* A descriptor this process has no room for (RLIMIT_NOFILE): the kernel
+   closes it and says so (MSG_CTRUNC); recv_fd reports -EMFILE for that
+   one, and the messages around it still come whole and in order. */
+static void test_conn_descriptor_without_room(void)
+{
+    mpq_conn *a, *b;
+    struct rlimit rl;
+    unsigned char buf[16];
+    size_t len;
+    int pf[2], fd = -1, spare = -1, n;
+    CHECK_OK(pipe(pf));
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_conn_send(b, "before", 6));
+    CHECK_OK(mpq_conn_send_fd(b, pf[1]));
+    CHECK_OK(mpq_conn_send(b, "after", 5));
+    CHECK_OK(close(pf[1]));
+    CHECK_OK(getrlimit(RLIMIT_NOFILE, &rl));
+    rl.rlim_cur = 64;
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    for (n = 0; (fd = open("/dev/null", O_RDONLY)) >= 0; n++) spare = fd;   /* every slot taken */
+    CHECK(errno == EMFILE && spare >= 0);
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == 6 && memcmp(buf, "before", 6) == 0);
+    CHECK_ERR(mpq_conn_recv_fd(a, &fd, 10000), EMFILE);
+    CHECK_OK(close(spare));
+    CHECK_OK(mpq_conn_recv(a, buf, sizeof buf, &len, 10000));
+    CHECK(len == 5 && memcmp(buf, "after", 5) == 0);
+    CHECK(all_writers_closed(pf[0]));
+    mpq_conn_close(a);
+    mpq_conn_close(b);
 }
 
 static int send_on_second(void *arg)
@@ -933,6 +1213,11 @@ static const mpqt_case cases[] = {
     MPQT(test_conn_both_directions, 60, 0),
     MPQT(test_conn_both_directions_threads, 60, 1),
     MPQT(test_conn_fd_passing, 20, 0),
+    MPQT(test_conn_fd_after_marker_bytes, 20, 0),
+    MPQT(test_conn_recv_meets_a_descriptor, 20, 0),
+    MPQT(test_conn_descriptors_in_place, 20, 0),
+    MPQT(test_conn_descriptors_from_other_peers, 20, 0),
+    MPQT(test_conn_descriptor_without_room, 20, 0),
     MPQT(test_conn_wait, 20, 0),
     MPQT(test_conn_wait_buffered_and_kernel, 10, 0),
     MPQT(test_conn_wait_no_starvation, 30, 0),
