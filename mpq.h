@@ -1161,6 +1161,21 @@ MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
    Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms);
 
+/* The credentials of the peer of a Unix socket connection (SO_PEERCRED):
+   its process id and effective user and group ids as they were when the
+   connection was made - by connect() for the accepting side, by listen()
+   for a client, and by socketpair() for both ends of a duplex mpq_pipe
+   (so after a fork, both ends report the process that called mpq_pipe,
+   not the child that holds the other end: for a child's identity use a
+   listener, or the child's pid from mpq_process). Any of pid, uid, gid
+   may be NULL. A peer outside this pid namespace has pid 0. Python has
+   no Connection method for it; it reads SO_PEERCRED off the fileno().
+   Returns 0, -EINVAL (c NULL), -ENOTSOCK (a pipe end: a simplex mpq_pipe,
+   or a pipe given to mpq_conn_from_fd), -ENOTSUP (a socket of another
+   family, TCP say), or an -errno from getsockopt.
+   Thread safety: any thread. */
+MPQDEF int mpq_conn_peer(const mpq_conn *c, pid_t *pid, uid_t *uid, gid_t *gid);
+
 /* Closes the connection's descriptors and frees it; the peer then sees
    the end (-EPIPE once it has read everything). Returns 0 or -EINVAL.
    Thread safety: nobody else may use the connection during or after. */
@@ -6576,6 +6591,29 @@ MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeo
         for (i = 0; i < n; i++) count += ready[i] = ready[i] || (r > 0 && p[i].revents != 0);
     if (p != stackp) MPQ_FREE(p);
     return count;
+}
+
+/* --- the peer's credentials ------------------------------------------- */
+
+MPQDEF int mpq_conn_peer(const mpq_conn *c, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+    struct { pid_t pid; uid_t uid; gid_t gid; } cr;  /* struct ucred, which glibc
+                                                        declares for _GNU_SOURCE only */
+    socklen_t n = sizeof cr;
+    if (!c) return -EINVAL;
+    if (!c->sock) return -ENOTSOCK;
+    if (!c->local) return -ENOTSUP;
+#ifdef SO_PEERCRED
+    memset(&cr, 0, sizeof cr);
+    if (getsockopt(c->rfd >= 0 ? c->rfd : c->wfd, SOL_SOCKET, SO_PEERCRED, &cr, &n) != 0) return mpq__err();
+    if (pid) *pid = cr.pid;
+    if (uid) *uid = cr.uid;
+    if (gid) *gid = cr.gid;
+    return 0;
+#else
+    (void)n; (void)cr; (void)pid; (void)uid; (void)gid;
+    return -ENOTSUP;
+#endif
 }
 
 /* --- Unix socket paths ------------------------------------------------- */

@@ -817,6 +817,65 @@ static void test_conn_listener_and_client(void)
     }
 }
 
+/* The child asks its end of a duplex mpq_pipe and its client connection
+   who is on the other side, and reports back on the pipe. */
+static int peer_child(void *arg)
+{
+    mpq_conn *c = (mpq_conn *)arg, *cl;
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    int rc = 0;
+    if (mpq_client(&cl, sock_path) != 0) return 1;
+    /* The socketpair was made by the parent: both ends say so. */
+    if (mpq_conn_peer(c, &pid, &uid, &gid) != 0) rc = 2;
+    else if (pid != getppid() || uid != geteuid() || gid != getegid()) rc = 3;
+    /* A client sees the process that listened: the parent again. */
+    pid = 0;
+    if (!rc && (mpq_conn_peer(cl, &pid, NULL, NULL) != 0 || pid != getppid())) rc = 4;
+    if (mpq_conn_send(cl, "hi", 2) != 0) rc = 5;
+    mpq_conn_close(cl);
+    return rc;
+}
+
+/* Peer credentials across fork, over a duplex pipe and a listener; none
+   for a pipe(2) connection or a TCP one. */
+static void test_conn_peer_credentials(void)
+{
+    mpq_conn *a, *b, *c;
+    mpq_listener *l;
+    mpq_process p;
+    char buf[8];
+    size_t len;
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    snprintf(sock_path, sizeof sock_path, "/tmp/mpqt-peer-%ld", (long)getpid());
+    CHECK_OK(mpq_listener_open(&l, sock_path));
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    CHECK_OK(mpq_process_start(&p, peer_child, b));
+    CHECK_OK(mpq_listener_accept(l, &c, 10000));
+    CHECK_OK(mpq_conn_peer(c, &pid, &uid, &gid));              /* the child connected */
+    CHECK(pid == p.pid && uid == geteuid() && gid == getegid());
+    CHECK_OK(mpq_conn_recv(c, buf, sizeof buf, &len, 10000));
+    MPQT_JOIN_OK(&p, 0);
+    CHECK_OK(mpq_conn_peer(c, &pid, NULL, NULL));               /* still, after its exit */
+    CHECK_EQ(pid, p.pid);
+    CHECK_OK(mpq_conn_peer(a, &pid, NULL, NULL));               /* we made the socketpair */
+    CHECK_EQ(pid, getpid());
+    CHECK_OK(mpq_conn_peer(a, NULL, NULL, NULL));
+    CHECK_ERR(mpq_conn_peer(NULL, &pid, &uid, &gid), EINVAL);
+    mpq_conn_close(c);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+    CHECK_OK(mpq_listener_close(l));
+    CHECK_OK(mpq_pipe(&a, &b, 0));                              /* pipe(2): nobody to ask */
+    CHECK_ERR(mpq_conn_peer(a, &pid, &uid, &gid), ENOTSOCK);
+    CHECK_ERR(mpq_conn_peer(b, &pid, &uid, &gid), ENOTSOCK);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
 static void test_conn_from_fd(void)
 {
     mpq_conn *a, *b;
@@ -1024,7 +1083,8 @@ static void test_conn_listener_sharing(void)
     CHECK(access(sock_path, F_OK) != 0);
 }
 
-/* Over TCP the framing works, and descriptors are refused, not dropped. */
+/* Over TCP the framing works, and descriptors are refused, not dropped;
+   there are no peer credentials. */
 static void test_conn_tcp(void)
 {
     struct sockaddr_in sa;
@@ -1051,6 +1111,10 @@ static void test_conn_tcp(void)
     CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 5000));
     CHECK(len == 3 && memcmp(buf, "tcp", 3) == 0);
     CHECK_ERR(mpq_conn_send_fd(a, 0), ENOTSUP);
+    {
+        pid_t pid;
+        CHECK_ERR(mpq_conn_peer(a, &pid, NULL, NULL), ENOTSUP);
+    }
     mpq_conn_close(a);
     mpq_conn_close(b);
 }
@@ -1222,6 +1286,7 @@ static const mpqt_case cases[] = {
     MPQT(test_conn_wait_buffered_and_kernel, 10, 0),
     MPQT(test_conn_wait_no_starvation, 30, 0),
     MPQT(test_conn_listener_and_client, 20, 0),
+    MPQT(test_conn_peer_credentials, 20, 0),
     MPQT(test_conn_from_fd, 10, 0),
     MPQT(test_conn_nonblocking_descriptor, 60, 0),
     MPQT(test_conn_sigpipe_blocked_by_caller, 10, 0),

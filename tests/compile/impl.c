@@ -161,6 +161,12 @@ int main(void)
             (void)mpq_conn_wait(&b, 1, &ready, 0);
             (void)mpq_conn_send_fd(a, 0);
             (void)mpq_conn_recv_fd(b, &fd, 0);
+            {
+                pid_t pid;
+                uid_t uid;
+                gid_t gid;
+                (void)mpq_conn_peer(a, &pid, &uid, &gid);
+            }
             mpq_conn_close(a);
             mpq_conn_close(b);
         }
