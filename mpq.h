@@ -1142,8 +1142,10 @@ MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeo
    reduction.send_handle(conn, fd, pid) sends on Linux (CPython up to
    3.13; later ones add an acknowledgement byte, which mpq does not send
    or expect), so a Python peer takes it with reduction.recv_handle, and
-   mpq_conn_recv_fd takes Python's. Returns 0, -ENOTSUP (not a Unix
-   socket), -EBADF (fd < 0), or the errors of send.
+   mpq_conn_recv_fd takes Python's. To hand over an mpq_conn, use
+   mpq_conn_send_conn: passing its mpq_conn_fileno() here would leave
+   behind whatever mpq has read ahead on it. Returns 0, -ENOTSUP (not a
+   Unix socket), -EBADF (fd < 0), or the errors of send.
    Thread safety: as mpq_conn_send. */
 MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
 
@@ -1160,6 +1162,31 @@ MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
    descriptors on more than 16 bytes that are not yet parsed).
    Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms);
+
+/* Hands the connection `conn` to the peer of c (a Unix socket), which
+   takes it with mpq_conn_recv_conn; its descriptor travels as with
+   mpq_conn_send_fd. What the kernel holds for conn goes with it, but
+   bytes mpq has already read ahead into conn's buffer cannot: so this is
+   refused with -EBUSY while there are any (whole messages not yet
+   received, a part of one, or a descriptor). Receive them, then try
+   again: mpq_conn_poll(conn, 0) says whether a whole one is there, and a
+   part completes once the rest arrives. (Python's Connection reads no
+   more than it returns, so it has nothing to leave behind.) The caller
+   keeps conn and closes it when done; the receiver has its own copy.
+   Returns 0, -EINVAL (NULL), -EBUSY, -EPROTO (conn is broken: where its
+   next frame starts is lost), or the errors of mpq_conn_send_fd.
+   Thread safety: as mpq_conn_send on c; meanwhile nobody may receive on
+   conn, nor send on it (a frame half written would be cut in two). */
+MPQDEF int mpq_conn_send_conn(mpq_conn *c, const mpq_conn *conn);
+
+/* Receives a connection handed over with mpq_conn_send_conn (or any
+   descriptor of a stream socket or pipe, as mpq_conn_send_fd or Python's
+   send_handle of a Connection's fileno() sends it), wrapped as by
+   mpq_conn_from_fd: its maximum frame is the default again. Returns 0
+   (*out set), the errors of mpq_conn_recv_fd, or those of
+   mpq_conn_from_fd (the descriptor is then closed).
+   Thread safety: as mpq_conn_recv. */
+MPQDEF int mpq_conn_recv_conn(mpq_conn *c, mpq_conn **out, int timeout_ms);
 
 /* The credentials of the peer of a Unix socket connection (SO_PEERCRED):
    its process id and effective user and group ids as they were when the
@@ -6528,6 +6555,23 @@ MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms)
     if ((rc = mpq_conn_recv_alloc(c, &b, &len, left == 0 && timeout_ms != 0 ? 1 : left)) == 0)
         MPQ_FREE(b);
     return rc == 0 ? -EBADMSG : rc;
+}
+
+MPQDEF int mpq_conn_send_conn(mpq_conn *c, const mpq_conn *conn)
+{
+    if (!c || !conn) return -EINVAL;
+    if (conn->broken) return -EPROTO;
+    if (conn->rlen > conn->rpos || conn->have_len || conn->body) return -EBUSY;   /* read ahead */
+    return mpq_conn_send_fd(c, conn->rfd >= 0 ? conn->rfd : conn->wfd);
+}
+
+MPQDEF int mpq_conn_recv_conn(mpq_conn *c, mpq_conn **out, int timeout_ms)
+{
+    int fd = -1, rc;
+    if (!c || !out) return -EINVAL;
+    if ((rc = mpq_conn_recv_fd(c, &fd, timeout_ms)) != 0) return rc;
+    if ((rc = mpq_conn_from_fd(out, fd)) != 0) close(fd);
+    return rc;
 }
 
 /* Something to receive without waiting: a whole frame in the buffer, a

@@ -644,6 +644,98 @@ static void test_conn_descriptor_without_room(void)
     mpq_conn_close(b);
 }
 
+/* Descriptors this process has open (entries of /proc/self/fd). */
+static int open_fds(void)
+{
+    char path[64];
+    int fd, n = 0;
+    for (fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        n += access(path, F_OK) == 0;
+    }
+    return n;
+}
+
+/* The child takes the connection it is handed and talks over it: first
+   what its peer sent before the hand-over (in the kernel still), then a
+   reply, then what came after. */
+struct handover { mpq_conn *carrier, *mine[2]; };
+
+static int take_the_connection(void *arg)
+{
+    struct handover *h = (struct handover *)arg;
+    mpq_conn *y = NULL;
+    char buf[32];
+    size_t len;
+    int i;
+    for (i = 0; i < 2; i++) mpq_conn_close(h->mine[i]);
+    if (mpq_conn_recv_conn(h->carrier, &y, 10000) != 0) return 1;
+    if (mpq_conn_recv(y, buf, sizeof buf, &len, 10000) != 0 || len != 9 || memcmp(buf, "in kernel", 9) != 0)
+        return 2;
+    if (mpq_conn_send(y, "pong", 4) != 0) return 3;
+    if (mpq_conn_recv(y, buf, sizeof buf, &len, 10000) != 0 || len != 5 || memcmp(buf, "after", 5) != 0)
+        return 4;
+    mpq_conn_close(y);
+    return 0;
+}
+
+/* Handing a connection over refuses while mpq holds bytes read ahead on
+   it - whole messages, or part of one - and works once they are taken:
+   the child then gets every byte the kernel held, nothing is lost. */
+static void test_conn_send_conn_refuses_read_ahead(void)
+{
+    mpq_conn *a, *b, *x, *x_peer;
+    struct handover h;
+    mpq_process p;
+    unsigned char part[7] = { 0, 0, 0, 3, 'a', 'b', 'c' };
+    char buf[32];
+    size_t len;
+    int before;
+    CHECK_OK(mpq_pipe(&a, &b, 1));          /* the carrier */
+    CHECK_OK(mpq_pipe(&x, &x_peer, 1));     /* the connection handed over */
+    CHECK_OK(mpq_conn_send(x_peer, "m1", 2));
+    CHECK_OK(mpq_conn_send(x_peer, "m2", 2));
+    CHECK_OK(mpq_conn_recv(x, buf, sizeof buf, &len, 10000));     /* reads m2 ahead */
+    CHECK_ERR(mpq_conn_send_conn(a, x), EBUSY);
+    CHECK_OK(mpq_conn_recv(x, buf, sizeof buf, &len, 10000));
+    CHECK(len == 2 && memcmp(buf, "m2", 2) == 0);
+    CHECK_EQ(write(mpq_conn_fileno(x_peer), part, 3), 3);          /* part of a header */
+    CHECK_ERR(mpq_conn_recv(x, buf, sizeof buf, &len, 0), EAGAIN); /* ... now in mpq */
+    CHECK_ERR(mpq_conn_send_conn(a, x), EBUSY);
+    CHECK_EQ(write(mpq_conn_fileno(x_peer), part + 3, 4), 4);
+    CHECK_OK(mpq_conn_recv(x, buf, sizeof buf, &len, 10000));
+    CHECK(len == 3 && memcmp(buf, "abc", 3) == 0);
+    CHECK_OK(mpq_conn_send(x_peer, "in kernel", 9));              /* not read: goes along */
+    CHECK_OK(mpq_conn_send_conn(a, x));
+    CHECK_OK(mpq_conn_close(x));
+    h.carrier = b;
+    h.mine[0] = a;
+    h.mine[1] = x_peer;
+    CHECK_OK(mpq_process_start(&p, take_the_connection, &h));
+    CHECK_OK(mpq_conn_recv(x_peer, buf, sizeof buf, &len, 10000));
+    CHECK(len == 4 && memcmp(buf, "pong", 4) == 0);
+    CHECK_OK(mpq_conn_send(x_peer, "after", 5));
+    MPQT_JOIN_OK(&p, 0);
+    CHECK_ERR(mpq_conn_recv(x_peer, buf, sizeof buf, &len, 10000), EPIPE);   /* every copy closed */
+    /* Bad input, and a descriptor that is no connection: closed, not leaked. */
+    CHECK_ERR(mpq_conn_send_conn(a, NULL), EINVAL);
+    CHECK_ERR(mpq_conn_send_conn(NULL, b), EINVAL);
+    CHECK_ERR(mpq_conn_recv_conn(b, NULL, 0), EINVAL);
+    before = open_fds();
+    {
+        int devnull = open("/dev/null", O_RDONLY);
+        mpq_conn *y = NULL;
+        CHECK(devnull >= 0);
+        CHECK_OK(mpq_conn_send_fd(a, devnull));
+        CHECK_OK(close(devnull));
+        CHECK_ERR(mpq_conn_recv_conn(b, &y, 10000), ENOTSUP);
+    }
+    CHECK_EQ(open_fds(), before);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+    mpq_conn_close(x_peer);
+}
+
 static int send_on_second(void *arg)
 {
     mpq_conn **w = (mpq_conn **)arg;
@@ -1282,6 +1374,7 @@ static const mpqt_case cases[] = {
     MPQT(test_conn_descriptors_in_place, 20, 0),
     MPQT(test_conn_descriptors_from_other_peers, 20, 0),
     MPQT(test_conn_descriptor_without_room, 20, 0),
+    MPQT(test_conn_send_conn_refuses_read_ahead, 20, 0),
     MPQT(test_conn_wait, 20, 0),
     MPQT(test_conn_wait_buffered_and_kernel, 10, 0),
     MPQT(test_conn_wait_no_starvation, 30, 0),
