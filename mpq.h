@@ -1139,10 +1139,10 @@ MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeo
    Unix socket connection, in its place among the messages. The caller
    keeps fd. On the wire it is one byte, 0x01, sent by a sendmsg of its
    own with fd attached as SCM_RIGHTS - exactly what Python's
-   reduction.send_handle(conn, fd, pid) sends on Linux (CPython up to
-   3.13; later ones add an acknowledgement byte, which mpq does not send
-   or expect), so a Python peer takes it with reduction.recv_handle, and
-   mpq_conn_recv_fd takes Python's. To hand over an mpq_conn, use
+   reduction.send_handle(conn, fd, pid) sends on Linux (CPython 3.6 to
+   3.13; newer sources answer each descriptor with an acknowledgement
+   byte, which mpq does not send or expect yet), so a Python peer takes
+   it with reduction.recv_handle, and mpq_conn_recv_fd takes Python's. To hand over an mpq_conn, use
    mpq_conn_send_conn: passing its mpq_conn_fileno() here would leave
    behind whatever mpq has read ahead on it. Returns 0, -ENOTSUP (not a
    Unix socket), -EBADF (fd < 0), or the errors of send.
@@ -1195,8 +1195,8 @@ MPQDEF int mpq_conn_recv_conn(mpq_conn *c, mpq_conn **out, int timeout_ms);
    (so after a fork, both ends report the process that called mpq_pipe,
    not the child that holds the other end: for a child's identity use a
    listener, or the child's pid from mpq_process). Any of pid, uid, gid
-   may be NULL. A peer outside this pid namespace has pid 0. Python has
-   no Connection method for it; it reads SO_PEERCRED off the fileno().
+   may be NULL. A peer outside this pid namespace has pid 0. (Python has
+   no Connection method for it: one reads SO_PEERCRED off conn.fileno().)
    Returns 0, -EINVAL (c NULL), -ENOTSOCK (a pipe end: a simplex mpq_pipe,
    or a pipe given to mpq_conn_from_fd), -ENOTSUP (a socket of another
    family, TCP say), or an -errno from getsockopt.
@@ -5977,7 +5977,8 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
    count of descriptors, as Python's reduction.sendfds writes it), sent by
    a sendmsg of its own with the descriptor attached as SCM_RIGHTS. That
    is byte for byte what Python's reduction.send_handle(conn, fd, pid) puts
-   on the socket on Linux (CPython 3.6 to 3.13: no acknowledgement byte).
+   on the socket on Linux (CPython 3.6 to 3.13, which send no
+   acknowledgement byte; newer sources do, on both sides).
 
    The receiver tells that byte from a frame by where the ancillary data
    came, never by what the bytes hold. A Unix stream socket's recvmsg

@@ -429,9 +429,17 @@ static void test_conn_fd_after_marker_bytes(void)
     close(pf[0]);
 }
 
+static int fd_to_a_blocked_reader(void *arg)
+{
+    struct fd_sender *s = (struct fd_sender *)arg;
+    mpq_conn_close(s->mine);
+    if (!mpqt_wait_sleeping(getppid(), 10000)) return 1;   /* the parent is in its recv */
+    return mpq_conn_send_fd(s->c, s->fd) == 0 ? 0 : 2;
+}
+
 /* A plain receive that meets a descriptor does not take it: -ENOMSG, and
-   it stays for recv_fd (nothing is lost, nothing leaks). poll and wait
-   call it ready. */
+   it stays for recv_fd (nothing is lost, nothing leaks) - also when it
+   comes while that receive waits. poll and wait call it ready. */
 static void test_conn_recv_meets_a_descriptor(void)
 {
     mpq_conn *a, *b;
@@ -459,6 +467,24 @@ static void test_conn_recv_meets_a_descriptor(void)
     CHECK(len == 3 && memcmp(buf, "two", 3) == 0);
     CHECK_OK(close(fd));
     CHECK(all_writers_closed(pf[0]));
+    /* One that comes while a plain recv waits: that recv returns -ENOMSG. */
+    {
+        struct fd_sender fs;
+        mpq_process p;
+        CHECK_OK(pipe(pf));
+        fs.c = b;
+        fs.mine = a;
+        fs.fd = pf[1];
+        CHECK_OK(mpq_process_start(&p, fd_to_a_blocked_reader, &fs));
+        CHECK_ERR(mpq_conn_recv(a, buf, sizeof buf, &len, 10000), ENOMSG);
+        MPQT_JOIN_OK(&p, 0);
+        CHECK_OK(close(pf[1]));
+        CHECK_OK(mpq_conn_recv_fd(a, &fd, 0));
+        CHECK(is_write_end(fd, pf[0]));
+        CHECK_OK(close(fd));
+        CHECK(all_writers_closed(pf[0]));
+        close(pf[0]);
+    }
     /* A descriptor left untaken is closed with the connection. */
     CHECK_OK(pipe(pf));
     CHECK_OK(mpq_conn_send_fd(b, pf[1]));
