@@ -1,8 +1,11 @@
 /* Tests of mpq_conn: the Python Pipe example, sizes from 0 to 16 MiB (and
    past 4 GiB where memory allows), -EMSGSIZE keeping the message,
    timeouts, a gone or killed peer (never SIGPIPE), traffic both ways,
-   descriptor passing, wait, Unix socket listener and client, refused
-   frames, and a fuzz loop over random byte streams. */
+   descriptor passing (known by its ancillary data, never by message
+   bytes; in place among messages; from peers off the protocol; with no
+   room for it), handing a connection over, wait (every ready one, no
+   starvation), peer credentials, Unix socket listener and client,
+   refused frames, and a fuzz loop over random byte streams. */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"
 #include "mpq_test.h"
