@@ -5985,7 +5985,9 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
    stops right after the one skb that carried descriptors (and hands them
    out with whatever it read before it), and the sender's lone byte is an
    skb of its own: so the byte that carried them is the last one that
-   recvmsg returned. mpq counts the stream's bytes (rd), notes that
+   recvmsg returned. (Every sendmsg makes skbs of its own; only a splice
+   or sendfile onto the socket could, on older kernels, grow that skb,
+   and neither mpq nor Python does that on a connection.) mpq counts the stream's bytes (rd), notes that
    offset with the descriptor, and when the parser stands at a frame
    boundary whose offset is noted, the next thing is a descriptor, not a
    frame header. Descriptors noted inside a frame (a peer that attaches
@@ -5995,11 +5997,12 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
    the recvmsg says MSG_CTRUNC) is noted with no descriptor, so the
    stream stays in step and recv_fd reports -EMFILE.
 
-   With every byte read ahead accounted for, a recvmsg never needs to
-   read past a descriptor byte before that one is taken: at most one
-   noted byte waits beyond the parser at a time from a peer that keeps
-   to the protocol, and the table below only fills up (and breaks the
-   connection) for one that does not. */
+   mpq reads only when the next message is not whole in its buffer, so
+   while a descriptor byte waits at or beyond the parser nothing more is
+   read: from a peer that keeps to the protocol at most one noted byte
+   waits at a time. The table below fills up only from one that does not
+   (descriptors on frame bytes not yet parsed); the connection then
+   breaks (-EPROTO). */
 typedef struct mpq__conn_hand {
     uint64_t at;   /* the stream offset of the byte that carried it */
     int      fd;   /* -1: the kernel could not install it here      */
@@ -6010,7 +6013,8 @@ struct mpq_conn {
     int      sock;         /* rfd/wfd is a socket: MSG_NOSIGNAL                   */
     int      local;        /* ... an AF_UNIX one: SCM_RIGHTS                      */
     int      nb;           /* rfd is a pipe the caller handed over non-blocking   */
-    int      broken;       /* a frame over the maximum was refused                */
+    int      broken;       /* a frame over the maximum was refused, or the peer
+                              sent descriptors off the protocol                   */
     int      eof;          /* the peer's end has been read                        */
     uint64_t max;          /* largest frame accepted                              */
     char    *rbuf;         /* buffered bytes rbuf[rpos, rlen)                     */
