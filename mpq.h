@@ -1023,7 +1023,7 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
    ========================================================================
 
    Python: multiprocessing.Pipe, Connection, connection.wait, Listener and
-   Client (without authkey).
+   Client (without authkey), reduction.send_handle and recv_handle.
 
        mpq_conn *a, *b;
        mpq_pipe(&a, &b, 1);                  // duplex: socketpair
@@ -1036,6 +1036,15 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
    stream socket (mpq_conn_from_fd), so a Unix socket path (mpq_listener_*,
    mpq_client) or TCP work alike. Reads are buffered: a small message costs
    the receiver one system call, often less.
+
+   Descriptors (mpq_conn_send_fd, Unix sockets only) travel between the
+   frames, never inside one: as a single byte sent on its own with the
+   descriptor attached (SCM_RIGHTS), which is what Python's
+   reduction.send_handle writes on Linux. The receiver knows that byte by
+   the ancillary data that came with it, never by its value, so a
+   message is always a message, whatever its bytes. A receive takes what
+   comes next: recv a message, recv_fd a descriptor; recv that meets a
+   descriptor returns -ENOMSG and leaves it for recv_fd.
 
    No call ever raises SIGPIPE, and none changes signal dispositions: a
    gone peer is -EPIPE. (Sockets use MSG_NOSIGNAL; a pipe write blocks
@@ -1084,12 +1093,14 @@ MPQDEF int mpq_conn_send(mpq_conn *c, const void *msg, size_t len);
    timeout_ms bounds the wait (a message half arrived is kept for the next
    call). Returns 0, or -EMSGSIZE (cap too small: *len gets the length, the
    message stays for the next call; or the frame exceeds the maximum: the
-   connection is broken), -EPIPE (the peer closed and nothing is left),
-   -EPROTO (a frame cut short by EOF, or a broken connection), -EAGAIN
-   (timeout_ms == 0), -ETIMEDOUT, -EBADF (a send-only end), -EINVAL,
-   -ENOMEM (the read buffer, or keeping a half-arrived large message), or
-   another -errno from the read. Thread safety: one receiving thread per
-   connection at a time (it may run alongside one sending thread). */
+   connection is broken), -ENOMSG (a descriptor comes next, not a message:
+   it stays, take it with mpq_conn_recv_fd; *len is 0), -EPIPE (the peer
+   closed and nothing is left), -EPROTO (a frame cut short by EOF, or a
+   broken connection), -EAGAIN (timeout_ms == 0), -ETIMEDOUT, -EBADF (a
+   send-only end), -EINVAL, -ENOMEM (the read buffer, or keeping a
+   half-arrived large message), or another -errno from the read.
+   Thread safety: one receiving thread per connection at a time (it may
+   run alongside one sending thread). */
 MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms);
 
 /* As mpq_conn_recv, into a buffer of exactly the message's size allocated
@@ -1102,8 +1113,8 @@ MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout
    Returns 0 or -EINVAL. Thread safety: not while another thread receives. */
 MPQDEF int mpq_conn_set_max(mpq_conn *c, uint64_t max_msg);
 
-/* Whether a message (or the end) can be received without waiting longer
-   than timeout_ms: 1 yes, 0 no, or -EINVAL/-EBADF.
+/* Whether a message, a descriptor (or the end) can be received without
+   waiting longer than timeout_ms: 1 yes, 0 no, or -EINVAL/-EBADF.
    Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms);
 
@@ -1115,25 +1126,82 @@ MPQDEF int mpq_conn_fileno(const mpq_conn *c);
 
 /* Waits until at least one of conns[0..n-1] can receive (or reached its
    end), at most timeout_ms; sets ready[i] to 1 or 0. Like
-   multiprocessing.connection.wait. Returns how many are ready (0 on
-   timeout), or -EINVAL (NULL, n == 0 or over 4096, a send-only end),
-   -ENOMEM, or an -errno from poll. Thread safety: no other thread may
-   receive on those connections meanwhile. */
+   multiprocessing.connection.wait. Every ready one is reported each
+   time - those with a message already inside mpq's read buffer and those
+   readable in the kernel alike - so a loop that serves what wait reports
+   never starves a quiet connection behind a busy one. Returns how many
+   are ready (0 on timeout), or -EINVAL (NULL, n == 0 or over 4096, a
+   send-only end), -ENOMEM, or an -errno from poll. Thread safety: no
+   other thread may receive on those connections meanwhile. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
 
 /* Passes a file descriptor (a memfd-backed mpq_shm, say) to the peer of a
-   Unix socket connection, as one message of its own. The caller keeps fd.
-   Returns 0, -ENOTSUP (not a Unix socket), -EBADF, or the errors of send.
+   Unix socket connection, in its place among the messages. The caller
+   keeps fd. On the wire it is one byte, 0x01, sent by a sendmsg of its
+   own with fd attached as SCM_RIGHTS - exactly what Python's
+   reduction.send_handle(conn, fd, pid) sends on Linux (CPython 3.6 to
+   3.13; newer sources answer each descriptor with an acknowledgement
+   byte, which mpq does not send or expect yet), so a Python peer takes
+   it with reduction.recv_handle, and mpq_conn_recv_fd takes Python's. To hand over an mpq_conn, use
+   mpq_conn_send_conn: passing its mpq_conn_fileno() here would leave
+   behind whatever mpq has read ahead on it. Returns 0, -ENOTSUP (not a
+   Unix socket), -EBADF (fd < 0), or the errors of send.
    Thread safety: as mpq_conn_send. */
 MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
 
-/* Receives a descriptor sent with mpq_conn_send_fd (close-on-exec). The
-   next message must be one; otherwise -EBADMSG (the message is consumed).
-   A plain receive that takes a descriptor message closes its descriptor.
-   Up to 16 descriptors may wait to be taken; more are closed on arrival.
-   Returns 0 (*fd set), or the errors of mpq_conn_recv.
+/* Receives a descriptor sent with mpq_conn_send_fd (or Python's
+   send_handle), close-on-exec. The next thing must be one: a message
+   instead gives -EBADMSG (that message is consumed). A descriptor is
+   known by the ancillary data that came with its byte, never by what
+   the bytes hold; several on one byte give the first and close the rest;
+   descriptors a peer attached to a frame's bytes are closed when that
+   message is received, never handed out. Returns 0 (*fd set), -EMFILE (a
+   descriptor came but this process had no room for it, RLIMIT_NOFILE:
+   the kernel closed it; the messages after it are received as usual),
+   -EBADMSG, or the errors of mpq_conn_recv (-EPROTO too: a peer put
+   descriptors on more than 16 bytes that are not yet parsed).
    Thread safety: as mpq_conn_recv. */
 MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms);
+
+/* Hands the connection `conn` to the peer of c (a Unix socket), which
+   takes it with mpq_conn_recv_conn; its descriptor travels as with
+   mpq_conn_send_fd. What the kernel holds for conn goes with it, but
+   bytes mpq has already read ahead into conn's buffer cannot: so this is
+   refused with -EBUSY while there are any (whole messages not yet
+   received, a part of one, or a descriptor). Receive them, then try
+   again: mpq_conn_poll(conn, 0) says whether a whole one is there, and a
+   part completes once the rest arrives. (Python's Connection reads no
+   more than it returns, so it has nothing to leave behind.) The caller
+   keeps conn and closes it when done; the receiver has its own copy.
+   Returns 0, -EINVAL (NULL), -EBUSY, -EPROTO (conn is broken: where its
+   next frame starts is lost), or the errors of mpq_conn_send_fd.
+   Thread safety: as mpq_conn_send on c; meanwhile nobody may receive on
+   conn, nor send on it (a frame half written would be cut in two). */
+MPQDEF int mpq_conn_send_conn(mpq_conn *c, const mpq_conn *conn);
+
+/* Receives a connection handed over with mpq_conn_send_conn (or any
+   descriptor of a stream socket or pipe, as mpq_conn_send_fd or Python's
+   send_handle of a Connection's fileno() sends it), wrapped as by
+   mpq_conn_from_fd: its maximum frame is the default again. Returns 0
+   (*out set), the errors of mpq_conn_recv_fd, or those of
+   mpq_conn_from_fd (the descriptor is then closed).
+   Thread safety: as mpq_conn_recv. */
+MPQDEF int mpq_conn_recv_conn(mpq_conn *c, mpq_conn **out, int timeout_ms);
+
+/* The credentials of the peer of a Unix socket connection (SO_PEERCRED):
+   its process id and effective user and group ids as they were when the
+   connection was made - by connect() for the accepting side, by listen()
+   for a client, and by socketpair() for both ends of a duplex mpq_pipe
+   (so after a fork, both ends report the process that called mpq_pipe,
+   not the child that holds the other end: for a child's identity use a
+   listener, or the child's pid from mpq_process). Any of pid, uid, gid
+   may be NULL. A peer outside this pid namespace has pid 0. (Python has
+   no Connection method for it: one reads SO_PEERCRED off conn.fileno().)
+   Returns 0, -EINVAL (c NULL), -ENOTSOCK (a pipe end: a simplex mpq_pipe,
+   or a pipe given to mpq_conn_from_fd), -ENOTSUP (a socket of another
+   family, TCP say), or an -errno from getsockopt.
+   Thread safety: any thread. */
+MPQDEF int mpq_conn_peer(const mpq_conn *c, pid_t *pid, uid_t *uid, gid_t *gid);
 
 /* Closes the connection's descriptors and frees it; the peer then sees
    the end (-EPIPE once it has read everything). Returns 0 or -EINVAL.
@@ -5901,15 +5969,57 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
 #define MPQ__CONN_READ 4096  /* most one read asks for while no frame is begun */
 #define MPQ__CONN_DIRECT 4096 /* bodies above this are read straight into the
                                  caller's buffer: one copy fewer */
-#define MPQ__CONN_FDS 16     /* descriptors received and not yet taken   */
-static const char mpq__fd_marker[8] = { 'm', 'p', 'q', '-', 'f', 'd', 0, 0 };
+#define MPQ__CONN_FDS 16     /* descriptor bytes read and not yet taken  */
+#define MPQ__CONN_HAND 1     /* mpq__conn_frame: a descriptor byte is next */
+
+/* Descriptors on the wire.
+
+   A plain message is a plain frame, always: 4-byte big-endian length (or
+   0xffffffff and 8 more) and the bytes, as Python's Connection writes it.
+   Nothing inside a frame is ever looked at to decide what it is.
+
+   A descriptor travels between frames, as one byte of its own (0x01, the
+   count of descriptors, as Python's reduction.sendfds writes it), sent by
+   a sendmsg of its own with the descriptor attached as SCM_RIGHTS. That
+   is byte for byte what Python's reduction.send_handle(conn, fd, pid) puts
+   on the socket on Linux (CPython 3.6 to 3.13, which send no
+   acknowledgement byte; newer sources do, on both sides).
+
+   The receiver tells that byte from a frame by where the ancillary data
+   came, never by what the bytes hold. A Unix stream socket's recvmsg
+   stops right after the one skb that carried descriptors (and hands them
+   out with whatever it read before it), and the sender's lone byte is an
+   skb of its own: so the byte that carried them is the last one that
+   recvmsg returned. (Every sendmsg makes skbs of its own; only a splice
+   or sendfile onto the socket could, on older kernels, grow that skb,
+   and neither mpq nor Python does that on a connection.) mpq counts the stream's bytes (rd), notes that
+   offset with the descriptor, and when the parser stands at a frame
+   boundary whose offset is noted, the next thing is a descriptor, not a
+   frame header. Descriptors noted inside a frame (a peer that attaches
+   them to frame bytes, not mpq's or Python's way) go with that frame:
+   they are closed when it is received, never handed out. A descriptor
+   byte whose descriptor the kernel could not install here (RLIMIT_NOFILE:
+   the recvmsg says MSG_CTRUNC) is noted with no descriptor, so the
+   stream stays in step and recv_fd reports -EMFILE.
+
+   mpq reads only when the next message is not whole in its buffer, so
+   while a descriptor byte waits at or beyond the parser nothing more is
+   read: from a peer that keeps to the protocol at most one noted byte
+   waits at a time. The table below fills up only from one that does not
+   (descriptors on frame bytes not yet parsed); the connection then
+   breaks (-EPROTO). */
+typedef struct mpq__conn_hand {
+    uint64_t at;   /* the stream offset of the byte that carried it */
+    int      fd;   /* -1: the kernel could not install it here      */
+} mpq__conn_hand;
 
 struct mpq_conn {
     int      rfd, wfd;     /* the same socket for duplex; -1 for a missing side */
     int      sock;         /* rfd/wfd is a socket: MSG_NOSIGNAL                   */
     int      local;        /* ... an AF_UNIX one: SCM_RIGHTS                      */
     int      nb;           /* rfd is a pipe the caller handed over non-blocking   */
-    int      broken;       /* a frame over the maximum was refused                */
+    int      broken;       /* a frame over the maximum was refused, or the peer
+                              sent descriptors off the protocol                   */
     int      eof;          /* the peer's end has been read                        */
     uint64_t max;          /* largest frame accepted                              */
     char    *rbuf;         /* buffered bytes rbuf[rpos, rlen)                     */
@@ -5918,8 +6028,10 @@ struct mpq_conn {
     uint64_t flen;         /* ... announcing this many bytes                      */
     char    *body;         /* a large frame's bytes received so far, kept over a  */
     uint64_t got;          /* timeout in the middle of it                         */
-    int      fds[MPQ__CONN_FDS];
-    int      nfds;
+    uint64_t rd;           /* bytes read from the stream so far                   */
+    uint64_t fend;         /* with have_len: the stream offset just past the frame */
+    mpq__conn_hand hand[MPQ__CONN_FDS];   /* descriptor bytes read, in order     */
+    int      nhand;
 };
 
 struct mpq_listener {
@@ -6019,7 +6131,8 @@ MPQDEF int mpq_conn_close(mpq_conn *c)
     if (!c) return -EINVAL;
     if (c->rfd >= 0) close(c->rfd);
     if (c->wfd >= 0 && c->wfd != c->rfd) close(c->wfd);
-    for (i = 0; i < c->nfds; i++) close(c->fds[i]);
+    for (i = 0; i < c->nhand; i++)
+        if (c->hand[i].fd >= 0) close(c->hand[i].fd);
     MPQ_FREE(c->rbuf);
     MPQ_FREE(c->body);
     MPQ_FREE(c);
@@ -6062,6 +6175,7 @@ static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct 
         if (r < 0) {
             if (errno == EINTR) continue;
             rc = mpq__err();
+            if (rc == -ECONNRESET) rc = -EPIPE;   /* the peer went with our data unread */
             if (rc == -EAGAIN || rc == -EWOULDBLOCK) {   /* a non-blocking descriptor */
                 rc = mpq__poll1(c->wfd, POLLOUT, -1);
                 if (rc >= 0 || rc == -EINTR) {
@@ -6124,9 +6238,13 @@ MPQDEF int mpq_conn_send(mpq_conn *c, const void *msg, size_t len)
     return mpq__conn_send(c, msg, len, NULL);
 }
 
+/* One byte, 0x01, in a sendmsg of its own, carrying fd (see "Descriptors
+   on the wire" above). */
 MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd)
 {
     union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+    unsigned char one = 1;
+    struct iovec iov;
     struct msghdr m;
     struct cmsghdr *cm;
     if (!c) return -EINVAL;
@@ -6141,7 +6259,9 @@ MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    return mpq__conn_send(c, mpq__fd_marker, sizeof mpq__fd_marker, &m);
+    iov.iov_base = &one;
+    iov.iov_len = 1;
+    return mpq__conn_writev(c, &iov, 1, &m);
 }
 
 /* --- receiving --------------------------------------------------------- */
@@ -6158,22 +6278,54 @@ static int mpq__conn_wait_readable(mpq_conn *c, int64_t deadline, int once)
     }
 }
 
-/* Keeps a descriptor that arrived with the stream; beyond what fits, or
-   when a cmsg was cut, it is closed (the sender gets no fd). */
-static void mpq__conn_take_fds(mpq_conn *c, struct msghdr *m)
+/* The stream offset of the next byte to parse, rbuf[rpos]. (A large body
+   is read past rbuf only once rbuf is drained, so this holds then too.) */
+static uint64_t mpq__conn_cursor(const mpq_conn *c) { return c->rd - (uint64_t)(c->rlen - c->rpos); }
+
+/* Closes and forgets the noted descriptors whose byte lies before `end`:
+   they came inside a frame that is being (or has been) received. */
+static void mpq__conn_purge(mpq_conn *c, uint64_t end)
+{
+    int k = 0;
+    while (k < c->nhand && c->hand[k].at < end) {
+        if (c->hand[k].fd >= 0) close(c->hand[k].fd);
+        k++;
+    }
+    if (k) {
+        memmove(c->hand, c->hand + k, (size_t)(c->nhand - k) * sizeof *c->hand);
+        c->nhand -= k;
+    }
+}
+
+/* A recvmsg just returned the stream's bytes up to rd with ancillary data
+   (or with some cut off: MSG_CTRUNC): its descriptors came on byte rd - 1
+   (see "Descriptors on the wire"). One is kept for that byte, any more
+   are closed; a byte inside the frame being read keeps none. */
+static void mpq__conn_arrived(mpq_conn *c, struct msghdr *m)
 {
     struct cmsghdr *cm;
+    uint64_t at = c->rd - 1;
+    int fd = -1;
     for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
         size_t i, n;
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
         n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (i = 0; i < n; i++) {
-            int fd;
-            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-            if (c->nfds < MPQ__CONN_FDS) c->fds[c->nfds++] = fd;
-            else close(fd);
+            int f;
+            memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof f);
+            if (fd < 0) fd = f;
+            else close(f);
         }
     }
+    if (fd < 0 && !(m->msg_flags & MSG_CTRUNC)) return;   /* credentials only */
+    if ((c->have_len && at < c->fend) || c->nhand == MPQ__CONN_FDS) {
+        if (c->nhand == MPQ__CONN_FDS) c->broken = 1;     /* a peer off the protocol */
+        if (fd >= 0) close(fd);
+        return;
+    }
+    c->hand[c->nhand].at = at;
+    c->hand[c->nhand].fd = fd;
+    c->nhand++;
 }
 
 /* Reads what is there (at most `room` bytes, waiting until the deadline
@@ -6197,13 +6349,17 @@ static ssize_t mpq__conn_read(mpq_conn *c, char *dst, size_t room, int64_t deadl
             m.msg_control = u.buf;
             m.msg_controllen = sizeof u.buf;
             r = recvmsg(c->rfd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-            if (r >= 0 && m.msg_controllen > 0) mpq__conn_take_fds(c, &m);
+            if (r > 0) {
+                c->rd += (uint64_t)r;
+                if (m.msg_controllen > 0 || (m.msg_flags & MSG_CTRUNC)) mpq__conn_arrived(c, &m);
+            }
         } else {
             /* A blocking pipe is waited on first unless the wait is
                unbounded; a non-blocking one just reads. */
             if (!c->nb && (deadline >= 0 || once) && (rc = mpq__conn_wait_readable(c, deadline, once)) != 0)
                 return rc;
             r = read(c->rfd, dst, room);
+            if (r > 0) c->rd += (uint64_t)r;
         }
         if (r >= 0) return r;
         if (errno == EINTR) continue;
@@ -6240,14 +6396,30 @@ static int mpq__conn_fill(mpq_conn *c, size_t need, int64_t deadline, int once)
     return 0;
 }
 
-/* Takes the next frame's header from the stream, once per frame. */
+/* Whether a noted descriptor byte stands at the cursor (the parser is at
+   a frame boundary): then a descriptor, not a frame, is next. */
+static int mpq__conn_hand_next(const mpq_conn *c)
+{
+    uint64_t cur = mpq__conn_cursor(c);
+    int k;
+    if (c->have_len || c->rlen == c->rpos) return 0;
+    for (k = 0; k < c->nhand; k++)
+        if (c->hand[k].at >= cur) return c->hand[k].at == cur;
+    return 0;
+}
+
+/* Takes the next frame's header from the stream, once per frame; or
+   returns MPQ__CONN_HAND when a descriptor byte is next instead. */
 static int mpq__conn_frame(mpq_conn *c, int64_t deadline, int once)
 {
     const unsigned char *h;
-    uint64_t len = 0;
+    uint64_t len = 0, cur;
     int i, rc;
     if (c->broken) return -EPROTO;
     if (c->have_len) return 0;
+    if ((rc = mpq__conn_fill(c, 1, deadline, once)) != 0) return rc;
+    mpq__conn_purge(c, mpq__conn_cursor(c));
+    if (mpq__conn_hand_next(c)) return MPQ__CONN_HAND;
     if ((rc = mpq__conn_fill(c, 4, deadline, once)) != 0) return rc;
     h = (const unsigned char *)c->rbuf + c->rpos;
     if (h[0] == 0xff && h[1] == 0xff && h[2] == 0xff && h[3] == 0xff) {
@@ -6262,6 +6434,9 @@ static int mpq__conn_frame(mpq_conn *c, int64_t deadline, int once)
     c->have_len = 1;
     c->flen = len;
     c->got = 0;
+    cur = mpq__conn_cursor(c);
+    c->fend = len > ~(uint64_t)0 - cur ? ~(uint64_t)0 : cur + len;
+    mpq__conn_purge(c, c->fend);   /* descriptors that came on this frame's bytes */
     return 0;
 }
 
@@ -6323,7 +6498,9 @@ static int mpq__conn_begin(mpq_conn *c, const size_t *cap, size_t *len, int time
     if (!c || !len) return -EINVAL;
     if (c->rfd < 0) return -EBADF;
     *deadline = mpq__deadline(timeout_ms);
-    if ((rc = mpq__conn_frame(c, *deadline, timeout_ms == 0)) != 0) return rc;
+    *len = 0;
+    if ((rc = mpq__conn_frame(c, *deadline, timeout_ms == 0)) != 0)
+        return rc == MPQ__CONN_HAND ? -ENOMSG : rc;   /* a descriptor: for recv_fd */
     if (c->flen > c->max || c->flen > (uint64_t)((size_t)-1 / 2)) {
         c->broken = 1;              /* we cannot know where the next frame starts */
         *len = c->flen > (uint64_t)(size_t)-1 ? (size_t)-1 : (size_t)c->flen;
@@ -6333,28 +6510,7 @@ static int mpq__conn_begin(mpq_conn *c, const size_t *cap, size_t *len, int time
     return cap && c->flen > (uint64_t)*cap ? -EMSGSIZE : 0;
 }
 
-/* Takes the oldest descriptor that came with the stream, or -1. */
-static int mpq__conn_pop_fd(mpq_conn *c)
-{
-    int fd;
-    if (c->nfds == 0) return -1;
-    fd = c->fds[0];
-    memmove(c->fds, c->fds + 1, (size_t)(c->nfds - 1) * sizeof(int));
-    c->nfds--;
-    return fd;
-}
-
-/* A descriptor message taken by a plain receive: its descriptor goes with
-   it (closed), so later ones stay paired with their messages. */
-static void mpq__conn_drop_fd(mpq_conn *c, const void *msg, size_t n, int rc)
-{
-    if (rc == 0 && n == sizeof mpq__fd_marker && memcmp(msg, mpq__fd_marker, n) == 0) {
-        int fd = mpq__conn_pop_fd(c);
-        if (fd >= 0) close(fd);
-    }
-}
-
-static int mpq__conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms, int drop_fd)
+MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
     int64_t deadline;
     size_t n = 0;
@@ -6363,14 +6519,7 @@ static int mpq__conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int t
     rc = mpq__conn_begin(c, &cap, &n, timeout_ms, &deadline);
     *len = n;
     if (rc != 0) return rc;
-    rc = mpq__conn_body(c, (char *)buf, deadline, timeout_ms == 0);
-    if (drop_fd) mpq__conn_drop_fd(c, buf, n, rc);
-    return rc;
-}
-
-MPQDEF int mpq_conn_recv(mpq_conn *c, void *buf, size_t cap, size_t *len, int timeout_ms)
-{
-    return mpq__conn_recv(c, buf, cap, len, timeout_ms, 1);
+    return mpq__conn_body(c, (char *)buf, deadline, timeout_ms == 0);
 }
 
 MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout_ms)
@@ -6388,34 +6537,55 @@ MPQDEF int mpq_conn_recv_alloc(mpq_conn *c, void **buf, size_t *len, int timeout
         MPQ_FREE(b);
         return rc;
     }
-    mpq__conn_drop_fd(c, b, n, 0);
     *buf = b;
     return 0;
 }
 
 MPQDEF int mpq_conn_recv_fd(mpq_conn *c, int *fd, int timeout_ms)
 {
-    char m[sizeof mpq__fd_marker];
     int64_t deadline = mpq__deadline(timeout_ms);
+    void *b = NULL;
     size_t len = 0;
-    int rc;
+    int rc, left;
     if (!c || !fd) return -EINVAL;
-    rc = mpq__conn_recv(c, m, sizeof m, &len, timeout_ms, 0);
-    if (rc == -EMSGSIZE && !c->broken) {   /* not a descriptor: consume it anyway */
-        void *b = NULL;
-        int left = timeout_ms == 0 ? 0 : mpq__remaining_ms(deadline);
-        if ((rc = mpq_conn_recv_alloc(c, &b, &len, left == 0 && timeout_ms != 0 ? 1 : left)) == 0)
-            MPQ_FREE(b);
-        return rc == 0 ? -EBADMSG : rc;
+    if (c->rfd < 0) return -EBADF;
+    rc = mpq__conn_frame(c, deadline, timeout_ms == 0);
+    if (rc == MPQ__CONN_HAND) {    /* its byte is rbuf[rpos], noted in hand[0] */
+        int got = c->hand[0].fd;
+        memmove(c->hand, c->hand + 1, (size_t)(c->nhand - 1) * sizeof *c->hand);
+        c->nhand--;
+        c->rpos++;
+        if (got < 0) return -EMFILE;
+        *fd = got;
+        return 0;
     }
     if (rc != 0) return rc;
-    if (len != sizeof m || memcmp(m, mpq__fd_marker, sizeof m) != 0) return -EBADMSG;
-    if ((*fd = mpq__conn_pop_fd(c)) < 0) return -EBADMSG;   /* its descriptor was lost */
-    return 0;
+    /* A message where a descriptor was expected: consumed all the same. */
+    left = timeout_ms == 0 ? 0 : mpq__remaining_ms(deadline);
+    if ((rc = mpq_conn_recv_alloc(c, &b, &len, left == 0 && timeout_ms != 0 ? 1 : left)) == 0)
+        MPQ_FREE(b);
+    return rc == 0 ? -EBADMSG : rc;
 }
 
-/* Something to receive without waiting: a whole frame in the buffer, the
-   end, or a broken connection. (A part of a frame is not: the descriptor
+MPQDEF int mpq_conn_send_conn(mpq_conn *c, const mpq_conn *conn)
+{
+    if (!c || !conn) return -EINVAL;
+    if (conn->broken) return -EPROTO;
+    if (conn->rlen > conn->rpos || conn->have_len || conn->body) return -EBUSY;   /* read ahead */
+    return mpq_conn_send_fd(c, conn->rfd >= 0 ? conn->rfd : conn->wfd);
+}
+
+MPQDEF int mpq_conn_recv_conn(mpq_conn *c, mpq_conn **out, int timeout_ms)
+{
+    int fd = -1, rc;
+    if (!c || !out) return -EINVAL;
+    if ((rc = mpq_conn_recv_fd(c, &fd, timeout_ms)) != 0) return rc;
+    if ((rc = mpq_conn_from_fd(out, fd)) != 0) close(fd);
+    return rc;
+}
+
+/* Something to receive without waiting: a whole frame in the buffer, a
+   descriptor byte, the end, or a broken connection. (A part of a frame is not: the descriptor
    says when more comes.) */
 static int mpq__conn_buffered(const mpq_conn *c)
 {
@@ -6425,6 +6595,7 @@ static int mpq__conn_buffered(const mpq_conn *c)
     int i;
     if (c->eof || c->broken) return 1;
     if (c->have_len) return !c->body && c->flen <= MPQ__CONN_DIRECT && c->flen <= have;
+    if (mpq__conn_hand_next(c)) return 1;
     if (have < 4) return 0;
     h = (const unsigned char *)c->rbuf + c->rpos;   /* not before: rbuf may be NULL */
     if (h[0] == 0xff && h[1] == 0xff && h[2] == 0xff && h[3] == 0xff) hl = 12;
@@ -6442,32 +6613,61 @@ MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms)
     return rc < 0 ? rc : ready;
 }
 
+/* Every ready connection is reported each time, so a server loop that
+   serves what wait reports never starves one: those with a message inside
+   mpq's buffer are ready without asking the kernel, and the others are
+   polled all the same - without waiting when some are ready already,
+   until the deadline when none is. (Returning as soon as a buffered one
+   was found hid the others for as long as the busy one's buffer lasted.) */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms)
 {
     struct pollfd stackp[16], *p = stackp;
     int64_t deadline = mpq__deadline(timeout_ms);
     size_t i;
-    int count = 0, r;
+    int buffered = 0, count = 0, r;
     if (!conns || !ready || n == 0 || n > 4096) return -EINVAL;
     for (i = 0; i < n; i++) {
         if (!conns[i] || conns[i]->rfd < 0) return -EINVAL;
         ready[i] = mpq__conn_buffered(conns[i]);
-        count += ready[i];
+        buffered += ready[i];
     }
-    if (count) return count;
+    if (buffered == (int)n) return buffered;
     if (n > 16 && !(p = (struct pollfd *)MPQ_MALLOC(n * sizeof *p))) return -ENOMEM;
     for (i = 0; i < n; i++) {
-        p[i].fd = conns[i]->rfd;
+        p[i].fd = ready[i] ? -1 : conns[i]->rfd;   /* poll(2) skips a negative fd */
         p[i].events = POLLIN;
         p[i].revents = 0;
     }
-    do r = poll(p, (nfds_t)n, mpq__remaining_ms(deadline));
+    do r = poll(p, (nfds_t)n, buffered ? 0 : mpq__remaining_ms(deadline));
     while (r < 0 && errno == EINTR);
-    if (r < 0) count = mpq__err();
+    if (r < 0 && !buffered) count = mpq__err();
     else
-        for (i = 0; i < n; i++) count += ready[i] = p[i].revents != 0;
+        for (i = 0; i < n; i++) count += ready[i] = ready[i] || (r > 0 && p[i].revents != 0);
     if (p != stackp) MPQ_FREE(p);
     return count;
+}
+
+/* --- the peer's credentials ------------------------------------------- */
+
+MPQDEF int mpq_conn_peer(const mpq_conn *c, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+    struct { pid_t pid; uid_t uid; gid_t gid; } cr;  /* struct ucred, which glibc
+                                                        declares for _GNU_SOURCE only */
+    socklen_t n = sizeof cr;
+    if (!c) return -EINVAL;
+    if (!c->sock) return -ENOTSOCK;
+    if (!c->local) return -ENOTSUP;
+#ifdef SO_PEERCRED
+    memset(&cr, 0, sizeof cr);
+    if (getsockopt(c->rfd >= 0 ? c->rfd : c->wfd, SOL_SOCKET, SO_PEERCRED, &cr, &n) != 0) return mpq__err();
+    if (pid) *pid = cr.pid;
+    if (uid) *uid = cr.uid;
+    if (gid) *gid = cr.gid;
+    return 0;
+#else
+    (void)n; (void)cr; (void)pid; (void)uid; (void)gid;
+    return -ENOTSUP;
+#endif
 }
 
 /* --- Unix socket paths ------------------------------------------------- */

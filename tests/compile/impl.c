@@ -161,6 +161,15 @@ int main(void)
             (void)mpq_conn_wait(&b, 1, &ready, 0);
             (void)mpq_conn_send_fd(a, 0);
             (void)mpq_conn_recv_fd(b, &fd, 0);
+            {
+                mpq_conn *got = NULL;
+                pid_t pid;
+                uid_t uid;
+                gid_t gid;
+                (void)mpq_conn_peer(a, &pid, &uid, &gid);
+                (void)mpq_conn_send_conn(a, b);
+                if (mpq_conn_recv_conn(b, &got, 0) == 0) mpq_conn_close(got);
+            }
             mpq_conn_close(a);
             mpq_conn_close(b);
         }
