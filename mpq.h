@@ -105,6 +105,13 @@
                        mpq_cpu_count (affinity and cgroup quota, the pool's
                        default), MPQ_PROCESS_INIT; mpq_process_start_with.
                        Breaking: mpq_process gained fields.
+                       Connections: wait reports every ready connection;
+                       a descriptor travels as Python's send_handle does
+                       (one byte with SCM_RIGHTS between frames, never
+                       told by payload bytes; a plain recv meeting one
+                       gives -ENOMSG); mpq_conn_peer (SO_PEERCRED),
+                       mpq_conn_send_conn/recv_conn (-EBUSY while bytes
+                       are read ahead).
      0.2.0  (2026-12)  the synchronisation family: Event, Semaphore (bounded,
                        undo), Condition, Barrier, RLock, Lock.locked, and
                        JoinableQueue - none of which a dead process wedges.
