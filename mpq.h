@@ -1146,13 +1146,13 @@ MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeo
    Unix socket connection, in its place among the messages. The caller
    keeps fd. On the wire it is one byte, 0x01, sent by a sendmsg of its
    own with fd attached as SCM_RIGHTS - exactly what Python's
-   reduction.send_handle(conn, fd, pid) sends on Linux (CPython 3.6 to
-   3.13; newer sources answer each descriptor with an acknowledgement
-   byte, which mpq does not send or expect yet), so a Python peer takes
-   it with reduction.recv_handle, and mpq_conn_recv_fd takes Python's. To hand over an mpq_conn, use
+   reduction.send_handle(conn, fd, pid) sends on Linux (checked with
+   CPython 3.6, 3.11 and 3.13, which send no acknowledgement byte there),
+   so a Python peer takes it with reduction.recv_handle, and
+   mpq_conn_recv_fd takes Python's. To hand over an mpq_conn, use
    mpq_conn_send_conn: passing its mpq_conn_fileno() here would leave
-   behind whatever mpq has read ahead on it. Returns 0, -ENOTSUP (not a
-   Unix socket), -EBADF (fd < 0), or the errors of send.
+   behind whatever mpq has read ahead on it. Returns 0, -EINVAL (NULL),
+   -ENOTSUP (not a Unix socket), -EBADF (fd < 0), or the errors of send.
    Thread safety: as mpq_conn_send. */
 MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
 
@@ -1160,9 +1160,12 @@ MPQDEF int mpq_conn_send_fd(mpq_conn *c, int fd);
    send_handle), close-on-exec. The next thing must be one: a message
    instead gives -EBADMSG (that message is consumed). A descriptor is
    known by the ancillary data that came with its byte, never by what
-   the bytes hold; several on one byte give the first and close the rest;
-   descriptors a peer attached to a frame's bytes are closed when that
-   message is received, never handed out. Returns 0 (*fd set), -EMFILE (a
+   the bytes hold; several on one byte give the first and close the rest.
+   Only descriptors sent as mpq and Python send them (alone, one byte of
+   their own) are supported: a peer that attaches descriptors to a
+   frame's bytes (mpq 0.2 did) usually has them closed with that frame,
+   but a read that ends one byte into such a frame takes them for a
+   descriptor byte and the stream loses its framing. Returns 0 (*fd set), -EMFILE (a
    descriptor came but this process had no room for it, RLIMIT_NOFILE:
    the kernel closed it; the messages after it are received as usual),
    -EBADMSG, or the errors of mpq_conn_recv (-EPROTO too: a peer put
@@ -5989,8 +5992,8 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
    count of descriptors, as Python's reduction.sendfds writes it), sent by
    a sendmsg of its own with the descriptor attached as SCM_RIGHTS. That
    is byte for byte what Python's reduction.send_handle(conn, fd, pid) puts
-   on the socket on Linux (CPython 3.6 to 3.13, which send no
-   acknowledgement byte; newer sources do, on both sides).
+   on the socket on Linux (checked with CPython 3.6, 3.11 and 3.13, which
+   send no acknowledgement byte there).
 
    The receiver tells that byte from a frame by where the ancillary data
    came, never by what the bytes hold. A Unix stream socket's recvmsg
@@ -6004,7 +6007,11 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
    boundary whose offset is noted, the next thing is a descriptor, not a
    frame header. Descriptors noted inside a frame (a peer that attaches
    them to frame bytes, not mpq's or Python's way) go with that frame:
-   they are closed when it is received, never handed out. A descriptor
+   they are closed when it is received, never handed out - unless a read
+   ended one byte into that skb (the kernel hands descriptors to the first
+   read that touches their skb): then they are noted on the frame's first
+   byte and the stream desyncs. No receiver can see skb boundaries, so
+   such peers are not supported (see mpq_conn_recv_fd). A descriptor
    byte whose descriptor the kernel could not install here (RLIMIT_NOFILE:
    the recvmsg says MSG_CTRUNC) is noted with no descriptor, so the
    stream stays in step and recv_fd reports -EMFILE.

@@ -598,8 +598,10 @@ static void raw_sendmsg(int sock, const void *bytes, size_t len, const int *fds,
 }
 
 /* Peers that do not keep to mpq's way: a descriptor attached to a
-   frame's bytes (mpq 0.3's own descriptor message was such a frame)
-   goes with that frame, closed, never handed out; two descriptors on one
+   frame's bytes (mpq 0.2's own descriptor message was such a frame)
+   goes with that frame, closed, never handed out, as long as each read
+   takes the frame's skb whole (true here; a read cut one byte into it
+   desyncs the stream - unsupported, see mpq_conn_recv_fd); two descriptors on one
    byte (Python's reduction.sendfds with a list of two) give recv_fd the
    first and close the second. Nothing leaks, the stream stays in step. */
 static void test_conn_descriptors_from_other_peers(void)
