@@ -107,6 +107,22 @@ static inline void *mpqt_shared(size_t n)
     return p;
 }
 
+/* The pool tests' ints: one as a task's result (-ENOSPC without room),
+   one read from an argument (0 if it is too short). */
+static inline int mpqt_put_int(void *res, size_t *rl, int v)
+{
+    if (*rl < sizeof v) return -ENOSPC;
+    memcpy(res, &v, sizeof v);
+    *rl = sizeof v;
+    return 0;
+}
+static inline int mpqt_get_int(const void *arg, size_t len)
+{
+    int v = 0;
+    if (len >= sizeof v) memcpy(&v, arg, sizeof v);
+    return v;
+}
+
 /* Joins p (bounded) and checks its exit code. */
 #define MPQT_JOIN_OK(p, want) \
     do { CHECK_OK(mpq_process_join((p), 60000)); CHECK_EQ((p)->exitcode, (want)); } while (0)

@@ -11,32 +11,18 @@
 
 /* --- tasks ------------------------------------------------------------- */
 
-static int put_int(void *res, size_t *rl, int v)
-{
-    if (*rl < sizeof v) return -ENOSPC;
-    memcpy(res, &v, sizeof v);
-    *rl = sizeof v;
-    return 0;
-}
 
-static int get_int(const void *arg, size_t len)
-{
-    int v = 0;
-    if (len >= sizeof v) memcpy(&v, arg, sizeof v);
-    return v;
-}
-
-static int t_add100(const void *a, size_t n, void *r, size_t *rl) { return put_int(r, rl, get_int(a, n) + 100); }
+static int t_add100(const void *a, size_t n, void *r, size_t *rl) { return mpqt_put_int(r, rl, mpqt_get_int(a, n) + 100); }
 static int t_square(const void *a, size_t n, void *r, size_t *rl)
 {
-    int x = get_int(a, n);
-    return put_int(r, rl, x * x);
+    int x = mpqt_get_int(a, n);
+    return mpqt_put_int(r, rl, x * x);
 }
-static int t_pid(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; return put_int(r, rl, (int)getpid()); }
+static int t_pid(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; return mpqt_put_int(r, rl, (int)getpid()); }
 static int t_fail_odd(const void *a, size_t n, void *r, size_t *rl)
 {
-    int x = get_int(a, n);
-    return x % 2 ? -EDOM : put_int(r, rl, x);
+    int x = mpqt_get_int(a, n);
+    return x % 2 ? -EDOM : mpqt_put_int(r, rl, x);
 }
 static int t_too_big(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; (void)r; *rl += 1; return 0; }
 static int t_echo(const void *a, size_t n, void *r, size_t *rl)
@@ -48,7 +34,7 @@ static int t_echo(const void *a, size_t n, void *r, size_t *rl)
 }
 static int t_die_on_777(const void *a, size_t n, void *r, size_t *rl)
 {
-    if (get_int(a, n) == 777) raise(SIGKILL);
+    if (mpqt_get_int(a, n) == 777) raise(SIGKILL);
     return t_square(a, n, r, rl);
 }
 static int t_exit3(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; (void)r; (void)rl; exit(3); }
@@ -68,7 +54,7 @@ static int t_block(const void *a, size_t n, void *r, size_t *rl)
     (void)a; (void)n;
     if (write(told[1], &pid, sizeof pid) != (ssize_t)sizeof pid) return -EIO;
     if (read(go[0], &c, 1) != 1) return -EIO;
-    return put_int(r, rl, pid);
+    return mpqt_put_int(r, rl, pid);
 }
 
 static void pipes(void)
@@ -90,7 +76,7 @@ static void release_one(void) { CHECK_EQ(write(go[1], "x", 1), 1); }
 static int g_init;
 static int init_42(void *arg) { g_init = (int)(intptr_t)arg; return 0; }
 static int init_fail(void *arg) { (void)arg; return -EACCES; }
-static int t_init_value(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; return put_int(r, rl, g_init); }
+static int t_init_value(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; return mpqt_put_int(r, rl, g_init); }
 
 /* --- helpers ----------------------------------------------------------- */
 
@@ -101,7 +87,7 @@ static void on_result(void *user, const mpq_pool_result *r_)
 {
     const void *res = r_->data;
     size_t len = r_->len;
-    int v = get_int(res, len);
+    int v = mpqt_get_int(res, len);
     (void)user;
     if (v >= 100 && v < 1100) cb_seen[v - 100]++;
     cb_sum += v;
@@ -572,9 +558,9 @@ static void test_pool_no_leaks(void)
 static int t_spin(const void *a, size_t n, void *r, size_t *rl)
 {
     volatile unsigned k = 0;
-    int x = get_int(a, n);
+    int x = mpqt_get_int(a, n);
     while (k < 100000u) k++;
-    return put_int(r, rl, x + 100);
+    return mpqt_put_int(r, rl, x + 100);
 }
 static int t_spin_square(const void *a, size_t n, void *r, size_t *rl)
 {
@@ -848,7 +834,7 @@ static void resubmit(void *user, const mpq_pool_result *r_)
 {
     const void *res = r_->data;
     size_t len = r_->len;
-    int v = get_int(res, len), w;
+    int v = mpqt_get_int(res, len), w;
     size_t l;
     (void)user;
     if (v < 105) {
@@ -860,7 +846,7 @@ static void resubmit(void *user, const mpq_pool_result *r_)
     cb_destroy_rc = mpq_pool_destroy(cb_pool);
     __atomic_store_n(&cb_ok, 1, __ATOMIC_SEQ_CST);
 }
-static int t_plus1(const void *a, size_t n, void *r, size_t *rl) { return put_int(r, rl, get_int(a, n) + 1); }
+static int t_plus1(const void *a, size_t n, void *r, size_t *rl) { return mpqt_put_int(r, rl, mpqt_get_int(a, n) + 1); }
 static void test_pool_callback_submits(void)
 {
     int v = 100;

@@ -6,24 +6,10 @@
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"
 #include "mpq_test.h"
-
-static int put_int(void *res, size_t *rl, int v)
-{
-    if (*rl < sizeof v) return -ENOSPC;
-    memcpy(res, &v, sizeof v);
-    *rl = sizeof v;
-    return 0;
-}
-static int get_int(const void *arg, size_t len)
-{
-    int v = 0;
-    if (len >= sizeof v) memcpy(&v, arg, sizeof v);
-    return v;
-}
 static int t_sqr(const void *a, size_t n, void *r, size_t *rl)
 {
-    int x = get_int(a, n);
-    return put_int(r, rl, x * x);
+    int x = mpqt_get_int(a, n);
+    return mpqt_put_int(r, rl, x * x);
 }
 static int t_raising(const void *a, size_t n, void *r, size_t *rl)
 {

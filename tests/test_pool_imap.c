@@ -33,33 +33,19 @@ static void *test_malloc(size_t n)
 
 /* --- tasks ------------------------------------------------------------- */
 
-static int put_int(void *res, size_t *rl, int v)
-{
-    if (*rl < sizeof v) return -ENOSPC;
-    memcpy(res, &v, sizeof v);
-    *rl = sizeof v;
-    return 0;
-}
-
-static int get_int(const void *arg, size_t len)
-{
-    int v = 0;
-    if (len >= sizeof v) memcpy(&v, arg, sizeof v);
-    return v;
-}
 
 static int t_square(const void *a, size_t n, void *r, size_t *rl)
 {
-    unsigned x = (unsigned)get_int(a, n);
-    return put_int(r, rl, (int)(x * x));   /* wraps for big items, as the checks expect */
+    unsigned x = (unsigned)mpqt_get_int(a, n);
+    return mpqt_put_int(r, rl, (int)(x * x));   /* wraps for big items, as the checks expect */
 }
 
 /* Fails every multiple of 3 with a message. */
 static int t_fail_msg(const void *a, size_t n, void *r, size_t *rl)
 {
-    int x = get_int(a, n);
+    int x = mpqt_get_int(a, n);
     if (x % 3 == 0) return mpq_pool_fail(-EDOM, "bad input %d", x);
-    return put_int(r, rl, x);
+    return mpqt_put_int(r, rl, x);
 }
 
 static int t_fail_bare(const void *a, size_t n, void *r, size_t *rl) { (void)a; (void)n; (void)r; (void)rl; return -EPERM; }
@@ -74,7 +60,7 @@ static int t_fail_long(const void *a, size_t n, void *r, size_t *rl)
 /* Dies at item 777. */
 static int t_die_on_777(const void *a, size_t n, void *r, size_t *rl)
 {
-    if (get_int(a, n) == 777) raise(SIGKILL);
+    if (mpqt_get_int(a, n) == 777) raise(SIGKILL);
     return t_square(a, n, r, rl);
 }
 
