@@ -276,4 +276,16 @@ static inline void bench_flush_notes(void)
     bench_nnotes = 0;
 }
 
+/* num / den as a table cell: "1.23" (or "123" from 100 on), or "-" when
+   either is missing. Eight results may be in use at once (one printf). */
+static inline const char *bench_ratio(double num, double den)
+{
+    static char b[8][24];
+    static int at;
+    char *s = b[at++ & 7];
+    if (num <= 0 || den <= 0) snprintf(s, sizeof b[0], "-");
+    else snprintf(s, sizeof b[0], num / den >= 100 ? "%.0f" : "%.2f", num / den);
+    return s;
+}
+
 #endif

@@ -538,16 +538,6 @@ static const char *rate(double v)
     return s;
 }
 
-/* num / den, or "-" when either is missing. */
-static const char *ratio(double num, double den)
-{
-    static char b[8][24];
-    static int at;
-    char *s = b[at++ & 7];
-    if (num <= 0 || den <= 0) snprintf(s, sizeof b[0], "-");
-    else snprintf(s, sizeof b[0], num / den >= 100 ? "%.0f" : "%.2f", num / den);
-    return s;
-}
 
 /* A target over both value sizes: met only if both ratios reach it. */
 static void target(const char *what, const double num[2], const double den[2], double goal)
@@ -1126,8 +1116,8 @@ int main(void)
             const char *h1 = op == OP_ADD && lost[1][vi][0] ? " (LOST UPDATES)" : "";
             const char *h2 = op == OP_ADD && lost[1][vi][1] ? " (LOST UPDATES)" : "";
             printf("| %s | %s%s | %s%s | %s | %s%s | %s%s | %s |\n", op_name[op], rate(fig[0][vi][0][op]), l1,
-                   rate(fig[1][vi][0][op]), h1, ratio(fig[0][vi][0][op], fig[1][vi][0][op]), rate(fig[0][vi][1][op]),
-                   l2, rate(fig[1][vi][1][op]), h2, ratio(fig[0][vi][1][op], fig[1][vi][1][op]));
+                   rate(fig[1][vi][0][op]), h1, bench_ratio(fig[0][vi][0][op], fig[1][vi][0][op]), rate(fig[0][vi][1][op]),
+                   l2, rate(fig[1][vi][1][op]), h2, bench_ratio(fig[0][vi][1][op], fig[1][vi][1][op]));
         }
         printf("\n");
     }
@@ -1146,7 +1136,7 @@ int main(void)
     for (op = 0; op < NOPS; op++)
         for (vi = 0; vi < 2; vi++)
             printf("| %s | %u B | %s | %s | %s | %s |\n", op_name[op], vsizes[vi], rate(py[vi][0][op]),
-                   ratio(fig[0][vi][0][op], py[vi][0][op]), rate(py[vi][1][op]), ratio(fig[0][vi][1][op], py[vi][1][op]));
+                   bench_ratio(fig[0][vi][0][op], py[vi][0][op]), rate(py[vi][1][op]), bench_ratio(fig[0][vi][1][op], py[vi][1][op]));
     for (vi = 0; vi < 2; vi++)
         if (py_adds[vi][1] > 0)
             printf("\n`d[k] += 1` from 2 processes, %u-byte values: %ld of %ld increments lost (Python's += on a proxy "
@@ -1162,9 +1152,9 @@ int main(void)
            sysconf(_SC_NPROCESSORS_ONLN), LIST_ITEM);
     printf("| list | items/s, all told | mpq ÷ this |\n|---|---:|---:|\n");
     printf("| mpq_list_append (each process: %d appends or %.1f s, from an empty list) | %s | %s |\n", LIST_PER, LIST_CAP,
-           rate(mpq_list_rate), ratio(mpq_list_rate, mpq_list_rate));
+           rate(mpq_list_rate), bench_ratio(mpq_list_rate, mpq_list_rate));
     printf("| Python %s Manager().list().append (each process: 1000 appends or 0.3 s) | %s | %s |\n", py_version,
-           rate(py_list), ratio(mpq_list_rate, py_list));
+           rate(py_list), bench_ratio(mpq_list_rate, py_list));
     bench_flush_notes();
 
     note[0] = 0;
@@ -1172,7 +1162,7 @@ int main(void)
     if (note[0]) bench_note("mpq_list by length", note);
     printf("\n### mpq_list_append by list length (1 process, %d appends timed at each length)\n\n", LEN_WINDOW);
     printf("| list length | appends/s | ÷ at length 0 |\n|---:|---:|---:|\n");
-    for (g = 0; g < 3; g++) printf("| %ld | %s | %s |\n", len_at[g], rate(len_rate[g]), ratio(len_rate[g], len_rate[0]));
+    for (g = 0; g < 3; g++) printf("| %ld | %s | %s |\n", len_at[g], rate(len_rate[g]), bench_ratio(len_rate[g], len_rate[0]));
     bench_flush_notes();
 
     /* extra: key churn by delete */
@@ -1190,7 +1180,7 @@ int main(void)
         char occ[32] = "-";
         if (churn_occ[0][g] >= 0) snprintf(occ, sizeof occ, "%.1f%%", churn_occ[0][g] * 100);
         printf("| %d | %s | %s | %s | %s | %s | %s |\n", g, rate(churn_del[0][g]), rate(churn_rate[0][g]), occ,
-               rate(churn_del[1][g]), rate(churn_rate[1][g]), ratio(churn_rate[0][g], churn_rate[1][g]));
+               rate(churn_del[1][g]), rate(churn_rate[1][g]), bench_ratio(churn_rate[0][g], churn_rate[1][g]));
     }
     bench_flush_notes();
 

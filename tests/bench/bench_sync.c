@@ -775,16 +775,6 @@ static const char *fig(double v, const char *fmt, double scale)
     return s;
 }
 
-/* num / den as "1.23", or "-" when either is missing. */
-static const char *ratio(double num, double den)
-{
-    static char b[8][24];
-    static int at;
-    char *s = b[at++ & 7];
-    if (num <= 0 || den <= 0) snprintf(s, sizeof b[0], "-");
-    else snprintf(s, sizeof b[0], "%.2f", num / den);
-    return s;
-}
 
 static void target(const char *what, double num, double den, double goal)
 {
@@ -826,8 +816,8 @@ static void measure_py_pp(const char *mode, const char *what, double v[2])
 
 static void pp_row(const char *name, const double v[2], const double mpq[2])
 {
-    printf("| %s | %s | %s | %s | %s |\n", name, fig(v[0], "%.0f ns", 1), ratio(v[0], mpq[0]),
-           fig(v[1], "%.0f ns", 1), ratio(v[1], mpq[1]));
+    printf("| %s | %s | %s | %s | %s |\n", name, fig(v[0], "%.0f ns", 1), bench_ratio(v[0], mpq[0]),
+           fig(v[1], "%.0f ns", 1), bench_ratio(v[1], mpq[1]));
 }
 
 /* The faster (smaller) of two times, or the one measured. */
@@ -891,10 +881,10 @@ int main(void)
     printf("| semaphore | uncontended | ÷ mpq_sem | 2 processes contended | mpq_sem ÷ this |\n");
     printf("|---|---:|---:|---:|---:|\n");
     for (i = 0; i < NSEM; i++)
-        printf("| %s | %s | %s | %s%s | %s |\n", sems[i].name, fig(un[i], "%.1f ns", 1), ratio(un[i], un[0]),
-               fig(co[i], "%.2f Mops/s", 1e6), lost[i] ? " (LOST UPDATES)" : "", ratio(co[0], co[i]));
+        printf("| %s | %s | %s | %s%s | %s |\n", sems[i].name, fig(un[i], "%.1f ns", 1), bench_ratio(un[i], un[0]),
+               fig(co[i], "%.2f Mops/s", 1e6), lost[i] ? " (LOST UPDATES)" : "", bench_ratio(co[0], co[i]));
     printf("| Python %s multiprocessing.Semaphore (one process) | %s | %s | | |\n", py_version,
-           fig(py_sem, "%.1f ns", 1), ratio(py_sem, un[0]));
+           fig(py_sem, "%.1f ns", 1), bench_ratio(py_sem, un[0]));
     printf("\n(uncontended: one process, median of %d runs of up to %.2f s; contended: two processes on two\n"
            "CPUs taking turns at the one permit for %.1f s, median of %d runs)\n", SEM_RUNS, UN_CAP, CO_CAP, SEM_RUNS);
     bench_flush_notes();
@@ -925,12 +915,12 @@ int main(void)
     printf("Party i on CPU i modulo the CPUs.\n\n");
     printf("| barrier | 2 processes | mpq ÷ this | 4 processes (on %ld CPUs) | mpq ÷ this |\n|---|---:|---:|---:|---:|\n",
            sysconf(_SC_NPROCESSORS_ONLN));
-    printf("| mpq_barrier | %s | %s | %s | %s |\n", fig(bar[0][0], "%.0f", 1), ratio(bar[0][0], bar[0][0]),
-           fig(bar[0][1], "%.0f", 1), ratio(bar[0][1], bar[0][1]));
+    printf("| mpq_barrier | %s | %s | %s | %s |\n", fig(bar[0][0], "%.0f", 1), bench_ratio(bar[0][0], bar[0][0]),
+           fig(bar[0][1], "%.0f", 1), bench_ratio(bar[0][1], bar[0][1]));
     printf("| pthread_barrier, process-shared | %s | %s | %s | %s |\n", fig(bar[1][0], "%.0f", 1),
-           ratio(bar[0][0], bar[1][0]), fig(bar[1][1], "%.0f", 1), ratio(bar[0][1], bar[1][1]));
+           bench_ratio(bar[0][0], bar[1][0]), fig(bar[1][1], "%.0f", 1), bench_ratio(bar[0][1], bar[1][1]));
     printf("| Python %s multiprocessing.Barrier | %s | %s | %s | %s |\n", py_version, fig(py_bar[0], "%.0f", 1),
-           ratio(bar[0][0], py_bar[0]), fig(py_bar[1], "%.0f", 1), ratio(bar[0][1], py_bar[1]));
+           bench_ratio(bar[0][0], py_bar[0]), fig(py_bar[1], "%.0f", 1), bench_ratio(bar[0][1], py_bar[1]));
     bench_flush_notes();
 
     /* targets */
