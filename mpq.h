@@ -1030,18 +1030,21 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
    ========================================================================
 
    Python: multiprocessing.Pipe, Connection, connection.wait, Listener and
-   Client (without authkey), reduction.send_handle and recv_handle.
+   Client (with authkey; Unix, abstract and TCP addresses),
+   reduction.send_handle and recv_handle.
 
        mpq_conn *a, *b;
        mpq_pipe(&a, &b, 1);                  // duplex: socketpair
        mpq_conn_send(a, "hello", 5);
        mpq_conn_recv(b, buf, sizeof buf, &len, -1);
 
-   Each send writes one frame: a 4-byte big-endian length (0xffffffff
-   then 8 more bytes for 4 GiB and up) and the bytes; each recv returns
-   exactly one whole message. The same framing runs over any connected
-   stream socket (mpq_conn_from_fd), so a Unix socket path (mpq_listener_*,
-   mpq_client) or TCP work alike. Reads are buffered: a small message costs
+   Each send writes one frame, exactly as Python's Connection.send_bytes
+   does: a 4-byte big-endian length and the bytes, or, above 2^31 - 1
+   bytes, 0xffffffff and an 8-byte length; each recv returns exactly one
+   whole message. (A 4-byte length from 2^31 to 2^32 - 2, which mpq 0.3
+   sent and Python never does, is still received.) The same framing runs
+   over any connected stream socket (mpq_conn_from_fd), so Unix sockets
+   and TCP (mpq_listener_*, mpq_client) work alike. Reads are buffered: a small message costs
    the receiver one system call, often less.
 
    Descriptors (mpq_conn_send_fd, Unix sockets only) travel between the
@@ -1218,24 +1221,104 @@ MPQDEF int mpq_conn_peer(const mpq_conn *c, pid_t *pid, uid_t *uid, gid_t *gid);
    Thread safety: nobody else may use the connection during or after. */
 MPQDEF int mpq_conn_close(mpq_conn *c);
 
-/* Listens on a Unix socket path (created; an existing path is -EADDRINUSE).
-   Returns 0, -EINVAL (NULL, empty, or longer than sun_path allows), or an
-   -errno from socket/bind/listen. Thread safety: any thread. */
-MPQDEF int mpq_listener_open(mpq_listener **l, const char *path);
+/* Listeners and clients: Python's Listener and Client, wire-compatible
+   with them (frames and authkey handshake alike), so a C program and a
+   Python one connect either way round. An address is a string:
 
-/* Accepts one client, waiting at most timeout_ms.
-   Returns 0, -EAGAIN, -ETIMEDOUT, -EINVAL, or an -errno from accept.
+       "/run/app.sock", "./app.sock"   a Unix socket path (anything with a
+       "unix:app.sock"                 '/', or written after "unix:")
+       "@app"                          a Linux abstract name: Python's
+                                       "\0app" (no file; gone with the
+                                       last socket)
+       "127.0.0.1:6000", "tcp:host:80" TCP, IPv4 or a host name, and
+       "[::1]:6000", ":6000"           IPv6 in brackets; an empty host is
+                                       every interface for a listener and
+                                       this machine for a client; port 0
+                                       lets the listener pick one (see
+                                       mpq_listener_address)
+
+   A name with neither '/' nor ':' is a Unix path in the current
+   directory; one with a ':' and no '/' must be a valid host:port - write
+   "unix:a:b" or "./a:b" for such a path - so that a mistyped TCP address
+   is an error, never a socket file. TCP is how mpq crosses machines: the
+   same messages, one connection per peer, TCP_NODELAY set. It is meant
+   for a few trusted peers, as Python's is; a system that outgrows that
+   wants an established messaging system, not more of this one.
+
+   Authentication (authkey): Python's challenge and HMAC response, both
+   ways, on every new connection before any message passes - its current
+   form ({sha256}, Python 3.12 and later) and the legacy one (bare
+   HMAC-MD5, earlier Pythons), whichever the peer speaks. It proves both
+   sides know the key; it does not encrypt anything. An empty key (length
+   0) means none, as Python's b"". */
+
+#define MPQ_HANDSHAKE_DEFAULT_MS 10000   /* a listener's bound on one handshake */
+#define MPQ_CLIENT_DEFAULT_MS 30000      /* a client's bound on connect + handshake */
+
+typedef struct mpq_listener_config {
+    const void *authkey;       /* NULL / 0: clients are not authenticated   */
+    size_t      authkey_len;
+    int         backlog;       /* 0: 64 connections waiting to be accepted */
+    int         handshake_ms;  /* 0: MPQ_HANDSHAKE_DEFAULT_MS, -1: no bound */
+} mpq_listener_config;
+
+typedef struct mpq_client_config {
+    const void *authkey;       /* NULL / 0: no authentication               */
+    size_t      authkey_len;
+    int         timeout_ms;    /* connect and handshake; 0:
+                                  MPQ_CLIENT_DEFAULT_MS, -1: no bound       */
+} mpq_client_config;
+
+/* Listens on an address (above). A Unix path is created (an existing one
+   is -EADDRINUSE, whoever made it) and removed by mpq_listener_close in
+   the process that made it. cfg may be NULL (no authkey); the key is
+   copied. Returns 0, -EINVAL (NULL, a malformed address, a path longer
+   than sun_path allows, authkey NULL with a length, a negative backlog),
+   -ENOENT (no such host), -EADDRINUSE, -EACCES, -ENOMEM, or another
+   -errno from socket/bind/listen/getaddrinfo. Thread safety: any thread. */
+MPQDEF int mpq_listener_open_with(mpq_listener **l, const char *address, const mpq_listener_config *cfg);
+
+/* mpq_listener_open_with(l, address, NULL). */
+MPQDEF int mpq_listener_open(mpq_listener **l, const char *address);
+
+/* Writes the address the listener is bound to, as a string its clients
+   may connect to ("127.0.0.1:41234" after a listener on "127.0.0.1:0",
+   "[::1]:6000", "@name", or the path), NUL-terminated. Returns its
+   length, or -ERANGE (cap too small), -EINVAL, or an -errno.
    Thread safety: any thread. */
+MPQDEF int mpq_listener_address(const mpq_listener *l, char *buf, size_t cap);
+
+/* Accepts one client, waiting at most timeout_ms for one. With an
+   authkey it then runs the handshake, bounded by the listener's
+   handshake_ms (so a call may last up to that beyond timeout_ms); a
+   client that fails it is closed, and the error is this call's - the
+   listener goes on: call again for the next client. Returns 0 (*c set),
+   -EAGAIN / -ETIMEDOUT (no client came), -EACCES (the client's key is not
+   ours), -EPROTO (what the client sent is not the handshake, or names a
+   digest mpq does not compute), -ECONNABORTED (the client left, or was
+   slower than handshake_ms), -EINVAL, -ENOMEM, or an -errno from accept.
+   Thread safety: any thread; several threads or processes may accept on
+   one listener (each client goes to one of them). */
 MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms);
 
-/* Closes the listener and removes its path. Returns 0 or -EINVAL.
+/* Closes the listener; a Unix path is removed by the process that made it
+   (and only while it is still this socket), so a forked child's close
+   leaves its parent's alone. Returns 0 or -EINVAL.
    Thread safety: nobody else may use the listener during or after. */
 MPQDEF int mpq_listener_close(mpq_listener *l);
 
-/* Connects to a listener's Unix socket path. It blocks while the
-   listener's backlog (64) is full. Returns 0, -EINVAL, -ENOENT,
-   -ECONNREFUSED, or another -errno from connect. Thread safety: any thread. */
-MPQDEF int mpq_client(mpq_conn **c, const char *path);
+/* Connects to a listener's address (above) - an mpq_listener or a Python
+   Listener - and, with an authkey, runs the handshake; all within
+   cfg->timeout_ms (a Unix listener with a full backlog is waited for).
+   cfg may be NULL. Returns 0, -EINVAL (as for the listener), -ENOENT (no
+   such path or host), -ECONNREFUSED, -ETIMEDOUT, -EACCES (the listener's
+   key is not ours, or it refused ours), -EPROTO (the listener sent
+   something other than the handshake), -ECONNRESET (the listener closed
+   during it), -ENOMEM, or another -errno. Thread safety: any thread. */
+MPQDEF int mpq_client_with(mpq_conn **c, const char *address, const mpq_client_config *cfg);
+
+/* mpq_client_with(c, address, NULL). */
+MPQDEF int mpq_client(mpq_conn **c, const char *address);
 
 /* ========================================================================
    >>api-process  mpq_process: run a function in a forked child
@@ -5971,7 +6054,12 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
    >>conn  framed messages over pipes and stream sockets
    ======================================================================== */
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 
@@ -6049,11 +6137,13 @@ struct mpq_conn {
 };
 
 struct mpq_listener {
-    int   fd;
-    pid_t pid;    /* the process that made the path: only it removes it */
-    ino_t ino;    /* ... and only while the path is still this socket   */
-    dev_t dev;
-    char  path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    int    fd;
+    pid_t  pid;          /* the process that made the path: only it removes it */
+    ino_t  ino;          /* ... and only while the path is still this socket   */
+    dev_t  dev;
+    char   path[sizeof(((struct sockaddr_un *)0)->sun_path)];   /* "": no file */
+    size_t keylen;       /* the authkey's length; its bytes follow the struct  */
+    int    handshake_ms;
 };
 
 static int mpq__conn_new(mpq_conn **out, int rfd, int wfd, int sock)
@@ -6221,10 +6311,11 @@ static int mpq__conn_writev(mpq_conn *c, struct iovec *iov, int n, const struct 
     return rc;
 }
 
-/* The frame header for len: 4 bytes, or 12 from 0xffffffff on. */
+/* The frame header for len: 4 bytes, or, above 2^31 - 1, 12 (Python's
+   "!i" -1 and "!Q" len: it reads the 4-byte length as signed). */
 static int mpq__conn_header(unsigned char *h, uint64_t len)
 {
-    int i, n = len < 0xffffffffu ? 4 : 12;
+    int i, n = len <= 0x7fffffffu ? 4 : 12;
     uint64_t v = len;
     if (n == 12) { h[0] = h[1] = h[2] = h[3] = 0xff; }
     for (i = n - 1; i >= n - (n == 4 ? 4 : 8); i--) {
@@ -6684,46 +6775,502 @@ MPQDEF int mpq_conn_peer(const mpq_conn *c, pid_t *pid, uid_t *uid, gid_t *gid)
 #endif
 }
 
-/* --- Unix socket paths ------------------------------------------------- */
+/* --- authentication: MD5, SHA-256, HMAC and Python's handshake ---------- */
 
-static int mpq__sun(struct sockaddr_un *a, const char *path)
+/* Python's Listener(authkey=...) and Client(authkey=...) authenticate each
+   new connection with a challenge and an HMAC response, both ways: the
+   listener delivers a challenge and the client answers, then the client
+   delivers one and the listener answers (multiprocessing.connection's
+   deliver_challenge and answer_challenge). Every step is one frame of at
+   most 256 bytes:
+
+       challenge  "#CHALLENGE#" "{sha256}" and 40 random bytes
+       response   "{sha256}" HMAC-SHA256(key, challenge minus "#CHALLENGE#")
+       verdict    "#WELCOME#" or "#FAILURE#"
+
+   That is the protocol of Python 3.12 and later. Older ones (and, still
+   accepted by current ones, the "legacy" form) send a challenge of 20
+   random bytes with no "{digest}" prefix and expect the bare 16-byte
+   HMAC-MD5 of it; a 16- or 20-byte challenge or response is legacy,
+   whatever it holds - Python's rule, which mpq follows on both sides so
+   that either end may be old. mpq delivers sha256 challenges, answers
+   "{md5}" and "{sha256}" ones, and refuses the other digests Python
+   allows (sha384, sha3_256, sha3_384), which no Python listener or client
+   sends unless a program calls deliver_challenge itself. */
+
+#define MPQ__AUTH_MAX 256       /* Python: recv_bytes(256) at every step */
+#define MPQ__AUTH_RANDOM 40     /* Python: MESSAGE_LENGTH */
+
+typedef struct mpq__dg {
+    uint32_t      s[8];
+    uint64_t      n;            /* bytes hashed so far */
+    unsigned char b[64];
+    int           md5;          /* 1: MD5 (RFC 1321), 0: SHA-256 (FIPS 180-4) */
+} mpq__dg;
+
+static const uint32_t mpq__md5_k[64] = {
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a,
+    0xa8304613, 0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be,
+    0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340,
+    0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8,
+    0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c,
+    0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
+    0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92,
+    0xffeff47d, 0x85845dd1, 0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1,
+    0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
+};
+static const unsigned char mpq__md5_r[16] = { 7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21 };
+static const uint32_t mpq__sha256_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+    0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+    0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+    0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+    0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+    0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+    0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+    0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+static uint32_t mpq__rol(uint32_t x, unsigned n) { return x << n | x >> (32 - n); }
+static uint32_t mpq__ror(uint32_t x, unsigned n) { return x >> n | x << (32 - n); }
+
+static void mpq__dg_init(mpq__dg *h, int md5)
 {
-    size_t n;
-    if (!path || !(n = strlen(path)) || n >= sizeof a->sun_path) return -EINVAL;
+    static const uint32_t md5_iv[4] = { 0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476 };
+    static const uint32_t sha_iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
+    memset(h, 0, sizeof *h);
+    h->md5 = md5;
+    memcpy(h->s, md5 ? md5_iv : sha_iv, md5 ? sizeof md5_iv : sizeof sha_iv);
+}
+
+static void mpq__dg_block(mpq__dg *h, const unsigned char *p)
+{
+    uint32_t w[64], v[8], t1, t2;
+    int i;
+    memcpy(v, h->s, sizeof v);
+    if (h->md5) {
+        for (i = 0; i < 16; i++)
+            w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                   (uint32_t)p[4 * i + 3] << 24;
+        for (i = 0; i < 64; i++) {   /* v[0..3] = a, b, c, d */
+            uint32_t f;
+            int g;
+            switch (i >> 4) {
+            case 0: f = (v[1] & v[2]) | (~v[1] & v[3]); g = i; break;
+            case 1: f = (v[3] & v[1]) | (~v[3] & v[2]); g = (5 * i + 1) & 15; break;
+            case 2: f = v[1] ^ v[2] ^ v[3]; g = (3 * i + 5) & 15; break;
+            default: f = v[2] ^ (v[1] | ~v[3]); g = (7 * i) & 15; break;
+            }
+            t1 = v[3];
+            v[3] = v[2];
+            v[2] = v[1];
+            v[1] += mpq__rol(v[0] + f + mpq__md5_k[i] + w[g], mpq__md5_r[(i >> 4) * 4 + (i & 3)]);
+            v[0] = t1;
+        }
+        for (i = 0; i < 4; i++) h->s[i] += v[i];
+        return;
+    }
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+               (uint32_t)p[4 * i + 3];
+    for (i = 16; i < 64; i++)
+        w[i] = w[i - 16] + (mpq__ror(w[i - 15], 7) ^ mpq__ror(w[i - 15], 18) ^ (w[i - 15] >> 3)) + w[i - 7] +
+               (mpq__ror(w[i - 2], 17) ^ mpq__ror(w[i - 2], 19) ^ (w[i - 2] >> 10));
+    for (i = 0; i < 64; i++) {       /* v[0..7] = a .. h */
+        t1 = v[7] + (mpq__ror(v[4], 6) ^ mpq__ror(v[4], 11) ^ mpq__ror(v[4], 25)) +
+             ((v[4] & v[5]) ^ (~v[4] & v[6])) + mpq__sha256_k[i] + w[i];
+        t2 = (mpq__ror(v[0], 2) ^ mpq__ror(v[0], 13) ^ mpq__ror(v[0], 22)) +
+             ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+        memmove(v + 1, v, 7 * sizeof *v);
+        v[4] += t1;
+        v[0] = t1 + t2;
+    }
+    for (i = 0; i < 8; i++) h->s[i] += v[i];
+}
+
+static void mpq__dg_put(mpq__dg *h, const void *data, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    while (n > 0) {
+        size_t at = (size_t)(h->n & 63), k = 64 - at < n ? 64 - at : n;
+        memcpy(h->b + at, p, k);
+        h->n += k;
+        p += k;
+        n -= k;
+        if (at + k == 64) mpq__dg_block(h, h->b);
+    }
+}
+
+/* Pads, and writes the digest (16 bytes for MD5, 32 for SHA-256); returns
+   its length. */
+static size_t mpq__dg_end(mpq__dg *h, unsigned char *out)
+{
+    uint64_t bits = h->n * 8;
+    unsigned char pad = 0x80, len[8];
+    size_t i, words = h->md5 ? 4 : 8;
+    mpq__dg_put(h, &pad, 1);
+    pad = 0;
+    while ((h->n & 63) != 56) mpq__dg_put(h, &pad, 1);
+    for (i = 0; i < 8; i++) len[h->md5 ? i : 7 - i] = (unsigned char)(bits >> (8 * i));
+    mpq__dg_put(h, len, 8);
+    for (i = 0; i < words * 4; i++)
+        out[i] = (unsigned char)(h->md5 ? h->s[i / 4] >> (8 * (i % 4)) : h->s[i / 4] >> (24 - 8 * (i % 4)));
+    return words * 4;
+}
+
+/* HMAC (RFC 2104) with MD5 or SHA-256; returns the MAC's length. */
+static size_t mpq__hmac(int md5, const void *key, size_t klen, const void *msg, size_t mlen, unsigned char *out)
+{
+    unsigned char k[64], pad[64], inner[32];
+    mpq__dg h;
+    size_t i, n;
+    memset(k, 0, sizeof k);
+    if (klen > 64) {
+        mpq__dg_init(&h, md5);
+        mpq__dg_put(&h, key, klen);
+        mpq__dg_end(&h, k);
+    } else if (klen) {
+        memcpy(k, key, klen);
+    }
+    for (i = 0; i < 64; i++) pad[i] = (unsigned char)(k[i] ^ 0x36);
+    mpq__dg_init(&h, md5);
+    mpq__dg_put(&h, pad, 64);
+    mpq__dg_put(&h, msg, mlen);
+    n = mpq__dg_end(&h, inner);
+    for (i = 0; i < 64; i++) pad[i] = (unsigned char)(k[i] ^ 0x5c);
+    mpq__dg_init(&h, md5);
+    mpq__dg_put(&h, pad, 64);
+    mpq__dg_put(&h, inner, n);
+    return mpq__dg_end(&h, out);
+}
+
+/* Fills buf with bytes from the kernel's random pool: getrandom(2), or
+   /dev/urandom before Linux 3.17. */
+static int mpq__random(void *buf, size_t n)
+{
+    unsigned char *p = (unsigned char *)buf;
+    size_t got = 0;
+    int fd;
+#ifdef SYS_getrandom
+    while (got < n) {
+        long r = syscall(SYS_getrandom, p + got, n - got, 0);
+        if (r > 0) got += (size_t)r;
+        else if (r < 0 && errno != EINTR) break;
+    }
+    if (got == n) return 0;
+#endif
+    if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) < 0) return mpq__err();
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r > 0) got += (size_t)r;
+        else if (r == 0 || errno != EINTR) break;
+    }
+    close(fd);
+    return got == n ? 0 : -EIO;
+}
+
+/* Sends one handshake frame, and receives one (at most MPQ__AUTH_MAX
+   bytes, so a hostile peer makes us allocate nothing), by `deadline`.
+   Errors: -EPROTO (too long, a descriptor, a broken stream), -ECONNRESET
+   (the peer left), -ETIMEDOUT. */
+static int mpq__auth_send(mpq_conn *c, const void *m, size_t n)
+{
+    int rc = mpq_conn_send(c, m, n);
+    return rc == -EPIPE ? -ECONNRESET : rc;
+}
+
+static int mpq__auth_recv(mpq_conn *c, unsigned char *buf, size_t *len, int64_t deadline)
+{
+    int left = mpq__remaining_ms(deadline), rc;
+    rc = mpq_conn_recv(c, buf, MPQ__AUTH_MAX, len, deadline >= 0 && left == 0 ? 1 : left);
+    if (rc == -EMSGSIZE || rc == -ENOMSG) return -EPROTO;
+    if (rc == -EPIPE) return -ECONNRESET;
+    return rc == -EAGAIN ? -ETIMEDOUT : rc;
+}
+
+/* The digest a challenge or response names: *md5 set, and *skip bytes of
+   "{name}" to pass over; -EPROTO for none Python would accept, -ENOTSUP
+   for one it accepts that mpq does not compute. */
+static int mpq__auth_digest(const unsigned char *m, size_t n, int *md5, size_t *skip)
+{
+    static const char *const other[] = { "{sha384}", "{sha3_256}", "{sha3_384}" };
+    size_t i;
+    *skip = 0;
+    *md5 = 1;
+    if (n == 16 || n == 20) return 0;                         /* legacy: bare HMAC-MD5 */
+    if (n >= 5 && memcmp(m, "{md5}", 5) == 0) { *skip = 5; return 0; }
+    if (n >= 8 && memcmp(m, "{sha256}", 8) == 0) { *md5 = 0; *skip = 8; return 0; }
+    for (i = 0; i < sizeof other / sizeof *other; i++)
+        if (n >= strlen(other[i]) && memcmp(m, other[i], strlen(other[i])) == 0) return -ENOTSUP;
+    return -EPROTO;
+}
+
+/* Python's deliver_challenge: sends a challenge, checks the response,
+   and says which it was. -EACCES: the peer's key is not ours. */
+static int mpq__auth_deliver(mpq_conn *c, const void *key, size_t klen, int64_t deadline)
+{
+    unsigned char msg[11 + 8 + MPQ__AUTH_RANDOM], resp[MPQ__AUTH_MAX], mac[32];
+    size_t len = 0, skip, n;
+    int md5, rc, good = 0;
+    memcpy(msg, "#CHALLENGE#{sha256}", 19);
+    if ((rc = mpq__random(msg + 19, MPQ__AUTH_RANDOM)) != 0) return rc;
+    if ((rc = mpq__auth_send(c, msg, sizeof msg)) != 0) return rc;
+    if ((rc = mpq__auth_recv(c, resp, &len, deadline)) != 0) return rc;
+    if ((rc = mpq__auth_digest(resp, len, &md5, &skip)) == 0) {
+        /* The MAC covers the challenge's "{sha256}" too, so a response
+           may name another digest without weakening anything. */
+        n = mpq__hmac(md5, key, klen, msg + 11, sizeof msg - 11, mac);
+        if (len - skip == n) {
+            unsigned diff = 0;
+            size_t i;
+            for (i = 0; i < n; i++) diff |= (unsigned)(mac[i] ^ resp[skip + i]);   /* constant time */
+            good = diff == 0;
+        }
+    }
+    if (good) return mpq__auth_send(c, "#WELCOME#", 9);
+    mpq__auth_send(c, "#FAILURE#", 9);
+    return rc != 0 ? -EPROTO : -EACCES;    /* not a response at all, or a wrong one */
+}
+
+/* Python's answer_challenge: answers the peer's challenge and reads the
+   verdict. -EACCES: our key is not the peer's. */
+static int mpq__auth_answer(mpq_conn *c, const void *key, size_t klen, int64_t deadline)
+{
+    unsigned char msg[MPQ__AUTH_MAX], resp[8 + 32];
+    size_t len = 0, skip, n;
+    int md5, rc;
+    if ((rc = mpq__auth_recv(c, msg, &len, deadline)) != 0) return rc;
+    if (len < 11 + 20 || memcmp(msg, "#CHALLENGE#", 11) != 0) return -EPROTO;
+    if ((rc = mpq__auth_digest(msg + 11, len - 11, &md5, &skip)) != 0) return -EPROTO;
+    memcpy(resp, msg + 11, skip);                             /* "{name}", or nothing */
+    n = mpq__hmac(md5, key, klen, msg + 11, len - 11, resp + skip);
+    if ((rc = mpq__auth_send(c, resp, skip + n)) != 0) return rc;
+    if ((rc = mpq__auth_recv(c, msg, &len, deadline)) != 0) return rc;
+    if (len == 9 && memcmp(msg, "#WELCOME#", 9) == 0) return 0;
+    return len == 9 && memcmp(msg, "#FAILURE#", 9) == 0 ? -EACCES : -EPROTO;
+}
+
+/* --- addresses, listeners and clients ---------------------------------- */
+
+/* An address, parsed: a Unix socket (a path, or an abstract name) or a
+   TCP host and port, for getaddrinfo. */
+typedef struct mpq__addr {
+    struct sockaddr_un un;      /* AF_UNIX: path or abstract name   */
+    socklen_t          unlen;   /* ... its exact length             */
+    int                tcp;
+    char               host[256];
+    char               port[6];
+} mpq__addr;
+
+static int mpq__addr_parse(mpq__addr *a, const char *s)
+{
+    const char *colon, *host, *p;
+    size_t n, hn;
+    unsigned long port = 0;
     memset(a, 0, sizeof *a);
-    a->sun_family = AF_UNIX;
-    memcpy(a->sun_path, path, n);
+    if (!s || !*s) return -EINVAL;
+    if (strncmp(s, "unix:", 5) == 0) s += 5;
+    else if (strncmp(s, "tcp:", 4) == 0) a->tcp = 1, s += 4;
+    else if (*s == '@' || strchr(s, '/') || !strchr(s, ':')) a->tcp = 0;
+    else a->tcp = 1;            /* "host:port", or an error: never a path */
+    n = strlen(s);
+    if (!a->tcp) {
+        int abstract = *s == '@';
+        if (n == (size_t)abstract || n >= sizeof a->un.sun_path) return -EINVAL;
+        a->un.sun_family = AF_UNIX;
+        memcpy(a->un.sun_path, s, n);
+        if (abstract) a->un.sun_path[0] = '\0';   /* Linux's abstract namespace */
+        /* An abstract name is exactly its bytes (Python binds it so); a
+           path ends at its NUL. */
+        a->unlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + !abstract);
+        return 0;
+    }
+    if (!(colon = strrchr(s, ':')) || !colon[1] || strlen(colon + 1) > 5) return -EINVAL;
+    for (p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9') return -EINVAL;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port > 65535) return -EINVAL;
+    host = s;
+    hn = (size_t)(colon - s);
+    if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') {   /* "[::1]:port" */
+        host++;
+        hn -= 2;
+    } else if (memchr(host, ':', hn) || memchr(host, '[', hn) || memchr(host, ']', hn)) {
+        return -EINVAL;         /* an IPv6 address wants brackets */
+    }
+    if (hn >= sizeof a->host) return -EINVAL;
+    memcpy(a->host, host, hn);
+    memcpy(a->port, colon + 1, strlen(colon + 1) + 1);
     return 0;
 }
 
-MPQDEF int mpq_listener_open(mpq_listener **out, const char *path)
+static int mpq__gai_err(int e)
 {
-    struct sockaddr_un a;
-    mpq_listener *l;
-    int fd, rc;
-    if (!out || (rc = mpq__sun(&a, path)) != 0) return -EINVAL;
-    /* Non-blocking: a client another acceptor took must not block us. */
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) return mpq__err();
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0) {
-        rc = mpq__err();
-        close(fd);
-        return rc;
+    switch (e) {
+    case EAI_NONAME: return -ENOENT;   /* no such host */
+#ifdef EAI_NODATA
+    case EAI_NODATA: return -ENOENT;
+#endif
+    case EAI_AGAIN: return -EAGAIN;
+    case EAI_MEMORY: return -ENOMEM;
+    case EAI_FAMILY: return -EAFNOSUPPORT;
+    case EAI_SYSTEM: return mpq__err();
+    default: return -EINVAL;
     }
-    if (!(l = (mpq_listener *)MPQ_MALLOC(sizeof *l))) {
-        close(fd);
-        unlink(path);
-        return -ENOMEM;
+}
+
+static void mpq__tcp_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);   /* a message is one write */
+}
+
+/* connect(2) by `deadline`: a blocking connect bounded by SO_SNDTIMEO
+   (which bounds a Unix socket's wait for room in a full backlog, and a TCP
+   handshake), or after EINTR the rest of a TCP handshake by poll. */
+static int mpq__connect(int fd, const struct sockaddr *sa, socklen_t sl, int64_t deadline)
+{
+    struct timeval tv = { 0, 0 };
+    int rc = 0, err = 0;
+    socklen_t el = sizeof err;
+    for (;;) {
+        int left = mpq__remaining_ms(deadline);
+        if (deadline >= 0) {
+            if (left == 0) { rc = -ETIMEDOUT; break; }
+            tv.tv_sec = left / 1000;
+            tv.tv_usec = (left % 1000) * 1000;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, sa, sl) == 0 || errno == EISCONN) break;
+        if (errno == EINTR) continue;              /* AF_UNIX starts again; TCP goes on */
+        if (errno == EAGAIN && sa->sa_family == AF_UNIX) { rc = -ETIMEDOUT; break; }
+        if (errno != EALREADY && errno != EINPROGRESS) { rc = mpq__err(); break; }
+        rc = mpq__poll1(fd, POLLOUT, mpq__remaining_ms(deadline));
+        if (rc == -EINTR) continue;
+        if (rc == 0) { rc = -ETIMEDOUT; break; }
+        if (rc < 0) break;
+        rc = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 ? mpq__err() : -err;
+        break;
+    }
+    tv.tv_sec = tv.tv_usec = 0;
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);   /* sends wait as long as it takes */
+    return rc;
+}
+
+/* Both halves of the handshake, in the order the side takes them. */
+static int mpq__auth(mpq_conn *c, const void *key, size_t klen, int64_t deadline, int listener)
+{
+    int rc = listener ? mpq__auth_deliver(c, key, klen, deadline) : mpq__auth_answer(c, key, klen, deadline);
+    if (rc == 0) rc = listener ? mpq__auth_answer(c, key, klen, deadline) : mpq__auth_deliver(c, key, klen, deadline);
+    return rc;
+}
+
+MPQDEF int mpq_listener_open_with(mpq_listener **out, const char *address, const mpq_listener_config *cfg)
+{
+    mpq_listener_config def;
+    struct addrinfo hints, *res = NULL, *ai;
+    mpq__addr a;
+    mpq_listener *l;
+    int fd = -1, rc, one = 1;
+    if (!out) return -EINVAL;
+    if (!cfg) {
+        memset(&def, 0, sizeof def);
+        cfg = &def;
+    }
+    if ((rc = mpq__addr_parse(&a, address)) != 0) return rc;
+    if ((cfg->authkey_len && !cfg->authkey) || cfg->backlog < 0 || cfg->handshake_ms < -1) return -EINVAL;
+    if (!(l = (mpq_listener *)MPQ_MALLOC(sizeof *l + cfg->authkey_len))) return -ENOMEM;
+    memset(l, 0, sizeof *l);
+    l->fd = -1;
+    l->keylen = cfg->authkey_len;
+    if (cfg->authkey_len) memcpy(l + 1, cfg->authkey, cfg->authkey_len);
+    l->handshake_ms = cfg->handshake_ms ? cfg->handshake_ms : MPQ_HANDSHAKE_DEFAULT_MS;
+    /* Non-blocking: a client another acceptor took must not block us. */
+    if (!a.tcp) {
+        if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) rc = mpq__err();
+        else if (bind(fd, (struct sockaddr *)&a.un, a.unlen) != 0) rc = mpq__err();
+    } else {
+        memset(&hints, 0, sizeof hints);
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        if ((rc = getaddrinfo(a.host[0] ? a.host : NULL, a.port, &hints, &res)) != 0) {
+            rc = mpq__gai_err(rc);
+        } else {
+            for (ai = res, rc = -EADDRNOTAVAIL; ai; ai = ai->ai_next) {   /* the first that binds */
+                if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
+                    rc = mpq__err();
+                    continue;
+                }
+                setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);   /* as Python's Listener */
+                if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) { rc = 0; break; }
+                rc = mpq__err();
+                close(fd);
+                fd = -1;
+            }
+            freeaddrinfo(res);
+        }
+    }
+    if (rc == 0 && listen(fd, cfg->backlog ? cfg->backlog : 64) != 0) {
+        rc = mpq__err();
+        if (!a.tcp && a.un.sun_path[0]) unlink(a.un.sun_path);   /* bound by us, then failed */
+    }
+    if (rc != 0) {
+        if (fd >= 0) close(fd);
+        MPQ_FREE(l);
+        return rc;
     }
     l->fd = fd;
     l->pid = getpid();
-    {
+    if (!a.tcp && a.un.sun_path[0]) {   /* a path: remembered, to be removed at close */
         struct stat st;
-        l->ino = stat(path, &st) == 0 ? st.st_ino : 0;
+        l->ino = stat(a.un.sun_path, &st) == 0 ? st.st_ino : 0;
         l->dev = l->ino ? st.st_dev : 0;
+        memcpy(l->path, a.un.sun_path, sizeof l->path);
     }
-    memcpy(l->path, a.sun_path, sizeof l->path);
     *out = l;
     return 0;
+}
+
+MPQDEF int mpq_listener_open(mpq_listener **l, const char *address)
+{
+    return mpq_listener_open_with(l, address, NULL);
+}
+
+MPQDEF int mpq_listener_address(const mpq_listener *l, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    struct sockaddr_un *un = (struct sockaddr_un *)(void *)&ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+    int n;
+    if (!l || (!buf && cap)) return -EINVAL;
+    memset(&ss, 0, sizeof ss);
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) != 0) return mpq__err();
+    if (ss.ss_family == AF_UNIX) {
+        size_t len = sl > offsetof(struct sockaddr_un, sun_path) ? sl - offsetof(struct sockaddr_un, sun_path) : 0;
+        if (len > 0 && un->sun_path[0] == '\0')   /* abstract: "@" and the name's bytes */
+            n = snprintf(buf, cap, "@%.*s", (int)(len - 1), un->sun_path + 1);
+        else
+            n = snprintf(buf, cap, "%s", un->sun_path);
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(void *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        n = snprintf(buf, cap, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(void *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        n = snprintf(buf, cap, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+    } else {
+        return -ENOTSUP;
+    }
+    return n < 0 ? -EINVAL : (size_t)n >= cap ? -ERANGE : n;
 }
 
 MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms)
@@ -6747,7 +7294,19 @@ MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms)
         if (fd >= 0) break;
         if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) return mpq__err();
     }
-    if ((rc = mpq__conn_new(c, fd, fd, 1)) != 0) close(fd);
+    if ((rc = mpq__conn_new(c, fd, fd, 1)) != 0) {
+        close(fd);
+        return rc;
+    }
+    if (!(*c)->local) mpq__tcp_nodelay(fd);
+    if (l->keylen) {
+        rc = mpq__auth(*c, l + 1, l->keylen, mpq__deadline(l->handshake_ms), 1);
+        if (rc == -ETIMEDOUT || rc == -ECONNRESET) rc = -ECONNABORTED;   /* the client's fault */
+        if (rc != 0) {
+            mpq_conn_close(*c);
+            *c = NULL;
+        }
+    }
     return rc;
 }
 
@@ -6758,26 +7317,64 @@ MPQDEF int mpq_listener_close(mpq_listener *l)
     close(l->fd);
     /* Only the process that made the path removes it, and only while it
        is still this socket (a forked child must not unlink its parent's). */
-    if (l->pid == getpid() && stat(l->path, &st) == 0 && st.st_ino == l->ino && st.st_dev == l->dev)
+    if (l->path[0] && l->pid == getpid() && stat(l->path, &st) == 0 && st.st_ino == l->ino &&
+        st.st_dev == l->dev)
         unlink(l->path);
+    if (l->keylen) memset(l + 1, 0, l->keylen);   /* the key leaves no copy behind */
     MPQ_FREE(l);
     return 0;
 }
 
-MPQDEF int mpq_client(mpq_conn **c, const char *path)
+MPQDEF int mpq_client_with(mpq_conn **c, const char *address, const mpq_client_config *cfg)
 {
-    struct sockaddr_un a;
-    int fd, rc;
-    if (!c || mpq__sun(&a, path) != 0) return -EINVAL;
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) return mpq__err();
-    while (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        if (errno == EINTR) continue;
-        rc = mpq__err();
-        close(fd);
+    mpq_client_config def;
+    struct addrinfo hints, *res = NULL, *ai;
+    mpq__addr a;
+    int64_t deadline;
+    int fd = -1, rc;
+    if (!c) return -EINVAL;
+    if (!cfg) {
+        memset(&def, 0, sizeof def);
+        cfg = &def;
+    }
+    if ((rc = mpq__addr_parse(&a, address)) != 0) return rc;
+    if ((cfg->authkey_len && !cfg->authkey) || cfg->timeout_ms < -1) return -EINVAL;
+    deadline = mpq__deadline(cfg->timeout_ms ? cfg->timeout_ms : MPQ_CLIENT_DEFAULT_MS);
+    if (!a.tcp) {
+        if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) return mpq__err();
+        rc = mpq__connect(fd, (struct sockaddr *)&a.un, a.unlen, deadline);
+    } else {
+        memset(&hints, 0, sizeof hints);
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        if ((rc = getaddrinfo(a.host[0] ? a.host : NULL, a.port, &hints, &res)) != 0) return mpq__gai_err(rc);
+        for (ai = res, rc = -ECONNREFUSED; ai; ai = ai->ai_next) {   /* each address in turn */
+            if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+                rc = mpq__err();
+                continue;
+            }
+            if ((rc = mpq__connect(fd, ai->ai_addr, ai->ai_addrlen, deadline)) == 0) break;
+            close(fd);
+            fd = -1;
+            if (rc == -ETIMEDOUT) break;
+        }
+        freeaddrinfo(res);
+        if (rc == 0) mpq__tcp_nodelay(fd);
+    }
+    if (rc == 0 && (rc = mpq__conn_new(c, fd, fd, 1)) == 0) {
+        if (cfg->authkey_len && (rc = mpq__auth(*c, cfg->authkey, cfg->authkey_len, deadline, 0)) != 0) {
+            mpq_conn_close(*c);
+            *c = NULL;
+        }
         return rc;
     }
-    if ((rc = mpq__conn_new(c, fd, fd, 1)) != 0) close(fd);
+    if (fd >= 0) close(fd);
     return rc;
+}
+
+MPQDEF int mpq_client(mpq_conn **c, const char *address)
+{
+    return mpq_client_with(c, address, NULL);
 }
 
 /* ========================================================================

@@ -71,6 +71,9 @@ static void mpqt_fail(const char *file, int line, const char *fmt, ...)
 
 #define CHECK(cond) \
     do { if (!(cond)) mpqt_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond); } while (0)
+/* CHECK with a message of its own (printf format and arguments). */
+#define CHECK_MSG(cond, ...) \
+    do { if (!(cond)) mpqt_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
 #define CHECK_EQ(a, b) \
     do { long long a_ = (long long)(a), b_ = (long long)(b); \
          if (a_ != b_) mpqt_fail(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, a_, #b, b_); } while (0)

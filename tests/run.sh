@@ -21,7 +21,7 @@ B=tests/build
 mkdir -p "$B"
 FILTER=${1:-}
 WARN="-Wall -Wextra -Wpedantic -Werror"
-TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_process test_process_cpython test_pool test_pool_imap test_pool_cpython"
+TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_net test_process test_process_cpython test_pool test_pool_imap test_pool_cpython"
 HELPERS="mutex_peer queue_peer sync_peer dict_peer process_peer"
 passed=0
 failed=0
