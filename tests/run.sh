@@ -96,6 +96,10 @@ check "examples/pool_map prints the sum of squares" sh -c \
     "timeout 60 $B/examples/pool_map | grep -qx 333332833333500000"
 check "examples/pool_imap finds 837799 (524 steps) below a million" sh -c \
     "timeout 60 $B/examples/pool_imap 2>/dev/null | grep -qx 'longest: 524 steps, from 837799'"
+if have python3; then
+    check "examples/python_peer serves a Python client: fib(90)" sh -c \
+        "timeout 60 $B/examples/python_peer | grep -qx '90 -> fib(90) = 2880067194370816120'"
+fi
 
 # build_all DIR CC FLAGS NAME...: compiles tests/NAME.c (or
 # tests/helpers/NAME.c) into DIR/NAME, $JOBS compilers at a time (the
