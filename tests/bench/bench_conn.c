@@ -1,7 +1,9 @@
 /* bench_conn - mpq_conn's framing beside the same transports framed by
    hand (a writev of a 4-byte length and the bytes; a read of the length,
-   then of the bytes), and beside mpq_queue. Round trips and one-way
-   throughput at 64 B and 64 KiB; producer and consumer on two CPUs. */
+   then of the bytes), and beside mpq_queue: a socketpair, two pipes, and
+   TCP over loopback (mpq_listener/mpq_client beside raw sockets, both
+   with TCP_NODELAY). Round trips and one-way throughput at 64 B and
+   64 KiB; producer and consumer on two CPUs. */
 #define MPQ_IMPLEMENTATION
 #include "../../mpq.h"
 #include "bench.h"
@@ -9,6 +11,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 enum { SMALL = 64, BIG = 65536, RTT_N = 20000 };
 
@@ -69,9 +73,28 @@ static void end_recv(end *e, void *b, size_t cap)
     }
 }
 
+/* A connected pair of TCP loopback sockets, TCP_NODELAY on both. */
+static void tcp_pair(int *x, int *y)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1) || getsockname(ls, (struct sockaddr *)&sa, &sl))
+        exit(1);
+    *x = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(*x, (struct sockaddr *)&sa, sizeof sa) || (*y = accept(ls, NULL, NULL)) < 0) exit(1);
+    setsockopt(*x, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(*y, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    close(ls);
+}
+
 /* Two connected ends of a transport: 0 mpq_conn over a socketpair,
    1 socketpair framed by hand, 2 two mpq queues, 3 mpq_conn over two
-   pipes, 4 two pipes framed by hand. */
+   pipes, 4 two pipes framed by hand, 5 mpq_client to an mpq_listener on
+   127.0.0.1, 6 TCP loopback framed by hand. */
 static void make_pair(int transport, size_t msg, end *a, end *b)
 {
     memset(a, 0, sizeof *a);
@@ -98,6 +121,22 @@ static void make_pair(int transport, size_t msg, end *a, end *b)
         a->kind = b->kind = 2;
         a->out = b->in = q1;
         a->in = b->out = q2;
+    } else if (transport == 5) {
+        mpq_listener *l;
+        char addr[64];
+        a->kind = b->kind = 0;
+        if (mpq_listener_open(&l, "127.0.0.1:0") || mpq_listener_address(l, addr, sizeof addr) < 0 ||
+            mpq_client(&a->c, addr) || mpq_listener_accept(l, &b->c, 5000))
+            exit(1);
+        mpq_listener_close(l);
+        a->cw = a->c;
+        b->cw = b->c;
+    } else if (transport == 6) {
+        int x, y;
+        tcp_pair(&x, &y);
+        a->kind = b->kind = 1;
+        a->rfd = a->wfd = x;
+        b->rfd = b->wfd = y;
     } else {
         int p1[2], p2[2];
         if (pipe(p1) || pipe(p2)) exit(1);
@@ -118,8 +157,9 @@ static void make_pair(int transport, size_t msg, end *a, end *b)
 static const char *names[] = {
     "mpq_conn, socketpair", "socketpair, framed by hand", "mpq_queue (two queues)",
     "mpq_conn, two pipes", "two pipes, framed by hand",
+    "mpq_conn, TCP loopback", "TCP loopback, framed by hand",
 };
-enum { NT = 5 };
+enum { NT = 7 };
 
 static double round_trip(int transport, size_t msg)
 {
@@ -197,11 +237,15 @@ int main(void)
     for (t = 0; t < NT; t++)
         printf("| %s | %.0f | %.0f | %.3f M | %.2f |\n", names[t], r[t][0], r[t][1], w[t][0] / 1e6, w[t][1] * BIG / 1e9);
     printf("\n### framing overhead (mpq_conn time / hand-framed time - 1; negative: mpq is faster)\n\n");
-    printf("| | socketpair | pipes |\n|---|---:|---:|\n");
-    printf("| RTT 64 B | %+.1f %% | %+.1f %% |\n", (r[0][0] / r[1][0] - 1) * 100, (r[3][0] / r[4][0] - 1) * 100);
-    printf("| RTT 64 KiB | %+.1f %% | %+.1f %% |\n", (r[0][1] / r[1][1] - 1) * 100, (r[3][1] / r[4][1] - 1) * 100);
-    printf("| one way 64 B | %+.1f %% | %+.1f %% |\n", (w[1][0] / w[0][0] - 1) * 100, (w[4][0] / w[3][0] - 1) * 100);
-    printf("| one way 64 KiB | %+.1f %% | %+.1f %% |\n", (w[1][1] / w[0][1] - 1) * 100, (w[4][1] / w[3][1] - 1) * 100);
+    printf("| | socketpair | pipes | TCP loopback |\n|---|---:|---:|---:|\n");
+    printf("| RTT 64 B | %+.1f %% | %+.1f %% | %+.1f %% |\n", (r[0][0] / r[1][0] - 1) * 100,
+           (r[3][0] / r[4][0] - 1) * 100, (r[5][0] / r[6][0] - 1) * 100);
+    printf("| RTT 64 KiB | %+.1f %% | %+.1f %% | %+.1f %% |\n", (r[0][1] / r[1][1] - 1) * 100,
+           (r[3][1] / r[4][1] - 1) * 100, (r[5][1] / r[6][1] - 1) * 100);
+    printf("| one way 64 B | %+.1f %% | %+.1f %% | %+.1f %% |\n", (w[1][0] / w[0][0] - 1) * 100,
+           (w[4][0] / w[3][0] - 1) * 100, (w[6][0] / w[5][0] - 1) * 100);
+    printf("| one way 64 KiB | %+.1f %% | %+.1f %% | %+.1f %% |\n", (w[1][1] / w[0][1] - 1) * 100,
+           (w[4][1] / w[3][1] - 1) * 100, (w[6][1] / w[5][1] - 1) * 100);
     printf("\n(target: at most +10 %% at 64 B, nothing measurable at 64 KiB; a pipe send pays two\n"
            " more system calls to keep SIGPIPE away without touching dispositions)\n");
     return 0;
