@@ -1,4 +1,4 @@
-/* mpq.h - v0.3.0 - processes, queues, pipes, locks, shared dicts and a worker pool for C - MIT license
+/* mpq.h - v0.4.0 - processes, queues, pipes, locks, shared dicts and a worker pool for C - MIT license
 
    Python's `multiprocessing` for C, as one header: libc and pthreads only,
    Linux first (glibc and musl, 32- and 64-bit).
@@ -94,6 +94,19 @@
 
    >>history
 
+     0.4.0  (2026-12)  Connections speak Python's whole protocol: listeners
+                       and clients take TCP (IPv4, IPv6, host names, port 0
+                       with mpq_listener_address) and abstract ("@name")
+                       addresses beside Unix paths, and an authkey
+                       (mpq_listener_open_with, mpq_client_with: Python's
+                       HMAC challenge both ways, current and legacy forms,
+                       bounded by a deadline); frames take the 8-byte
+                       length above 2^31 - 1, as Python's do (mpq 0.3 used
+                       it from 4 GiB; its 4-byte lengths are still read).
+                       Breaking: mpq_client now gives up after 30 s
+                       (MPQ_CLIENT_DEFAULT_MS; -1 in mpq_client_with waits
+                       as before), and an address with ':' and no '/' is
+                       TCP: write "./a:b" for such a path.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -132,9 +145,9 @@
 #define MPQ_H_INCLUDED
 
 #define MPQ_VERSION_MAJOR 0
-#define MPQ_VERSION_MINOR 3
+#define MPQ_VERSION_MINOR 4
 #define MPQ_VERSION_PATCH 0
-#define MPQ_VERSION_STRING "0.3.0"
+#define MPQ_VERSION_STRING "0.4.0"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -1044,8 +1057,8 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
    whole message. (A 4-byte length from 2^31 to 2^32 - 2, which mpq 0.3
    sent and Python never does, is still received.) The same framing runs
    over any connected stream socket (mpq_conn_from_fd), so Unix sockets
-   and TCP (mpq_listener_*, mpq_client) work alike. Reads are buffered: a small message costs
-   the receiver one system call, often less.
+   and TCP (mpq_listener_*, mpq_client) work alike. Reads are buffered:
+   a small message costs the receiver one system call, often less.
 
    Descriptors (mpq_conn_send_fd, Unix sockets only) travel between the
    frames, never inside one: as a single byte sent on its own with the
