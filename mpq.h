@@ -6082,6 +6082,11 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
                                  caller's buffer: one copy fewer */
 #define MPQ__CONN_FDS 16     /* descriptor bytes read and not yet taken  */
 #define MPQ__CONN_HAND 1     /* mpq__conn_frame: a descriptor byte is next */
+#ifdef SCM_PIDFD
+#define MPQ__SCM_PIDFD SCM_PIDFD
+#else
+#define MPQ__SCM_PIDFD 0x04  /* Linux 6.5; older headers lack it */
+#endif
 
 /* Descriptors on the wire.
 
@@ -6115,7 +6120,9 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
    such peers are not supported (see mpq_conn_recv_fd). A descriptor
    byte whose descriptor the kernel could not install here (RLIMIT_NOFILE:
    the recvmsg says MSG_CTRUNC) is noted with no descriptor, so the
-   stream stays in step and recv_fd reports -EMFILE.
+   stream stays in step and recv_fd reports -EMFILE. Pidfds a socket
+   option of the caller's attaches to every read (SO_PASSPIDFD) are
+   closed as they come.
 
    mpq reads only when the next message is not whole in its buffer, so
    while a descriptor byte waits at or beyond the parser nothing more is
@@ -6426,12 +6433,17 @@ static void mpq__conn_arrived(mpq_conn *c, struct msghdr *m)
     int fd = -1;
     for (cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
         size_t i, n;
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+        int rights;
+        if (cm->cmsg_level != SOL_SOCKET) continue;
+        rights = cm->cmsg_type == SCM_RIGHTS;
+        /* A pidfd of the sender (SO_PASSPIDFD, Linux 6.5) comes with every
+           read of a socket that asked for it: not ours to keep. */
+        if (!rights && cm->cmsg_type != MPQ__SCM_PIDFD) continue;
         n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (i = 0; i < n; i++) {
             int f;
             memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof f);
-            if (fd < 0) fd = f;
+            if (rights && fd < 0) fd = f;
             else close(f);
         }
     }
@@ -6455,8 +6467,12 @@ static ssize_t mpq__conn_read(mpq_conn *c, char *dst, size_t room, int64_t deadl
         ssize_t r;
         int rc;
         if (c->sock) {
-            /* Room for descriptors and for credentials (SO_PASSCRED). */
-            union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * MPQ__CONN_FDS) + 64]; } u;
+            /* Room for descriptors, and for what a socket option of the
+               caller's may add to every read: credentials (SO_PASSCRED),
+               a pidfd (SO_PASSPIDFD), a security label (SO_PASSSEC). Were
+               those cut short (MSG_CTRUNC), the read would count as a
+               descriptor that could not be installed. */
+            union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * MPQ__CONN_FDS) + 512]; } u;
             struct iovec iov;
             struct msghdr m;
             memset(&m, 0, sizeof m);

@@ -25,6 +25,7 @@ static void *tnet_malloc(size_t n)
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 
 static const char key[] = "the right key";
 
@@ -789,6 +790,53 @@ static void test_net_handshake_legacy(void)
     close(lfd);
 }
 
+/* A receiving socket that asked for the sender's pidfd (SO_PASSPIDFD,
+   Linux 6.5) gets one with every read: mpq must close each, not leak
+   them, and must not take them for a descriptor that was sent. */
+static int open_fds(void)
+{
+    int fd, n = 0;
+    for (fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0) n++;
+    return n;
+}
+
+static void test_net_passpidfd_does_not_leak(void)
+{
+    mpq_conn *a, *b;
+    char buf[16];
+    size_t len;
+    int i, one = 1, before;
+    CHECK_OK(mpq_pipe(&a, &b, 1));
+    if (setsockopt(mpq_conn_fileno(b), SOL_SOCKET, 76 /* SO_PASSPIDFD */, &one, sizeof one) != 0) {
+        printf("    (skipped: SO_PASSPIDFD needs Linux 6.5: %s)\n", strerror(errno));
+        mpq_conn_close(a);
+        mpq_conn_close(b);
+        return;
+    }
+    before = open_fds();
+    for (i = 0; i < 200; i++) {
+        CHECK_OK(mpq_conn_send(a, "ping", 4));
+        CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 5000));
+        CHECK(len == 4 && memcmp(buf, "ping", 4) == 0);
+    }
+    CHECK_MSG(open_fds() == before, "%d descriptors open, %d before", open_fds(), before);
+    /* A descriptor that is sent still arrives in its place. */
+    CHECK_OK(mpq_conn_send_fd(a, 0));
+    CHECK_OK(mpq_conn_send(a, "after", 5));
+    {
+        int fd = -1;
+        CHECK_OK(mpq_conn_recv_fd(b, &fd, 5000));
+        CHECK(fd >= 0);
+        close(fd);
+    }
+    CHECK_OK(mpq_conn_recv(b, buf, sizeof buf, &len, 5000));
+    CHECK(len == 5);
+    CHECK_EQ(open_fds(), before);
+    mpq_conn_close(a);
+    mpq_conn_close(b);
+}
+
 static void test_net_bad_input(void)
 {
     mpq_listener *l;
@@ -846,6 +894,7 @@ static const mpqt_case cases[] = {
     MPQT(test_net_handshake_hostile_clients, 60, 0),
     MPQT(test_net_handshake_hostile_listeners, 60, 0),
     MPQT(test_net_handshake_legacy, 30, 0),
+    MPQT(test_net_passpidfd_does_not_leak, 10, 0),
     MPQT(test_net_bad_input, 10, 0),
 };
 
