@@ -1262,21 +1262,24 @@ MPQDEF int mpq_conn_close(mpq_conn *c);
    ways, on every new connection before any message passes - its current
    form ({sha256}, Python 3.12 and later) and the legacy one (bare
    HMAC-MD5, earlier Pythons), whichever the peer speaks. It proves both
-   sides know the key; it does not encrypt anything. An empty key (length
-   0) means none, as Python's b"". */
+   sides know the key; it does not encrypt anything. authkey NULL means
+   none (Python's None); a key of length 0 is the empty key, and is
+   checked like any other (Python's b"": its Client checks it, and so does
+   its Listener from 3.13 on - Listener(authkey=b"") of Python 3.6 to 3.12
+   skips the handshake, so meet it with no key). */
 
 #define MPQ_HANDSHAKE_DEFAULT_MS 10000   /* a listener's bound on one handshake */
 #define MPQ_CLIENT_DEFAULT_MS 30000      /* a client's bound on connect + handshake */
 
 typedef struct mpq_listener_config {
-    const void *authkey;       /* NULL / 0: clients are not authenticated   */
+    const void *authkey;       /* NULL: clients are not authenticated       */
     size_t      authkey_len;
     int         backlog;       /* 0: 64 connections waiting to be accepted */
     int         handshake_ms;  /* 0: MPQ_HANDSHAKE_DEFAULT_MS, -1: no bound */
 } mpq_listener_config;
 
 typedef struct mpq_client_config {
-    const void *authkey;       /* NULL / 0: no authentication               */
+    const void *authkey;       /* NULL: no authentication                   */
     size_t      authkey_len;
     int         timeout_ms;    /* connect and handshake; 0:
                                   MPQ_CLIENT_DEFAULT_MS, -1: no bound       */
@@ -1284,11 +1287,16 @@ typedef struct mpq_client_config {
 
 /* Listens on an address (above). A Unix path is created (an existing one
    is -EADDRINUSE, whoever made it) and removed by mpq_listener_close in
-   the process that made it. cfg may be NULL (no authkey); the key is
-   copied. Returns 0, -EINVAL (NULL, a malformed address, a path longer
-   than sun_path allows, authkey NULL with a length, a negative backlog),
-   -ENOENT (no such host), -EADDRINUSE, -EACCES, -ENOMEM, or another
-   -errno from socket/bind/listen/getaddrinfo. Thread safety: any thread. */
+   the process that made it. A host name binds its first address that
+   binds, IPv4 ones first (what Python's Listener, IPv4 only, makes of
+   "localhost"); ":port" is every IPv4 interface, "[::]:port" every IPv6
+   one (and IPv4 too where the system maps it). cfg may be NULL (no
+   authkey); the key is copied, and wiped at close. Returns 0, -EINVAL
+   (NULL, a malformed address, a path longer than sun_path allows,
+   authkey NULL with a length, a negative backlog, handshake_ms < -1),
+   -ENOENT (no such host), -EAGAIN (the resolver failed for now),
+   -EAFNOSUPPORT, -EADDRINUSE, -EADDRNOTAVAIL, -EACCES, -ENOMEM, or another
+   -errno from socket/bind/listen. Thread safety: any thread. */
 MPQDEF int mpq_listener_open_with(mpq_listener **l, const char *address, const mpq_listener_config *cfg);
 
 /* mpq_listener_open_with(l, address, NULL). */
@@ -1296,8 +1304,9 @@ MPQDEF int mpq_listener_open(mpq_listener **l, const char *address);
 
 /* Writes the address the listener is bound to, as a string its clients
    may connect to ("127.0.0.1:41234" after a listener on "127.0.0.1:0",
-   "[::1]:6000", "@name", or the path), NUL-terminated. Returns its
-   length, or -ERANGE (cap too small), -EINVAL, or an -errno.
+   "[::1]:6000", "@name", the path, or "unix:a:b" for a path that would
+   read as something else), NUL-terminated. Returns its length, or
+   -ERANGE (cap too small), -EINVAL, or an -errno.
    Thread safety: any thread. */
 MPQDEF int mpq_listener_address(const mpq_listener *l, char *buf, size_t cap);
 
@@ -1321,13 +1330,18 @@ MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms);
 MPQDEF int mpq_listener_close(mpq_listener *l);
 
 /* Connects to a listener's address (above) - an mpq_listener or a Python
-   Listener - and, with an authkey, runs the handshake; all within
-   cfg->timeout_ms (a Unix listener with a full backlog is waited for).
-   cfg may be NULL. Returns 0, -EINVAL (as for the listener), -ENOENT (no
-   such path or host), -ECONNREFUSED, -ETIMEDOUT, -EACCES (the listener's
-   key is not ours, or it refused ours), -EPROTO (the listener sent
-   something other than the handshake), -ECONNRESET (the listener closed
-   during it), -ENOMEM, or another -errno. Thread safety: any thread. */
+   Listener - and, with an authkey, runs the handshake; connect and
+   handshake within cfg->timeout_ms (a Unix listener with a full backlog
+   is waited for). A host name's addresses are tried in turn, IPv4 ones
+   first, until one connects; one that does not answer in time uses up
+   the bound. Looking the name up is not bounded (the resolver has its
+   own timeouts: /etc/resolv.conf). cfg may be NULL. Returns 0, -EINVAL
+   (as for the listener), -ENOENT (no such path or host), -EAGAIN (the
+   resolver failed for now), -EHOSTUNREACH (it failed for good),
+   -ECONNREFUSED, -ETIMEDOUT, -EACCES (the listener's key is not ours, or
+   it refused ours), -EPROTO (the listener sent something other than the
+   handshake), -ECONNRESET (the listener closed during it), -ENOMEM, or
+   another -errno. Thread safety: any thread. */
 MPQDEF int mpq_client_with(mpq_conn **c, const char *address, const mpq_client_config *cfg);
 
 /* mpq_client_with(c, address, NULL). */
@@ -6162,7 +6176,8 @@ struct mpq_listener {
     ino_t  ino;          /* ... and only while the path is still this socket   */
     dev_t  dev;
     char   path[sizeof(((struct sockaddr_un *)0)->sun_path)];   /* "": no file */
-    size_t keylen;       /* the authkey's length; its bytes follow the struct  */
+    int    keyed;        /* clients are authenticated with the key that ...   */
+    size_t keylen;       /* ... follows the struct, this long                 */
     int    handshake_ms;
 };
 
@@ -6953,6 +6968,14 @@ static size_t mpq__dg_end(mpq__dg *h, unsigned char *out)
     return words * 4;
 }
 
+/* Zeroes n bytes in a way the compiler may not drop as a dead store (a
+   memset before free is one): for copies of a key. */
+static void mpq__wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = (volatile unsigned char *)p;
+    while (n--) *v++ = 0;
+}
+
 /* HMAC (RFC 2104) with MD5 or SHA-256; returns the MAC's length. */
 static size_t mpq__hmac(int md5, const void *key, size_t klen, const void *msg, size_t mlen, unsigned char *out)
 {
@@ -6976,7 +6999,11 @@ static size_t mpq__hmac(int md5, const void *key, size_t klen, const void *msg, 
     mpq__dg_init(&h, md5);
     mpq__dg_put(&h, pad, 64);
     mpq__dg_put(&h, inner, n);
-    return mpq__dg_end(&h, out);
+    n = mpq__dg_end(&h, out);
+    mpq__wipe(k, sizeof k);     /* what the key leaves on the stack */
+    mpq__wipe(pad, sizeof pad);
+    mpq__wipe(&h, sizeof h);
+    return n;
 }
 
 /* Fills buf with bytes from the kernel's random pool: getrandom(2), or
@@ -7111,7 +7138,8 @@ static int mpq__addr_parse(mpq__addr *a, const char *s)
     n = strlen(s);
     if (!a->tcp) {
         int abstract = *s == '@';
-        if (n == (size_t)abstract || n >= sizeof a->un.sun_path) return -EINVAL;
+        /* A path needs its NUL in sun_path; an abstract name does not. */
+        if (n == (size_t)abstract || n + !abstract > sizeof a->un.sun_path) return -EINVAL;
         a->un.sun_family = AF_UNIX;
         memcpy(a->un.sun_path, s, n);
         if (abstract) a->un.sun_path[0] = '\0';   /* Linux's abstract namespace */
@@ -7131,6 +7159,7 @@ static int mpq__addr_parse(mpq__addr *a, const char *s)
     if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']') {   /* "[::1]:port" */
         host++;
         hn -= 2;
+        if (hn == 0) return -EINVAL;
     } else if (memchr(host, ':', hn) || memchr(host, '[', hn) || memchr(host, ']', hn)) {
         return -EINVAL;         /* an IPv6 address wants brackets */
     }
@@ -7147,11 +7176,28 @@ static int mpq__gai_err(int e)
 #ifdef EAI_NODATA
     case EAI_NODATA: return -ENOENT;
 #endif
-    case EAI_AGAIN: return -EAGAIN;
+#ifdef EAI_ADDRFAMILY
+    case EAI_ADDRFAMILY: return -EAFNOSUPPORT;
+#endif
+    case EAI_AGAIN: return -EAGAIN;    /* the resolver failed for now */
+    case EAI_FAIL: return -EHOSTUNREACH;   /* ... or for good */
     case EAI_MEMORY: return -ENOMEM;
     case EAI_FAMILY: return -EAFNOSUPPORT;
     case EAI_SYSTEM: return mpq__err();
     default: return -EINVAL;
+    }
+}
+
+/* getaddrinfo's results, IPv4 ones first, each once: the one after `at`
+   (NULL: the first). */
+static struct addrinfo *mpq__ai_next(struct addrinfo *res, struct addrinfo *at)
+{
+    int pass = at && at->ai_family != AF_INET;
+    struct addrinfo *a = at ? at->ai_next : res;
+    for (;; pass++, a = res) {
+        for (; a; a = a->ai_next)
+            if ((a->ai_family == AF_INET) == !pass) return a;
+        if (pass) return NULL;
     }
 }
 
@@ -7214,12 +7260,15 @@ MPQDEF int mpq_listener_open_with(mpq_listener **out, const char *address, const
         cfg = &def;
     }
     if ((rc = mpq__addr_parse(&a, address)) != 0) return rc;
-    if ((cfg->authkey_len && !cfg->authkey) || cfg->backlog < 0 || cfg->handshake_ms < -1) return -EINVAL;
+    if ((cfg->authkey_len && !cfg->authkey) || cfg->authkey_len > (size_t)-1 / 2 || cfg->backlog < 0 ||
+        cfg->handshake_ms < -1)
+        return -EINVAL;
     if (!(l = (mpq_listener *)MPQ_MALLOC(sizeof *l + cfg->authkey_len))) return -ENOMEM;
     memset(l, 0, sizeof *l);
     l->fd = -1;
-    l->keylen = cfg->authkey_len;
-    if (cfg->authkey_len) memcpy(l + 1, cfg->authkey, cfg->authkey_len);
+    l->keyed = cfg->authkey != NULL;
+    l->keylen = l->keyed ? cfg->authkey_len : 0;
+    if (l->keylen) memcpy(l + 1, cfg->authkey, l->keylen);
     l->handshake_ms = cfg->handshake_ms ? cfg->handshake_ms : MPQ_HANDSHAKE_DEFAULT_MS;
     /* Non-blocking: a client another acceptor took must not block us. */
     if (!a.tcp) {
@@ -7232,7 +7281,13 @@ MPQDEF int mpq_listener_open_with(mpq_listener **out, const char *address, const
         if ((rc = getaddrinfo(a.host[0] ? a.host : NULL, a.port, &hints, &res)) != 0) {
             rc = mpq__gai_err(rc);
         } else {
-            for (ai = res, rc = -EADDRNOTAVAIL; ai; ai = ai->ai_next) {   /* the first that binds */
+            /* The first address that binds, IPv4 ones first: a name such
+               as "localhost" then means what Python's Listener, which
+               knows only IPv4, makes of it, whatever order the resolver
+               likes. A port taken on one address is final: the next one
+               would leave clients of the name going to the other program. */
+            rc = -EADDRNOTAVAIL;
+            for (ai = mpq__ai_next(res, NULL); ai; ai = mpq__ai_next(res, ai)) {
                 if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
                     rc = mpq__err();
                     continue;
@@ -7242,6 +7297,7 @@ MPQDEF int mpq_listener_open_with(mpq_listener **out, const char *address, const
                 rc = mpq__err();
                 close(fd);
                 fd = -1;
+                if (rc == -EADDRINUSE) break;
             }
             freeaddrinfo(res);
         }
@@ -7252,6 +7308,7 @@ MPQDEF int mpq_listener_open_with(mpq_listener **out, const char *address, const
     }
     if (rc != 0) {
         if (fd >= 0) close(fd);
+        mpq__wipe(l + 1, l->keylen);
         MPQ_FREE(l);
         return rc;
     }
@@ -7284,10 +7341,15 @@ MPQDEF int mpq_listener_address(const mpq_listener *l, char *buf, size_t cap)
     if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) != 0) return mpq__err();
     if (ss.ss_family == AF_UNIX) {
         size_t len = sl > offsetof(struct sockaddr_un, sun_path) ? sl - offsetof(struct sockaddr_un, sun_path) : 0;
-        if (len > 0 && un->sun_path[0] == '\0')   /* abstract: "@" and the name's bytes */
-            n = snprintf(buf, cap, "@%.*s", (int)(len - 1), un->sun_path + 1);
-        else
-            n = snprintf(buf, cap, "%s", un->sun_path);
+        const char *p = un->sun_path;
+        if (len > 0 && p[0] == '\0')   /* abstract: "@" and the name's bytes */
+            n = snprintf(buf, cap, "@%.*s", (int)(len - 1), p + 1);
+        else   /* a path that would read as something else says it is one */
+            n = snprintf(buf, cap, "%s%s",
+                         strncmp(p, "unix:", 5) == 0 || strncmp(p, "tcp:", 4) == 0 ||
+                                 (!strchr(p, '/') && (p[0] == '@' || strchr(p, ':')))
+                             ? "unix:" : "",
+                         p);
     } else if (ss.ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(void *)&ss;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
@@ -7328,7 +7390,7 @@ MPQDEF int mpq_listener_accept(mpq_listener *l, mpq_conn **c, int timeout_ms)
         return rc;
     }
     if (!(*c)->local) mpq__tcp_nodelay(fd);
-    if (l->keylen) {
+    if (l->keyed) {
         rc = mpq__auth(*c, l + 1, l->keylen, mpq__deadline(l->handshake_ms), 1);
         if (rc == -ETIMEDOUT || rc == -ECONNRESET) rc = -ECONNABORTED;   /* the client's fault */
         if (rc != 0) {
@@ -7349,7 +7411,7 @@ MPQDEF int mpq_listener_close(mpq_listener *l)
     if (l->path[0] && l->pid == getpid() && stat(l->path, &st) == 0 && st.st_ino == l->ino &&
         st.st_dev == l->dev)
         unlink(l->path);
-    if (l->keylen) memset(l + 1, 0, l->keylen);   /* the key leaves no copy behind */
+    mpq__wipe(l + 1, l->keylen);   /* the key leaves no copy behind */
     MPQ_FREE(l);
     return 0;
 }
@@ -7377,7 +7439,8 @@ MPQDEF int mpq_client_with(mpq_conn **c, const char *address, const mpq_client_c
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_NUMERICSERV;
         if ((rc = getaddrinfo(a.host[0] ? a.host : NULL, a.port, &hints, &res)) != 0) return mpq__gai_err(rc);
-        for (ai = res, rc = -ECONNREFUSED; ai; ai = ai->ai_next) {   /* each address in turn */
+        rc = -ECONNREFUSED;
+        for (ai = mpq__ai_next(res, NULL); ai; ai = mpq__ai_next(res, ai)) {   /* IPv4 first, as the listener */
             if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
                 rc = mpq__err();
                 continue;
@@ -7391,7 +7454,7 @@ MPQDEF int mpq_client_with(mpq_conn **c, const char *address, const mpq_client_c
         if (rc == 0) mpq__tcp_nodelay(fd);
     }
     if (rc == 0 && (rc = mpq__conn_new(c, fd, fd, 1)) == 0) {
-        if (cfg->authkey_len && (rc = mpq__auth(*c, cfg->authkey, cfg->authkey_len, deadline, 0)) != 0) {
+        if (cfg->authkey && (rc = mpq__auth(*c, cfg->authkey, cfg->authkey_len, deadline, 0)) != 0) {
             mpq_conn_close(*c);
             *c = NULL;
         }

@@ -9,14 +9,24 @@
 #define _GNU_SOURCE 1
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 static size_t tnet_biggest;   /* the largest allocation mpq asked for */
 static void *tnet_malloc(size_t n)
 {
     if (n > tnet_biggest) tnet_biggest = n;
     return malloc(n);
 }
+/* What a listener's block held when it was freed (the key must be gone). */
+static void *tnet_watch;
+static size_t tnet_watch_len;
+static unsigned char tnet_seen[1024];
+static void tnet_free(void *p)
+{
+    if (p && p == tnet_watch) memcpy(tnet_seen, p, tnet_watch_len);
+    free(p);
+}
 #define MPQ_MALLOC(n) tnet_malloc(n)
-#define MPQ_FREE(p) free(p)
+#define MPQ_FREE(p) tnet_free(p)
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"
 #include "mpq_test.h"
@@ -386,7 +396,8 @@ static void tcp_echo(const char *where, const char *prefix)
 
 static void test_net_tcp_ipv4(void) { tcp_echo("127.0.0.1:0", "127.0.0.1:"); }
 static void test_net_tcp_ipv6(void) { tcp_echo("[::1]:0", "[::1]:"); }
-static void test_net_tcp_localhost(void) { tcp_echo("localhost:0", ""); }
+/* A name binds IPv4 first, as Python's Listener (IPv4 only) would. */
+static void test_net_tcp_localhost(void) { tcp_echo("localhost:0", "127.0.0.1:"); }
 
 /* An existing path is not ours: refused, and left where it was. */
 static void test_net_unix_path_taken(void)
@@ -600,23 +611,25 @@ static int hostile_client(void *arg)
         raw_frame(fd, resp, (uint32_t)(5 + ml));
         break;
     case SLOW: {
-        /* A right answer, and a whole handshake, one byte per 100 ms: it
-           would succeed if the listener's bound were per read, not one
-           deadline for the handshake. */
+        /* A whole, right handshake, each step 300 ms late: every wait of
+           the listener is shorter than its 500 ms bound, the handshake is
+           not. A listener that bounded each read, not the handshake,
+           would let it in. */
         unsigned char f[20];
-        int i;
+        struct timespec late = { 0, 300 * 1000 * 1000 };
         memcpy(f, "\0\0\0\x10", 4);
         mpq__hmac(1, key, strlen(key), ch + 11, (size_t)n - 11, f + 4);
-        for (i = 0; i < 20; i++) {
-            struct timespec ts = { 0, 100 * 1000 * 1000 };
-            if (write(fd, f + i, 1) != 1) return 0;   /* the listener gave up */
-            nanosleep(&ts, NULL);
-        }
-        if ((n = raw_read_frame(fd, ch, sizeof ch)) != 9) return 0;
-        if ((n = raw_read_frame(fd, ch, sizeof ch)) < 31) return 0;
-        mpq__hmac(1, key, strlen(key), ch + 11, (size_t)n - 11, mac);
-        raw_frame(fd, mac, 16);
-        raw_read_frame(fd, ch, sizeof ch);
+        nanosleep(&late, NULL);
+        if (write(fd, f, 20) != 20) return 0;                           /* our answer */
+        if ((n = raw_read_frame(fd, ch, sizeof ch)) != 9) return 0;    /* WELCOME */
+        memcpy(ch, "#CHALLENGE#", 11);
+        fill(ch + 11, 20, 3);
+        nanosleep(&late, NULL);
+        if (raw_frame(fd, ch, 31) != 0) return 0;                       /* our challenge */
+        if ((n = raw_read_frame(fd, mac, sizeof mac)) != 16) return 0;  /* its answer */
+        nanosleep(&late, NULL);
+        raw_frame(fd, "#WELCOME#", 9);
+        while (read(fd, ch, sizeof ch) > 0) {}
         return 0;
     }
     case DESCRIPTOR: {
@@ -837,6 +850,95 @@ static void test_net_passpidfd_does_not_leak(void)
     mpq_conn_close(b);
 }
 
+/* A key of length 0 is the empty key, checked like any other (Python's
+   b""), and NULL is no key (Python's None). */
+static void test_net_empty_key(void)
+{
+    mpq_listener *l;
+    mpq_listener_config lc;
+    int crc;
+    memset(&lc, 0, sizeof lc);
+    lc.authkey = "";
+    lc.handshake_ms = 300;
+    CHECK_OK(mpq_listener_open_with(&l, "127.0.0.1:0", &lc));
+    CHECK(mpq_listener_address(l, addr, sizeof addr) > 0);
+    memset(&ccfg, 0, sizeof ccfg);
+    ccfg.authkey = "";
+    {
+        mpq_conn *c;
+        char buf[8];
+        size_t len;
+        CHECK_OK(try_client(l, &crc, &c));            /* both empty: in */
+        CHECK_EQ(crc, 0);
+        CHECK_OK(mpq_conn_recv(c, buf, sizeof buf, &len, 5000));
+        CHECK(len == 4 && memcmp(buf, "leak", 4) == 0);
+        mpq_conn_close(c);
+    }
+    ccfg.authkey = "x";
+    ccfg.authkey_len = 1;
+    CHECK_ERR(try_client(l, &crc, NULL), EACCES);     /* "x" is not "" */
+    CHECK_EQ(crc, 100 + EACCES);
+    CHECK_OK(mpq_listener_close(l));
+}
+
+/* The listener's copy of the key is zeroed before its memory is freed
+   (a memset before free is a dead store a compiler may drop). */
+static void test_net_key_wiped(void)
+{
+    static const char secret[] = "0123456789abcdef";
+    mpq_listener *l;
+    mpq_listener_config lc;
+    size_t i;
+    memset(&lc, 0, sizeof lc);
+    lc.authkey = secret;
+    lc.authkey_len = 16;
+    CHECK_OK(mpq_listener_open_with(&l, "127.0.0.1:0", &lc));
+    CHECK(sizeof(mpq_listener) + 16 <= sizeof tnet_seen);
+    tnet_watch_len = sizeof(mpq_listener) + 16;
+    tnet_watch = l;
+    CHECK_OK(mpq_listener_close(l));
+    tnet_watch = NULL;
+    for (i = 0; i < 16; i++) CHECK_MSG(tnet_seen[sizeof(mpq_listener) + i] == 0, "key byte %zu survived", i);
+    lc.authkey_len = (size_t)-1 - 8;
+    CHECK_ERR(mpq_listener_open_with(&l, "127.0.0.1:0", &lc), EINVAL);
+}
+
+/* A listener's address can always be handed to a client as it is: a
+   path that would read as TCP comes back with "unix:". */
+static void test_net_address_round_trip(void)
+{
+    mpq_listener *l;
+    mpq_conn *c, *s;
+    char name[64], got[96];
+    CHECK_OK(chdir("/tmp"));                      /* this test runs in a process of its own */
+    snprintf(name, sizeof name, "unix:mpqt:%ld", (long)getpid());
+    CHECK_OK(mpq_listener_open(&l, name));
+    CHECK(mpq_listener_address(l, got, sizeof got) > 0);
+    CHECK_MSG(strcmp(got, name) == 0, "address %s", got);
+    CHECK_OK(mpq_client(&c, got));
+    CHECK_OK(mpq_listener_accept(l, &s, 5000));
+    mpq_conn_close(c);
+    mpq_conn_close(s);
+    CHECK_OK(mpq_listener_close(l));
+    CHECK(access(name + 5, F_OK) != 0);
+    /* Abstract names take all 107 bytes after the NUL, as Python's do. */
+    memset(name, 'n', sizeof name);
+    {
+        char longname[109];
+        memset(longname, 'n', sizeof longname);
+        longname[0] = '@';
+        snprintf(longname + 1, 20, "%ld-", (long)getpid());
+        longname[strlen(longname)] = 'n';
+        longname[108] = 0;
+        CHECK_OK(mpq_listener_open(&l, longname));
+        CHECK_OK(mpq_listener_close(l));
+        longname[107] = 0;
+        CHECK_OK(mpq_listener_open(&l, longname));
+        CHECK_OK(mpq_listener_close(l));
+    }
+    CHECK_ERR(mpq_listener_open(&l, "[]:0"), EINVAL);
+}
+
 static void test_net_bad_input(void)
 {
     mpq_listener *l;
@@ -868,14 +970,6 @@ static void test_net_bad_input(void)
     CHECK_ERR(mpq_listener_address(l, NULL, 10), EINVAL);
     CHECK(mpq_listener_address(l, NULL, 0) == -ERANGE);
     CHECK_OK(mpq_listener_close(l));
-    /* A key given with an empty length is no key, as Python's b"". */
-    lc.handshake_ms = 0;
-    lc.authkey = "";
-    CHECK_OK(mpq_listener_open_with(&l, "127.0.0.1:0", &lc));
-    CHECK(mpq_listener_address(l, addr, sizeof addr) > 0);
-    CHECK_OK(mpq_client(&c, addr));
-    mpq_conn_close(c);
-    CHECK_OK(mpq_listener_close(l));
 }
 
 static const mpqt_case cases[] = {
@@ -895,6 +989,9 @@ static const mpqt_case cases[] = {
     MPQT(test_net_handshake_hostile_listeners, 60, 0),
     MPQT(test_net_handshake_legacy, 30, 0),
     MPQT(test_net_passpidfd_does_not_leak, 10, 0),
+    MPQT(test_net_empty_key, 20, 0),
+    MPQT(test_net_key_wiped, 10, 0),
+    MPQT(test_net_address_round_trip, 10, 0),
     MPQT(test_net_bad_input, 10, 0),
 };
 

@@ -24,7 +24,7 @@ static const char script[] =
     "from multiprocessing.connection import Listener, Client, AuthenticationError\n"
     "from multiprocessing import reduction\n"
     "mode, fam, addr, key, full = sys.argv[1:6]\n"
-    "key = key.encode() if key != '-' else None\n"
+    "key = None if key == '-' else b'' if key == '=' else key.encode()\n"
     "SIZES = [0, 1, 255, 256, 4095, 4096, 4097, 65535, 65536, 65537, 1 << 20, 16 << 20]\n"
     "if full == '0': SIZES = SIZES[:10]\n"
     "def pat(n, s):\n"
@@ -211,6 +211,14 @@ static void echo(mpq_conn *c)
     CHECK_EQ(i, nsizes);
 }
 
+/* Whether the Python side's key (as passed: "=" is b"") differs from the
+   C side's, both being set. */
+static int keys_differ(const char *pykey, const char *ckey)
+{
+    if (!pykey || !ckey) return 0;
+    return strcmp(strcmp(pykey, "=") == 0 ? "" : pykey, ckey) != 0;
+}
+
 static void where(const char *fam, char *a, size_t cap)
 {
     if (strcmp(fam, "unix") == 0) snprintf(a, cap, "/tmp/mpqt-py-%ld", (long)getpid());
@@ -238,7 +246,7 @@ static void c_to_python(const char *fam, const char *mode, const char *pykey, co
     cfg.authkey = ckey;
     cfg.authkey_len = ckey ? strlen(ckey) : 0;
     rc = mpq_client_with(&c, line, &cfg);
-    if (pykey && ckey && strcmp(pykey, ckey) != 0) {
+    if (keys_differ(pykey, ckey)) {
         CHECK_MSG(rc == -EACCES, "%s %s, wrong key: the client says %d", fam, mode, rc);
         CHECK(c == NULL);
         CHECK_EQ(py_exit(pid), 3);           /* AuthenticationError */
@@ -267,7 +275,7 @@ static void python_to_c(const char *fam, const char *mode, const char *pykey, co
     CHECK(mpq_listener_address(l, a, sizeof a) > 0);
     pid = py_start(mode, fam, a, pykey, NULL);
     rc = mpq_listener_accept(l, &c, 60000);
-    if (pykey && ckey && strcmp(pykey, ckey) != 0) {
+    if (keys_differ(pykey, ckey)) {
         CHECK_MSG(rc == -EACCES, "%s %s, wrong key: accept says %d", fam, mode, rc);
         CHECK(c == NULL);
         CHECK_EQ(py_exit(pid), 3);
@@ -311,6 +319,8 @@ static void python_client_fam(const char *fam)
     python_to_c(fam, "connect", "secret", "secret");
     nsizes = NSIZES - 2;
     python_to_c(fam, "connect", "wrong", "secret");
+    python_to_c(fam, "connect", "=", "");        /* b"": a key like any other */
+    python_to_c(fam, "connect", "=", "secret");
     python_to_c(fam, "connect-current", "secret", "secret");
     python_to_c(fam, "connect-current", "wrong", "secret");
 }
