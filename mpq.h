@@ -819,7 +819,11 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    is made only when somebody sleeps. A sleeper wakes at least every 100 ms
    to look again (so a process killed between making progress and waking
    the others costs them at most that): a consumer blocked on an idle queue
-   uses practically no CPU.
+   uses practically no CPU. A timeout is a bound whatever the other
+   processes do: a call that keeps losing the race for its slot, or finds
+   the slot's state rewritten under it, still returns at its deadline
+   (give or take the scheduler); with timeout_ms == 0 it gives up
+   (-EAGAIN) after a few hundred lost races.
 
    Handles made before fork() work in the child; a child made by a raw
    clone() or _Fork(), which skip the pthread_atfork handlers, must not use
@@ -4836,6 +4840,11 @@ MPQDEF int mpq_list_clear(mpq_list *l)
    (~20 us) is where that stops. It adapts upwards while spinning pays. */
 #define MPQ__SPIN_MIN 1024u
 #define MPQ__SPIN_MAX 8192u
+/* Looks a claim takes before it gives up (-EAGAIN) and lets its caller
+   check the deadline and wait: each failed look is a race lost to another
+   claimant, or a state rewritten under it, and neither may stretch a
+   timeout. */
+#define MPQ__CLAIM_TRIES 256u
 
 enum { MPQ__EMPTY = 0, MPQ__WRITING = 1, MPQ__FULL = 2, MPQ__READING = 3 };
 
@@ -5024,12 +5033,14 @@ static void mpq__q_signal_data(mpq_queue *q)
 }
 
 /* Claims the slot of the next put position. Returns it (position in *pos),
-   or NULL with *why = -EPIPE (closed), -EAGAIN (full: *pos and *seen tell
-   which slot and state block it) or -EIO (the shared state is corrupt). */
+   or NULL with *why = -EPIPE (closed), -EAGAIN (full, or MPQ__CLAIM_TRIES
+   races lost: *pos and *seen tell which slot and state block it) or -EIO
+   (the shared state is corrupt). */
 static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
                                     uint64_t *pos, uint64_t *seen, int *why)
 {
     mpq__qhdr *h = q->h;
+    uint32_t tries = 0;
     for (;;) {
         uint64_t p = mpq__load64(&h->head, MPQ__ACQUIRE), p0 = p;
         uint64_t lap = mpq__q_lap(q, p), st, d;
@@ -5037,6 +5048,12 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
         if (mpq__load32(&h->closed, MPQ__ACQUIRE)) { *why = -EPIPE; return NULL; }
         st = mpq__load64(&s->state, MPQ__ACQUIRE);
         d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
+        if (++tries > MPQ__CLAIM_TRIES) {   /* lost every race: the caller waits */
+            *pos = p;
+            *seen = st;
+            *why = -EAGAIN;
+            return NULL;
+        }
         if (st == mpq__st(lap, MPQ__EMPTY, 0)) {
             if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__WRITING, me), MPQ__SEQ_CST)) {
                 mpq__store64(&s->owner, MPQ__OWNER(start, lap, MPQ__WRITING), MPQ__RELEASE);
@@ -5201,8 +5218,8 @@ static int mpq__q_unpack(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint64_t hel
 
 /* Claims the oldest message. Returns its slot (position in *pos, length in
    *len, bytes and packing in *pk), or NULL with *why = -EAGAIN (nothing
-   ready: *pos and *seen tell which slot and state to wait on, pk->cur a
-   held cursor), -EPIPE (closed and drained), -EMSGSIZE (its length, in
+   ready, or MPQ__CLAIM_TRIES races lost: *pos and *seen tell which slot
+   and state to wait on, pk->cur a held cursor), -EPIPE (closed and drained), -EMSGSIZE (its length, in
    *len, exceeds cap; it stays), or -EIO (corrupt). Skipped slots are
    consumed on the way. */
 static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, size_t cap,
@@ -5210,6 +5227,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
                                     int *why)
 {
     mpq__qhdr *h = q->h;
+    uint32_t tries = 0;
     pk->cur = 0;
     pk->count = 0;
     for (;;) {
@@ -5220,6 +5238,12 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
         st = mpq__load64(&s->state, MPQ__ACQUIRE);
         d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
         phase = MPQ__ST_PHASE(st);
+        if (++tries > MPQ__CLAIM_TRIES) {   /* lost every race: the caller waits */
+            *pos = t;
+            *seen = st;
+            *why = -EAGAIN;
+            return NULL;
+        }
         if (st == mpq__st(lap, MPQ__FULL, 0)) {
             uint32_t n = mpq__load32(&s->len, MPQ__RELAXED);
             if (n > q->max_msg || n > cap) {
@@ -5418,6 +5442,9 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_
 {
     uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
     int64_t now, until;
+    /* First the deadline: a slot that others keep moving (or rewrite)
+       would otherwise send the caller round its loop for ever. */
+    if (deadline >= 0 && mpq__now_ns() >= deadline) return -ETIMEDOUT;
     for (i = 0; i < spin; i++) {
         /* Now and then let another thread of this CPU run: with more
            runnable threads than CPUs (a pool; two producers and a consumer

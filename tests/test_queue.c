@@ -1230,6 +1230,128 @@ static void test_queue_open_rejects_bad_segments(void)
     free(bad);
 }
 
+/* --- a timeout is a bound, whatever the others do (issue 14) --------------- */
+
+struct scrib { mpq_queue *q; uint64_t a, b; uint32_t stop, going; };
+
+/* Rewrites slot 0's state between two values, as fast as it can, in its
+   own name (its pid and start time), until told to stop (bounded). */
+static int scribble(void *arg)
+{
+    struct scrib *w = (struct scrib *)arg;
+    mpq__qslot *s = mpq__q_slot(w->q, 0);
+    uint64_t start, i;
+    uint32_t me = mpq__self(&start);
+    int64_t end = mpqt_ms() + 30000;
+    w->a |= me;
+    w->b |= me;
+    mpq__store64(&s->owner, MPQ__OWNER(start, (uint64_t)0, MPQ__ST_PHASE(w->b)), MPQ__SEQ_CST);
+    mpq__store32(&w->going, 1, MPQ__RELEASE);
+    for (i = 0; !mpq__load32(&w->stop, MPQ__ACQUIRE) && mpqt_ms() < end; i++)
+        mpq__store64(&s->state, i & 1 ? w->a : w->b, MPQ__SEQ_CST);
+    return 0;
+}
+
+/* Calls f five times while a scribbler rewrites the slot it waits on:
+   each must end with -ETIMEDOUT (-EAGAIN for timeout 0) within 10x its
+   100 ms timeout (a promise's bound, not a speed test). */
+static void scribbled(mpq_queue *q, uint64_t a, uint64_t b, int put)
+{
+    struct scrib *w = (struct scrib *)mpqt_shared(sizeof *w);
+    mpq_process p;
+    char buf[16];
+    size_t len;
+    int i;
+    w->q = q;
+    w->a = a;
+    w->b = b;
+    CHECK_OK(mpq_process_start(&p, scribble, w));
+    while (!mpq__load32(&w->going, MPQ__ACQUIRE)) mpqt_pause();
+    for (i = 0; i < 6; i++) {
+        int64_t t0 = mpqt_ms(), took;
+        int tmo = i < 5 ? 100 : 0, rc = put ? mpq_queue_put(q, "x", 1, tmo)
+                                            : mpq_queue_get(q, buf, sizeof buf, &len, tmo);
+        took = mpqt_ms() - t0;
+        CHECK_EQ(rc, tmo ? -ETIMEDOUT : -EAGAIN);
+        if (took >= 1000) mpqt_fail(__FILE__, __LINE__, "a %d ms %s took %lld ms", tmo,
+                                    put ? "put" : "get", (long long)took);
+    }
+    mpq__store32(&w->stop, 1, MPQ__RELEASE);
+    MPQT_JOIN_OK(&p, 0);
+}
+
+/* A slot whose state another process keeps rewriting (between states
+   that all say "wait") used to keep a 100 ms call waiting for as long as
+   the rewriting went on: the wait returned on every change before it
+   looked at the deadline. */
+static void test_queue_timeout_bound_under_rewrites(void)
+{
+    mpq_queue *q = new_queue(1, 16);
+    /* A get on an empty queue: EMPTY, then a put in progress, and back. */
+    scribbled(q, mpq__st(0, MPQ__EMPTY, 0), mpq__st(0, MPQ__WRITING, 0), 0);
+    /* A put on a full one: last lap's message, then a get in progress. */
+    mpq__store64(&mpq__q_slot(q, 0)->state, mpq__st(0, MPQ__EMPTY, 0), MPQ__SEQ_CST);
+    CHECK_OK(mpq_queue_put(q, "full", 4, 0));
+    scribbled(q, mpq__st(0, MPQ__FULL, 0), mpq__st(0, MPQ__READING, 0), 1);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+struct churn { mpq_queue *q; uint32_t stop, going; };
+
+static int churn_put(void *arg)
+{
+    struct churn *c = (struct churn *)arg;
+    int64_t end = mpqt_ms() + 30000;
+    mpq__add32(&c->going, 1, MPQ__RELEASE);
+    while (!mpq__load32(&c->stop, MPQ__ACQUIRE) && mpqt_ms() < end) {
+        int rc = mpq_queue_put(c->q, "c", 1, 50);
+        if (rc != 0 && rc != -ETIMEDOUT) return 1;
+    }
+    return 0;
+}
+
+static int churn_get(void *arg)
+{
+    struct churn *c = (struct churn *)arg;
+    int64_t end = mpqt_ms() + 30000;
+    char buf[16];
+    size_t len;
+    mpq__add32(&c->going, 1, MPQ__RELEASE);
+    while (!mpq__load32(&c->stop, MPQ__ACQUIRE) && mpqt_ms() < end) {
+        int rc = mpq_queue_get(c->q, buf, sizeof buf, &len, 50);
+        if (rc != 0 && rc != -ETIMEDOUT) return 1;
+    }
+    return 0;
+}
+
+/* A one-slot queue that other processes keep moving (three producers,
+   one consumer): for 3 s, our puts with a 20 ms timeout race them, and
+   each must end within 10x that, whether it won its slot or not. (Before
+   the fix, calls here took up to 950 ms, whatever their timeout.) */
+static void test_queue_timeout_bound_under_contention(void)
+{
+    struct churn *c = (struct churn *)mpqt_shared(sizeof *c);
+    mpq_process p[4];
+    int i, ok = 0, n = 0;
+    int64_t worst = 0, end;
+    c->q = new_queue(1, 16);
+    for (i = 0; i < 4; i++) CHECK_OK(mpq_process_start(&p[i], i < 3 ? churn_put : churn_get, c));
+    while (mpq__load32(&c->going, MPQ__ACQUIRE) < 4) mpqt_pause();
+    for (end = mpqt_ms() + 3000; mpqt_ms() < end; n++) {
+        int64_t t0 = mpqt_ms(), took;
+        int rc = mpq_queue_put(c->q, "m", 1, 20);
+        took = mpqt_ms() - t0;
+        CHECK(rc == 0 || rc == -ETIMEDOUT);
+        ok += rc == 0;
+        if (took > worst) worst = took;
+        if (took >= 200) mpqt_fail(__FILE__, __LINE__, "put %d (20 ms) took %lld ms", n, (long long)took);
+    }
+    mpq__store32(&c->stop, 1, MPQ__RELEASE);
+    for (i = 0; i < 4; i++) MPQT_JOIN_OK(&p[i], 0);
+    printf("    (%d of %d puts won their slot; the longest call took %lld ms)\n", ok, n, (long long)worst);
+    CHECK_OK(mpq_queue_detach(c->q));
+}
+
 static const mpqt_case cases[] = {
     MPQT(test_queue_basic, 10, 0),
     MPQT(test_queue_every_length, 20, 0),
@@ -1256,6 +1378,8 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
     MPQT(test_queue_open_rejects_bad_segments, 60, 0),
+    MPQT(test_queue_timeout_bound_under_rewrites, 60, 0),
+    MPQT(test_queue_timeout_bound_under_contention, 60, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
