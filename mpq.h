@@ -59,13 +59,31 @@
      Configs   Creation takes a pointer to a *_config struct in which zero
                means "default"; NULL means all defaults:
                    mpq_shm_create(&shm, &(mpq_shm_config){ .size = 4096 });
-     Shared    Shared memory holds no pointers, only offsets, sizes and
-     memory    atomics, so a named object maps at any address in any process.
+     Shared    mpq's own shared state holds no pointers, only offsets,
+     memory    sizes and atomics, so a named object maps at any address in
+               any process. (The exception is libc's: a held robust pthread
+               mutex - in an mpq_mutex, and in the waiter tables of
+               conditions and barriers - keeps the holder's robust-list
+               pointers, addresses in the holder's own process; see Trust.)
                Every segment mpq creates starts with a 64-byte header (magic,
                layout version, object kind, ABI, sizes, checksum); *_open
                validates it before trusting a single field: a corrupt,
                foreign, truncated or newer segment gives -EINVAL or -EPROTO,
-               never a crash.
+               never a crash. A pthread mutex in a segment is checked against
+               one mpq makes in the calling process (its type word exactly,
+               its lock word's form) at open and before every call hands it
+               to libc.
+     Trust     Every process that can write a segment is trusted with the
+               processes that use it. Validation stops a corrupt or stale
+               segment from crashing its users, not a hostile writer: glibc's
+               robust mutex keeps its holder's robust-list pointers inside
+               the shared pthread_mutex_t, and the holder's unlock writes
+               through them, so whoever can write a mutex's segment can make
+               its holder write to an address of its choice; and a writer
+               can always lie about a queue's messages. The owner and mode
+               checks of the *_open calls are what keep other users out:
+               give a named object no more than mode 0600 (the default)
+               unless you trust everyone it lets in.
      Handles   Process-local; after fork() a child uses its parent's handle as
                it is. Named objects are created with O_EXCL and mode 0600
                unless the config asks otherwise; a name is "/" followed by 1
@@ -2560,11 +2578,6 @@ MPQDEF int mpq_shm_unlink(const char *name)
 #define MPQ__LOCK_SLICE_MS 50
 #endif
 
-static int mpq__mutex_ok(const mpq_mutex *m)
-{
-    return m && mpq__load32(&m->magic__, MPQ__ACQUIRE) == MPQ__MUTEX_MAGIC;
-}
-
 static uint32_t mpq__mflags(const mpq_mutex *m) { return mpq__load32(&m->flags__, MPQ__RELAXED); }
 
 /* Flags that mpq could have written: no unknown bits, a depth only in an
@@ -2588,6 +2601,108 @@ static int mpq__pmutex_init(pthread_mutex_t *pm)
     if (rc == 0) rc = pthread_mutex_init(pm, &a);
     pthread_mutexattr_destroy(&a);
     return -rc;
+}
+
+/* --- what a pthread mutex in shared memory may hold ----------------------
+
+   A pthread mutex that another process wrote is the libc's to read, and
+   libc trusts it: a type word with lock-elision, priority or unknown bits
+   sends glibc into SIGILL, assertions or endless loops. So before mpq
+   hands one to libc it compares the two words it can judge with a mutex
+   that mpq__pmutex_init made in this process (the reference):
+     type   the word pthread_mutexattr_* set up (glibc's __kind, musl's
+            first int): it never changes after initialisation, so it must
+            equal the reference's exactly;
+     lock   the futex word: 0, or a holder's thread id (at most
+            MPQ__TID_MAX) with the kernel's FUTEX_WAITERS and
+            FUTEX_OWNER_DIED bits, or libc's "not recoverable" value.
+   On glibc, __owner (0, a tid, or the inconsistent / not recoverable
+   marks) and __count (0 or 1) are checked too when a mutex is opened.
+   The layout is told by the reference: locked by this thread, its lock
+   word must hold this thread's id. On a libc whose layout mpq does not
+   know (not glibc, and not musl's), nothing is compared. What cannot be
+   checked at all: the robust-list pointers a holder keeps in the mutex
+   (see "Trust" in >>conventions). */
+
+#define MPQ__TID_MAX 4194304u          /* PID_MAX_LIMIT: no tid is larger */
+#define MPQ__FUTEX_WAITERS 0x80000000u
+#define MPQ__FUTEX_OWNER_DIED 0x40000000u
+#define MPQ__FUTEX_TID_MASK 0x3fffffffu
+
+static pthread_once_t mpq__pm_once = PTHREAD_ONCE_INIT;
+static uint32_t mpq__pm_type;     /* the reference's type word             */
+static int mpq__pm_known = -1;    /* word index of the lock; -1: unknown   */
+
+#if defined(__GLIBC__)
+#define MPQ__PM_TYPE_WORD (offsetof(pthread_mutex_t, __data.__kind) / 4)
+#define MPQ__PM_LOCK_WORD (offsetof(pthread_mutex_t, __data.__lock) / 4)
+#elif defined(__linux__) && !defined(__ANDROID__) && !defined(__UCLIBC__)
+#define MPQ__PM_TYPE_WORD 0   /* musl: _m_type, _m_lock */
+#define MPQ__PM_LOCK_WORD 1
+#endif
+
+static uint32_t mpq__pm_word(const pthread_mutex_t *pm, size_t i)
+{
+    return mpq__load32((const uint32_t *)(const void *)pm + i, MPQ__RELAXED);
+}
+
+static void mpq__pm_learn(void)
+{
+#if defined(MPQ__PM_TYPE_WORD)
+    static pthread_mutex_t ref;
+    uint32_t tid = (uint32_t)syscall(SYS_gettid), type0;
+    if (mpq__pmutex_init(&ref) != 0) return;
+    type0 = mpq__pm_word(&ref, MPQ__PM_TYPE_WORD);
+    if (mpq__pm_word(&ref, MPQ__PM_LOCK_WORD) == 0 && type0 != 0 && pthread_mutex_lock(&ref) == 0) {
+        if ((mpq__pm_word(&ref, MPQ__PM_LOCK_WORD) & MPQ__FUTEX_TID_MASK) == tid &&
+            mpq__pm_word(&ref, MPQ__PM_TYPE_WORD) == type0) {
+            mpq__pm_type = type0;
+            mpq__pm_known = (int)MPQ__PM_LOCK_WORD;
+        }
+        pthread_mutex_unlock(&ref);
+    }
+    pthread_mutex_destroy(&ref);
+#endif
+}
+
+/* 0 if the pthread mutex at pm holds a type and lock word that mpq and
+   libc could have made, -EINVAL if not. `opening`: the fuller look of
+   an open (glibc's owner and count too). */
+static int mpq__pmutex_check(const pthread_mutex_t *pm, int opening)
+{
+    uint32_t lock;
+    pthread_once(&mpq__pm_once, mpq__pm_learn);
+    if (mpq__pm_known < 0) return 0;
+#if defined(MPQ__PM_TYPE_WORD)
+    if (mpq__pm_word(pm, MPQ__PM_TYPE_WORD) != mpq__pm_type) return -EINVAL;
+#endif
+    lock = mpq__pm_word(pm, (size_t)mpq__pm_known);
+    if (lock != 0x7fffffffu && (lock & MPQ__FUTEX_TID_MASK) > MPQ__TID_MAX) return -EINVAL;
+#if defined(__GLIBC__)
+    if (opening) {
+        uint32_t owner = mpq__pm_word(pm, offsetof(pthread_mutex_t, __data.__owner) / 4);
+        uint32_t count = mpq__pm_word(pm, offsetof(pthread_mutex_t, __data.__count) / 4);
+        if ((owner > MPQ__TID_MAX && owner < 0x7ffffffeu) || owner > 0x7fffffffu || count > 1) return -EINVAL;
+    }
+#else
+    (void)opening;
+#endif
+    return 0;
+}
+
+/* The thread id the lock word of pm names (0: none, or unknown layout). */
+static uint32_t mpq__pmutex_holder(const pthread_mutex_t *pm)
+{
+    pthread_once(&mpq__pm_once, mpq__pm_learn);
+    return mpq__pm_known < 0 ? 0 : mpq__pm_word(pm, (size_t)mpq__pm_known) & MPQ__FUTEX_TID_MASK;
+}
+
+/* A mutex mpq initialised, whose pthread part is still one libc can be
+   handed (-EINVAL from every call otherwise: never a crash). */
+static int mpq__mutex_ok(const mpq_mutex *m)
+{
+    return m && mpq__load32(&m->magic__, MPQ__ACQUIRE) == MPQ__MUTEX_MAGIC &&
+           mpq__pmutex_check(&m->pm__, 0) == 0;
 }
 
 /* A dead owner's lock, just taken by this thread: consistent again, its
@@ -2793,8 +2908,10 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
     rc = mpq__seg_open(name, MPQ__KIND_MUTEX, &base, &len, &obj);
     if (rc != 0) return rc;
     m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
-    if (obj != sizeof(mpq_mutex) || !mpq__mutex_ok(m) || !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) ||
-        !mpq__mflags_ok(mpq__mflags(m))) {
+    /* The mapping's length too: close unmaps the length a mutex has. */
+    if (obj != sizeof(mpq_mutex) || len != mpq__seg_length(sizeof(mpq_mutex)) || !mpq__mutex_ok(m) ||
+        !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) || !mpq__mflags_ok(mpq__mflags(m)) ||
+        mpq__pmutex_check(&m->pm__, 1) != 0) {
         munmap(base, len);
         return -EINVAL;
     }
@@ -2806,12 +2923,18 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
 {
     mpq__seg *h;
     size_t len = mpq__seg_length(sizeof(mpq_mutex));
-    if (!mpq__mutex_ok(m) || !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT)) return -EINVAL;
+    if (!m || mpq__load32(&m->magic__, MPQ__ACQUIRE) != MPQ__MUTEX_MAGIC ||
+        !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT))
+        return -EINVAL;
     if (!(h = mpq__seg_of(m, MPQ__KIND_MUTEX))) return -EINVAL;
     if (h->total_size != (uint64_t)len) return -EINVAL;   /* overwritten: not ours to unmap */
     /* Unmapped while held, the lock would be out of the kernel's reach
-       when this thread dies: nobody would ever get it again. */
-    if (mpq__mutex_mine(m)) return -EBUSY;
+       when this thread dies: nobody would ever get it again. A lock whose
+       pthread part was overwritten is not handed to libc to ask: its lock
+       word tells whether it names this thread. */
+    if (mpq__pmutex_check(&m->pm__, 0) == 0 ? mpq__mutex_mine(m)
+                                             : mpq__pmutex_holder(&m->pm__) == (uint32_t)syscall(SYS_gettid))
+        return -EBUSY;
     munmap(h, len);
     return 0;
 }
@@ -2861,7 +2984,9 @@ typedef struct mpq__waiter {
 enum { MPQ__GRAB_BUSY = 0, MPQ__GRAB_FREE = 1, MPQ__GRAB_DEAD = 2 };
 static int mpq__waiter_grab(mpq__waiter *w, uint32_t *state)
 {
-    int rc = pthread_mutex_trylock(&w->live);
+    int rc;
+    if (mpq__pmutex_check(&w->live, 0) != 0) return MPQ__GRAB_BUSY;   /* overwritten: never libc's */
+    rc = pthread_mutex_trylock(&w->live);
     if (rc != 0 && rc != EOWNERDEAD) return MPQ__GRAB_BUSY;   /* EBUSY: alive */
     if (rc == EOWNERDEAD) pthread_mutex_consistent(&w->live);
     *state = mpq__wst(mpq__load32(&w->state, MPQ__ACQUIRE));
@@ -2894,7 +3019,7 @@ static mpq__waiter *mpq__waiter_claim(mpq__waiter *w, uint32_t n, uint32_t *hi, 
 static void mpq__waiter_leave(mpq__waiter *w)
 {
     mpq__store32(&w->state, mpq__wnext(mpq__load32(&w->state, MPQ__RELAXED), MPQ__W_FREE), MPQ__RELEASE);
-    pthread_mutex_unlock(&w->live);
+    if (mpq__pmutex_check(&w->live, 0) == 0) pthread_mutex_unlock(&w->live);
 }
 
 static int mpq__waiters_init(mpq__waiter *w, uint32_t n)

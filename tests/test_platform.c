@@ -382,6 +382,186 @@ static void test_open_random_headers(void)
     free(bad);
 }
 
+/* --- mutated mutex images (issue 14) ---------------------------------- */
+
+/* Where the pthread mutex of an image keeps its type and its lock word,
+   found without asking mpq: the type is the first word a fresh
+   initialisation makes non-zero; the lock word is the first that holds
+   this thread's id while it holds the lock. */
+static void pm_words(size_t *type_w, size_t *lock_w)
+{
+    mpq_mutex m;
+    uint32_t w[sizeof m.pm__ / 4], tid = (uint32_t)syscall(SYS_gettid);
+    size_t i;
+    memset(&m, 0, sizeof m);
+    CHECK_OK(mpq_mutex_init(&m));
+    memcpy(w, &m.pm__, sizeof w);
+    for (i = 0; i < sizeof w / 4 && w[i] == 0; i++) {}
+    CHECK(i < sizeof w / 4);
+    *type_w = i;
+    CHECK_OK(mpq_mutex_lock(&m));
+    memcpy(w, &m.pm__, sizeof w);
+    for (i = 0; i < sizeof w / 4 && w[i] != tid; i++) {}
+    CHECK(i < sizeof w / 4);
+    *lock_w = i;
+    CHECK_OK(mpq_mutex_unlock(&m));
+    CHECK_OK(mpq_mutex_destroy(&m));
+}
+
+struct trial { const char *name; int open_rc, lock_rc, unlock_rc, close_rc; };
+
+/* In the child: open, lock for at most 10 ms, unlock, close. */
+static int trial_child(void *arg)
+{
+    struct trial *t = (struct trial *)arg;
+    mpq_mutex *m;
+    t->open_rc = mpq_mutex_open(&m, t->name);
+    if (t->open_rc != 0) return 0;
+    t->lock_rc = mpq_mutex_timedlock(m, 10);
+    if (t->lock_rc == 0 || t->lock_rc == -EOWNERDEAD) t->unlock_rc = mpq_mutex_unlock(m);
+    t->close_rc = mpq_mutex_close(m);
+    return 0;
+}
+
+static int clean_rc(int rc) { return rc <= 0 && rc > -4096; }
+
+/* Puts img under t->name and runs trial_child on it: it must exit 0
+   within 3 s, every call giving 0 or a clean error. Returns open's rc. */
+static int trial(struct trial *t, const unsigned char *img, size_t len, const char *what, uint32_t v)
+{
+    mpq_process p;
+    int rc;
+    put_segment(t->name, img, len);
+    t->open_rc = t->lock_rc = t->unlock_rc = t->close_rc = 1;
+    CHECK_OK(mpq_process_start(&p, trial_child, t));
+    rc = mpq_process_join(&p, 3000);
+    if (rc == -ETIMEDOUT) {
+        mpq_process_kill(&p, SIGKILL);
+        mpq_process_join(&p, 10000);
+        mpqt_fail(__FILE__, __LINE__, "%s %#x: the opener hung (lock rc %d)", what, v, t->lock_rc);
+    }
+    if (p.exitcode != 0)
+        mpqt_fail(__FILE__, __LINE__, "%s %#x: the opener died (exit code %d; open %d, lock %d)", what, v,
+                  p.exitcode, t->open_rc, t->lock_rc);
+    if (!clean_rc(t->open_rc) || (t->open_rc == 0 && (!clean_rc(t->lock_rc) || !clean_rc(t->close_rc))))
+        mpqt_fail(__FILE__, __LINE__, "%s %#x: open %d, lock %d, close %d", what, v, t->open_rc, t->lock_rc,
+                  t->close_rc);
+    return t->open_rc;
+}
+
+/* A mutex image whose pthread type word or lock word another process
+   rewrote: no opener may crash or hang - glibc used to die of SIGILL
+   (lock-elision bits), SIGABRT (its assertions) or SIGSEGV, or hang, on
+   the first lock. Open refuses every type word but the one mpq makes. */
+static void test_mutated_mutex_images(void)
+{
+    struct trial *t = (struct trial *)mpqt_shared(sizeof *t);
+    char name[64];
+    size_t len, tw, lw, off;
+    unsigned char *img = valid_mutex_image(&len), *bad = (unsigned char *)malloc(len);
+    uint32_t v, orig, dead, live = (uint32_t)getpid(), bits, specials[8];
+    uint64_t seed = 14;
+    mpq_process p;
+    int i, k, opened = 0;
+    t->name = mpqt_name(name, sizeof name, "mut");
+    pm_words(&tw, &lw);
+    off = MPQ__SEG_HDR + offsetof(mpq_mutex, pm__);
+    memcpy(&orig, img + off + tw * 4, 4);
+    /* Every type value below 1024 (glibc's kind bits and more). */
+    for (v = 0; v < 1024; v++) {
+        memcpy(bad, img, len);
+        memcpy(bad + off + tw * 4, &v, 4);
+        if (trial(t, bad, len, "type", v) == 0) {
+            opened++;
+            CHECK_EQ(v, orig);
+            CHECK_OK(t->lock_rc);
+        }
+    }
+    CHECK_EQ(opened, 1);
+    /* Lock words: a live holder (this process), a dead one, none, each
+       with the kernel's waiters and owner-died bits; libc's marks; and
+       random words. */
+    CHECK_OK(mpq_process_start(&p, trial_child, t));   /* a pid that is gone after */
+    MPQT_JOIN_OK(&p, 0);
+    dead = (uint32_t)p.pid;
+    specials[0] = 0; specials[1] = live; specials[2] = dead; specials[3] = 0x3fffffffu;
+    specials[4] = 0x7fffffffu; specials[5] = 0x7ffffffeu; specials[6] = 0xffffffffu; specials[7] = 4194304u;
+    for (i = 0; i < 8 + 256; i++) {
+        for (k = 0; k < 4; k++) {
+            bits = (k & 1 ? 0x80000000u : 0) | (k & 2 ? 0x40000000u : 0);
+            v = i < 8 ? specials[i] | bits : (uint32_t)mpqt_rand(&seed);
+            memcpy(bad, img, len);
+            memcpy(bad + off + lw * 4, &v, 4);
+            if (trial(t, bad, len, "lock word", v) == 0) {
+                CHECK((v & 0x3fffffffu) <= 4194304u || v == 0x7fffffffu);
+                if ((v & 0x7fffffffu) == live) CHECK_ERR(t->lock_rc, ETIMEDOUT);   /* held, alive */
+            }
+            if (i >= 8) break;
+        }
+    }
+    CHECK_OK(mpq_shm_unlink(name));
+    free(img);
+    free(bad);
+}
+
+/* A lock overwritten after it was opened: every call says -EINVAL. */
+static void test_mutex_overwritten_after_open(void)
+{
+    size_t tw, lw;
+    mpq_mutex *m;
+    uint32_t v = 0xdeadbeefu;
+    pm_words(&tw, &lw);
+    CHECK_OK(mpq_mutex_create(&m, NULL));
+    memcpy((char *)&m->pm__ + tw * 4, &v, 4);
+    CHECK_ERR(mpq_mutex_lock(m), EINVAL);
+    CHECK_ERR(mpq_mutex_trylock(m), EINVAL);
+    CHECK_ERR(mpq_mutex_timedlock(m, 10), EINVAL);
+    CHECK_ERR(mpq_mutex_unlock(m), EINVAL);
+    CHECK_OK(mpq_mutex_close(m));          /* still unmapped */
+    CHECK_OK(mpq_mutex_create(&m, NULL));
+    memcpy((char *)&m->pm__ + lw * 4, &v, 4);
+    CHECK_ERR(mpq_mutex_lock(m), EINVAL);
+    CHECK_ERR(mpq_mutex_locked(m), EINVAL);
+    CHECK_OK(mpq_mutex_close(m));
+}
+
+/* The number of mappings this process has (lines of /proc/self/maps). */
+static int maps_count(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    int c, n = 0;
+    CHECK(f != NULL);
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* A mutex file larger than a mutex, its header saying so: open refused
+   it too late - close then failed and never unmapped. 10 000 opens leave
+   no mapping behind. */
+static void test_mutex_larger_file_is_refused(void)
+{
+    char name[64];
+    size_t len;
+    unsigned char *img = valid_mutex_image(&len), *big = (unsigned char *)calloc(1, 2 * len);
+    mpq__seg *h = (mpq__seg *)big;
+    mpq_mutex *m;
+    int i, before;
+    mpqt_name(name, sizeof name, "big");
+    memcpy(big, img, len);
+    h->total_size = 2 * len;
+    h->check = mpq__seg_checksum(h);
+    put_segment(name, big, 2 * len);
+    CHECK_ERR(mpq_mutex_open(&m, name), EINVAL);
+    before = maps_count();
+    for (i = 0; i < 10000; i++)
+        if (mpq_mutex_open(&m, name) == 0) mpq_mutex_close(m);
+    CHECK(maps_count() < before + 10);
+    CHECK_OK(mpq_shm_unlink(name));
+    free(img);
+    free(big);
+}
+
 static void test_version(void)
 {
     CHECK(strcmp(mpq_version(), MPQ_VERSION_STRING) == 0);
@@ -401,6 +581,9 @@ static const mpqt_case cases[] = {
     MPQT(test_open_rejects_bad_segments, 20, 0),
     MPQT(test_open_during_creation, 10, 0),
     MPQT(test_open_random_headers, 60, 0),
+    MPQT(test_mutated_mutex_images, 120, 0),
+    MPQT(test_mutex_overwritten_after_open, 10, 0),
+    MPQT(test_mutex_larger_file_is_refused, 60, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
