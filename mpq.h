@@ -324,8 +324,11 @@ MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg);
 
 /* Opens the named mutex `name` made by mpq_mutex_create in any process.
    Returns 0, or the errors of mpq_shm_open; -EINVAL also when the name holds
-   another kind of mpq object; -EPROTO also when its creator was built for
-   another ABI (32/64-bit, glibc/musl). Thread safety: any thread. */
+   another kind of mpq object, a file of another size, or a pthread mutex
+   in a state mpq's initialisation and libc could not have made (another
+   type, a lock word that names no thread); -EPROTO also when its creator
+   was built for another ABI (32/64-bit, glibc/musl).
+   Thread safety: any thread. */
 MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name);
 
 /* Unmaps a mutex from mpq_mutex_create/mpq_mutex_open in this process. Other
@@ -340,7 +343,9 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m);
    Returns 0; -EOWNERDEAD (the lock is held: its previous owner died
    holding it, the protected data may be inconsistent); -EDEADLK (this
    thread holds it already; an RLock instead goes one deeper and returns
-   0, or -EAGAIN 2^24 deep); -EINVAL (NULL or not initialised).
+   0, or -EAGAIN 2^24 deep); -EINVAL (NULL or not initialised - or
+   overwritten: a pthread type or lock word no libc makes, which every
+   call of this family refuses instead of handing it to libc).
    Thread safety: any thread of any process that maps it. Not
    async-signal-safe. */
 MPQDEF int mpq_mutex_lock(mpq_mutex *m);
