@@ -831,10 +831,12 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    message is lost - or, inside mpq_queue_get_batch, the messages it had
    taken - and every other message is delivered exactly once, in order per
    producer. "Dead" means the whole process has exited (a pidfd says so,
-   zombies included; before Linux 5.3, kill(2), which counts a zombie as
-   alive until it is reaped) or its pid now names another process (told by
-   the start times in /proc; without a readable /proc - not mounted, or
-   hidepid - pid reuse goes undetected). All users of one queue must share
+   zombies included; without one - before Linux 5.3, or with no descriptor
+   to spare (EMFILE, ENFILE) - kill(2) and waitid(2), which tell a zombie
+   only when it is a child of the asking process: another's is seen dead
+   once reaped) or its pid now names another process (told by the start
+   times in /proc; without a readable /proc - not mounted, hidepid, or no
+   descriptor to spare - pid reuse goes undetected). All users of one queue must share
    a pid and a time namespace. A process that stops (SIGSTOP, a debugger)
    holding a slot is alive: others wait for it.
 
@@ -2109,9 +2111,15 @@ static uint32_t mpq__self(uint64_t *start)
 }
 
 /* True if process pid has certainly exited (all its threads): its pidfd
-   polls readable, zombie or not, or no such pid exists. */
+   polls readable, zombie or not, or no such pid exists. Without a pidfd
+   (before Linux 5.3, or no descriptor to spare: EMFILE, ENFILE) it asks
+   what needs none: kill(2), which counts a zombie as alive, and then
+   waitid(WNOWAIT), which tells a zombie that is a child of this process
+   without reaping it (and, like the pidfd, not a process whose main
+   thread alone has exited). */
 static int mpq__pid_exited(uint32_t pid)
 {
+    siginfo_t si;
 #if defined(SYS_pidfd_open)
     int fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
     if (fd >= 0) {
@@ -2121,7 +2129,9 @@ static int mpq__pid_exited(uint32_t pid)
     }
     if (errno == ESRCH) return 1;
 #endif
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
+    memset(&si, 0, sizeof si);
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == (pid_t)pid;
 }
 
 /* --- eventcounts ---------------------------------------------------------- */

@@ -7,6 +7,8 @@
 #include "../mpq.h"
 #include "mpq_test.h"
 
+#include <sys/resource.h>
+
 /* --- helpers ------------------------------------------------------------- */
 
 static void start_peer(mpq_process *p, const char *name, const char *mode, const char *n)
@@ -1230,43 +1232,89 @@ static void test_queue_open_rejects_bad_segments(void)
     free(bad);
 }
 
+/* --- no descriptor to spare (issue 14) ------------------------------------- */
+
+/* In a process of its own: a child of it dies holding a slot, and then,
+   with every descriptor in use (RLIMIT_NOFILE lowered to what is open),
+   a get behind that slot must still recognise the dead holder - a zombie
+   that no pidfd and no /proc file can be opened for. */
+static int get_behind_dead_child_without_fds(void *arg)
+{
+    mpq_queue *q = (mpq_queue *)arg;
+    mpq_process h;
+    struct rlimit rl;
+    char buf[16];
+    size_t len = 0;
+    int rc;
+    if (mpq_process_start(&h, reserve_and_hang, q) != 0) return 10;
+    while (mpq_queue_count(q) == 0)
+        if (mpq_process_alive(&h) != 1) return 11;   /* until it holds its slot */
+    if (mpq_queue_put(q, "next", 4, 0) != 0) return 12;
+    if (mpq_process_kill(&h, SIGKILL) != 0 || !mpqt_wait_ended(h.pid, 10000)) return 13;
+    /* Not reaped: a zombie. Now a small table, filled up. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 14;
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 15;
+    while (dup(0) >= 0) {}
+    if (errno != EMFILE) return 16;
+    rc = mpq_queue_get(q, buf, sizeof buf, &len, 5000);
+    if (rc == -ETIMEDOUT) return 2;
+    return rc == 0 && len == 4 && memcmp(buf, "next", 4) == 0 ? 0 : 3;
+}
+
+static void test_queue_dead_holder_seen_without_descriptors(void)
+{
+    mpq_queue *q = new_queue(4, 16);
+    mpq_process p;
+    CHECK_OK(mpq_process_start(&p, get_behind_dead_child_without_fds, q));
+    CHECK_OK(mpq_process_join(&p, 20000));
+    if (p.exitcode == 2) mpqt_fail(__FILE__, __LINE__, "the get timed out behind its dead child's slot");
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
 /* --- a timeout is a bound, whatever the others do (issue 14) --------------- */
 
 struct scrib { mpq_queue *q; uint64_t a, b; uint32_t stop, going; };
 
-/* Rewrites slot 0's state between two values, as fast as it can, in its
-   own name (its pid and start time), until told to stop (bounded). */
+/* Rewrites slot 0's state between two values, as fast as it can, until
+   told to stop (bounded). */
 static int scribble(void *arg)
 {
     struct scrib *w = (struct scrib *)arg;
     mpq__qslot *s = mpq__q_slot(w->q, 0);
-    uint64_t start, i;
-    uint32_t me = mpq__self(&start);
+    uint64_t i;
     int64_t end = mpqt_ms() + 30000;
-    w->a |= me;
-    w->b |= me;
-    mpq__store64(&s->owner, MPQ__OWNER(start, (uint64_t)0, MPQ__ST_PHASE(w->b)), MPQ__SEQ_CST);
     mpq__store32(&w->going, 1, MPQ__RELEASE);
     for (i = 0; !mpq__load32(&w->stop, MPQ__ACQUIRE) && mpqt_ms() < end; i++)
         mpq__store64(&s->state, i & 1 ? w->a : w->b, MPQ__SEQ_CST);
     return 0;
 }
 
-/* Calls f five times while a scribbler rewrites the slot it waits on:
+/* Calls a put or get six times while scribblers rewrite the slot it waits on:
    each must end with -ETIMEDOUT (-EAGAIN for timeout 0) within 10x its
    100 ms timeout (a promise's bound, not a speed test). */
 static void scribbled(mpq_queue *q, uint64_t a, uint64_t b, int put)
 {
-    struct scrib *w = (struct scrib *)mpqt_shared(sizeof *w);
-    mpq_process p;
+    struct scrib *w = (struct scrib *)mpqt_shared(2 * sizeof *w);
+    mpq_process p[2];
     char buf[16];
     size_t len;
+    uint64_t start;
+    uint32_t me = mpq__self(&start);
     int i;
-    w->q = q;
-    w->a = a;
-    w->b = b;
-    CHECK_OK(mpq_process_start(&p, scribble, w));
-    while (!mpq__load32(&w->going, MPQ__ACQUIRE)) mpqt_pause();
+    /* The held states name this process, alive, as their claimant. */
+    if (MPQ__HELD(a)) a |= me;
+    if (MPQ__HELD(b)) b |= me;
+    mpq__store64(&mpq__q_slot(q, 0)->owner, MPQ__OWNER(start, (uint64_t)0, MPQ__ST_PHASE(MPQ__HELD(a) ? a : b)),
+                 MPQ__SEQ_CST);
+    for (i = 0; i < 2; i++) {   /* two, so that one runs when the other is preempted */
+        w[i].q = q;
+        w[i].a = a;
+        w[i].b = b;
+        CHECK_OK(mpq_process_start(&p[i], scribble, &w[i]));
+        while (!mpq__load32(&w[i].going, MPQ__ACQUIRE)) mpqt_pause();
+    }
     for (i = 0; i < 6; i++) {
         int64_t t0 = mpqt_ms(), took;
         int tmo = i < 5 ? 100 : 0, rc = put ? mpq_queue_put(q, "x", 1, tmo)
@@ -1276,8 +1324,10 @@ static void scribbled(mpq_queue *q, uint64_t a, uint64_t b, int put)
         if (took >= 1000) mpqt_fail(__FILE__, __LINE__, "a %d ms %s took %lld ms", tmo,
                                     put ? "put" : "get", (long long)took);
     }
-    mpq__store32(&w->stop, 1, MPQ__RELEASE);
-    MPQT_JOIN_OK(&p, 0);
+    for (i = 0; i < 2; i++) {
+        mpq__store32(&w[i].stop, 1, MPQ__RELEASE);
+        MPQT_JOIN_OK(&p[i], 0);
+    }
 }
 
 /* A slot whose state another process keeps rewriting (between states
@@ -1379,6 +1429,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
     MPQT(test_queue_open_rejects_bad_segments, 60, 0),
     MPQT(test_queue_timeout_bound_under_rewrites, 60, 0),
+    MPQT(test_queue_dead_holder_seen_without_descriptors, 30, 0),
     MPQT(test_queue_timeout_bound_under_contention, 60, 0),
 };
 
