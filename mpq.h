@@ -205,6 +205,19 @@ MPQDEF const char *mpq_strerror(int rc);
    while holding that mutex). The bytes are ABI-free: 32- and 64-bit
    processes may share a region.
 
+   Room. Every named or memfd object mpq creates (region, mutex, queue,
+   event, ...) reserves all of its memory at creation (fallocate), so a
+   /dev/shm without room for it - a container's 64 MiB, say - gives
+   -ENOSPC from the create call, and no later touch of the memory can die
+   of SIGBUS for lack of room. (Anonymous objects take memory as it is
+   touched, like any anonymous shared mapping.)
+   Shrinking. A memfd region is sealed (F_SEAL_SHRINK, F_SEAL_GROW): no
+   peer can cut it short under its users. A named object cannot be
+   sealed: a process allowed to write it can also ftruncate it, and every
+   user then dies of SIGBUS at the first touch past the new end. Such a
+   process is trusted (see Trust in >>conventions); the default mode 0600
+   and the owner checks at open keep other users out.
+
    Exception to the config convention: the size has no default, so a NULL
    or zero config is -EINVAL. On glibc before 2.34, shm_open lives in
    librt: link with -lrt there.
@@ -228,8 +241,9 @@ typedef struct mpq_shm_config {
 /* Creates a region. Anonymous and memfd regions are shared with the
    children forked afterwards; named ones are created exclusively (O_EXCL).
    Returns 0, or -EINVAL (NULL, size 0 or too large, bad name, a name and
-   memfd both asked for), -EEXIST (the name exists), -ENOMEM, -ENOSYS (memfd
-   unsupported), or another errno from shm_open/ftruncate/mmap.
+   memfd both asked for), -EEXIST (the name exists), -ENOMEM, -ENOSPC (no
+   room for it in /dev/shm, or in memory for a memfd), -ENOSYS (memfd
+   unsupported), or another errno from shm_open/ftruncate/fallocate/mmap.
    Thread safety: any thread; `shm` is written only on success. */
 MPQDEF int mpq_shm_create(mpq_shm *shm, const mpq_shm_config *cfg);
 
@@ -2278,6 +2292,29 @@ static size_t mpq__seg_length(size_t obj_size)
     return (MPQ__SEG_HDR + obj_size + (size_t)page - 1) / (size_t)page * (size_t)page;
 }
 
+/* Reserves all `len` bytes of the file behind fd now. On a tmpfs with
+   too little room (a container's 64 MiB /dev/shm) a page that is first
+   touched later kills whoever touches it with SIGBUS; reserved at
+   creation, the lack of room is -ENOSPC there, once. A filesystem
+   without fallocate gets the bytes written instead, which reserves them
+   as well. Returns 0 or -errno. */
+static int mpq__seg_reserve(int fd, size_t len)
+{
+    static const char zero[4096];
+    size_t off = 0;
+    int rc;
+    do rc = posix_fallocate(fd, 0, (off_t)len); while (rc == EINTR);
+    if (rc == 0) return 0;
+    if (rc != EOPNOTSUPP && rc != ENOSYS && rc != EINVAL) return -rc;
+    while (off < len) {
+        ssize_t n = pwrite(fd, zero, len - off < sizeof zero ? len - off : sizeof zero, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n < 0 ? mpq__err() : -EIO;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
 /* Creates and maps a segment of kind `kind` with `obj_size` bytes after the
    header: anonymous (name NULL, memfd 0), memfd (fd returned in *fd_out) or
    named (O_EXCL). The header is filled in but not published: the caller
@@ -2308,6 +2345,7 @@ static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode
 #endif
     }
     if (fd >= 0 && ftruncate(fd, (off_t)len) != 0) { rc = mpq__err(); goto fail; }
+    if (fd >= 0 && (rc = mpq__seg_reserve(fd, len)) != 0) goto fail;
 #if defined(F_ADD_SEALS)
     /* A memfd's size is sealed: whoever receives it need not fear a
        peer shrinking it under its mapping (SIGBUS). */

@@ -4,6 +4,9 @@
 #include "../mpq.h"
 #include "mpq_test.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 
@@ -562,6 +565,100 @@ static void test_mutex_larger_file_is_refused(void)
     free(big);
 }
 
+/* --- a full /dev/shm (issue 14) ----------------------------------------- */
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC), ok;
+    if (fd < 0) return 0;
+    ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    close(fd);
+    return ok;
+}
+
+/* Puts this test process in a mount namespace of its own with a tmpfs of
+   `size` over /dev/shm (through a user namespace where plain root may
+   not). 0 and the reason in why if this machine does not allow it. */
+static int private_dev_shm(const char *size, char *why, size_t n)
+{
+    char opts[64];
+    if (unshare(CLONE_NEWNS) != 0) {
+        char map[64];
+        uid_t uid = geteuid();
+        gid_t gid = getegid();
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
+            snprintf(why, n, "no mount namespace here (unshare: %s)", strerror(errno));
+            return 0;
+        }
+        snprintf(map, sizeof map, "0 %ld 1", (long)uid);
+        write_file("/proc/self/setgroups", "deny");
+        if (!write_file("/proc/self/uid_map", map)) { snprintf(why, n, "no uid map in the user namespace"); return 0; }
+        snprintf(map, sizeof map, "0 %ld 1", (long)gid);
+        write_file("/proc/self/gid_map", map);
+    }
+    snprintf(opts, sizeof opts, "size=%s,mode=1777", size);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("mpqt", "/dev/shm", "tmpfs", 0, opts) != 0) {
+        snprintf(why, n, "cannot mount a tmpfs over /dev/shm (%s)", strerror(errno));
+        return 0;
+    }
+    return 1;
+}
+
+static int shm_exists(const char *name)
+{
+    int fd = shm_open(name, O_RDONLY, 0);
+    if (fd >= 0) close(fd);
+    return fd >= 0;
+}
+
+/* Creating a named object bigger than the room left in /dev/shm used to
+   succeed, and the first touch of a page past the room killed the
+   process with SIGBUS. Now creation says -ENOSPC (and leaves no name),
+   and what it creates can be filled to the last byte. */
+static void test_full_dev_shm_is_enospc(void)
+{
+    char why[160], name[64], name2[64];
+    mpq_shm a, b;
+    mpq_queue *q;
+    mpq_mutex *m;
+    mpq_event *e;
+    int fd;
+    if (!private_dev_shm("1m", why, sizeof why)) {
+        printf("    skipped: %s\n", why);
+        return;
+    }
+    mpqt_name(name, sizeof name, "full");
+    CHECK_ERR(mpq_shm_create(&a, &(mpq_shm_config){ .size = 4 << 20, .name = name }), ENOSPC);
+    CHECK(!shm_exists(name));
+    CHECK_ERR(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 1024, .max_msg = 4096, .name = name }),
+              ENOSPC);
+    CHECK(!shm_exists(name));
+    /* What fits is all there: half the room, filled to the last byte. */
+    CHECK_OK(mpq_shm_create(&a, &(mpq_shm_config){ .size = 512 << 10, .name = name }));
+    memset(a.addr, 0xa5, a.size);
+    CHECK_ERR(mpq_shm_create(&b, &(mpq_shm_config){ .size = 512 << 10, .name = mpqt_name(name2, sizeof name2, "full") }),
+              ENOSPC);
+    /* The rest taken by a file of someone else's: nothing fits now. */
+    fd = open("/dev/shm/filler", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    {
+        static char chunk[4096];
+        while (write(fd, chunk, sizeof chunk) > 0) {}
+        CHECK_EQ(errno, ENOSPC);
+    }
+    close(fd);
+    CHECK_ERR(mpq_mutex_create(&m, &(mpq_mutex_config){ .name = name2 }), ENOSPC);
+    CHECK_ERR(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 1, .max_msg = 8, .name = name2 }), ENOSPC);
+    CHECK_ERR(mpq_event_create(&e, &(mpq_event_config){ .name = name2 }), ENOSPC);
+    CHECK(!shm_exists(name2));
+    /* Anonymous and memfd objects do not live in /dev/shm. */
+    CHECK_OK(mpq_shm_create(&b, &(mpq_shm_config){ .size = 64 << 10, .memfd = 1 }));
+    CHECK_OK(mpq_shm_close(&b));
+    CHECK_OK(mpq_shm_close(&a));
+    CHECK_OK(mpq_shm_unlink(name));
+}
+
 static void test_version(void)
 {
     CHECK(strcmp(mpq_version(), MPQ_VERSION_STRING) == 0);
@@ -584,6 +681,7 @@ static const mpqt_case cases[] = {
     MPQT(test_mutated_mutex_images, 120, 0),
     MPQT(test_mutex_overwritten_after_open, 10, 0),
     MPQT(test_mutex_larger_file_is_refused, 60, 0),
+    MPQT(test_full_dev_shm_is_enospc, 30, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
