@@ -88,6 +88,11 @@
                it is. Named objects are created with O_EXCL and mode 0600
                unless the config asks otherwise; a name is "/" followed by 1
                to 254 characters, none of them '/', and not "." or "..".
+               The *_open calls refuse (-EACCES) an object that another user
+               owns or that group or others may write, unless the program is
+               built with MPQ_TRUST_OTHER_USERS; an object whose creator died
+               half-way is -EAGAIN for 10 s after its last change, then
+               -EOWNERDEAD: unlink the name and create it again.
      Signals   mpq installs no signal handler and changes no disposition in
                your process. (A pool's result thread blocks every signal, so
                they go to your threads; its fork server, a process of its
@@ -103,6 +108,12 @@
        MPQ_ASSERT(x)         (implementation file) defaults to assert(x).
        MPQ_MALLOC(size)      (implementation file) the few process-local
        MPQ_FREE(ptr)         allocations; define both or neither.
+       MPQ_TRUST_OTHER_USERS (implementation file) 1: the *_open calls
+                             accept a named object owned by another user,
+                             or one that group or others may write, which
+                             they refuse by default (-EACCES). Only for
+                             programs that trust every user the object's
+                             mode lets in (see Trust in >>conventions).
 
    Feature macros
      The implementation needs POSIX 2008 and the usual Linux extensions. It
@@ -250,9 +261,12 @@ MPQDEF int mpq_shm_create(mpq_shm *shm, const mpq_shm_config *cfg);
 /* Maps the named region `name` made by mpq_shm_create, validating its header.
    Returns 0, or -EINVAL (bad name, not an mpq shm region, corrupt or
    truncated header), -EPROTO (a different layout version), -EAGAIN (its
-   creator has not finished initialising it - or died doing so: such a
-   name stays until unlinked), -ENOENT, -EACCES, or another errno from
-   shm_open/mmap.
+   creator has not finished initialising it: try again), -EOWNERDEAD (it
+   is still unfinished 10 s after its last change: its creator died
+   half-way; mpq_shm_unlink the name and create it again), -ENOENT,
+   -EACCES (no permission - or, unless built with MPQ_TRUST_OTHER_USERS,
+   another user owns it or group or others may write it), or another
+   errno from shm_open/mmap.
    Thread safety: any thread. */
 MPQDEF int mpq_shm_open(mpq_shm *shm, const char *name);
 
@@ -907,7 +921,8 @@ MPQDEF int mpq_queue_create(mpq_queue **q, const mpq_queue_config *cfg);
 
 /* Opens the named queue `name` in any process, validating its header.
    Returns 0, or -EINVAL (bad name, not a queue, corrupt), -EPROTO (other
-   layout version or ABI), -EAGAIN (still being created), -ENOENT, -EACCES,
+   layout version or ABI), -EAGAIN (still being created), -EOWNERDEAD (its
+   creator died creating it), -ENOENT, -EACCES (as for mpq_shm_open),
    -ENOMEM. Thread safety: any thread. */
 MPQDEF int mpq_queue_open(mpq_queue **q, const char *name);
 
@@ -1900,6 +1915,9 @@ MPQDEF int mpq_future_free(mpq_future *f);
 #include <assert.h>
 #define MPQ_ASSERT(x) assert(x)
 #endif
+#ifndef MPQ_TRUST_OTHER_USERS
+#define MPQ_TRUST_OTHER_USERS 0
+#endif
 
 /* ========================================================================
    >>platform  atomics, futex, deadlines, errors, segments
@@ -2400,6 +2418,26 @@ static int mpq__seg_finish(void *base, size_t len, const char *name, int rc)
     return rc;
 }
 
+/* Seconds a segment may stay unfinished (being created) before openers
+   take its creator for dead: creation is an O_EXCL open, a truncate, a
+   reservation of the memory and the object's set-up, all well within this
+   even for a queue of gigabytes. */
+#ifndef MPQ__CREATE_GRACE_S
+#define MPQ__CREATE_GRACE_S 10
+#endif
+
+/* An opener found a segment not yet published (st: its file): -EAGAIN
+   while its creator may still be at work, -EOWNERDEAD once the file's
+   contents have not changed (mtime: creation, truncation, reservation)
+   for MPQ__CREATE_GRACE_S seconds - its creator died half-way, and the
+   name stays blocked until somebody unlinks it. */
+static int mpq__seg_unfinished(const struct stat *st)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0) return -EAGAIN;
+    return now.tv_sec - st->st_mtime > MPQ__CREATE_GRACE_S ? -EOWNERDEAD : -EAGAIN;
+}
+
 /* Maps the segment behind fd and validates its header against `kind`.
    On success the mapping is in *base_out / *len_out and *obj_size_out
    holds the object size recorded by the creator. Never trusts a field
@@ -2413,7 +2451,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
     int rc = -EINVAL;
 
     if (fstat(fd, &st) != 0) return mpq__err();
-    if (st.st_size == 0) return -EAGAIN;          /* creator between open and ftruncate */
+    if (st.st_size == 0) return mpq__seg_unfinished(&st);   /* creator between open and ftruncate */
     if (st.st_size < MPQ__SEG_HDR) return -EINVAL;
     if ((uint64_t)st.st_size > (uint64_t)((size_t)-1 / 2)) return -EINVAL;
     len = (size_t)st.st_size;
@@ -2430,7 +2468,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
         size_t i;
         for (i = 0; i < sizeof h && b[i] == 0; i++) {}
         h.magic = MPQ__SEG_MAGIC;
-        rc = (i == sizeof h || h.check == mpq__seg_checksum(&h)) ? -EAGAIN : -EINVAL;
+        rc = (i == sizeof h || h.check == mpq__seg_checksum(&h)) ? mpq__seg_unfinished(&st) : -EINVAL;
     } else if (h.magic != MPQ__SEG_MAGIC) rc = -EINVAL;
     else if (h.version == 0 || h.version > MPQ__SEG_VERSION_OF(kind)) rc = -EPROTO;  /* older: readable */
     else if (h.check != mpq__seg_checksum(&h)) rc = -EINVAL;
@@ -2448,13 +2486,30 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
     return 0;
 }
 
+/* Whose a named segment is: this process's user's, and writable by
+   nobody else - or it is refused with -EACCES, unless the program was
+   built with MPQ_TRUST_OTHER_USERS. Another user who made the name first
+   (or may write it) could make its users crash or write where it likes
+   (see Trust in >>conventions). */
+static int mpq__seg_owner_ok(int fd)
+{
+#if !MPQ_TRUST_OTHER_USERS
+    struct stat st;
+    if (fstat(fd, &st) != 0) return mpq__err();
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) return -EACCES;
+#else
+    (void)fd;
+#endif
+    return 0;
+}
+
 static int mpq__seg_open(const char *name, int kind, void **base_out, size_t *len_out, size_t *obj_size_out)
 {
     int fd, rc;
     if (!mpq__name_ok(name)) return -EINVAL;
     fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return mpq__err();
-    rc = mpq__seg_map_fd(fd, kind, base_out, len_out, obj_size_out);
+    if ((rc = mpq__seg_owner_ok(fd)) == 0) rc = mpq__seg_map_fd(fd, kind, base_out, len_out, obj_size_out);
     close(fd);
     return rc;
 }
@@ -2559,7 +2614,7 @@ MPQDEF int mpq_shm_from_fd(mpq_shm *shm, int fd)
     }
 #endif
     rc = mpq__seg_map_fd(dup_fd, MPQ__KIND_SHM, &base, &len, &obj);
-    if (rc == -EAGAIN) rc = -EINVAL;  /* a descriptor is sent after creation */
+    if (rc == -EAGAIN || rc == -EOWNERDEAD) rc = -EINVAL;  /* a descriptor is sent after creation */
     return mpq__shm_fill(shm, dup_fd, rc, base, len, obj);
 }
 

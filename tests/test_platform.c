@@ -659,6 +659,88 @@ static void test_full_dev_shm_is_enospc(void)
     CHECK_OK(mpq_shm_unlink(name));
 }
 
+/* --- other users' objects, and creators that died (issue 14) ------------ */
+
+/* A named object another user owns (made first, under our name), or that
+   group or others may write, is refused: its writer could crash us. */
+static void test_open_refuses_other_owners_and_modes(void)
+{
+    char name[64];
+    mpq_shm a, b;
+    mpq_queue *q;
+    mpq_mutex *m;
+    int fd;
+    static const mode_t refused[] = { 0620, 0602, 0666, 0622 };
+    size_t i;
+    mpqt_name(name, sizeof name, "own");
+    CHECK_OK(mpq_shm_create(&a, &(mpq_shm_config){ .size = 64, .name = name }));
+    fd = shm_open(name, O_RDWR, 0);
+    CHECK(fd >= 0);
+    CHECK_OK(mpq_shm_open(&b, name));               /* ours, 0600 */
+    CHECK_OK(mpq_shm_close(&b));
+    CHECK(fchown(fd, 65534, (gid_t)-1) == 0 || geteuid() != 0);
+    if (geteuid() == 0) CHECK_ERR(mpq_shm_open(&b, name), EACCES);
+    CHECK(fchown(fd, geteuid(), (gid_t)-1) == 0);
+    for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        CHECK(fchmod(fd, refused[i]) == 0);
+        CHECK_ERR(mpq_shm_open(&b, name), EACCES);
+    }
+    CHECK(fchmod(fd, 0644) == 0);                   /* others may read: fine */
+    CHECK_OK(mpq_shm_open(&b, name));
+    CHECK_OK(mpq_shm_close(&b));
+    close(fd);
+    CHECK_OK(mpq_shm_close(&a));
+    CHECK_OK(mpq_shm_unlink(name));
+    /* Another user made the name first, empty, mode 0666: create fails
+       (EEXIST) and open no longer takes it (it waited on -EAGAIN for ever). */
+    if (geteuid() == 0) {
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0666);
+        CHECK(fd >= 0);
+        CHECK(fchown(fd, 65534, 65534) == 0 && fchmod(fd, 0666) == 0);
+        CHECK_ERR(mpq_queue_create(&q, &(mpq_queue_config){ .name = name }), EEXIST);
+        CHECK_ERR(mpq_queue_open(&q, name), EACCES);
+        CHECK_ERR(mpq_mutex_open(&m, name), EACCES);
+        close(fd);
+        CHECK_OK(mpq_shm_unlink(name));
+    }
+}
+
+/* A creator that died half-way (an empty file, or a header never
+   published) blocks the name only for a while: -EAGAIN while it may be
+   at work, then -EOWNERDEAD, after which unlink and create work. */
+static void test_open_after_creator_died(void)
+{
+    char name[64];
+    struct timespec old[2];
+    void *base;
+    size_t len;
+    mpq_mutex *m;
+    int fd;
+    mpqt_name(name, sizeof name, "died");
+    fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0);
+    CHECK_ERR(mpq_mutex_open(&m, name), EAGAIN);     /* just made: at work */
+    clock_gettime(CLOCK_REALTIME, &old[0]);
+    old[0].tv_sec -= 60;
+    old[1] = old[0];
+    CHECK(futimens(fd, old) == 0);                   /* untouched for a minute */
+    CHECK_ERR(mpq_mutex_open(&m, name), EOWNERDEAD);
+    close(fd);
+    CHECK_OK(mpq_shm_unlink(name));
+    /* The header written, never published. */
+    CHECK_OK(mpq__seg_create(MPQ__KIND_MUTEX, sizeof(mpq_mutex), name, 0, 0, &base, &len, NULL));
+    CHECK_ERR(mpq_mutex_open(&m, name), EAGAIN);
+    fd = shm_open(name, O_RDWR, 0);
+    CHECK(fd >= 0 && futimens(fd, old) == 0);
+    close(fd);
+    CHECK_ERR(mpq_mutex_open(&m, name), EOWNERDEAD);
+    munmap(base, len);
+    CHECK_OK(mpq_shm_unlink(name));
+    CHECK_OK(mpq_mutex_create(&m, &(mpq_mutex_config){ .name = name }));
+    CHECK_OK(mpq_mutex_close(m));
+    CHECK_OK(mpq_shm_unlink(name));
+}
+
 static void test_version(void)
 {
     CHECK(strcmp(mpq_version(), MPQ_VERSION_STRING) == 0);
@@ -682,6 +764,8 @@ static const mpqt_case cases[] = {
     MPQT(test_mutex_overwritten_after_open, 10, 0),
     MPQT(test_mutex_larger_file_is_refused, 60, 0),
     MPQT(test_full_dev_shm_is_enospc, 30, 0),
+    MPQT(test_open_refuses_other_owners_and_modes, 10, 0),
+    MPQT(test_open_after_creator_died, 10, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
