@@ -93,6 +93,15 @@
                built with MPQ_TRUST_OTHER_USERS; an object whose creator died
                half-way is -EAGAIN for 10 s after its last change, then
                -EOWNERDEAD: unlink the name and create it again.
+     Pid       Every process that uses an object must be in the pid
+     namespace namespace that created it: robust locks and the dead-holder
+               checks go by pids and thread ids, which name other processes
+               in another namespace. Each segment records its creator's (the
+               inode of /proc/self/ns/pid); *_open from another namespace is
+               -EXDEV, and so is every call on a queue or a mutex from
+               mpq_mutex_create inherited through a fork into a new one.
+               (Other objects inherited that way are checked only when
+               opened; a mutex of mpq_mutex_init in your memory, never.)
      Signals   mpq installs no signal handler and changes no disposition in
                your process. (A pool's result thread blocks every signal, so
                they go to your threads; its fork server, a process of its
@@ -864,9 +873,11 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    only when it is a child of the asking process: another's is seen dead
    once reaped) or its pid now names another process (told by the start
    times in /proc; without a readable /proc - not mounted, hidepid, or no
-   descriptor to spare - pid reuse goes undetected). All users of one queue must share
-   a pid and a time namespace. A process that stops (SIGSTOP, a debugger)
-   holding a slot is alive: others wait for it.
+   descriptor to spare - pid reuse goes undetected). All users of one
+   queue must share a pid namespace (-EXDEV otherwise: see "Pid
+   namespace" in >>conventions) and a time namespace. A process that
+   stops (SIGSTOP, a debugger) holding a slot is alive: others wait for
+   it.
 
    Blocking calls spin briefly, then sleep on a futex; a wake-up system call
    is made only when somebody sleeps. A sleeper wakes at least every 100 ms
@@ -2097,8 +2108,13 @@ static void mpq__futex_wake(uint32_t *addr, int n)
 
 static uint32_t mpq__self_pid_v;     /* 0 until known; reset after fork */
 static uint64_t mpq__self_start_v;
+static uint64_t mpq__self_ns_v;      /* pid namespace + 1; 0 until known, reset after fork */
 static pthread_once_t mpq__self_once = PTHREAD_ONCE_INIT;
-static void mpq__self_forget(void) { mpq__store32(&mpq__self_pid_v, 0, MPQ__RELAXED); }
+static void mpq__self_forget(void)
+{
+    mpq__store32(&mpq__self_pid_v, 0, MPQ__RELAXED);
+    mpq__store64(&mpq__self_ns_v, 0, MPQ__RELAXED);
+}
 static void mpq__self_register(void) { pthread_atfork(NULL, NULL, mpq__self_forget); }
 
 static uint64_t mpq__boot_ns(void)
@@ -2140,6 +2156,25 @@ static uint32_t mpq__self(uint64_t *start)
     }
     *start = mpq__load64(&mpq__self_start_v, MPQ__RELAXED);
     return pid;
+}
+
+/* This process's pid namespace: the inode of /proc/self/ns/pid, or 0 if
+   it cannot be told (no /proc). Cached per process: a process never
+   changes its own pid namespace (unshare and setns change its children's),
+   and a child forked into another looks again (the atfork handler). Every
+   segment records its creator's, and mpq refuses one made in another
+   namespace (-EXDEV): pids and thread ids, which robust locks and the
+   queue's dead-holder checks rely on, mean other processes there. */
+static uint64_t mpq__pidns(void)
+{
+    uint64_t v = mpq__load64(&mpq__self_ns_v, MPQ__ACQUIRE);
+    if (v == 0) {
+        struct stat st;
+        pthread_once(&mpq__self_once, mpq__self_register);
+        v = stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino + 1 : 1;
+        mpq__store64(&mpq__self_ns_v, v, MPQ__RELEASE);
+    }
+    return v - 1;
 }
 
 /* True if process pid has certainly exited (all its threads): its pidfd
@@ -2260,7 +2295,9 @@ typedef struct mpq__seg {
     uint64_t total_size; /* bytes in the mapping, header included           */
     uint64_t obj_size;   /* bytes of the object after the header            */
     uint32_t check;      /* mpq__seg_checksum of the header                 */
-    uint32_t reserved[7];/* zero                                            */
+    uint32_t pidns_lo;   /* the creator's pid namespace (inode of           */
+    uint32_t pidns_hi;   /*   /proc/self/ns/pid); 0: unknown (or older)     */
+    uint32_t reserved[5];/* zero                                            */
 } mpq__seg;
 
 typedef char mpq__assert_seg_size[sizeof(mpq__seg) == MPQ__SEG_HDR ? 1 : -1];
@@ -2318,7 +2355,7 @@ static size_t mpq__seg_length(size_t obj_size)
    as well. Returns 0 or -errno. */
 static int mpq__seg_reserve(int fd, size_t len)
 {
-    static const char zero[4096];
+    static const char zero[4096] = { 0 };
     size_t off = 0;
     int rc;
     do rc = posix_fallocate(fd, 0, (off_t)len); while (rc == EINTR);
@@ -2385,6 +2422,8 @@ static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode
     h.abi = mpq__abi();
     h.total_size = len;
     h.obj_size = obj_size;
+    h.pidns_lo = (uint32_t)mpq__pidns();
+    h.pidns_hi = (uint32_t)(mpq__pidns() >> 32);
     h.check = mpq__seg_checksum(&h);
     memcpy((char *)base + sizeof h.magic, (char *)&h + sizeof h.magic, sizeof h - sizeof h.magic);
     *base_out = base;
@@ -2397,6 +2436,19 @@ fail:
     if (name) shm_unlink(name);
     return rc;
 }
+
+/* Whether this process is in the pid namespace that made segment h
+   (or either is unknown: no /proc, or a segment of an older mpq.h). */
+static uint64_t mpq__seg_pidns(const mpq__seg *h)
+{
+    return (uint64_t)mpq__load32(&h->pidns_hi, MPQ__RELAXED) << 32 | mpq__load32(&h->pidns_lo, MPQ__RELAXED);
+}
+static int mpq__in_pidns(uint64_t ns)
+{
+    uint64_t me = mpq__pidns();
+    return ns == 0 || me == 0 || ns == me;
+}
+static int mpq__seg_same_pidns(const mpq__seg *h) { return mpq__in_pidns(mpq__seg_pidns(h)); }
 
 /* Makes a created segment visible to openers: the magic goes in last. */
 static void mpq__seg_publish(void *base)
@@ -2476,6 +2528,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
     else if (h.hdr_size != MPQ__SEG_HDR || h.kind != (uint16_t)kind) rc = -EINVAL;
     else if (h.total_size != (uint64_t)len) rc = -EINVAL;
     else if (h.obj_size == 0 || h.obj_size > h.total_size - MPQ__SEG_HDR) rc = -EINVAL;
+    else if (!mpq__seg_same_pidns(&h)) rc = -EXDEV;
     else rc = 0;
     if (rc != 0) return rc;
     base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -2805,12 +2858,33 @@ static uint32_t mpq__pmutex_holder(const pthread_mutex_t *pm)
     return mpq__pm_known < 0 ? 0 : mpq__pm_word(pm, (size_t)mpq__pm_known) & MPQ__FUTEX_TID_MASK;
 }
 
+/* The segment header of a mutex mpq_mutex_create made, or NULL. Such a
+   mutex sits 64 bytes into a page-aligned mapping, so its header is on
+   the same 4 KiB: a flag scribbled onto a mutex of the caller's own
+   memory cannot send this read off the mapping. */
+static mpq__seg *mpq__mutex_seg(const mpq_mutex *m)
+{
+    if (!(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) || (uintptr_t)m % 4096 != MPQ__SEG_HDR) return NULL;
+    return mpq__seg_of((void *)(uintptr_t)m, MPQ__KIND_MUTEX);
+}
+
 /* A mutex mpq initialised, whose pthread part is still one libc can be
    handed (-EINVAL from every call otherwise: never a crash). */
 static int mpq__mutex_ok(const mpq_mutex *m)
 {
     return m && mpq__load32(&m->magic__, MPQ__ACQUIRE) == MPQ__MUTEX_MAGIC &&
            mpq__pmutex_check(&m->pm__, 0) == 0;
+}
+
+/* -EINVAL for a mutex that is not one, -EXDEV for one mpq_mutex_create
+   made in another pid namespace (inherited by a fork into a new one: its
+   holders' thread ids mean other threads here), else 0. */
+static int mpq__mutex_usable(const mpq_mutex *m)
+{
+    const mpq__seg *h;
+    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((h = mpq__mutex_seg(m)) != NULL && !mpq__seg_same_pidns(h)) return -EXDEV;
+    return 0;
 }
 
 /* A dead owner's lock, just taken by this thread: consistent again, its
@@ -2904,7 +2978,7 @@ MPQDEF int mpq_mutex_destroy(mpq_mutex *m)
 MPQDEF int mpq_mutex_trylock(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = mpq__mutex_try(m);
     if (rc == EDEADLK && !(mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)) return -EBUSY;
     return mpq__mutex_result(m, rc);
@@ -2942,7 +3016,7 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
 MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = mpq__mutex_try(m);
     if (rc == EDEADLK && !(mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)) rc = EBUSY;
     if (rc != EBUSY) return mpq__mutex_result(m, rc);
@@ -2953,7 +3027,7 @@ MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms)
 MPQDEF int mpq_mutex_lock(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = mpq__mutex_try(m);
     if (rc != EBUSY && (rc != EDEADLK || (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)))
         return mpq__mutex_result(m, rc);
@@ -2963,7 +3037,8 @@ MPQDEF int mpq_mutex_lock(mpq_mutex *m)
 MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 {
     uint32_t f;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    int rc;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     f = mpq__mflags(m);
     if ((f & MPQ__MUTEX_RECURSIVE) && f >= MPQ__MUTEX_DEPTH1) {
         /* Only the owner writes the depth, so it is only the owner's
@@ -2978,7 +3053,7 @@ MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 MPQDEF int mpq_mutex_locked(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = pthread_mutex_trylock(&m->pm__);
     if (rc == 0 || rc == EOWNERDEAD) {
         if (rc == EOWNERDEAD) mpq__mutex_inherit(m, 1);
@@ -3034,7 +3109,7 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
     if (!m || mpq__load32(&m->magic__, MPQ__ACQUIRE) != MPQ__MUTEX_MAGIC ||
         !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT))
         return -EINVAL;
-    if (!(h = mpq__seg_of(m, MPQ__KIND_MUTEX))) return -EINVAL;
+    if (!(h = mpq__mutex_seg(m))) return -EINVAL;
     if (h->total_size != (uint64_t)len) return -EINVAL;   /* overwritten: not ours to unmap */
     /* Unmapped while held, the lock would be out of the kernel's reach
        when this thread dies: nobody would ever get it again. A lock whose
@@ -5149,6 +5224,7 @@ struct mpq_queue {
     int        joinable;    /* counts unfinished messages              */
     int        supervised;  /* a dead reader's slot is left to
                                mpq__q_recover_readers (the pool's server) */
+    uint64_t   pidns;       /* the creator's pid namespace (0: unknown)  */
 };
 
 /* A packed message that peek handed out: a copy, so that no cursor stays
@@ -5768,6 +5844,7 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
        cannot take packed slots. */
     q->packs = ((const mpq__seg *)base)->version >= 2;
     q->joinable = h->joinable != 0;
+    q->pidns = mpq__seg_pidns((const mpq__seg *)base);
     *out = q;
     return 0;
 }
@@ -5876,6 +5953,7 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     uint64_t seen = 0;
+    if (!mpq__in_pidns(q->pidns)) { *rc = -EXDEV; return NULL; }   /* a fork into another pid namespace */
     for (;;) {
         mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc), *w;
         uint64_t cw = 0;
@@ -5909,6 +5987,7 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     uint64_t seen = 0;
+    if (!mpq__in_pidns(q->pidns)) { *rc = -EXDEV; return NULL; }   /* a fork into another pid namespace */
     for (;;) {
         mpq__qslot *s = mpq__q_claim_get(q, me, start, cap, pos, &seen, len, pk, rc), *w;
         if (s) {

@@ -576,26 +576,35 @@ static int write_file(const char *path, const char *text)
     return ok;
 }
 
+/* Makes this test process root of a user namespace of its own, mapped
+   to its user: 0 and the reason in why if this machine does not allow it. */
+static int enter_userns(int also, char *why, size_t n)
+{
+    char map[64];
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (unshare(CLONE_NEWUSER | also) != 0) {
+        snprintf(why, n, "no user namespace here (unshare: %s)", strerror(errno));
+        return 0;
+    }
+    snprintf(map, sizeof map, "0 %ld 1", (long)uid);
+    write_file("/proc/self/setgroups", "deny");
+    if (!write_file("/proc/self/uid_map", map)) {
+        snprintf(why, n, "no uid map in the user namespace");
+        return 0;
+    }
+    snprintf(map, sizeof map, "0 %ld 1", (long)gid);
+    write_file("/proc/self/gid_map", map);
+    return 1;
+}
+
 /* Puts this test process in a mount namespace of its own with a tmpfs of
    `size` over /dev/shm (through a user namespace where plain root may
    not). 0 and the reason in why if this machine does not allow it. */
 static int private_dev_shm(const char *size, char *why, size_t n)
 {
     char opts[64];
-    if (unshare(CLONE_NEWNS) != 0) {
-        char map[64];
-        uid_t uid = geteuid();
-        gid_t gid = getegid();
-        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) {
-            snprintf(why, n, "no mount namespace here (unshare: %s)", strerror(errno));
-            return 0;
-        }
-        snprintf(map, sizeof map, "0 %ld 1", (long)uid);
-        write_file("/proc/self/setgroups", "deny");
-        if (!write_file("/proc/self/uid_map", map)) { snprintf(why, n, "no uid map in the user namespace"); return 0; }
-        snprintf(map, sizeof map, "0 %ld 1", (long)gid);
-        write_file("/proc/self/gid_map", map);
-    }
+    if (unshare(CLONE_NEWNS) != 0 && !enter_userns(CLONE_NEWNS, why, n)) return 0;
     snprintf(opts, sizeof opts, "size=%s,mode=1777", size);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("mpqt", "/dev/shm", "tmpfs", 0, opts) != 0) {
@@ -741,6 +750,77 @@ static void test_open_after_creator_died(void)
     CHECK_OK(mpq_shm_unlink(name));
 }
 
+/* --- pid namespaces (issue 14) ------------------------------------------ */
+
+struct nsobj { const char *mutex, *queue, *event; mpq_queue *aq; mpq_mutex *am; };
+
+/* In a child forked into another pid namespace: every use is refused. */
+static int use_from_other_pidns(void *arg)
+{
+    struct nsobj *o = (struct nsobj *)arg;
+    mpq_mutex *m;
+    mpq_queue *q;
+    mpq_event *e;
+    char buf[8];
+    size_t len;
+    if (mpq_mutex_open(&m, o->mutex) != -EXDEV) return 1;
+    if (mpq_queue_open(&q, o->queue) != -EXDEV) return 2;
+    if (mpq_event_open(&e, o->event) != -EXDEV) return 3;
+    if (mpq_queue_put(o->aq, "x", 1, 0) != -EXDEV) return 4;          /* inherited handles */
+    if (mpq_queue_get(o->aq, buf, sizeof buf, &len, 0) != -EXDEV) return 5;
+    if (mpq_mutex_lock(o->am) != -EXDEV) return 6;
+    return 0;
+}
+
+static int use_from_same_pidns(void *arg)
+{
+    struct nsobj *o = (struct nsobj *)arg;
+    mpq_mutex *m;
+    if (mpq_mutex_open(&m, o->mutex) != 0 || mpq_mutex_lock(m) != 0 || mpq_mutex_unlock(m) != 0) return 1;
+    if (mpq_mutex_close(m) != 0 || mpq_queue_put(o->aq, "x", 1, 0) != 0) return 2;
+    return 0;
+}
+
+/* Objects shared across pid namespaces broke: two holders of one mutex,
+   a live queue holder taken for dead. Every object records its creator's
+   namespace; a process of another gets -EXDEV, at open and, for a queue or
+   mutex inherited through fork, at every call. */
+static void test_pid_namespace_is_refused(void)
+{
+    char why[160], n1[64], n2[64], n3[64];
+    struct nsobj o;
+    mpq_mutex *m;
+    mpq_queue *q;
+    mpq_event *e;
+    mpq_process p;
+    o.mutex = mpqt_name(n1, sizeof n1, "nsm");
+    o.queue = mpqt_name(n2, sizeof n2, "nsq");
+    o.event = mpqt_name(n3, sizeof n3, "nse");
+    CHECK_OK(mpq_mutex_create(&m, &(mpq_mutex_config){ .name = o.mutex }));
+    CHECK_OK(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 2, .max_msg = 8, .name = o.queue }));
+    CHECK_OK(mpq_event_create(&e, &(mpq_event_config){ .name = o.event }));
+    CHECK_OK(mpq_queue_create(&o.aq, &(mpq_queue_config){ .capacity = 2, .max_msg = 8 }));
+    CHECK_OK(mpq_mutex_create(&o.am, NULL));
+    CHECK_OK(mpq_process_start(&p, use_from_same_pidns, &o));   /* the control */
+    MPQT_JOIN_OK(&p, 0);
+    if (unshare(CLONE_NEWPID) != 0 && !enter_userns(CLONE_NEWPID, why, sizeof why)) {
+        printf("    skipped: %s\n", why);
+    } else {
+        CHECK_OK(mpq_process_start(&p, use_from_other_pidns, &o));
+        MPQT_JOIN_OK(&p, 0);
+        CHECK_OK(mpq_mutex_lock(o.am));                        /* still ours here */
+        CHECK_OK(mpq_mutex_unlock(o.am));
+    }
+    CHECK_OK(mpq_mutex_close(m));
+    CHECK_OK(mpq_mutex_close(o.am));
+    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_detach(o.aq));
+    CHECK_OK(mpq_event_close(e));
+    CHECK_OK(mpq_shm_unlink(o.mutex));
+    CHECK_OK(mpq_shm_unlink(o.queue));
+    CHECK_OK(mpq_shm_unlink(o.event));
+}
+
 static void test_version(void)
 {
     CHECK(strcmp(mpq_version(), MPQ_VERSION_STRING) == 0);
@@ -766,6 +846,7 @@ static const mpqt_case cases[] = {
     MPQT(test_full_dev_shm_is_enospc, 30, 0),
     MPQT(test_open_refuses_other_owners_and_modes, 10, 0),
     MPQT(test_open_after_creator_died, 10, 0),
+    MPQT(test_pid_namespace_is_refused, 20, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
