@@ -889,9 +889,17 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    (give or take the scheduler); with timeout_ms == 0 it gives up
    (-EAGAIN) after a few hundred lost races.
 
-   Handles made before fork() work in the child; a child made by a raw
-   clone() or _Fork(), which skip the pthread_atfork handlers, must not use
-   them. mpq_queue_detach while holding a reserved or peeked slot leaves
+   Handles made before fork() work in the child, even when other threads
+   were putting and getting at the fork: a slot such a thread held stays
+   the parent's (its pid's), and the parent's thread finishes it; the
+   handle's own little locks that a vanished thread held name the parent's
+   pid and are taken over. A child made by a raw clone() or _Fork(), which
+   skip the pthread_atfork handlers, must not use them.
+   Claims are not fair: with more busy threads than CPUs, a waiter can
+   lose the race for free slots (or messages) to a producer (or consumer)
+   in a tight loop for a long time - measured on 2 CPUs, one put waited
+   2 s behind one producer thread and two consumers. A timeout bounds that
+   wait; nothing orders the waiters. mpq_queue_detach while holding a reserved or peeked slot leaves
    that slot held until the process exits.
 
    Zero-copy: mpq_queue_reserve/commit write a message in place, and

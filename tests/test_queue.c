@@ -1232,6 +1232,100 @@ static void test_queue_open_rejects_bad_segments(void)
     free(bad);
 }
 
+/* --- fork() while other threads put and get (issue 14) ----------------- */
+
+struct busy { mpq_queue *q; uint32_t stop; };
+
+static void *busy_put(void *arg)
+{
+    struct busy *b = (struct busy *)arg;
+    const void *m[3] = { "a", "b", "c" };
+    size_t l[3] = { 1, 1, 1 };
+    uint64_t i;
+    void *slot;
+    for (i = 0; !mpq__load32(&b->stop, MPQ__ACQUIRE); i++) {
+        if (i % 3 == 0) mpq_queue_put(b->q, "p", 1, 100);
+        else if (i % 3 == 1 && mpq_queue_reserve(b->q, &slot, 100) == 0) mpq_queue_commit(b->q, slot, 1);
+        else mpq_queue_put_batch(b->q, m, l, 3, 100);
+    }
+    return NULL;
+}
+
+static void *busy_get(void *arg)
+{
+    struct busy *b = (struct busy *)arg;
+    char buf[64];
+    size_t len, lens[8];
+    const void *m;
+    uint64_t i;
+    for (i = 0; !mpq__load32(&b->stop, MPQ__ACQUIRE); i++) {
+        if (i % 3 == 0) mpq_queue_get(b->q, buf, sizeof buf, &len, 100);
+        else if (i % 3 == 1 && mpq_queue_peek(b->q, &m, &len, 100) == 0) mpq_queue_release(b->q, m);
+        else mpq_queue_get_batch(b->q, buf, sizeof buf, lens, 8, 100);
+    }
+    return NULL;
+}
+
+/* A call of the child's that must end (0 or -ETIMEDOUT) within 10x its
+   100 ms timeout. */
+static int bounded(int rc, int64_t t0) { return (rc == 0 || rc == -ETIMEDOUT) && mpqt_ms() - t0 < 1000; }
+
+/* The child of a fork taken while other threads put and get: its handle
+   works in every mode, and each call keeps its timeout. */
+static int forked_user(void *arg)
+{
+    struct busy *b = (struct busy *)arg;
+    const void *m[2] = { "c1", "c2" };
+    size_t l[2] = { 2, 2 }, len, lens[4];
+    char buf[64];
+    const void *pm;
+    void *slot;
+    int64_t t0 = mpqt_ms();
+    int rc;
+    if (!bounded(mpq_queue_put(b->q, "child", 5, 100), t0)) return 1;
+    t0 = mpqt_ms();
+    if (!bounded(mpq_queue_get(b->q, buf, sizeof buf, &len, 100), t0)) return 2;
+    t0 = mpqt_ms();
+    rc = mpq_queue_peek(b->q, &pm, &len, 100);
+    if (!bounded(rc, t0) || (rc == 0 && mpq_queue_release(b->q, pm) != 0)) return 3;
+    t0 = mpqt_ms();
+    rc = mpq_queue_reserve(b->q, &slot, 100);
+    if (!bounded(rc, t0) || (rc == 0 && mpq_queue_commit(b->q, slot, 1) != 0)) return 4;
+    t0 = mpqt_ms();
+    rc = mpq_queue_put_batch(b->q, m, l, 2, 100);
+    if (!(rc > 0 || rc == -ETIMEDOUT) || mpqt_ms() - t0 >= 1000) return 5;
+    t0 = mpqt_ms();
+    rc = mpq_queue_get_batch(b->q, buf, sizeof buf, lens, 4, 100);
+    if (!(rc > 0 || rc == -ETIMEDOUT) || mpqt_ms() - t0 >= 1000) return 6;
+    return 0;
+}
+
+/* 100 forks while one thread puts and two get, in every mode: each child
+   uses the queue in every mode, and no call outlives its timeout (a
+   child's first put took seconds: not fork's doing - a waiter that kept
+   losing the race for its slot to the parent's producer, as in
+   timeout_bound_under_contention). */
+static void test_queue_fork_while_threads_work(void)
+{
+    struct busy b;
+    pthread_t t[3];
+    mpq_process p;
+    int i;
+    memset(&b, 0, sizeof b);
+    b.q = new_queue(16, 64);
+    CHECK(pthread_create(&t[0], NULL, busy_put, &b) == 0);
+    CHECK(pthread_create(&t[1], NULL, busy_get, &b) == 0);
+    CHECK(pthread_create(&t[2], NULL, busy_get, &b) == 0);
+    for (i = 0; i < 100; i++) {
+        CHECK_OK(mpq_process_start(&p, forked_user, &b));
+        CHECK_OK(mpq_process_join(&p, 20000));
+        if (p.exitcode != 0) mpqt_fail(__FILE__, __LINE__, "fork %d: child failed step %d", i, p.exitcode);
+    }
+    mpq__store32(&b.stop, 1, MPQ__RELEASE);
+    for (i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
+    CHECK_OK(mpq_queue_detach(b.q));
+}
+
 /* --- no descriptor to spare (issue 14) ------------------------------------- */
 
 /* In a process of its own: a child of it dies holding a slot, and then,
@@ -1431,6 +1525,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_timeout_bound_under_rewrites, 60, 0),
     MPQT(test_queue_dead_holder_seen_without_descriptors, 30, 0),
     MPQT(test_queue_timeout_bound_under_contention, 60, 0),
+    MPQT(test_queue_fork_while_threads_work, 120, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
