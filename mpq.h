@@ -132,6 +132,32 @@
 
    >>history
 
+     0.4.0  (unreleased)
+                       Hardening (issue 14). Queue timeouts are bounds
+                       under contention: the wait checks the deadline
+                       before it spins, a claim gives up after 256 lost
+                       races. A pthread mutex in a segment is checked
+                       against one mpq makes (type word exactly, lock
+                       word's form) at open and before every call: a
+                       mutated image is -EINVAL, not SIGILL/SIGABRT/SIGSEGV
+                       or a hang; a mutex file of another size is refused
+                       at open. Named and memfd objects reserve their
+                       memory at creation: a full /dev/shm is -ENOSPC, not
+                       SIGBUS later. Breaking: *_open refuses an object
+                       another user owns or group/others may write
+                       (-EACCES; MPQ_TRUST_OTHER_USERS allows it), and an
+                       object whose creator died half-way is -EOWNERDEAD
+                       10 s after its last change (was -EAGAIN for ever).
+                       Segments record their creator's pid namespace, in
+                       two header words that were reserved (zero) - no
+                       layout version change: older readers ignore them,
+                       and 0 (older writers) means unknown; use from
+                       another namespace is -EXDEV. A dead holder is
+                       recognised without a free descriptor when it is the
+                       caller's child (waitid WNOWAIT). Documented: the
+                       trust boundary (>>conventions), what sealing does
+                       and does not cover, fork() with busy threads, and
+                       that claims are not fair.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
