@@ -98,10 +98,12 @@
                checks go by pids and thread ids, which name other processes
                in another namespace. Each segment records its creator's (the
                inode of /proc/self/ns/pid); *_open from another namespace is
-               -EXDEV, and so is every call on a queue or a mutex from
-               mpq_mutex_create inherited through a fork into a new one.
-               (Other objects inherited that way are checked only when
-               opened; a mutex of mpq_mutex_init in your memory, never.)
+               -EXDEV, and so is every call that goes by pids or thread ids
+               on a handle inherited through a fork into a new one: queue
+               puts and gets, mpq_mutex_create's mutex, semaphores,
+               conditions, barrier waits, dict and list writes. (An Event,
+               and dict and list reads, work anywhere; a mutex of
+               mpq_mutex_init in your own memory is never checked.)
      Signals   mpq installs no signal handler and changes no disposition in
                your process. (A pool's result thread blocks every signal, so
                they go to your threads; its fork server, a process of its
@@ -3257,6 +3259,14 @@ typedef struct mpq__obj {
     size_t size;    /* its size                          */
 } mpq__obj;
 
+/* -EXDEV if this process is not in the pid namespace that made object
+   handle h's segment (a fork into a new one inherited it), else 0: its
+   robust locks and dead-waiter checks go by pids and thread ids. */
+static int mpq__obj_pidns(const void *h)
+{
+    return mpq__seg_same_pidns((const mpq__seg *)((const mpq__obj *)h)->base) ? 0 : -EXDEV;
+}
+
 /* Maps a new segment for an object of `size` bytes (zeroed) behind a new
    handle of hsize bytes (an mpq__obj first). The caller initialises the
    object, then ends with mpq__obj_finish. */
@@ -3637,6 +3647,7 @@ MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
     uint32_t c, key;
     int rc, spun = 0;
     if (!sem) return -EINVAL;
+    if ((rc = mpq__obj_pidns(sem)) != 0) return rc;
     s = sem->s;
     if (!(sem->flags & MPQ__SEM_UNDO)) {
         c = mpq__load32(&s->count, MPQ__RELAXED);
@@ -3680,6 +3691,7 @@ MPQDEF int mpq_sem_release(mpq_sem *sem)
     mpq__sem_s *s;
     uint32_t c;
     if (!sem) return -EINVAL;
+    if (mpq__obj_pidns(sem) != 0) return -EXDEV;
     s = sem->s;
     if (sem->flags & MPQ__SEM_UNDO) {
         uint64_t start;
@@ -3871,6 +3883,7 @@ MPQDEF int mpq_cond_wait(mpq_cond *c, mpq_mutex *m, int timeout_ms)
     mpq__waiter *w;
     int rc, notified = 0;
     if (!c || !mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__obj_pidns(c)) != 0) return rc;
     if (!mpq__mutex_mine(m)) return -EPERM;   /* before any waiter could be notified */
     w = mpq__waiter_claim(c->w, c->nw, &c->s->hi, &died);
     if (!w) return -ENOSPC;
@@ -3942,6 +3955,7 @@ MPQDEF int mpq_cond_wait_for(mpq_cond *c, mpq_mutex *m, int (*pred)(void *arg), 
 MPQDEF int mpq_cond_notify(mpq_cond *c, int n)
 {
     if (!c) return -EINVAL;
+    if (mpq__obj_pidns(c) != 0) return -EXDEV;
     if (n <= 0) return 0;
     return mpq__cond_notify(c, n, mpq__load64(&c->s->next, MPQ__SEQ_CST));
 }
@@ -4082,6 +4096,7 @@ MPQDEF int mpq_barrier_wait(mpq_barrier *b, int timeout_ms)
     mpq__bar_s *s;
     int rc;
     if (!b) return -EINVAL;
+    if ((rc = mpq__obj_pidns(b)) != 0) return rc;
     s = b->s;
     /* An entry first, so the others can tell if this party dies. (None
        free means more threads than 2 * parties + 4 are at it: wait.) */
@@ -4447,7 +4462,8 @@ static int mpq__dict_find(const mpq_dict *d, uint64_t h, const void *key, size_t
 static int mpq__dict_lock(mpq_dict *d, mpq__dstripe *st)
 {
     uint32_t i, n = 0, me;
-    int rc = mpq_mutex_lock(&st->lock);
+    int rc = mpq__obj_pidns(d);
+    if (rc == 0) rc = mpq_mutex_lock(&st->lock);
     if (rc != -EOWNERDEAD) return rc;
     me = (uint32_t)(((char *)st - d->stripes) / d->sstride);
     for (i = 0; i < d->nslots; i++) {
@@ -4894,7 +4910,8 @@ static int mpq__list_lock(mpq_list *l)
 {
     unsigned w;
     uint32_t len, k, words = (l->nitems + 63) / 64;
-    int rc = mpq_mutex_lock(&l->s->lock);
+    int rc = mpq__obj_pidns(l);
+    if (rc == 0) rc = mpq_mutex_lock(&l->s->lock);
     if (rc != -EOWNERDEAD) return rc;
     len = mpq__list_cur(l, &w);
     for (k = 0; k < words; k++) mpq__store64(&l->bits[k], 0, MPQ__RELAXED);

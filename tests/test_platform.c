@@ -752,7 +752,10 @@ static void test_open_after_creator_died(void)
 
 /* --- pid namespaces (issue 14) ------------------------------------------ */
 
-struct nsobj { const char *mutex, *queue, *event; mpq_queue *aq; mpq_mutex *am; };
+struct nsobj {
+    const char *mutex, *queue, *event;
+    mpq_queue *aq; mpq_mutex *am; mpq_sem *as; mpq_cond *ac; mpq_barrier *ab; mpq_dict *ad; mpq_list *al;
+};
 
 /* In a child forked into another pid namespace: every use is refused. */
 static int use_from_other_pidns(void *arg)
@@ -769,6 +772,11 @@ static int use_from_other_pidns(void *arg)
     if (mpq_queue_put(o->aq, "x", 1, 0) != -EXDEV) return 4;          /* inherited handles */
     if (mpq_queue_get(o->aq, buf, sizeof buf, &len, 0) != -EXDEV) return 5;
     if (mpq_mutex_lock(o->am) != -EXDEV) return 6;
+    if (mpq_sem_acquire(o->as, 0) != -EXDEV || mpq_sem_release(o->as) != -EXDEV) return 7;
+    if (mpq_cond_notify(o->ac, 1) != -EXDEV) return 8;
+    if (mpq_barrier_wait(o->ab, 0) != -EXDEV) return 9;
+    if (mpq_dict_set(o->ad, "k", 1, "v", 1) != -EXDEV) return 10;
+    if (mpq_list_append(o->al, "i", 1) != -EXDEV) return 11;
     return 0;
 }
 
@@ -778,13 +786,15 @@ static int use_from_same_pidns(void *arg)
     mpq_mutex *m;
     if (mpq_mutex_open(&m, o->mutex) != 0 || mpq_mutex_lock(m) != 0 || mpq_mutex_unlock(m) != 0) return 1;
     if (mpq_mutex_close(m) != 0 || mpq_queue_put(o->aq, "x", 1, 0) != 0) return 2;
+    if (mpq_sem_acquire(o->as, 0) != 0 || mpq_sem_release(o->as) != 0 || mpq_cond_notify(o->ac, 1) != 0) return 3;
+    if (mpq_dict_set(o->ad, "k", 1, "v", 1) != 0 || mpq_list_append(o->al, "i", 1) != 0) return 4;
     return 0;
 }
 
 /* Objects shared across pid namespaces broke: two holders of one mutex,
    a live queue holder taken for dead. Every object records its creator's
-   namespace; a process of another gets -EXDEV, at open and, for a queue or
-   mutex inherited through fork, at every call. */
+   namespace; a process of another gets -EXDEV, at open and, for objects
+   inherited through fork, at every call that goes by pids or thread ids. */
 static void test_pid_namespace_is_refused(void)
 {
     char why[160], n1[64], n2[64], n3[64];
@@ -801,6 +811,11 @@ static void test_pid_namespace_is_refused(void)
     CHECK_OK(mpq_event_create(&e, &(mpq_event_config){ .name = o.event }));
     CHECK_OK(mpq_queue_create(&o.aq, &(mpq_queue_config){ .capacity = 2, .max_msg = 8 }));
     CHECK_OK(mpq_mutex_create(&o.am, NULL));
+    CHECK_OK(mpq_sem_create(&o.as, 1, NULL));
+    CHECK_OK(mpq_cond_create(&o.ac, NULL));
+    CHECK_OK(mpq_barrier_create(&o.ab, 2, NULL));
+    CHECK_OK(mpq_dict_create(&o.ad, NULL));
+    CHECK_OK(mpq_list_create(&o.al, NULL));
     CHECK_OK(mpq_process_start(&p, use_from_same_pidns, &o));   /* the control */
     MPQT_JOIN_OK(&p, 0);
     if (unshare(CLONE_NEWPID) != 0 && !enter_userns(CLONE_NEWPID, why, sizeof why)) {
@@ -816,6 +831,11 @@ static void test_pid_namespace_is_refused(void)
     CHECK_OK(mpq_queue_detach(q));
     CHECK_OK(mpq_queue_detach(o.aq));
     CHECK_OK(mpq_event_close(e));
+    CHECK_OK(mpq_sem_close(o.as));
+    CHECK_OK(mpq_cond_close(o.ac));
+    CHECK_OK(mpq_barrier_close(o.ab));
+    CHECK_OK(mpq_dict_close(o.ad));
+    CHECK_OK(mpq_list_close(o.al));
     CHECK_OK(mpq_shm_unlink(o.mutex));
     CHECK_OK(mpq_shm_unlink(o.queue));
     CHECK_OK(mpq_shm_unlink(o.event));
