@@ -3027,6 +3027,8 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
     struct timespec ts;
     int rc;
     for (;;) {
+        /* Overwritten while we waited: not handed to libc again. */
+        if (mpq__pmutex_check(&m->pm__, 0) != 0) return -EINVAL;
         /* One slice, or less when the caller's deadline is nearer. */
         slice_end = mpq__now_ns() + (int64_t)MPQ__LOCK_SLICE_MS * 1000000;
         if (deadline >= 0 && deadline < slice_end) slice_end = deadline;
@@ -3661,13 +3663,15 @@ MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
             while (c & ~MPQ__SEM_SLEEPERS)
                 if (mpq__cas32(&s->count, &c, c - 1, MPQ__ACQUIRE)) return 0;
             if (!spun++ && mpq__spin32(&s->count, c)) continue;
+            /* The deadline before any retry: a count others keep changing
+               must not keep us here. */
+            now = mpq__now_ns();
+            if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
             /* Say we sleep (the bit), then sleep while the word says so:
                a release clears the bit and wakes, and no sleep outlasts a
                slice. */
             if (!(c & MPQ__SEM_SLEEPERS) && !mpq__cas32(&s->count, &c, c | MPQ__SEM_SLEEPERS, MPQ__SEQ_CST))
                 continue;
-            now = mpq__now_ns();
-            if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
             until = now + (int64_t)MPQ_SYNC_SLICE_MS * 1000000;
             if (deadline >= 0 && deadline < until) until = deadline;
             mpq__futex_wait(&s->count, MPQ__SEM_SLEEPERS, until);

@@ -507,7 +507,14 @@ static void test_mutated_mutex_images(void)
     free(bad);
 }
 
-/* A lock overwritten after it was opened: every call says -EINVAL. */
+static int lock_for_5s(void *arg)
+{
+    int rc = mpq_mutex_timedlock((mpq_mutex *)arg, 5000);
+    return rc == -EINVAL ? 0 : 100 + (rc < 0 ? -rc : rc);
+}
+
+/* A lock overwritten after it was opened: every call says -EINVAL - a
+   waiter too, at its next look (glibc would be handed the new type). */
 static void test_mutex_overwritten_after_open(void)
 {
     size_t tw, lw;
@@ -526,6 +533,23 @@ static void test_mutex_overwritten_after_open(void)
     CHECK_ERR(mpq_mutex_lock(m), EINVAL);
     CHECK_ERR(mpq_mutex_locked(m), EINVAL);
     CHECK_OK(mpq_mutex_close(m));
+    {   /* A waiter, and the type word rewritten under it (0x40: glibc's
+           priority-protect bit, which made it abort). */
+        mpq_process p;
+        uint32_t pp, orig;
+        CHECK_OK(mpq_mutex_create(&m, NULL));
+        CHECK_OK(mpq_mutex_lock(m));
+        CHECK_OK(mpq_process_start(&p, lock_for_5s, m));
+        CHECK(mpqt_wait_sleeping(p.pid, 10000));
+        memcpy(&orig, (char *)&m->pm__ + tw * 4, 4);
+        pp = 0x40;
+        memcpy((char *)&m->pm__ + tw * 4, &pp, 4);
+        CHECK_OK(mpq_process_join(&p, 20000));
+        CHECK_EQ(p.exitcode, 0);
+        memcpy((char *)&m->pm__ + tw * 4, &orig, 4);
+        CHECK_OK(mpq_mutex_unlock(m));
+        CHECK_OK(mpq_mutex_close(m));
+    }
 }
 
 /* The number of mappings this process has (lines of /proc/self/maps). */
