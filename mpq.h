@@ -2827,6 +2827,7 @@ static int mpq__pmutex_init(pthread_mutex_t *pm)
 #define MPQ__FUTEX_TID_MASK 0x3fffffffu
 
 static pthread_once_t mpq__pm_once = PTHREAD_ONCE_INIT;
+static uint32_t mpq__pm_ready;    /* 1 once the two below are learned      */
 static uint32_t mpq__pm_type;     /* the reference's type word             */
 static int mpq__pm_known = -1;    /* word index of the lock; -1: unknown   */
 
@@ -2860,6 +2861,14 @@ static void mpq__pm_learn(void)
     }
     pthread_mutex_destroy(&ref);
 #endif
+    mpq__store32(&mpq__pm_ready, 1, MPQ__RELEASE);
+}
+
+/* Learns the reference once per process; a load when it is known (every
+   lock call comes here). */
+static void mpq__pm_need(void)
+{
+    if (!mpq__load32(&mpq__pm_ready, MPQ__ACQUIRE)) pthread_once(&mpq__pm_once, mpq__pm_learn);
 }
 
 /* 0 if the pthread mutex at pm holds a type and lock word that mpq and
@@ -2868,7 +2877,7 @@ static void mpq__pm_learn(void)
 static int mpq__pmutex_check(const pthread_mutex_t *pm, int opening)
 {
     uint32_t lock;
-    pthread_once(&mpq__pm_once, mpq__pm_learn);
+    mpq__pm_need();
     if (mpq__pm_known < 0) return 0;
 #if defined(MPQ__PM_TYPE_WORD)
     if (mpq__pm_word(pm, MPQ__PM_TYPE_WORD) != mpq__pm_type) return -EINVAL;
@@ -2890,7 +2899,7 @@ static int mpq__pmutex_check(const pthread_mutex_t *pm, int opening)
 /* The thread id the lock word of pm names (0: none, or unknown layout). */
 static uint32_t mpq__pmutex_holder(const pthread_mutex_t *pm)
 {
-    pthread_once(&mpq__pm_once, mpq__pm_learn);
+    mpq__pm_need();
     return mpq__pm_known < 0 ? 0 : mpq__pm_word(pm, (size_t)mpq__pm_known) & MPQ__FUTEX_TID_MASK;
 }
 
@@ -3075,8 +3084,7 @@ MPQDEF int mpq_mutex_lock(mpq_mutex *m)
 MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 {
     uint32_t f;
-    int rc;
-    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
+    if (!mpq__mutex_ok(m)) return -EINVAL;   /* its locker passed the namespace check */
     f = mpq__mflags(m);
     if ((f & MPQ__MUTEX_RECURSIVE) && f >= MPQ__MUTEX_DEPTH1) {
         /* Only the owner writes the depth, so it is only the owner's
