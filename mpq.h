@@ -137,8 +137,8 @@
      0.4.0  (unreleased)
                        Hardening (issue 14). Queue timeouts are bounds
                        under contention: the wait checks the deadline
-                       before it spins, a claim gives up after 256 lost
-                       races. A pthread mutex in a segment is checked
+                       before it spins, a claim looks at it every 256
+                       looks. A pthread mutex in a segment is checked
                        against one mpq makes (type word exactly, lock
                        word's form) at open and before every call: a
                        mutated image is -EINVAL, not SIGILL/SIGABRT/SIGSEGV
@@ -915,7 +915,8 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    processes do: a call that keeps losing the race for its slot, or finds
    the slot's state rewritten under it, still returns at its deadline
    (give or take the scheduler); with timeout_ms == 0 it gives up
-   (-EAGAIN) after a few hundred lost races.
+   (-EAGAIN) only after hundreds of lost races (two laps of slots and
+   256 more looks).
 
    Handles made before fork() work in the child, even when other threads
    were putting and getting at the fork: a slot such a thread held stays
@@ -5211,10 +5212,9 @@ MPQDEF int mpq_list_clear(mpq_list *l)
    (~20 us) is where that stops. It adapts upwards while spinning pays. */
 #define MPQ__SPIN_MIN 1024u
 #define MPQ__SPIN_MAX 8192u
-/* Looks a claim takes before it gives up (-EAGAIN) and lets its caller
-   check the deadline and wait: each failed look is a race lost to another
-   claimant, or a state rewritten under it, and neither may stretch a
-   timeout. */
+/* A claim looks at the clock every MPQ__CLAIM_TRIES looks: a race lost
+   to other claimants again and again, or a state rewritten under it, may
+   not stretch a timeout. */
 #define MPQ__CLAIM_TRIES 256u
 
 enum { MPQ__EMPTY = 0, MPQ__WRITING = 1, MPQ__FULL = 2, MPQ__READING = 3 };
@@ -5404,15 +5404,27 @@ static void mpq__q_signal_data(mpq_queue *q)
     if (q->efd >= 0 && mpq__load32(&q->h->poll_armed, MPQ__SEQ_CST)) mpq__q_poke(q);
 }
 
+/* Whether a claim has looked long enough and must give up (-EAGAIN, for
+   its caller to wait or time out): its deadline (monotonic ns, -1: none)
+   has passed - asked every MPQ__CLAIM_TRIES looks - or it made more looks
+   than two laps and those tries (every look but a lost race moves on a
+   position, and what it wants is never more than a lap away). */
+static int mpq__q_gave_up(const mpq_queue *q, uint64_t *tries, int64_t deadline)
+{
+    uint64_t n = ++*tries;
+    if (n % MPQ__CLAIM_TRIES != 0) return 0;
+    return n > 2 * (q->mask + 1) + MPQ__CLAIM_TRIES || (deadline >= 0 && mpq__now_ns() >= deadline);
+}
+
 /* Claims the slot of the next put position. Returns it (position in *pos),
-   or NULL with *why = -EPIPE (closed), -EAGAIN (full, or MPQ__CLAIM_TRIES
-   races lost: *pos and *seen tell which slot and state block it) or -EIO
-   (the shared state is corrupt). */
-static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
+   or NULL with *why = -EPIPE (closed), -EAGAIN (full, or it gave up - see
+   mpq__q_gave_up: *pos and *seen tell which slot and state block it) or
+   -EIO (the shared state is corrupt). */
+static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start, int64_t deadline,
                                     uint64_t *pos, uint64_t *seen, int *why)
 {
     mpq__qhdr *h = q->h;
-    uint32_t tries = 0;
+    uint64_t tries = 0;
     for (;;) {
         uint64_t p = mpq__load64(&h->head, MPQ__ACQUIRE), p0 = p;
         uint64_t lap = mpq__q_lap(q, p), st, d;
@@ -5420,7 +5432,7 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
         if (mpq__load32(&h->closed, MPQ__ACQUIRE)) { *why = -EPIPE; return NULL; }
         st = mpq__load64(&s->state, MPQ__ACQUIRE);
         d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
-        if (++tries > MPQ__CLAIM_TRIES) {   /* lost every race: the caller waits */
+        if (mpq__q_gave_up(q, &tries, deadline)) {
             *pos = p;
             *seen = st;
             *why = -EAGAIN;
@@ -5590,16 +5602,16 @@ static int mpq__q_unpack(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint64_t hel
 
 /* Claims the oldest message. Returns its slot (position in *pos, length in
    *len, bytes and packing in *pk), or NULL with *why = -EAGAIN (nothing
-   ready, or MPQ__CLAIM_TRIES races lost: *pos and *seen tell which slot
-   and state to wait on, pk->cur a held cursor), -EPIPE (closed and drained), -EMSGSIZE (its length, in
+   ready, or it gave up - see mpq__q_gave_up: *pos and *seen tell which
+   slot and state to wait on, pk->cur a held cursor), -EPIPE (closed and drained), -EMSGSIZE (its length, in
    *len, exceeds cap; it stays), or -EIO (corrupt). Skipped slots are
    consumed on the way. */
-static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, size_t cap,
+static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, int64_t deadline, size_t cap,
                                     uint64_t *pos, uint64_t *seen, uint32_t *len, mpq__qpk *pk,
                                     int *why)
 {
     mpq__qhdr *h = q->h;
-    uint32_t tries = 0;
+    uint64_t tries = 0;
     pk->cur = 0;
     pk->count = 0;
     for (;;) {
@@ -5610,7 +5622,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
         st = mpq__load64(&s->state, MPQ__ACQUIRE);
         d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
         phase = MPQ__ST_PHASE(st);
-        if (++tries > MPQ__CLAIM_TRIES) {   /* lost every race: the caller waits */
+        if (mpq__q_gave_up(q, &tries, deadline)) {
             *pos = t;
             *seen = st;
             *why = -EAGAIN;
@@ -6018,7 +6030,7 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
     uint64_t seen = 0;
     if (!mpq__in_pidns(q->pidns)) { *rc = -EXDEV; return NULL; }   /* a fork into another pid namespace */
     for (;;) {
-        mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc), *w;
+        mpq__qslot *s = mpq__q_claim_put(q, me, start, deadline, pos, &seen, rc), *w;
         uint64_t cw = 0;
         if (s || *rc != -EAGAIN) return s;
         w = mpq__q_slot(q, *pos);
@@ -6052,7 +6064,7 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
     uint64_t seen = 0;
     if (!mpq__in_pidns(q->pidns)) { *rc = -EXDEV; return NULL; }   /* a fork into another pid namespace */
     for (;;) {
-        mpq__qslot *s = mpq__q_claim_get(q, me, start, cap, pos, &seen, len, pk, rc), *w;
+        mpq__qslot *s = mpq__q_claim_get(q, me, start, deadline, cap, pos, &seen, len, pk, rc), *w;
         if (s) {
             /* The poller is draining: producers need not poke it meanwhile. */
             if (q->efd >= 0 && mpq__load32(&q->poll_pid, MPQ__RELAXED) == me &&
@@ -6271,7 +6283,7 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
             done++;
         }
         if ((size_t)done == n) break;
-        if (!(s = mpq__q_claim_put(q, me, start, &pos, &seen, &rc))) break;
+        if (!(s = mpq__q_claim_put(q, me, start, -1, &pos, &seen, &rc))) break;
     }
     return done ? done : rc;
 }
@@ -6320,7 +6332,7 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
             used += n;
         }
         if ((size_t)done == max_n) break;
-        if (!(s = mpq__q_claim_get(q, me, start, cap - used, &pos, &seen, &n, &pk, &rc))) break;
+        if (!(s = mpq__q_claim_get(q, me, start, -1, cap - used, &pos, &seen, &n, &pk, &rc))) break;
     }
     return done ? done : rc;
 }

@@ -753,7 +753,7 @@ static void test_queue_dead_waker_costs_a_slice_only(void)
     CHECK_OK(mpq_process_start(&p, get_one, q));
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
     /* A put that stops after its publishing CAS, before any wake-up. */
-    s = mpq__q_claim_put(q, me, start, &pos, &seen, &rc);
+    s = mpq__q_claim_put(q, me, start, -1, &pos, &seen, &rc);
     CHECK(s != NULL);
     memcpy(mpq__q_data(s), "late", 4);
     mpq__store32(&s->len, 4, MPQ__RELAXED);
@@ -935,7 +935,7 @@ static int claim_packed_and_hang(void *arg)
     uint32_t n, me = mpq__self(&start);
     mpq__qpk pk;
     int rc;
-    if (!mpq__q_claim_get(q, me, start, 1024, &pos, &seen, &n, &pk, &rc) || !pk.count) return 1;
+    if (!mpq__q_claim_get(q, me, start, -1, 1024, &pos, &seen, &n, &pk, &rc) || !pk.count) return 1;
     for (;;) pause();
 }
 
@@ -1440,6 +1440,26 @@ static void test_queue_timeout_bound_under_rewrites(void)
     CHECK_OK(mpq_queue_detach(q));
 }
 
+/* A give-up budget must not cut a try short: 900 cancelled puts (skipped
+   slots) stand before a message, and a get with timeout 0 still finds it
+   (the slots are retired on the way). */
+static void test_queue_try_once_past_many_skipped(void)
+{
+    mpq_queue *q = new_queue(1024, 16);
+    void *slot;
+    char buf[16];
+    size_t len;
+    int i;
+    for (i = 0; i < 900; i++) {
+        CHECK_OK(mpq_queue_reserve(q, &slot, 0));
+        CHECK_OK(mpq_queue_cancel(q, slot));
+    }
+    CHECK_OK(mpq_queue_put(q, "late", 4, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 4 && memcmp(buf, "late", 4) == 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
 struct churn { mpq_queue *q; uint32_t stop, going; };
 
 static int churn_put(void *arg)
@@ -1525,6 +1545,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_timeout_bound_under_rewrites, 60, 0),
     MPQT(test_queue_dead_holder_seen_without_descriptors, 30, 0),
     MPQT(test_queue_timeout_bound_under_contention, 60, 0),
+    MPQT(test_queue_try_once_past_many_skipped, 10, 0),
     MPQT(test_queue_fork_while_threads_work, 120, 0),
 };
 
