@@ -302,8 +302,8 @@ MPQDEF int mpq_shm_create(mpq_shm *shm, const mpq_shm_config *cfg);
    is still unfinished 10 s after its last change: its creator died
    half-way; mpq_shm_unlink the name and create it again), -ENOENT,
    -EACCES (no permission - or, unless built with MPQ_TRUST_OTHER_USERS,
-   another user owns it or group or others may write it), or another
-   errno from shm_open/mmap.
+   another user owns it or group or others may write it), -EXDEV (made in
+   another pid namespace), or another errno from shm_open/mmap.
    Thread safety: any thread. */
 MPQDEF int mpq_shm_open(mpq_shm *shm, const char *name);
 
@@ -410,7 +410,8 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m);
    thread holds it already; an RLock instead goes one deeper and returns
    0, or -EAGAIN 2^24 deep); -EINVAL (NULL or not initialised - or
    overwritten: a pthread type or lock word no libc makes, which every
-   call of this family refuses instead of handing it to libc).
+   call of this family refuses instead of handing it to libc); -EXDEV
+   (made by mpq_mutex_create in another pid namespace: see >>conventions).
    Thread safety: any thread of any process that maps it. Not
    async-signal-safe. */
 MPQDEF int mpq_mutex_lock(mpq_mutex *m);
@@ -928,8 +929,10 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    lose the race for free slots (or messages) to a producer (or consumer)
    in a tight loop for a long time - measured on 2 CPUs, one put waited
    2 s behind one producer thread and two consumers. A timeout bounds that
-   wait; nothing orders the waiters. mpq_queue_detach while holding a reserved or peeked slot leaves
-   that slot held until the process exits.
+   wait; nothing orders the waiters.
+
+   mpq_queue_detach while holding a reserved or peeked slot leaves that
+   slot held until the process exits.
 
    Zero-copy: mpq_queue_reserve/commit write a message in place, and
    mpq_queue_peek/release read one in place; while a slot is held that way,
@@ -971,7 +974,8 @@ MPQDEF int mpq_queue_create(mpq_queue **q, const mpq_queue_config *cfg);
    Returns 0, or -EINVAL (bad name, not a queue, corrupt), -EPROTO (other
    layout version or ABI), -EAGAIN (still being created), -EOWNERDEAD (its
    creator died creating it), -ENOENT, -EACCES (as for mpq_shm_open),
-   -ENOMEM. Thread safety: any thread. */
+   -EXDEV (made in another pid namespace), -ENOMEM.
+   Thread safety: any thread. */
 MPQDEF int mpq_queue_open(mpq_queue **q, const char *name);
 
 /* Releases this process's handle: unmaps the queue and frees the handle.
@@ -2474,12 +2478,14 @@ fail:
     return rc;
 }
 
-/* Whether this process is in the pid namespace that made segment h
-   (or either is unknown: no /proc, or a segment of an older mpq.h). */
+/* The pid namespace recorded in segment h (0: unknown, or an older mpq.h
+   made it). */
 static uint64_t mpq__seg_pidns(const mpq__seg *h)
 {
     return (uint64_t)mpq__load32(&h->pidns_hi, MPQ__RELAXED) << 32 | mpq__load32(&h->pidns_lo, MPQ__RELAXED);
 }
+/* Whether this process is in pid namespace ns (or either is unknown: no
+   /proc here, or an older segment). */
 static int mpq__in_pidns(uint64_t ns)
 {
     uint64_t me = mpq__pidns();
