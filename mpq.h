@@ -59,17 +59,51 @@
      Configs   Creation takes a pointer to a *_config struct in which zero
                means "default"; NULL means all defaults:
                    mpq_shm_create(&shm, &(mpq_shm_config){ .size = 4096 });
-     Shared    Shared memory holds no pointers, only offsets, sizes and
-     memory    atomics, so a named object maps at any address in any process.
+     Shared    mpq's own shared state holds no pointers, only offsets,
+     memory    sizes and atomics, so a named object maps at any address in
+               any process. (The exception is libc's: a held robust pthread
+               mutex - in an mpq_mutex, and in the waiter tables of
+               conditions and barriers - keeps the holder's robust-list
+               pointers, addresses in the holder's own process; see Trust.)
                Every segment mpq creates starts with a 64-byte header (magic,
                layout version, object kind, ABI, sizes, checksum); *_open
                validates it before trusting a single field: a corrupt,
                foreign, truncated or newer segment gives -EINVAL or -EPROTO,
-               never a crash.
+               never a crash. A pthread mutex in a segment is checked against
+               one mpq makes in the calling process (its type word exactly,
+               its lock word's form) at open and before every call hands it
+               to libc.
+     Trust     Every process that can write a segment is trusted with the
+               processes that use it. Validation stops a corrupt or stale
+               segment from crashing its users, not a hostile writer: glibc's
+               robust mutex keeps its holder's robust-list pointers inside
+               the shared pthread_mutex_t, and the holder's unlock writes
+               through them, so whoever can write a mutex's segment can make
+               its holder write to an address of its choice; and a writer
+               can always lie about a queue's messages. The owner and mode
+               checks of the *_open calls are what keep other users out:
+               give a named object no more than mode 0600 (the default)
+               unless you trust everyone it lets in.
      Handles   Process-local; after fork() a child uses its parent's handle as
                it is. Named objects are created with O_EXCL and mode 0600
                unless the config asks otherwise; a name is "/" followed by 1
                to 254 characters, none of them '/', and not "." or "..".
+               The *_open calls refuse (-EACCES) an object that another user
+               owns or that group or others may write, unless the program is
+               built with MPQ_TRUST_OTHER_USERS; an object whose creator died
+               half-way is -EAGAIN for 10 s after its last change, then
+               -EOWNERDEAD: unlink the name and create it again.
+     Pid       Every process that uses an object must be in the pid
+     namespace namespace that created it: robust locks and the dead-holder
+               checks go by pids and thread ids, which name other processes
+               in another namespace. Each segment records its creator's (the
+               inode of /proc/self/ns/pid); *_open from another namespace is
+               -EXDEV, and so is every call that goes by pids or thread ids
+               on a handle inherited through a fork into a new one: queue
+               puts and gets, mpq_mutex_create's mutex, semaphores,
+               conditions, barrier waits, dict and list writes. (An Event,
+               and dict and list reads, work anywhere; a mutex of
+               mpq_mutex_init in your own memory is never checked.)
      Signals   mpq installs no signal handler and changes no disposition in
                your process. (A pool's result thread blocks every signal, so
                they go to your threads; its fork server, a process of its
@@ -85,6 +119,12 @@
        MPQ_ASSERT(x)         (implementation file) defaults to assert(x).
        MPQ_MALLOC(size)      (implementation file) the few process-local
        MPQ_FREE(ptr)         allocations; define both or neither.
+       MPQ_TRUST_OTHER_USERS (implementation file) 1: the *_open calls
+                             accept a named object owned by another user,
+                             or one that group or others may write, which
+                             they refuse by default (-EACCES). Only for
+                             programs that trust every user the object's
+                             mode lets in (see Trust in >>conventions).
 
    Feature macros
      The implementation needs POSIX 2008 and the usual Linux extensions. It
@@ -107,6 +147,31 @@
                        (MPQ_CLIENT_DEFAULT_MS; -1 in mpq_client_with waits
                        as before), and an address with ':' and no '/' is
                        TCP: write "./a:b" for such a path.
+                       Hardening (issue 14). Queue timeouts are bounds
+                       under contention: the wait checks the deadline
+                       before it spins, a claim looks at it every 256
+                       looks. A pthread mutex in a segment is checked
+                       against one mpq makes (type word exactly, lock
+                       word's form) at open and before every call: a
+                       mutated image is -EINVAL, not SIGILL/SIGABRT/SIGSEGV
+                       or a hang; a mutex file of another size is refused
+                       at open. Named and memfd objects reserve their
+                       memory at creation: a full /dev/shm is -ENOSPC, not
+                       SIGBUS later. Breaking: *_open refuses an object
+                       another user owns or group/others may write
+                       (-EACCES; MPQ_TRUST_OTHER_USERS allows it), and an
+                       object whose creator died half-way is -EOWNERDEAD
+                       10 s after its last change (was -EAGAIN for ever).
+                       Segments record their creator's pid namespace, in
+                       two header words that were reserved (zero) - no
+                       layout version change: older readers ignore them,
+                       and 0 (older writers) means unknown; use from
+                       another namespace is -EXDEV. A dead holder is
+                       recognised without a free descriptor when it is the
+                       caller's child (waitid WNOWAIT). Documented: the
+                       trust boundary (>>conventions), what sealing does
+                       and does not cover, fork() with busy threads, and
+                       that claims are not fair.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -200,6 +265,19 @@ MPQDEF const char *mpq_strerror(int rc);
    while holding that mutex). The bytes are ABI-free: 32- and 64-bit
    processes may share a region.
 
+   Room. Every named or memfd object mpq creates (region, mutex, queue,
+   event, ...) reserves all of its memory at creation (fallocate), so a
+   /dev/shm without room for it - a container's 64 MiB, say - gives
+   -ENOSPC from the create call, and no later touch of the memory can die
+   of SIGBUS for lack of room. (Anonymous objects take memory as it is
+   touched, like any anonymous shared mapping.)
+   Shrinking. A memfd region is sealed (F_SEAL_SHRINK, F_SEAL_GROW): no
+   peer can cut it short under its users. A named object cannot be
+   sealed: a process allowed to write it can also ftruncate it, and every
+   user then dies of SIGBUS at the first touch past the new end. Such a
+   process is trusted (see Trust in >>conventions); the default mode 0600
+   and the owner checks at open keep other users out.
+
    Exception to the config convention: the size has no default, so a NULL
    or zero config is -EINVAL. On glibc before 2.34, shm_open lives in
    librt: link with -lrt there.
@@ -223,17 +301,21 @@ typedef struct mpq_shm_config {
 /* Creates a region. Anonymous and memfd regions are shared with the
    children forked afterwards; named ones are created exclusively (O_EXCL).
    Returns 0, or -EINVAL (NULL, size 0 or too large, bad name, a name and
-   memfd both asked for), -EEXIST (the name exists), -ENOMEM, -ENOSYS (memfd
-   unsupported), or another errno from shm_open/ftruncate/mmap.
+   memfd both asked for), -EEXIST (the name exists), -ENOMEM, -ENOSPC (no
+   room for it in /dev/shm, or in memory for a memfd), -ENOSYS (memfd
+   unsupported), or another errno from shm_open/ftruncate/fallocate/mmap.
    Thread safety: any thread; `shm` is written only on success. */
 MPQDEF int mpq_shm_create(mpq_shm *shm, const mpq_shm_config *cfg);
 
 /* Maps the named region `name` made by mpq_shm_create, validating its header.
    Returns 0, or -EINVAL (bad name, not an mpq shm region, corrupt or
    truncated header), -EPROTO (a different layout version), -EAGAIN (its
-   creator has not finished initialising it - or died doing so: such a
-   name stays until unlinked), -ENOENT, -EACCES, or another errno from
-   shm_open/mmap.
+   creator has not finished initialising it: try again), -EOWNERDEAD (it
+   is still unfinished 10 s after its last change: its creator died
+   half-way; mpq_shm_unlink the name and create it again), -ENOENT,
+   -EACCES (no permission - or, unless built with MPQ_TRUST_OTHER_USERS,
+   another user owns it or group or others may write it), -EXDEV (made in
+   another pid namespace), or another errno from shm_open/mmap.
    Thread safety: any thread. */
 MPQDEF int mpq_shm_open(mpq_shm *shm, const char *name);
 
@@ -319,8 +401,11 @@ MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg);
 
 /* Opens the named mutex `name` made by mpq_mutex_create in any process.
    Returns 0, or the errors of mpq_shm_open; -EINVAL also when the name holds
-   another kind of mpq object; -EPROTO also when its creator was built for
-   another ABI (32/64-bit, glibc/musl). Thread safety: any thread. */
+   another kind of mpq object, a file of another size, or a pthread mutex
+   in a state mpq's initialisation and libc could not have made (another
+   type, a lock word that names no thread); -EPROTO also when its creator
+   was built for another ABI (32/64-bit, glibc/musl).
+   Thread safety: any thread. */
 MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name);
 
 /* Unmaps a mutex from mpq_mutex_create/mpq_mutex_open in this process. Other
@@ -335,7 +420,10 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m);
    Returns 0; -EOWNERDEAD (the lock is held: its previous owner died
    holding it, the protected data may be inconsistent); -EDEADLK (this
    thread holds it already; an RLock instead goes one deeper and returns
-   0, or -EAGAIN 2^24 deep); -EINVAL (NULL or not initialised).
+   0, or -EAGAIN 2^24 deep); -EINVAL (NULL or not initialised - or
+   overwritten: a pthread type or lock word no libc makes, which every
+   call of this family refuses instead of handing it to libc); -EXDEV
+   (made by mpq_mutex_create in another pid namespace: see >>conventions).
    Thread safety: any thread of any process that maps it. Not
    async-signal-safe. */
 MPQDEF int mpq_mutex_lock(mpq_mutex *m);
@@ -821,23 +909,42 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    message is lost - or, inside mpq_queue_get_batch, the messages it had
    taken - and every other message is delivered exactly once, in order per
    producer. "Dead" means the whole process has exited (a pidfd says so,
-   zombies included; before Linux 5.3, kill(2), which counts a zombie as
-   alive until it is reaped) or its pid now names another process (told by
-   the start times in /proc; without a readable /proc - not mounted, or
-   hidepid - pid reuse goes undetected). All users of one queue must share
-   a pid and a time namespace. A process that stops (SIGSTOP, a debugger)
-   holding a slot is alive: others wait for it.
+   zombies included; without one - before Linux 5.3, or with no descriptor
+   to spare (EMFILE, ENFILE) - kill(2) and waitid(2), which tell a zombie
+   only when it is a child of the asking process: another's is seen dead
+   once reaped) or its pid now names another process (told by the start
+   times in /proc; without a readable /proc - not mounted, hidepid, or no
+   descriptor to spare - pid reuse goes undetected). All users of one
+   queue must share a pid namespace (-EXDEV otherwise: see "Pid
+   namespace" in >>conventions) and a time namespace. A process that
+   stops (SIGSTOP, a debugger) holding a slot is alive: others wait for
+   it.
 
    Blocking calls spin briefly, then sleep on a futex; a wake-up system call
    is made only when somebody sleeps. A sleeper wakes at least every 100 ms
    to look again (so a process killed between making progress and waking
    the others costs them at most that): a consumer blocked on an idle queue
-   uses practically no CPU.
+   uses practically no CPU. A timeout is a bound whatever the other
+   processes do: a call that keeps losing the race for its slot, or finds
+   the slot's state rewritten under it, still returns at its deadline
+   (give or take the scheduler); with timeout_ms == 0 it gives up
+   (-EAGAIN) only after hundreds of lost races (two laps of slots and
+   256 more looks).
 
-   Handles made before fork() work in the child; a child made by a raw
-   clone() or _Fork(), which skip the pthread_atfork handlers, must not use
-   them. mpq_queue_detach while holding a reserved or peeked slot leaves
-   that slot held until the process exits.
+   Handles made before fork() work in the child, even when other threads
+   were putting and getting at the fork: a slot such a thread held stays
+   the parent's (its pid's), and the parent's thread finishes it; the
+   handle's own little locks that a vanished thread held name the parent's
+   pid and are taken over. A child made by a raw clone() or _Fork(), which
+   skip the pthread_atfork handlers, must not use them.
+   Claims are not fair: with more busy threads than CPUs, a waiter can
+   lose the race for free slots (or messages) to a producer (or consumer)
+   in a tight loop for a long time - measured on 2 CPUs, one put waited
+   2 s behind one producer thread and two consumers. A timeout bounds that
+   wait; nothing orders the waiters.
+
+   mpq_queue_detach while holding a reserved or peeked slot leaves that
+   slot held until the process exits.
 
    Zero-copy: mpq_queue_reserve/commit write a message in place, and
    mpq_queue_peek/release read one in place; while a slot is held that way,
@@ -877,8 +984,10 @@ MPQDEF int mpq_queue_create(mpq_queue **q, const mpq_queue_config *cfg);
 
 /* Opens the named queue `name` in any process, validating its header.
    Returns 0, or -EINVAL (bad name, not a queue, corrupt), -EPROTO (other
-   layout version or ABI), -EAGAIN (still being created), -ENOENT, -EACCES,
-   -ENOMEM. Thread safety: any thread. */
+   layout version or ABI), -EAGAIN (still being created), -EOWNERDEAD (its
+   creator died creating it), -ENOENT, -EACCES (as for mpq_shm_open),
+   -EXDEV (made in another pid namespace), -ENOMEM.
+   Thread safety: any thread. */
 MPQDEF int mpq_queue_open(mpq_queue **q, const char *name);
 
 /* Releases this process's handle: unmaps the queue and frees the handle.
@@ -1967,6 +2076,9 @@ MPQDEF int mpq_future_free(mpq_future *f);
 #include <assert.h>
 #define MPQ_ASSERT(x) assert(x)
 #endif
+#ifndef MPQ_TRUST_OTHER_USERS
+#define MPQ_TRUST_OTHER_USERS 0
+#endif
 
 /* ========================================================================
    >>platform  atomics, futex, deadlines, errors, segments
@@ -2146,8 +2258,13 @@ static void mpq__futex_wake(uint32_t *addr, int n)
 
 static uint32_t mpq__self_pid_v;     /* 0 until known; reset after fork */
 static uint64_t mpq__self_start_v;
+static uint64_t mpq__self_ns_v;      /* pid namespace + 1; 0 until known, reset after fork */
 static pthread_once_t mpq__self_once = PTHREAD_ONCE_INIT;
-static void mpq__self_forget(void) { mpq__store32(&mpq__self_pid_v, 0, MPQ__RELAXED); }
+static void mpq__self_forget(void)
+{
+    mpq__store32(&mpq__self_pid_v, 0, MPQ__RELAXED);
+    mpq__store64(&mpq__self_ns_v, 0, MPQ__RELAXED);
+}
 static void mpq__self_register(void) { pthread_atfork(NULL, NULL, mpq__self_forget); }
 
 static uint64_t mpq__boot_ns(void)
@@ -2191,10 +2308,35 @@ static uint32_t mpq__self(uint64_t *start)
     return pid;
 }
 
+/* This process's pid namespace: the inode of /proc/self/ns/pid, or 0 if
+   it cannot be told (no /proc). Cached per process: a process never
+   changes its own pid namespace (unshare and setns change its children's),
+   and a child forked into another looks again (the atfork handler). Every
+   segment records its creator's, and mpq refuses one made in another
+   namespace (-EXDEV): pids and thread ids, which robust locks and the
+   queue's dead-holder checks rely on, mean other processes there. */
+static uint64_t mpq__pidns(void)
+{
+    uint64_t v = mpq__load64(&mpq__self_ns_v, MPQ__ACQUIRE);
+    if (v == 0) {
+        struct stat st;
+        pthread_once(&mpq__self_once, mpq__self_register);
+        v = stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino + 1 : 1;
+        mpq__store64(&mpq__self_ns_v, v, MPQ__RELEASE);
+    }
+    return v - 1;
+}
+
 /* True if process pid has certainly exited (all its threads): its pidfd
-   polls readable, zombie or not, or no such pid exists. */
+   polls readable, zombie or not, or no such pid exists. Without a pidfd
+   (before Linux 5.3, or no descriptor to spare: EMFILE, ENFILE) it asks
+   what needs none: kill(2), which counts a zombie as alive, and then
+   waitid(WNOWAIT), which tells a zombie that is a child of this process
+   without reaping it (and, like the pidfd, not a process whose main
+   thread alone has exited). */
 static int mpq__pid_exited(uint32_t pid)
 {
+    siginfo_t si;
 #if defined(SYS_pidfd_open)
     int fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
     if (fd >= 0) {
@@ -2204,7 +2346,9 @@ static int mpq__pid_exited(uint32_t pid)
     }
     if (errno == ESRCH) return 1;
 #endif
-    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
+    memset(&si, 0, sizeof si);
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == (pid_t)pid;
 }
 
 /* --- eventcounts ---------------------------------------------------------- */
@@ -2301,7 +2445,9 @@ typedef struct mpq__seg {
     uint64_t total_size; /* bytes in the mapping, header included           */
     uint64_t obj_size;   /* bytes of the object after the header            */
     uint32_t check;      /* mpq__seg_checksum of the header                 */
-    uint32_t reserved[7];/* zero                                            */
+    uint32_t pidns_lo;   /* the creator's pid namespace (inode of           */
+    uint32_t pidns_hi;   /*   /proc/self/ns/pid); 0: unknown (or older)     */
+    uint32_t reserved[5];/* zero                                            */
 } mpq__seg;
 
 typedef char mpq__assert_seg_size[sizeof(mpq__seg) == MPQ__SEG_HDR ? 1 : -1];
@@ -2351,6 +2497,29 @@ static size_t mpq__seg_length(size_t obj_size)
     return (MPQ__SEG_HDR + obj_size + (size_t)page - 1) / (size_t)page * (size_t)page;
 }
 
+/* Reserves all `len` bytes of the file behind fd now. On a tmpfs with
+   too little room (a container's 64 MiB /dev/shm) a page that is first
+   touched later kills whoever touches it with SIGBUS; reserved at
+   creation, the lack of room is -ENOSPC there, once. A filesystem
+   without fallocate gets the bytes written instead, which reserves them
+   as well. Returns 0 or -errno. */
+static int mpq__seg_reserve(int fd, size_t len)
+{
+    static const char zero[4096] = { 0 };
+    size_t off = 0;
+    int rc;
+    do rc = posix_fallocate(fd, 0, (off_t)len); while (rc == EINTR);
+    if (rc == 0) return 0;
+    if (rc != EOPNOTSUPP && rc != ENOSYS && rc != EINVAL) return -rc;
+    while (off < len) {
+        ssize_t n = pwrite(fd, zero, len - off < sizeof zero ? len - off : sizeof zero, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n < 0 ? mpq__err() : -EIO;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
 /* Creates and maps a segment of kind `kind` with `obj_size` bytes after the
    header: anonymous (name NULL, memfd 0), memfd (fd returned in *fd_out) or
    named (O_EXCL). The header is filled in but not published: the caller
@@ -2381,6 +2550,7 @@ static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode
 #endif
     }
     if (fd >= 0 && ftruncate(fd, (off_t)len) != 0) { rc = mpq__err(); goto fail; }
+    if (fd >= 0 && (rc = mpq__seg_reserve(fd, len)) != 0) goto fail;
 #if defined(F_ADD_SEALS)
     /* A memfd's size is sealed: whoever receives it need not fear a
        peer shrinking it under its mapping (SIGBUS). */
@@ -2402,6 +2572,8 @@ static int mpq__seg_create(int kind, size_t obj_size, const char *name, int mode
     h.abi = mpq__abi();
     h.total_size = len;
     h.obj_size = obj_size;
+    h.pidns_lo = (uint32_t)mpq__pidns();
+    h.pidns_hi = (uint32_t)(mpq__pidns() >> 32);
     h.check = mpq__seg_checksum(&h);
     memcpy((char *)base + sizeof h.magic, (char *)&h + sizeof h.magic, sizeof h - sizeof h.magic);
     *base_out = base;
@@ -2414,6 +2586,21 @@ fail:
     if (name) shm_unlink(name);
     return rc;
 }
+
+/* The pid namespace recorded in segment h (0: unknown, or an older mpq.h
+   made it). */
+static uint64_t mpq__seg_pidns(const mpq__seg *h)
+{
+    return (uint64_t)mpq__load32(&h->pidns_hi, MPQ__RELAXED) << 32 | mpq__load32(&h->pidns_lo, MPQ__RELAXED);
+}
+/* Whether this process is in pid namespace ns (or either is unknown: no
+   /proc here, or an older segment). */
+static int mpq__in_pidns(uint64_t ns)
+{
+    uint64_t me = mpq__pidns();
+    return ns == 0 || me == 0 || ns == me;
+}
+static int mpq__seg_same_pidns(const mpq__seg *h) { return mpq__in_pidns(mpq__seg_pidns(h)); }
 
 /* Makes a created segment visible to openers: the magic goes in last. */
 static void mpq__seg_publish(void *base)
@@ -2435,6 +2622,26 @@ static int mpq__seg_finish(void *base, size_t len, const char *name, int rc)
     return rc;
 }
 
+/* Seconds a segment may stay unfinished (being created) before openers
+   take its creator for dead: creation is an O_EXCL open, a truncate, a
+   reservation of the memory and the object's set-up, all well within this
+   even for a queue of gigabytes. */
+#ifndef MPQ__CREATE_GRACE_S
+#define MPQ__CREATE_GRACE_S 10
+#endif
+
+/* An opener found a segment not yet published (st: its file): -EAGAIN
+   while its creator may still be at work, -EOWNERDEAD once the file's
+   contents have not changed (mtime: creation, truncation, reservation)
+   for MPQ__CREATE_GRACE_S seconds - its creator died half-way, and the
+   name stays blocked until somebody unlinks it. */
+static int mpq__seg_unfinished(const struct stat *st)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0) return -EAGAIN;
+    return now.tv_sec - st->st_mtime > MPQ__CREATE_GRACE_S ? -EOWNERDEAD : -EAGAIN;
+}
+
 /* Maps the segment behind fd and validates its header against `kind`.
    On success the mapping is in *base_out / *len_out and *obj_size_out
    holds the object size recorded by the creator. Never trusts a field
@@ -2448,7 +2655,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
     int rc = -EINVAL;
 
     if (fstat(fd, &st) != 0) return mpq__err();
-    if (st.st_size == 0) return -EAGAIN;          /* creator between open and ftruncate */
+    if (st.st_size == 0) return mpq__seg_unfinished(&st);   /* creator between open and ftruncate */
     if (st.st_size < MPQ__SEG_HDR) return -EINVAL;
     if ((uint64_t)st.st_size > (uint64_t)((size_t)-1 / 2)) return -EINVAL;
     len = (size_t)st.st_size;
@@ -2465,7 +2672,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
         size_t i;
         for (i = 0; i < sizeof h && b[i] == 0; i++) {}
         h.magic = MPQ__SEG_MAGIC;
-        rc = (i == sizeof h || h.check == mpq__seg_checksum(&h)) ? -EAGAIN : -EINVAL;
+        rc = (i == sizeof h || h.check == mpq__seg_checksum(&h)) ? mpq__seg_unfinished(&st) : -EINVAL;
     } else if (h.magic != MPQ__SEG_MAGIC) rc = -EINVAL;
     else if (h.version == 0 || h.version > MPQ__SEG_VERSION_OF(kind)) rc = -EPROTO;  /* older: readable */
     else if (h.check != mpq__seg_checksum(&h)) rc = -EINVAL;
@@ -2473,6 +2680,7 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
     else if (h.hdr_size != MPQ__SEG_HDR || h.kind != (uint16_t)kind) rc = -EINVAL;
     else if (h.total_size != (uint64_t)len) rc = -EINVAL;
     else if (h.obj_size == 0 || h.obj_size > h.total_size - MPQ__SEG_HDR) rc = -EINVAL;
+    else if (!mpq__seg_same_pidns(&h)) rc = -EXDEV;
     else rc = 0;
     if (rc != 0) return rc;
     base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -2483,13 +2691,30 @@ static int mpq__seg_map_fd(int fd, int kind, void **base_out, size_t *len_out, s
     return 0;
 }
 
+/* Whose a named segment is: this process's user's, and writable by
+   nobody else - or it is refused with -EACCES, unless the program was
+   built with MPQ_TRUST_OTHER_USERS. Another user who made the name first
+   (or may write it) could make its users crash or write where it likes
+   (see Trust in >>conventions). */
+static int mpq__seg_owner_ok(int fd)
+{
+#if !MPQ_TRUST_OTHER_USERS
+    struct stat st;
+    if (fstat(fd, &st) != 0) return mpq__err();
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) return -EACCES;
+#else
+    (void)fd;
+#endif
+    return 0;
+}
+
 static int mpq__seg_open(const char *name, int kind, void **base_out, size_t *len_out, size_t *obj_size_out)
 {
     int fd, rc;
     if (!mpq__name_ok(name)) return -EINVAL;
     fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return mpq__err();
-    rc = mpq__seg_map_fd(fd, kind, base_out, len_out, obj_size_out);
+    if ((rc = mpq__seg_owner_ok(fd)) == 0) rc = mpq__seg_map_fd(fd, kind, base_out, len_out, obj_size_out);
     close(fd);
     return rc;
 }
@@ -2594,7 +2819,7 @@ MPQDEF int mpq_shm_from_fd(mpq_shm *shm, int fd)
     }
 #endif
     rc = mpq__seg_map_fd(dup_fd, MPQ__KIND_SHM, &base, &len, &obj);
-    if (rc == -EAGAIN) rc = -EINVAL;  /* a descriptor is sent after creation */
+    if (rc == -EAGAIN || rc == -EOWNERDEAD) rc = -EINVAL;  /* a descriptor is sent after creation */
     return mpq__shm_fill(shm, dup_fd, rc, base, len, obj);
 }
 
@@ -2666,11 +2891,6 @@ MPQDEF int mpq_shm_unlink(const char *name)
 #define MPQ__LOCK_SLICE_MS 50
 #endif
 
-static int mpq__mutex_ok(const mpq_mutex *m)
-{
-    return m && mpq__load32(&m->magic__, MPQ__ACQUIRE) == MPQ__MUTEX_MAGIC;
-}
-
 static uint32_t mpq__mflags(const mpq_mutex *m) { return mpq__load32(&m->flags__, MPQ__RELAXED); }
 
 /* Flags that mpq could have written: no unknown bits, a depth only in an
@@ -2694,6 +2914,138 @@ static int mpq__pmutex_init(pthread_mutex_t *pm)
     if (rc == 0) rc = pthread_mutex_init(pm, &a);
     pthread_mutexattr_destroy(&a);
     return -rc;
+}
+
+/* --- what a pthread mutex in shared memory may hold ----------------------
+
+   A pthread mutex that another process wrote is the libc's to read, and
+   libc trusts it: a type word with lock-elision, priority or unknown bits
+   sends glibc into SIGILL, assertions or endless loops. So before mpq
+   hands one to libc it compares the two words it can judge with a mutex
+   that mpq__pmutex_init made in this process (the reference):
+     type   the word pthread_mutexattr_* set up (glibc's __kind, musl's
+            first int): it never changes after initialisation, so it must
+            equal the reference's exactly;
+     lock   the futex word: 0, or a holder's thread id (at most
+            MPQ__TID_MAX) with the kernel's FUTEX_WAITERS and
+            FUTEX_OWNER_DIED bits, or libc's "not recoverable" value.
+   On glibc, __owner (0, a tid, or the inconsistent / not recoverable
+   marks) and __count (0 or 1) are checked too when a mutex is opened.
+   The layout is told by the reference: locked by this thread, its lock
+   word must hold this thread's id. On a libc whose layout mpq does not
+   know (not glibc, and not musl's), nothing is compared. What cannot be
+   checked at all: the robust-list pointers a holder keeps in the mutex
+   (see "Trust" in >>conventions). */
+
+#define MPQ__TID_MAX 4194304u          /* PID_MAX_LIMIT: no tid is larger */
+#define MPQ__FUTEX_WAITERS 0x80000000u
+#define MPQ__FUTEX_OWNER_DIED 0x40000000u
+#define MPQ__FUTEX_TID_MASK 0x3fffffffu
+
+static pthread_once_t mpq__pm_once = PTHREAD_ONCE_INIT;
+static uint32_t mpq__pm_ready;    /* 1 once the two below are learned      */
+static uint32_t mpq__pm_type;     /* the reference's type word             */
+static int mpq__pm_known = -1;    /* word index of the lock; -1: unknown   */
+
+#if defined(__GLIBC__)
+#define MPQ__PM_TYPE_WORD (offsetof(pthread_mutex_t, __data.__kind) / 4)
+#define MPQ__PM_LOCK_WORD (offsetof(pthread_mutex_t, __data.__lock) / 4)
+#elif defined(__linux__) && !defined(__ANDROID__) && !defined(__UCLIBC__)
+#define MPQ__PM_TYPE_WORD 0   /* musl: _m_type, _m_lock */
+#define MPQ__PM_LOCK_WORD 1
+#endif
+
+static uint32_t mpq__pm_word(const pthread_mutex_t *pm, size_t i)
+{
+    return mpq__load32((const uint32_t *)(const void *)pm + i, MPQ__RELAXED);
+}
+
+static void mpq__pm_learn(void)
+{
+#if defined(MPQ__PM_TYPE_WORD)
+    static pthread_mutex_t ref;
+    uint32_t tid = (uint32_t)syscall(SYS_gettid), type0;
+    if (mpq__pmutex_init(&ref) != 0) return;
+    type0 = mpq__pm_word(&ref, MPQ__PM_TYPE_WORD);
+    if (mpq__pm_word(&ref, MPQ__PM_LOCK_WORD) == 0 && type0 != 0 && pthread_mutex_lock(&ref) == 0) {
+        if ((mpq__pm_word(&ref, MPQ__PM_LOCK_WORD) & MPQ__FUTEX_TID_MASK) == tid &&
+            mpq__pm_word(&ref, MPQ__PM_TYPE_WORD) == type0) {
+            mpq__pm_type = type0;
+            mpq__pm_known = (int)MPQ__PM_LOCK_WORD;
+        }
+        pthread_mutex_unlock(&ref);
+    }
+    pthread_mutex_destroy(&ref);
+#endif
+    mpq__store32(&mpq__pm_ready, 1, MPQ__RELEASE);
+}
+
+/* Learns the reference once per process; a load when it is known (every
+   lock call comes here). */
+static void mpq__pm_need(void)
+{
+    if (!mpq__load32(&mpq__pm_ready, MPQ__ACQUIRE)) pthread_once(&mpq__pm_once, mpq__pm_learn);
+}
+
+/* 0 if the pthread mutex at pm holds a type and lock word that mpq and
+   libc could have made, -EINVAL if not. `opening`: the fuller look of
+   an open (glibc's owner and count too). */
+static int mpq__pmutex_check(const pthread_mutex_t *pm, int opening)
+{
+    uint32_t lock;
+    mpq__pm_need();
+    if (mpq__pm_known < 0) return 0;
+#if defined(MPQ__PM_TYPE_WORD)
+    if (mpq__pm_word(pm, MPQ__PM_TYPE_WORD) != mpq__pm_type) return -EINVAL;
+#endif
+    lock = mpq__pm_word(pm, (size_t)mpq__pm_known);
+    if (lock != 0x7fffffffu && (lock & MPQ__FUTEX_TID_MASK) > MPQ__TID_MAX) return -EINVAL;
+#if defined(__GLIBC__)
+    if (opening) {
+        uint32_t owner = mpq__pm_word(pm, offsetof(pthread_mutex_t, __data.__owner) / 4);
+        uint32_t count = mpq__pm_word(pm, offsetof(pthread_mutex_t, __data.__count) / 4);
+        if ((owner > MPQ__TID_MAX && owner < 0x7ffffffeu) || owner > 0x7fffffffu || count > 1) return -EINVAL;
+    }
+#else
+    (void)opening;
+#endif
+    return 0;
+}
+
+/* The thread id the lock word of pm names (0: none, or unknown layout). */
+static uint32_t mpq__pmutex_holder(const pthread_mutex_t *pm)
+{
+    mpq__pm_need();
+    return mpq__pm_known < 0 ? 0 : mpq__pm_word(pm, (size_t)mpq__pm_known) & MPQ__FUTEX_TID_MASK;
+}
+
+/* The segment header of a mutex mpq_mutex_create made, or NULL. Such a
+   mutex sits 64 bytes into a page-aligned mapping, so its header is on
+   the same 4 KiB: a flag scribbled onto a mutex of the caller's own
+   memory cannot send this read off the mapping. */
+static mpq__seg *mpq__mutex_seg(const mpq_mutex *m)
+{
+    if (!(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) || (uintptr_t)m % 4096 != MPQ__SEG_HDR) return NULL;
+    return mpq__seg_of((void *)(uintptr_t)m, MPQ__KIND_MUTEX);
+}
+
+/* A mutex mpq initialised, whose pthread part is still one libc can be
+   handed (-EINVAL from every call otherwise: never a crash). */
+static int mpq__mutex_ok(const mpq_mutex *m)
+{
+    return m && mpq__load32(&m->magic__, MPQ__ACQUIRE) == MPQ__MUTEX_MAGIC &&
+           mpq__pmutex_check(&m->pm__, 0) == 0;
+}
+
+/* -EINVAL for a mutex that is not one, -EXDEV for one mpq_mutex_create
+   made in another pid namespace (inherited by a fork into a new one: its
+   holders' thread ids mean other threads here), else 0. */
+static int mpq__mutex_usable(const mpq_mutex *m)
+{
+    const mpq__seg *h;
+    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((h = mpq__mutex_seg(m)) != NULL && !mpq__seg_same_pidns(h)) return -EXDEV;
+    return 0;
 }
 
 /* A dead owner's lock, just taken by this thread: consistent again, its
@@ -2787,7 +3139,7 @@ MPQDEF int mpq_mutex_destroy(mpq_mutex *m)
 MPQDEF int mpq_mutex_trylock(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = mpq__mutex_try(m);
     if (rc == EDEADLK && !(mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)) return -EBUSY;
     return mpq__mutex_result(m, rc);
@@ -2800,6 +3152,8 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
     struct timespec ts;
     int rc;
     for (;;) {
+        /* Overwritten while we waited: not handed to libc again. */
+        if (mpq__pmutex_check(&m->pm__, 0) != 0) return -EINVAL;
         /* One slice, or less when the caller's deadline is nearer. */
         slice_end = mpq__now_ns() + (int64_t)MPQ__LOCK_SLICE_MS * 1000000;
         if (deadline >= 0 && deadline < slice_end) slice_end = deadline;
@@ -2825,7 +3179,7 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
 MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = mpq__mutex_try(m);
     if (rc == EDEADLK && !(mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)) rc = EBUSY;
     if (rc != EBUSY) return mpq__mutex_result(m, rc);
@@ -2836,7 +3190,7 @@ MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms)
 MPQDEF int mpq_mutex_lock(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = mpq__mutex_try(m);
     if (rc != EBUSY && (rc != EDEADLK || (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)))
         return mpq__mutex_result(m, rc);
@@ -2846,7 +3200,7 @@ MPQDEF int mpq_mutex_lock(mpq_mutex *m)
 MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 {
     uint32_t f;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if (!mpq__mutex_ok(m)) return -EINVAL;   /* its locker passed the namespace check */
     f = mpq__mflags(m);
     if ((f & MPQ__MUTEX_RECURSIVE) && f >= MPQ__MUTEX_DEPTH1) {
         /* Only the owner writes the depth, so it is only the owner's
@@ -2861,7 +3215,7 @@ MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 MPQDEF int mpq_mutex_locked(mpq_mutex *m)
 {
     int rc;
-    if (!mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = pthread_mutex_trylock(&m->pm__);
     if (rc == 0 || rc == EOWNERDEAD) {
         if (rc == EOWNERDEAD) mpq__mutex_inherit(m, 1);
@@ -2899,8 +3253,10 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
     rc = mpq__seg_open(name, MPQ__KIND_MUTEX, &base, &len, &obj);
     if (rc != 0) return rc;
     m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
-    if (obj != sizeof(mpq_mutex) || !mpq__mutex_ok(m) || !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) ||
-        !mpq__mflags_ok(mpq__mflags(m))) {
+    /* The mapping's length too: close unmaps the length a mutex has. */
+    if (obj != sizeof(mpq_mutex) || len != mpq__seg_length(sizeof(mpq_mutex)) || !mpq__mutex_ok(m) ||
+        !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) || !mpq__mflags_ok(mpq__mflags(m)) ||
+        mpq__pmutex_check(&m->pm__, 1) != 0) {
         munmap(base, len);
         return -EINVAL;
     }
@@ -2912,12 +3268,18 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m)
 {
     mpq__seg *h;
     size_t len = mpq__seg_length(sizeof(mpq_mutex));
-    if (!mpq__mutex_ok(m) || !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT)) return -EINVAL;
-    if (!(h = mpq__seg_of(m, MPQ__KIND_MUTEX))) return -EINVAL;
+    if (!m || mpq__load32(&m->magic__, MPQ__ACQUIRE) != MPQ__MUTEX_MAGIC ||
+        !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT))
+        return -EINVAL;
+    if (!(h = mpq__mutex_seg(m))) return -EINVAL;
     if (h->total_size != (uint64_t)len) return -EINVAL;   /* overwritten: not ours to unmap */
     /* Unmapped while held, the lock would be out of the kernel's reach
-       when this thread dies: nobody would ever get it again. */
-    if (mpq__mutex_mine(m)) return -EBUSY;
+       when this thread dies: nobody would ever get it again. A lock whose
+       pthread part was overwritten is not handed to libc to ask: its lock
+       word tells whether it names this thread. */
+    if (mpq__pmutex_check(&m->pm__, 0) == 0 ? mpq__mutex_mine(m)
+                                             : mpq__pmutex_holder(&m->pm__) == (uint32_t)syscall(SYS_gettid))
+        return -EBUSY;
     munmap(h, len);
     return 0;
 }
@@ -2967,7 +3329,9 @@ typedef struct mpq__waiter {
 enum { MPQ__GRAB_BUSY = 0, MPQ__GRAB_FREE = 1, MPQ__GRAB_DEAD = 2 };
 static int mpq__waiter_grab(mpq__waiter *w, uint32_t *state)
 {
-    int rc = pthread_mutex_trylock(&w->live);
+    int rc;
+    if (mpq__pmutex_check(&w->live, 0) != 0) return MPQ__GRAB_BUSY;   /* overwritten: never libc's */
+    rc = pthread_mutex_trylock(&w->live);
     if (rc != 0 && rc != EOWNERDEAD) return MPQ__GRAB_BUSY;   /* EBUSY: alive */
     if (rc == EOWNERDEAD) pthread_mutex_consistent(&w->live);
     *state = mpq__wst(mpq__load32(&w->state, MPQ__ACQUIRE));
@@ -3000,7 +3364,7 @@ static mpq__waiter *mpq__waiter_claim(mpq__waiter *w, uint32_t n, uint32_t *hi, 
 static void mpq__waiter_leave(mpq__waiter *w)
 {
     mpq__store32(&w->state, mpq__wnext(mpq__load32(&w->state, MPQ__RELAXED), MPQ__W_FREE), MPQ__RELEASE);
-    pthread_mutex_unlock(&w->live);
+    if (mpq__pmutex_check(&w->live, 0) == 0) pthread_mutex_unlock(&w->live);
 }
 
 static int mpq__waiters_init(mpq__waiter *w, uint32_t n)
@@ -3020,6 +3384,14 @@ typedef struct mpq__obj {
     void  *s;       /* the object after the header       */
     size_t size;    /* its size                          */
 } mpq__obj;
+
+/* -EXDEV if this process is not in the pid namespace that made object
+   handle h's segment (a fork into a new one inherited it), else 0: its
+   robust locks and dead-waiter checks go by pids and thread ids. */
+static int mpq__obj_pidns(const void *h)
+{
+    return mpq__seg_same_pidns((const mpq__seg *)((const mpq__obj *)h)->base) ? 0 : -EXDEV;
+}
 
 /* Maps a new segment for an object of `size` bytes (zeroed) behind a new
    handle of hsize bytes (an mpq__obj first). The caller initialises the
@@ -3401,6 +3773,7 @@ MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
     uint32_t c, key;
     int rc, spun = 0;
     if (!sem) return -EINVAL;
+    if ((rc = mpq__obj_pidns(sem)) != 0) return rc;
     s = sem->s;
     if (!(sem->flags & MPQ__SEM_UNDO)) {
         c = mpq__load32(&s->count, MPQ__RELAXED);
@@ -3414,13 +3787,15 @@ MPQDEF int mpq_sem_acquire(mpq_sem *sem, int timeout_ms)
             while (c & ~MPQ__SEM_SLEEPERS)
                 if (mpq__cas32(&s->count, &c, c - 1, MPQ__ACQUIRE)) return 0;
             if (!spun++ && mpq__spin32(&s->count, c)) continue;
+            /* The deadline before any retry: a count others keep changing
+               must not keep us here. */
+            now = mpq__now_ns();
+            if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
             /* Say we sleep (the bit), then sleep while the word says so:
                a release clears the bit and wakes, and no sleep outlasts a
                slice. */
             if (!(c & MPQ__SEM_SLEEPERS) && !mpq__cas32(&s->count, &c, c | MPQ__SEM_SLEEPERS, MPQ__SEQ_CST))
                 continue;
-            now = mpq__now_ns();
-            if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
             until = now + (int64_t)MPQ_SYNC_SLICE_MS * 1000000;
             if (deadline >= 0 && deadline < until) until = deadline;
             mpq__futex_wait(&s->count, MPQ__SEM_SLEEPERS, until);
@@ -3444,6 +3819,7 @@ MPQDEF int mpq_sem_release(mpq_sem *sem)
     mpq__sem_s *s;
     uint32_t c;
     if (!sem) return -EINVAL;
+    if (mpq__obj_pidns(sem) != 0) return -EXDEV;
     s = sem->s;
     if (sem->flags & MPQ__SEM_UNDO) {
         uint64_t start;
@@ -3635,6 +4011,7 @@ MPQDEF int mpq_cond_wait(mpq_cond *c, mpq_mutex *m, int timeout_ms)
     mpq__waiter *w;
     int rc, notified = 0;
     if (!c || !mpq__mutex_ok(m)) return -EINVAL;
+    if ((rc = mpq__obj_pidns(c)) != 0) return rc;
     if (!mpq__mutex_mine(m)) return -EPERM;   /* before any waiter could be notified */
     w = mpq__waiter_claim(c->w, c->nw, &c->s->hi, &died);
     if (!w) return -ENOSPC;
@@ -3706,6 +4083,7 @@ MPQDEF int mpq_cond_wait_for(mpq_cond *c, mpq_mutex *m, int (*pred)(void *arg), 
 MPQDEF int mpq_cond_notify(mpq_cond *c, int n)
 {
     if (!c) return -EINVAL;
+    if (mpq__obj_pidns(c) != 0) return -EXDEV;
     if (n <= 0) return 0;
     return mpq__cond_notify(c, n, mpq__load64(&c->s->next, MPQ__SEQ_CST));
 }
@@ -3846,6 +4224,7 @@ MPQDEF int mpq_barrier_wait(mpq_barrier *b, int timeout_ms)
     mpq__bar_s *s;
     int rc;
     if (!b) return -EINVAL;
+    if ((rc = mpq__obj_pidns(b)) != 0) return rc;
     s = b->s;
     /* An entry first, so the others can tell if this party dies. (None
        free means more threads than 2 * parties + 4 are at it: wait.) */
@@ -4211,7 +4590,8 @@ static int mpq__dict_find(const mpq_dict *d, uint64_t h, const void *key, size_t
 static int mpq__dict_lock(mpq_dict *d, mpq__dstripe *st)
 {
     uint32_t i, n = 0, me;
-    int rc = mpq_mutex_lock(&st->lock);
+    int rc = mpq__obj_pidns(d);
+    if (rc == 0) rc = mpq_mutex_lock(&st->lock);
     if (rc != -EOWNERDEAD) return rc;
     me = (uint32_t)(((char *)st - d->stripes) / d->sstride);
     for (i = 0; i < d->nslots; i++) {
@@ -4658,7 +5038,8 @@ static int mpq__list_lock(mpq_list *l)
 {
     unsigned w;
     uint32_t len, k, words = (l->nitems + 63) / 64;
-    int rc = mpq_mutex_lock(&l->s->lock);
+    int rc = mpq__obj_pidns(l);
+    if (rc == 0) rc = mpq_mutex_lock(&l->s->lock);
     if (rc != -EOWNERDEAD) return rc;
     len = mpq__list_cur(l, &w);
     for (k = 0; k < words; k++) mpq__store64(&l->bits[k], 0, MPQ__RELAXED);
@@ -4946,6 +5327,10 @@ MPQDEF int mpq_list_clear(mpq_list *l)
    (~20 us) is where that stops. It adapts upwards while spinning pays. */
 #define MPQ__SPIN_MIN 1024u
 #define MPQ__SPIN_MAX 8192u
+/* A claim looks at the clock every MPQ__CLAIM_TRIES looks: a race lost
+   to other claimants again and again, or a state rewritten under it, may
+   not stretch a timeout. */
+#define MPQ__CLAIM_TRIES 256u
 
 enum { MPQ__EMPTY = 0, MPQ__WRITING = 1, MPQ__FULL = 2, MPQ__READING = 3 };
 
@@ -5017,6 +5402,7 @@ struct mpq_queue {
     int        joinable;    /* counts unfinished messages              */
     int        supervised;  /* a dead reader's slot is left to
                                mpq__q_recover_readers (the pool's server) */
+    uint64_t   pidns;       /* the creator's pid namespace (0: unknown)  */
 };
 
 /* A packed message that peek handed out: a copy, so that no cursor stays
@@ -5133,13 +5519,27 @@ static void mpq__q_signal_data(mpq_queue *q)
     if (q->efd >= 0 && mpq__load32(&q->h->poll_armed, MPQ__SEQ_CST)) mpq__q_poke(q);
 }
 
+/* Whether a claim has looked long enough and must give up (-EAGAIN, for
+   its caller to wait or time out): its deadline (monotonic ns, -1: none)
+   has passed - asked every MPQ__CLAIM_TRIES looks - or it made more looks
+   than two laps and those tries (every look but a lost race moves on a
+   position, and what it wants is never more than a lap away). */
+static int mpq__q_gave_up(const mpq_queue *q, uint64_t *tries, int64_t deadline)
+{
+    uint64_t n = ++*tries;
+    if (n % MPQ__CLAIM_TRIES != 0) return 0;
+    return n > 2 * (q->mask + 1) + MPQ__CLAIM_TRIES || (deadline >= 0 && mpq__now_ns() >= deadline);
+}
+
 /* Claims the slot of the next put position. Returns it (position in *pos),
-   or NULL with *why = -EPIPE (closed), -EAGAIN (full: *pos and *seen tell
-   which slot and state block it) or -EIO (the shared state is corrupt). */
-static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
+   or NULL with *why = -EPIPE (closed), -EAGAIN (full, or it gave up - see
+   mpq__q_gave_up: *pos and *seen tell which slot and state block it) or
+   -EIO (the shared state is corrupt). */
+static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start, int64_t deadline,
                                     uint64_t *pos, uint64_t *seen, int *why)
 {
     mpq__qhdr *h = q->h;
+    uint64_t tries = 0;
     for (;;) {
         uint64_t p = mpq__load64(&h->head, MPQ__ACQUIRE), p0 = p;
         uint64_t lap = mpq__q_lap(q, p), st, d;
@@ -5147,6 +5547,12 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start,
         if (mpq__load32(&h->closed, MPQ__ACQUIRE)) { *why = -EPIPE; return NULL; }
         st = mpq__load64(&s->state, MPQ__ACQUIRE);
         d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
+        if (mpq__q_gave_up(q, &tries, deadline)) {
+            *pos = p;
+            *seen = st;
+            *why = -EAGAIN;
+            return NULL;
+        }
         if (st == mpq__st(lap, MPQ__EMPTY, 0)) {
             if (mpq__cas64(&s->state, &st, mpq__st(lap, MPQ__WRITING, me), MPQ__SEQ_CST)) {
                 mpq__store64(&s->owner, MPQ__OWNER(start, lap, MPQ__WRITING), MPQ__RELEASE);
@@ -5311,15 +5717,16 @@ static int mpq__q_unpack(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint64_t hel
 
 /* Claims the oldest message. Returns its slot (position in *pos, length in
    *len, bytes and packing in *pk), or NULL with *why = -EAGAIN (nothing
-   ready: *pos and *seen tell which slot and state to wait on, pk->cur a
-   held cursor), -EPIPE (closed and drained), -EMSGSIZE (its length, in
+   ready, or it gave up - see mpq__q_gave_up: *pos and *seen tell which
+   slot and state to wait on, pk->cur a held cursor), -EPIPE (closed and drained), -EMSGSIZE (its length, in
    *len, exceeds cap; it stays), or -EIO (corrupt). Skipped slots are
    consumed on the way. */
-static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, size_t cap,
+static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, int64_t deadline, size_t cap,
                                     uint64_t *pos, uint64_t *seen, uint32_t *len, mpq__qpk *pk,
                                     int *why)
 {
     mpq__qhdr *h = q->h;
+    uint64_t tries = 0;
     pk->cur = 0;
     pk->count = 0;
     for (;;) {
@@ -5330,6 +5737,12 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
         st = mpq__load64(&s->state, MPQ__ACQUIRE);
         d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
         phase = MPQ__ST_PHASE(st);
+        if (mpq__q_gave_up(q, &tries, deadline)) {
+            *pos = t;
+            *seen = st;
+            *why = -EAGAIN;
+            return NULL;
+        }
         if (st == mpq__st(lap, MPQ__FULL, 0)) {
             uint32_t n = mpq__load32(&s->len, MPQ__RELAXED);
             if (n > q->max_msg || n > cap) {
@@ -5528,6 +5941,9 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_
 {
     uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
     int64_t now, until;
+    /* First the deadline: a slot that others keep moving (or rewrite)
+       would otherwise send the caller round its loop for ever. */
+    if (deadline >= 0 && mpq__now_ns() >= deadline) return -ETIMEDOUT;
     for (i = 0; i < spin; i++) {
         /* Now and then let another thread of this CPU run: with more
            runnable threads than CPUs (a pool; two producers and a consumer
@@ -5618,6 +6034,7 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
        cannot take packed slots. */
     q->packs = ((const mpq__seg *)base)->version >= 2;
     q->joinable = h->joinable != 0;
+    q->pidns = mpq__seg_pidns((const mpq__seg *)base);
     *out = q;
     return 0;
 }
@@ -5726,8 +6143,9 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     uint64_t seen = 0;
+    if (!mpq__in_pidns(q->pidns)) { *rc = -EXDEV; return NULL; }   /* a fork into another pid namespace */
     for (;;) {
-        mpq__qslot *s = mpq__q_claim_put(q, me, start, pos, &seen, rc), *w;
+        mpq__qslot *s = mpq__q_claim_put(q, me, start, deadline, pos, &seen, rc), *w;
         uint64_t cw = 0;
         if (s || *rc != -EAGAIN) return s;
         w = mpq__q_slot(q, *pos);
@@ -5759,8 +6177,9 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     uint64_t seen = 0;
+    if (!mpq__in_pidns(q->pidns)) { *rc = -EXDEV; return NULL; }   /* a fork into another pid namespace */
     for (;;) {
-        mpq__qslot *s = mpq__q_claim_get(q, me, start, cap, pos, &seen, len, pk, rc), *w;
+        mpq__qslot *s = mpq__q_claim_get(q, me, start, deadline, cap, pos, &seen, len, pk, rc), *w;
         if (s) {
             /* The poller is draining: producers need not poke it meanwhile. */
             if (q->efd >= 0 && mpq__load32(&q->poll_pid, MPQ__RELAXED) == me &&
@@ -5979,7 +6398,7 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
             done++;
         }
         if ((size_t)done == n) break;
-        if (!(s = mpq__q_claim_put(q, me, start, &pos, &seen, &rc))) break;
+        if (!(s = mpq__q_claim_put(q, me, start, -1, &pos, &seen, &rc))) break;
     }
     return done ? done : rc;
 }
@@ -6028,7 +6447,7 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
             used += n;
         }
         if ((size_t)done == max_n) break;
-        if (!(s = mpq__q_claim_get(q, me, start, cap - used, &pos, &seen, &n, &pk, &rc))) break;
+        if (!(s = mpq__q_claim_get(q, me, start, -1, cap - used, &pos, &seen, &n, &pk, &rc))) break;
     }
     return done ? done : rc;
 }

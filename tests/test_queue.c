@@ -7,6 +7,8 @@
 #include "../mpq.h"
 #include "mpq_test.h"
 
+#include <sys/resource.h>
+
 /* --- helpers ------------------------------------------------------------- */
 
 static void start_peer(mpq_process *p, const char *name, const char *mode, const char *n)
@@ -751,7 +753,7 @@ static void test_queue_dead_waker_costs_a_slice_only(void)
     CHECK_OK(mpq_process_start(&p, get_one, q));
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
     /* A put that stops after its publishing CAS, before any wake-up. */
-    s = mpq__q_claim_put(q, me, start, &pos, &seen, &rc);
+    s = mpq__q_claim_put(q, me, start, -1, &pos, &seen, &rc);
     CHECK(s != NULL);
     memcpy(mpq__q_data(s), "late", 4);
     mpq__store32(&s->len, 4, MPQ__RELAXED);
@@ -933,7 +935,7 @@ static int claim_packed_and_hang(void *arg)
     uint32_t n, me = mpq__self(&start);
     mpq__qpk pk;
     int rc;
-    if (!mpq__q_claim_get(q, me, start, 1024, &pos, &seen, &n, &pk, &rc) || !pk.count) return 1;
+    if (!mpq__q_claim_get(q, me, start, -1, 1024, &pos, &seen, &n, &pk, &rc) || !pk.count) return 1;
     for (;;) pause();
 }
 
@@ -1230,6 +1232,290 @@ static void test_queue_open_rejects_bad_segments(void)
     free(bad);
 }
 
+/* --- fork() while other threads put and get (issue 14) ----------------- */
+
+struct busy { mpq_queue *q; uint32_t stop; };
+
+static void *busy_put(void *arg)
+{
+    struct busy *b = (struct busy *)arg;
+    const void *m[3] = { "a", "b", "c" };
+    size_t l[3] = { 1, 1, 1 };
+    uint64_t i;
+    void *slot;
+    for (i = 0; !mpq__load32(&b->stop, MPQ__ACQUIRE); i++) {
+        if (i % 3 == 0) mpq_queue_put(b->q, "p", 1, 100);
+        else if (i % 3 == 1 && mpq_queue_reserve(b->q, &slot, 100) == 0) mpq_queue_commit(b->q, slot, 1);
+        else mpq_queue_put_batch(b->q, m, l, 3, 100);
+    }
+    return NULL;
+}
+
+static void *busy_get(void *arg)
+{
+    struct busy *b = (struct busy *)arg;
+    char buf[64];
+    size_t len, lens[8];
+    const void *m;
+    uint64_t i;
+    for (i = 0; !mpq__load32(&b->stop, MPQ__ACQUIRE); i++) {
+        if (i % 3 == 0) mpq_queue_get(b->q, buf, sizeof buf, &len, 100);
+        else if (i % 3 == 1 && mpq_queue_peek(b->q, &m, &len, 100) == 0) mpq_queue_release(b->q, m);
+        else mpq_queue_get_batch(b->q, buf, sizeof buf, lens, 8, 100);
+    }
+    return NULL;
+}
+
+/* A call of the child's that must end (0 or -ETIMEDOUT) within 10x its
+   100 ms timeout. */
+static int bounded(int rc, int64_t t0) { return (rc == 0 || rc == -ETIMEDOUT) && mpqt_ms() - t0 < 1000; }
+
+/* The child of a fork taken while other threads put and get: its handle
+   works in every mode, and each call keeps its timeout. */
+static int forked_user(void *arg)
+{
+    struct busy *b = (struct busy *)arg;
+    const void *m[2] = { "c1", "c2" };
+    size_t l[2] = { 2, 2 }, len, lens[4];
+    char buf[64];
+    const void *pm;
+    void *slot;
+    int64_t t0 = mpqt_ms();
+    int rc;
+    if (!bounded(mpq_queue_put(b->q, "child", 5, 100), t0)) return 1;
+    t0 = mpqt_ms();
+    if (!bounded(mpq_queue_get(b->q, buf, sizeof buf, &len, 100), t0)) return 2;
+    t0 = mpqt_ms();
+    rc = mpq_queue_peek(b->q, &pm, &len, 100);
+    if (!bounded(rc, t0) || (rc == 0 && mpq_queue_release(b->q, pm) != 0)) return 3;
+    t0 = mpqt_ms();
+    rc = mpq_queue_reserve(b->q, &slot, 100);
+    if (!bounded(rc, t0) || (rc == 0 && mpq_queue_commit(b->q, slot, 1) != 0)) return 4;
+    t0 = mpqt_ms();
+    rc = mpq_queue_put_batch(b->q, m, l, 2, 100);
+    if (!(rc > 0 || rc == -ETIMEDOUT) || mpqt_ms() - t0 >= 1000) return 5;
+    t0 = mpqt_ms();
+    rc = mpq_queue_get_batch(b->q, buf, sizeof buf, lens, 4, 100);
+    if (!(rc > 0 || rc == -ETIMEDOUT) || mpqt_ms() - t0 >= 1000) return 6;
+    return 0;
+}
+
+/* 100 forks while one thread puts and two get, in every mode: each child
+   uses the queue in every mode, and no call outlives its timeout (a
+   child's first put took seconds: not fork's doing - a waiter that kept
+   losing the race for its slot to the parent's producer, as in
+   timeout_bound_under_contention). */
+static void test_queue_fork_while_threads_work(void)
+{
+    struct busy b;
+    pthread_t t[3];
+    mpq_process p;
+    int i;
+    memset(&b, 0, sizeof b);
+    b.q = new_queue(16, 64);
+    CHECK(pthread_create(&t[0], NULL, busy_put, &b) == 0);
+    CHECK(pthread_create(&t[1], NULL, busy_get, &b) == 0);
+    CHECK(pthread_create(&t[2], NULL, busy_get, &b) == 0);
+    for (i = 0; i < 100; i++) {
+        CHECK_OK(mpq_process_start(&p, forked_user, &b));
+        CHECK_OK(mpq_process_join(&p, 20000));
+        if (p.exitcode != 0) mpqt_fail(__FILE__, __LINE__, "fork %d: child failed step %d", i, p.exitcode);
+    }
+    mpq__store32(&b.stop, 1, MPQ__RELEASE);
+    for (i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
+    CHECK_OK(mpq_queue_detach(b.q));
+}
+
+/* --- no descriptor to spare (issue 14) ------------------------------------- */
+
+/* In a process of its own: a child of it dies holding a slot, and then,
+   with every descriptor in use (RLIMIT_NOFILE lowered to what is open),
+   a get behind that slot must still recognise the dead holder - a zombie
+   that no pidfd and no /proc file can be opened for. */
+static int get_behind_dead_child_without_fds(void *arg)
+{
+    mpq_queue *q = (mpq_queue *)arg;
+    mpq_process h;
+    struct rlimit rl;
+    char buf[16];
+    size_t len = 0;
+    int rc;
+    if (mpq_process_start(&h, reserve_and_hang, q) != 0) return 10;
+    while (mpq_queue_count(q) == 0)
+        if (mpq_process_alive(&h) != 1) return 11;   /* until it holds its slot */
+    if (mpq_queue_put(q, "next", 4, 0) != 0) return 12;
+    if (mpq_process_kill(&h, SIGKILL) != 0 || !mpqt_wait_ended(h.pid, 10000)) return 13;
+    /* Not reaped: a zombie. Now a small table, filled up. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 14;
+    rl.rlim_cur = 64;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return 15;
+    while (dup(0) >= 0) {}
+    if (errno != EMFILE) return 16;
+    rc = mpq_queue_get(q, buf, sizeof buf, &len, 5000);
+    if (rc == -ETIMEDOUT) return 2;
+    return rc == 0 && len == 4 && memcmp(buf, "next", 4) == 0 ? 0 : 3;
+}
+
+static void test_queue_dead_holder_seen_without_descriptors(void)
+{
+    mpq_queue *q = new_queue(4, 16);
+    mpq_process p;
+    CHECK_OK(mpq_process_start(&p, get_behind_dead_child_without_fds, q));
+    CHECK_OK(mpq_process_join(&p, 20000));
+    if (p.exitcode == 2) mpqt_fail(__FILE__, __LINE__, "the get timed out behind its dead child's slot");
+    CHECK_EQ(p.exitcode, 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* --- a timeout is a bound, whatever the others do (issue 14) --------------- */
+
+struct scrib { mpq_queue *q; uint64_t a, b; uint32_t stop, going; };
+
+/* Rewrites slot 0's state between two values, as fast as it can, until
+   told to stop (bounded). */
+static int scribble(void *arg)
+{
+    struct scrib *w = (struct scrib *)arg;
+    mpq__qslot *s = mpq__q_slot(w->q, 0);
+    uint64_t i;
+    int64_t end = mpqt_ms() + 30000;
+    mpq__store32(&w->going, 1, MPQ__RELEASE);
+    for (i = 0; !mpq__load32(&w->stop, MPQ__ACQUIRE) && mpqt_ms() < end; i++)
+        mpq__store64(&s->state, i & 1 ? w->a : w->b, MPQ__SEQ_CST);
+    return 0;
+}
+
+/* Calls a put or get six times while scribblers rewrite the slot it waits on:
+   each must end with -ETIMEDOUT (-EAGAIN for timeout 0) within 10x its
+   100 ms timeout (a promise's bound, not a speed test). */
+static void scribbled(mpq_queue *q, uint64_t a, uint64_t b, int put)
+{
+    struct scrib *w = (struct scrib *)mpqt_shared(2 * sizeof *w);
+    mpq_process p[2];
+    char buf[16];
+    size_t len;
+    uint64_t start;
+    uint32_t me = mpq__self(&start);
+    int i;
+    /* The held states name this process, alive, as their claimant. */
+    if (MPQ__HELD(a)) a |= me;
+    if (MPQ__HELD(b)) b |= me;
+    mpq__store64(&mpq__q_slot(q, 0)->owner, MPQ__OWNER(start, (uint64_t)0, MPQ__ST_PHASE(MPQ__HELD(a) ? a : b)),
+                 MPQ__SEQ_CST);
+    for (i = 0; i < 2; i++) {   /* two, so that one runs when the other is preempted */
+        w[i].q = q;
+        w[i].a = a;
+        w[i].b = b;
+        CHECK_OK(mpq_process_start(&p[i], scribble, &w[i]));
+        while (!mpq__load32(&w[i].going, MPQ__ACQUIRE)) mpqt_pause();
+    }
+    for (i = 0; i < 6; i++) {
+        int64_t t0 = mpqt_ms(), took;
+        int tmo = i < 5 ? 100 : 0, rc = put ? mpq_queue_put(q, "x", 1, tmo)
+                                            : mpq_queue_get(q, buf, sizeof buf, &len, tmo);
+        took = mpqt_ms() - t0;
+        CHECK_EQ(rc, tmo ? -ETIMEDOUT : -EAGAIN);
+        if (took >= 1000) mpqt_fail(__FILE__, __LINE__, "a %d ms %s took %lld ms", tmo,
+                                    put ? "put" : "get", (long long)took);
+    }
+    for (i = 0; i < 2; i++) {
+        mpq__store32(&w[i].stop, 1, MPQ__RELEASE);
+        MPQT_JOIN_OK(&p[i], 0);
+    }
+}
+
+/* A slot whose state another process keeps rewriting (between states
+   that all say "wait") used to keep a 100 ms call waiting for as long as
+   the rewriting went on: the wait returned on every change before it
+   looked at the deadline. */
+static void test_queue_timeout_bound_under_rewrites(void)
+{
+    mpq_queue *q = new_queue(1, 16);
+    /* A get on an empty queue: EMPTY, then a put in progress, and back. */
+    scribbled(q, mpq__st(0, MPQ__EMPTY, 0), mpq__st(0, MPQ__WRITING, 0), 0);
+    /* A put on a full one: last lap's message, then a get in progress. */
+    mpq__store64(&mpq__q_slot(q, 0)->state, mpq__st(0, MPQ__EMPTY, 0), MPQ__SEQ_CST);
+    CHECK_OK(mpq_queue_put(q, "full", 4, 0));
+    scribbled(q, mpq__st(0, MPQ__FULL, 0), mpq__st(0, MPQ__READING, 0), 1);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+/* A give-up budget must not cut a try short: 900 cancelled puts (skipped
+   slots) stand before a message, and a get with timeout 0 still finds it
+   (the slots are retired on the way). */
+static void test_queue_try_once_past_many_skipped(void)
+{
+    mpq_queue *q = new_queue(1024, 16);
+    void *slot;
+    char buf[16];
+    size_t len;
+    int i;
+    for (i = 0; i < 900; i++) {
+        CHECK_OK(mpq_queue_reserve(q, &slot, 0));
+        CHECK_OK(mpq_queue_cancel(q, slot));
+    }
+    CHECK_OK(mpq_queue_put(q, "late", 4, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 4 && memcmp(buf, "late", 4) == 0);
+    CHECK_OK(mpq_queue_detach(q));
+}
+
+struct churn { mpq_queue *q; uint32_t stop, going; };
+
+static int churn_put(void *arg)
+{
+    struct churn *c = (struct churn *)arg;
+    int64_t end = mpqt_ms() + 30000;
+    mpq__add32(&c->going, 1, MPQ__RELEASE);
+    while (!mpq__load32(&c->stop, MPQ__ACQUIRE) && mpqt_ms() < end) {
+        int rc = mpq_queue_put(c->q, "c", 1, 50);
+        if (rc != 0 && rc != -ETIMEDOUT) return 1;
+    }
+    return 0;
+}
+
+static int churn_get(void *arg)
+{
+    struct churn *c = (struct churn *)arg;
+    int64_t end = mpqt_ms() + 30000;
+    char buf[16];
+    size_t len;
+    mpq__add32(&c->going, 1, MPQ__RELEASE);
+    while (!mpq__load32(&c->stop, MPQ__ACQUIRE) && mpqt_ms() < end) {
+        int rc = mpq_queue_get(c->q, buf, sizeof buf, &len, 50);
+        if (rc != 0 && rc != -ETIMEDOUT) return 1;
+    }
+    return 0;
+}
+
+/* A one-slot queue that other processes keep moving (three producers,
+   one consumer): for 3 s, our puts with a 20 ms timeout race them, and
+   each must end within 10x that, whether it won its slot or not. (Before
+   the fix, calls here took up to 950 ms, whatever their timeout.) */
+static void test_queue_timeout_bound_under_contention(void)
+{
+    struct churn *c = (struct churn *)mpqt_shared(sizeof *c);
+    mpq_process p[4];
+    int i, ok = 0, n = 0;
+    int64_t worst = 0, end;
+    c->q = new_queue(1, 16);
+    for (i = 0; i < 4; i++) CHECK_OK(mpq_process_start(&p[i], i < 3 ? churn_put : churn_get, c));
+    while (mpq__load32(&c->going, MPQ__ACQUIRE) < 4) mpqt_pause();
+    for (end = mpqt_ms() + 3000; mpqt_ms() < end; n++) {
+        int64_t t0 = mpqt_ms(), took;
+        int rc = mpq_queue_put(c->q, "m", 1, 20);
+        took = mpqt_ms() - t0;
+        CHECK(rc == 0 || rc == -ETIMEDOUT);
+        ok += rc == 0;
+        if (took > worst) worst = took;
+        if (took >= 200) mpqt_fail(__FILE__, __LINE__, "put %d (20 ms) took %lld ms", n, (long long)took);
+    }
+    mpq__store32(&c->stop, 1, MPQ__RELEASE);
+    for (i = 0; i < 4; i++) MPQT_JOIN_OK(&p[i], 0);
+    printf("    (%d of %d puts won their slot; the longest call took %lld ms)\n", ok, n, (long long)worst);
+    CHECK_OK(mpq_queue_detach(c->q));
+}
+
 static const mpqt_case cases[] = {
     MPQT(test_queue_basic, 10, 0),
     MPQT(test_queue_every_length, 20, 0),
@@ -1256,6 +1542,11 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
     MPQT(test_queue_open_rejects_bad_segments, 60, 0),
+    MPQT(test_queue_timeout_bound_under_rewrites, 60, 0),
+    MPQT(test_queue_dead_holder_seen_without_descriptors, 30, 0),
+    MPQT(test_queue_timeout_bound_under_contention, 60, 0),
+    MPQT(test_queue_try_once_past_many_skipped, 10, 0),
+    MPQT(test_queue_fork_while_threads_work, 120, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }
