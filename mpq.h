@@ -30,7 +30,7 @@
      >>api-sync       mpq_event, mpq_sem, mpq_cond, mpq_barrier
      >>api-dict       mpq_dict, mpq_list  shared containers (Manager dict/list)
      >>api-queue      mpq_queue    shared-memory MPMC message queue
-     >>api-conn       mpq_conn     framed messages over pipes and sockets
+     >>api-conn       mpq_conn     framed messages over pipes and sockets; mpq_wait
      >>api-process    mpq_process  fork a function, join, kill; daemons, cpu_count
      >>api-pool       mpq_pool     a pool of worker processes, futures, imap
      >>platform       implementation: atomics, futex, deadlines, segments
@@ -94,6 +94,13 @@
 
    >>history
 
+     0.4.0  (next)     mpq_wait: Python's connection.wait over any mix
+                       of connections, listeners, queues (named ones too:
+                       a put wakes it as it wakes a get), processes and
+                       plain descriptors; it takes nothing, and reports
+                       every ready one each time. mpq_conn_wait is mpq_wait
+                       over connections: a descriptor closed under it is
+                       now -EBADF (it counted as ready).
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -1029,7 +1036,9 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
    >>api-conn  mpq_conn: framed messages over a pipe or stream socket
    ========================================================================
 
-   Python: multiprocessing.Pipe, Connection, connection.wait, Listener and
+   Python: multiprocessing.Pipe, Connection, connection.wait (mpq_wait,
+   over any mix of connections, listeners, queues, processes and plain
+   descriptors; mpq_conn_wait for connections alone), Listener and
    Client (without authkey), reduction.send_handle and recv_handle.
 
        mpq_conn *a, *b;
@@ -1138,8 +1147,9 @@ MPQDEF int mpq_conn_fileno(const mpq_conn *c);
    readable in the kernel alike - so a loop that serves what wait reports
    never starves a quiet connection behind a busy one. Returns how many
    are ready (0 on timeout), or -EINVAL (NULL, n == 0 or over 4096, a
-   send-only end), -ENOMEM, or an -errno from poll. Thread safety: no
-   other thread may receive on those connections meanwhile. */
+   send-only end), -EBADF (a descriptor closed under mpq), -ENOMEM, or an
+   -errno from poll. It is mpq_wait over connections alone. Thread
+   safety: no other thread may receive on those connections meanwhile. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
 
 /* One wait over everything: Python's multiprocessing.connection.wait,
