@@ -5297,6 +5297,20 @@ static int mpq__q_unpack(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint64_t hel
     return 0;
 }
 
+/* A look at the tail as a get takes it: its position *t, that position's
+   lap, its slot (returned), the slot's state, and *d, how far the state's
+   lap is ahead of the position's (MPQ__LAPMASK: one lap behind). */
+static inline mpq__qslot *mpq__q_tail(const mpq_queue *q, uint64_t *t, uint64_t *lap, uint64_t *st, uint64_t *d)
+{
+    mpq__qslot *s;
+    *t = mpq__load64(&q->h->tail, MPQ__ACQUIRE);
+    *lap = mpq__q_lap(q, *t);
+    s = mpq__q_slot(q, *t);
+    *st = mpq__load64(&s->state, MPQ__ACQUIRE);
+    *d = (MPQ__ST_LAP(*st) - *lap) & MPQ__LAPMASK;
+    return s;
+}
+
 /* Claims the oldest message. Returns its slot (position in *pos, length in
    *len, bytes and packing in *pk), or NULL with *why = -EAGAIN (nothing
    ready: *pos and *seen tell which slot and state to wait on, pk->cur a
@@ -5311,13 +5325,10 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
     pk->cur = 0;
     pk->count = 0;
     for (;;) {
-        uint64_t t = mpq__load64(&h->tail, MPQ__ACQUIRE), t0 = t;
-        uint64_t lap = mpq__q_lap(q, t), st, d;
-        mpq__qslot *s = mpq__q_slot(q, t);
-        unsigned phase;
-        st = mpq__load64(&s->state, MPQ__ACQUIRE);
-        d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
-        phase = MPQ__ST_PHASE(st);
+        uint64_t t, t0, lap, st, d;
+        mpq__qslot *s = mpq__q_tail(q, &t, &lap, &st, &d);
+        unsigned phase = MPQ__ST_PHASE(st);
+        t0 = t;
         if (st == mpq__st(lap, MPQ__FULL, 0)) {
             uint32_t n = mpq__load32(&s->len, MPQ__RELAXED);
             if (n > q->max_msg || n > cap) {
@@ -6842,13 +6853,10 @@ static int mpq__q_ready(mpq_queue *q, uint32_t me, int *held)
     mpq__qhdr *h = q->h;
     *held = 0;
     for (;;) {
-        uint64_t t = mpq__load64(&h->tail, MPQ__ACQUIRE), t0 = t;
-        uint64_t lap = mpq__q_lap(q, t), st, d;
-        mpq__qslot *s = mpq__q_slot(q, t);
-        unsigned phase;
-        st = mpq__load64(&s->state, MPQ__ACQUIRE);
-        d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
-        phase = MPQ__ST_PHASE(st);
+        uint64_t t, t0, lap, st, d;
+        mpq__qslot *s = mpq__q_tail(q, &t, &lap, &st, &d);
+        unsigned phase = MPQ__ST_PHASE(st);
+        t0 = t;
         if (st == mpq__st(lap, MPQ__FULL, 0)) return 1;
         if (st == mpq__st(lap, MPQ__FULL, MPQ__PACKED)) {
             uint64_t cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
@@ -7086,7 +7094,7 @@ static int mpq__wait_pass(mpq_waitable *w, size_t n, struct pollfd *p, mpq_queue
     uint64_t start;
     uint32_t me = mpq__self(&start);
     size_t i, nq = 0, npoll = 0;
-    int count = 0, slow = 0, ms, r, fd, held;
+    int count = 0, slow = 0, slept = 0, ms, r, fd, held;
     for (i = 0; i < n; i++) {
         r = mpq__wait_look(&w[i], &fd, qs, &nq, &slow, me);
         if (r < 0) return r;
@@ -7109,12 +7117,12 @@ static int mpq__wait_pass(mpq_waitable *w, size_t n, struct pollfd *p, mpq_queue
         ws.cx.waitv = mpq__have_futex_waitv();
         if (!npoll && !slow && (nq == 1 || (ws.cx.waitv && nq <= MPQ__WAIT_GROUP))) {
             mpq__wait_queues(&ws.cx, 0, nq, deadline);   /* only queues: sleep here */
-            npoll = 0;
+            slept = 1;
         } else if ((p[n].fd = mpq__wait_start(&ws)) < 0) {
             slow = 1;
         }
     }
-    if (npoll || p[n].fd >= 0) {
+    if (!slept) {   /* with nothing to poll but a slice (slow), poll just sleeps */
         if (slow) {
             int cap = nq && p[n].fd < 0 ? MPQ__WAIT_LOOK_MS : MPQ__WAIT_POLL_MS;
             if (ms < 0 || ms > cap) ms = cap;

@@ -289,8 +289,16 @@ static void test_wait_process_without_pidfd(void)
     p.pidfd__ = -ENOSYS;
     {
         mpq_waitable w[2] = { MPQ_WAIT_PROCESS(&p), MPQ_WAIT_FD(fds[0]) };
+        struct timespec c0, c1;
         CHECK_EQ(mpq_wait(w, 2, 0), 0);
         CHECK_EQ(mpq_wait(w, 2, 30), 0);
+        /* Alone, with no descriptor to poll, it sleeps between looks: a
+           300 ms wait costs this thread far less than 300 ms of CPU (a
+           window to observe, not a sleep standing in for a signal). */
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+        CHECK_EQ(mpq_wait(w, 1, 300), 0);
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+        CHECK((c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000 < 100);
         CHECK_OK(kill(p.pid, SIGKILL));
         CHECK_EQ(mpq_wait(w, 2, -1), 1);
         CHECK(w[0].ready == 1 && w[1].ready == 0);
@@ -300,6 +308,27 @@ static void test_wait_process_without_pidfd(void)
     CHECK_EQ(p.exitcode, -SIGKILL);
     close(fds[0]);
     close(fds[1]);
+}
+
+/* The same queue twice beside a descriptor (one futex word twice in one
+   futex_waitv): a put wakes the wait, and both entries say ready. */
+static void test_wait_same_queue_twice(void)
+{
+    kinds k;
+    struct trig t;
+    mpq_process tp;
+    kinds_open(&k);
+    {
+        mpq_waitable w[3] = { MPQ_WAIT_QUEUE(k.q), MPQ_WAIT_FD(k.pf[0]), MPQ_WAIT_QUEUE(k.q) };
+        t.k = &k;
+        t.which = K_QUEUE;
+        t.waiter = getpid();
+        CHECK_OK(mpq_process_start(&tp, trigger_when_blocked, &t));
+        CHECK_EQ(mpq_wait(w, 3, -1), 2);
+        CHECK(w[0].ready && !w[1].ready && w[2].ready);
+        MPQT_JOIN_OK(&tp, 0);
+    }
+    kinds_close(&k);
 }
 
 /* --- inside mpq beside the kernel; no starvation ---------------------------------- */
@@ -809,6 +838,7 @@ static const mpqt_case cases[] = {
     MPQT(test_wait_queue_alone_wakes, 30, 0),
     MPQT(test_wait_named_queue_from_exec, 30, 1),
     MPQT(test_wait_process_without_pidfd, 30, 0),
+    MPQT(test_wait_same_queue_twice, 30, 1),
     MPQT(test_wait_buffered_beside_kernel, 30, 1),
     MPQT(test_wait_no_starvation, 60, 1),
     MPQT(test_wait_bad_input, 30, 0),
