@@ -331,6 +331,92 @@ static void test_wait_same_queue_twice(void)
     kinds_close(&k);
 }
 
+/* Signals to the waiting thread (a handler without SA_RESTART, so its
+   poll and futex calls see EINTR) neither end the wait early nor stretch
+   its deadline: with a queue beside a descriptor (poll), and a queue
+   alone (futex). */
+static volatile sig_atomic_t usr1_seen;
+static void on_usr1(int sig) { (void)sig; usr1_seen++; }
+
+struct pester { kinds *k; pid_t waiter; int trigger; };
+
+static int pester_then_put(void *arg)
+{
+    struct pester *ps = (struct pester *)arg;
+    int i;
+    mpqt_wait_sleeping(ps->waiter, 10000);
+    for (i = 0; i < 50; i++) {
+        if (kill(ps->waiter, SIGUSR1) != 0) return 1;
+        mpqt_pause();
+    }
+    return ps->trigger ? kinds_trigger(ps->k, K_QUEUE) : 0;
+}
+
+static void test_wait_signals_are_retried(void)
+{
+    kinds k;
+    struct pester ps;
+    struct sigaction sa;
+    mpq_process tp;
+    int round;
+    int64_t t0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    CHECK_OK(sigaction(SIGUSR1, &sa, NULL));
+    kinds_open(&k);
+    for (round = 0; round < 4; round++) {
+        mpq_waitable w[2] = { MPQ_WAIT_QUEUE(k.q), MPQ_WAIT_FD(k.pf[0]) };
+        size_t n = round % 2 ? 1 : 2;
+        ps.k = &k;
+        ps.waiter = getpid();
+        ps.trigger = round < 2;
+        usr1_seen = 0;
+        CHECK_OK(mpq_process_start(&tp, pester_then_put, &ps));
+        if (ps.trigger) {
+            CHECK_EQ(mpq_wait(w, n, -1), 1);
+            CHECK_EQ(w[0].ready, 1);
+            kinds_reset(&k, K_QUEUE);
+        } else {
+            t0 = mpqt_ms();
+            CHECK_EQ(mpq_wait(w, n, 300), 0);
+            CHECK(mpqt_ms() - t0 >= 300);
+        }
+        MPQT_JOIN_OK(&tp, 0);
+        CHECK(usr1_seen > 0);
+    }
+    kinds_close(&k);
+}
+
+/* The process that polls a queue's descriptor (mpq_queue_fileno) may
+   also wait on it with mpq_wait: the wait leaves the descriptor's state
+   alone, and both see the put. */
+static void test_wait_beside_queue_fileno(void)
+{
+    kinds k;
+    struct trig t;
+    mpq_process tp;
+    int qfd;
+    kinds_open(&k);
+    CHECK((qfd = mpq_queue_fileno(k.q)) >= 0);
+    CHECK(!mpqt_readable(qfd, 0));
+    {
+        mpq_waitable w[2] = { MPQ_WAIT_QUEUE(k.q), MPQ_WAIT_FD(k.pf[0]) };
+        CHECK_EQ(mpq_wait(w, 2, 0), 0);
+        t.k = &k;
+        t.which = K_QUEUE;
+        t.waiter = getpid();
+        CHECK_OK(mpq_process_start(&tp, trigger_when_blocked, &t));
+        CHECK_EQ(mpq_wait(w, 2, -1), 1);
+        CHECK_EQ(w[0].ready, 1);
+        MPQT_JOIN_OK(&tp, 0);
+        CHECK(mpqt_readable(qfd, 10000));
+        kinds_reset(&k, K_QUEUE);
+        CHECK_EQ(mpq_wait(w, 2, 0), 0);
+    }
+    kinds_close(&k);
+}
+
 /* --- inside mpq beside the kernel; no starvation ---------------------------------- */
 
 /* A connection with messages mpq has read ahead (nothing in the kernel),
@@ -839,6 +925,8 @@ static const mpqt_case cases[] = {
     MPQT(test_wait_named_queue_from_exec, 30, 1),
     MPQT(test_wait_process_without_pidfd, 30, 0),
     MPQT(test_wait_same_queue_twice, 30, 1),
+    MPQT(test_wait_signals_are_retried, 30, 1),
+    MPQT(test_wait_beside_queue_fileno, 30, 1),
     MPQT(test_wait_buffered_beside_kernel, 30, 1),
     MPQT(test_wait_no_starvation, 60, 1),
     MPQT(test_wait_bad_input, 30, 0),
