@@ -1237,9 +1237,10 @@ typedef struct mpq_waitable {
    and one with a descriptor beside about 1.4 times as slow (the
    watcher's wake-up, then the eventfd's). Should no thread or eventfd
    be available it looks again every 10 ms instead.
-   Thread safety: any thread; as for mpq_conn_wait, no other thread may
-   receive on its connections meanwhile. Others may use its queues,
-   listeners and processes: what they take in the meantime is simply no
+   Thread safety: any thread. Meanwhile no other thread may receive on
+   its connections (as for mpq_conn_wait), nor join or destroy its
+   processes (that closes the sentinel it polls); others may use its
+   queues and listeners - what they take in the meantime is simply no
    longer reported. */
 MPQDEF int mpq_wait(mpq_waitable *w, size_t n, int timeout_ms);
 
