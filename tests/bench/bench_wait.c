@@ -17,7 +17,7 @@
 enum { SAMPLES = 2000, WARMUP = 50 };
 #define SETTLE_NS 300000.0   /* the waiter's time to fall asleep */
 
-enum { W_GET, W_WAIT_Q, W_WAIT_Q_FD, W_WAIT_NAMED_Q_FD, W_RECV, W_WAIT_CONN, W_WAIT_CONN_Q, W_N };
+enum { W_GET, W_WAIT_Q, W_WAIT_Q_FD, W_WAIT_NAMED_Q_FD, W_RECV, W_WAIT_CONN, W_WAIT_CONN_Q, W_WAIT_C_BESIDE_Q, W_N };
 static const char *row_name[W_N] = {
     "mpq_queue_get(q, -1)",
     "mpq_wait({ q }, -1)",
@@ -25,9 +25,10 @@ static const char *row_name[W_N] = {
     "mpq_wait({ named q, fd }, -1)",
     "mpq_conn_recv(c, -1)",
     "mpq_wait({ c }, -1)",
-    "mpq_wait({ q, c }, -1)",
+    "mpq_wait({ q, c }, -1), q wakes it",
+    "mpq_wait({ q, c }, -1), c wakes it",
 };
-static const int row_base[W_N] = { W_GET, W_GET, W_GET, W_GET, W_RECV, W_RECV, W_GET };
+static const int row_base[W_N] = { W_GET, W_GET, W_GET, W_GET, W_RECV, W_RECV, W_GET, W_RECV };
 
 struct shared {
     uint32_t waiting;    /* the waiter's round, once it is about to block */
@@ -81,7 +82,7 @@ static double run_row(int how, struct shared *sh, double *p90)
         if (how == W_WAIT_NAMED_Q_FD) w[0] = (mpq_waitable)MPQ_WAIT_QUEUE(named);
         else if (how >= W_RECV) w[0] = (mpq_waitable)MPQ_WAIT_CONN(c);
         else w[0] = (mpq_waitable)MPQ_WAIT_QUEUE(q);
-        if (how == W_WAIT_CONN_Q) {   /* the queue is the one that wakes it */
+        if (how == W_WAIT_CONN_Q || how == W_WAIT_C_BESIDE_Q) {
             w[1] = w[0];
             w[0] = (mpq_waitable)MPQ_WAIT_QUEUE(q);
         }
@@ -93,7 +94,7 @@ static double run_row(int how, struct shared *sh, double *p90)
         default: mpq_wait(w, 2, -1); break;
         }
         sh->t_back[i - 1] = now_ns();
-        if (how == W_WAIT_CONN) mpq_conn_recv(c, buf, sizeof buf, &len, -1);
+        if (how == W_WAIT_CONN || how == W_WAIT_C_BESIDE_Q) mpq_conn_recv(c, buf, sizeof buf, &len, -1);
         else if (how != W_GET && how != W_RECV) mpq_queue_get(q, buf, sizeof buf, &len, -1);
     }
     waitpid(pid, NULL, 0);
