@@ -25,19 +25,19 @@
 
 #include <stdio.h>
 
-struct job { mpq_queue *q; mpq_conn *conn; };
-
+/* The worker: arg is { queue, its end of the pipe }. */
 static int worker(void *arg)
 {
-    struct job *j = (struct job *)arg;
+    mpq_queue *q = (mpq_queue *)((void **)arg)[0];
+    mpq_conn *conn = (mpq_conn *)((void **)arg)[1];
     char msg[16];
     int i;
     for (i = 0; i < 3; i++) {
         snprintf(msg, sizeof msg, "job %d", i);
-        if (mpq_queue_put(j->q, msg, 5, -1) != 0) return 1;
+        if (mpq_queue_put(q, msg, 5, -1) != 0) return 1;
     }
-    if (mpq_conn_send(j->conn, "status: busy", 12) != 0) return 1;
-    return mpq_queue_put(j->q, "job 3", 5, -1) != 0;
+    if (mpq_conn_send(conn, "status: busy", 12) != 0) return 1;
+    return mpq_queue_put(q, "job 3", 5, -1) != 0;
 }
 
 int main(void)
@@ -45,14 +45,14 @@ int main(void)
     mpq_queue *q;
     mpq_conn *a, *b;
     mpq_process p;
-    struct job j;
+    void *args[2];
     char buf[64];
     size_t len;
     int done = 0, rc;
     if (mpq_queue_create(&q, NULL) != 0 || mpq_pipe(&a, &b, 1) != 0) return 1;
-    j.q = q;
-    j.conn = b;
-    if (mpq_process_start(&p, worker, &j) != 0) return 1;
+    args[0] = q;
+    args[1] = b;
+    if (mpq_process_start(&p, worker, args) != 0) return 1;
     {
         mpq_waitable w[3] = { MPQ_WAIT_QUEUE(q), MPQ_WAIT_CONN(a), MPQ_WAIT_PROCESS(&p) };
         while (!done) {
