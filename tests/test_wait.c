@@ -40,6 +40,7 @@ static void kinds_open(kinds *k)
     memset(k, 0, sizeof *k);
     CHECK_OK(mpq_pipe(&k->a, &k->a_peer, 1));
     snprintf(k->path, sizeof k->path, "/tmp/mpqt-wait-%ld", (long)getpid());
+    unlink(k->path);   /* left by a test killed before its close had this pid */
     CHECK_OK(mpq_listener_open(&k->l, k->path));
     CHECK_OK(mpq_queue_create(&k->q, &(mpq_queue_config){ .capacity = 64, .max_msg = 64 }));
     CHECK_OK(pipe(k->pf));
