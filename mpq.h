@@ -30,7 +30,7 @@
      >>api-sync       mpq_event, mpq_sem, mpq_cond, mpq_barrier
      >>api-dict       mpq_dict, mpq_list  shared containers (Manager dict/list)
      >>api-queue      mpq_queue    shared-memory MPMC message queue
-     >>api-conn       mpq_conn     framed messages over pipes and sockets
+     >>api-conn       mpq_conn     framed messages over pipes and sockets; mpq_wait
      >>api-process    mpq_process  fork a function, join, kill; daemons, cpu_count
      >>api-pool       mpq_pool     a pool of worker processes, futures, imap
      >>platform       implementation: atomics, futex, deadlines, segments
@@ -172,6 +172,13 @@
                        trust boundary (>>conventions), what sealing does
                        and does not cover, fork() with busy threads, and
                        that claims are not fair.
+                       mpq_wait: Python's connection.wait over any mix
+                       of connections, listeners, queues (named ones too:
+                       a put wakes it as it wakes a get), processes and
+                       plain descriptors; it takes nothing, and reports
+                       every ready one each time. mpq_conn_wait is mpq_wait
+                       over connections: a descriptor closed under it is
+                       now -EBADF (it counted as ready).
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -1151,7 +1158,9 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
    >>api-conn  mpq_conn: framed messages over a pipe or stream socket
    ========================================================================
 
-   Python: multiprocessing.Pipe, Connection, connection.wait, Listener and
+   Python: multiprocessing.Pipe, Connection, connection.wait (mpq_wait,
+   over any mix of connections, listeners, queues, processes and plain
+   descriptors; mpq_conn_wait for connections alone), Listener and
    Client (with authkey; Unix, abstract and TCP addresses),
    reduction.send_handle and recv_handle.
 
@@ -1263,9 +1272,104 @@ MPQDEF int mpq_conn_fileno(const mpq_conn *c);
    readable in the kernel alike - so a loop that serves what wait reports
    never starves a quiet connection behind a busy one. Returns how many
    are ready (0 on timeout), or -EINVAL (NULL, n == 0 or over 4096, a
-   send-only end), -ENOMEM, or an -errno from poll. Thread safety: no
-   other thread may receive on those connections meanwhile. */
+   send-only end), -EBADF (a descriptor closed under mpq), -ENOMEM, or an
+   -errno from poll. It is mpq_wait over connections alone. Thread
+   safety: no other thread may receive on those connections meanwhile. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms);
+
+/* One wait over everything: Python's multiprocessing.connection.wait,
+   which takes connections, sockets and process sentinels alike - here
+   connections, listeners, queues, processes and plain descriptors, in
+   any mix. Each entry of the array names one thing to wait for:
+
+       mpq_waitable w[] = { MPQ_WAIT_CONN(c), MPQ_WAIT_QUEUE(q),
+                            MPQ_WAIT_PROCESS(&p), MPQ_WAIT_FD(sock) };
+       n = mpq_wait(w, 4, 1000);          // w[i].ready says which
+
+   The MPQ_WAIT_* initialisers are brace lists, so they work in C and C++
+   alike, and check the pointer's type. For an assignment write
+   `w[i] = (mpq_waitable)MPQ_WAIT_CONN(c);` in C (a compound literal) or
+   `w[i] = mpq_waitable MPQ_WAIT_CONN(c);` in C++11, or set kind and obj
+   (fd for a descriptor) yourself.
+
+   What "ready" means - never that something was taken: the wait reads
+   and takes nothing, so a ready entry still holds what made it ready
+   (unless another process takes it first).
+     CONN      a whole message, a descriptor or the end can be received
+               without waiting, as mpq_conn_wait says (what mpq has read
+               ahead counts; a part of a message does not). Its receive
+               end: a send-only end is -EBADF.
+     LISTENER  a client waits to be accepted.
+     QUEUE     mpq_queue_get with timeout 0 would find a message - or the
+               queue is closed and drained (get gives -EPIPE at once), or
+               its memory is corrupt (-EIO at once). Anonymous and named
+               queues alike: the wait sleeps on the queue's eventcount, as
+               a blocked get does, so a put wakes it as soon as it would
+               wake a get (see the implementation for how, and its cost).
+               A producer killed between its put and its wake-up costs
+               at most 100 ms, as for get; a slot held by a dead process
+               at the queue's tail is moved on as a get would. It never
+               touches mpq_queue_fileno's descriptor or its poller.
+     PROCESS   it has ended (its join with timeout 0 would not wait): the
+               handle's pidfd sentinel polls readable, or it was joined
+               already. Without a pidfd (Linux before 5.3, or none could
+               be opened) it is looked at every 20 ms (waitid, WNOWAIT:
+               nothing is reaped). An unstarted handle is -EINVAL.
+     FD        the descriptor polls readable (POLLIN, or a hang-up or
+               error, as poll reports them). A negative one, or one that
+               is not open (POLLNVAL), is -EBADF.
+*/
+enum {
+    MPQ_WAIT_KIND_CONN = 1,      /* obj: an mpq_conn (its receive end)  */
+    MPQ_WAIT_KIND_LISTENER = 2,  /* obj: an mpq_listener                */
+    MPQ_WAIT_KIND_QUEUE = 3,     /* obj: an mpq_queue                   */
+    MPQ_WAIT_KIND_PROCESS = 4,   /* obj: a started mpq_process          */
+    MPQ_WAIT_KIND_FD = 5         /* fd: a descriptor, obj unused        */
+};
+
+typedef struct mpq_waitable {
+    int   kind;   /* MPQ_WAIT_KIND_*                                    */
+    void *obj;    /* the object (not for MPQ_WAIT_KIND_FD)              */
+    int   fd;     /* MPQ_WAIT_KIND_FD: the descriptor (else unused)     */
+    int   ready;  /* out: 1 ready, 0 not (set by every successful wait) */
+} mpq_waitable;
+
+#define MPQ_WAIT_CONN(c)     { MPQ_WAIT_KIND_CONN, (void *)(1 ? (c) : (mpq_conn *)0), -1, 0 }
+#define MPQ_WAIT_LISTENER(l) { MPQ_WAIT_KIND_LISTENER, (void *)(1 ? (l) : (mpq_listener *)0), -1, 0 }
+#define MPQ_WAIT_QUEUE(q)    { MPQ_WAIT_KIND_QUEUE, (void *)(1 ? (q) : (mpq_queue *)0), -1, 0 }
+#define MPQ_WAIT_PROCESS(p)  { MPQ_WAIT_KIND_PROCESS, (void *)(1 ? (p) : (struct mpq_process *)0), -1, 0 }
+#define MPQ_WAIT_FD(fd)      { MPQ_WAIT_KIND_FD, (void *)0, (fd), 0 }
+
+/* Waits until at least one of w[0..n-1] is ready (see above), at most
+   timeout_ms (a deadline; signals never stretch it), and sets every
+   entry's `ready`. Every ready one is reported each time - a busy entry
+   never hides the others - and with timeout_ms 0 it only looks.
+   Returns how many are ready (0 on timeout, as Python's [] - also for
+   timeout_ms 0: never -EAGAIN), or -EINVAL (w NULL, n == 0 or over 4096,
+   an unknown kind, a NULL object, an unstarted process), -EBADF (a
+   send-only connection end, a descriptor that is negative or not open),
+   -ENOMEM, or an -errno from poll.
+   Costs: what is ready already is found without a system call (queues,
+   messages mpq has read ahead, joined processes) or with one poll. To
+   block on queues, it first spins for about 20 us, as a get does, in
+   case one is served at once. Then, with nothing but queues (up to 127;
+   one before Linux 5.16) the calling thread sleeps on them itself; with
+   descriptors beside, it starts a watcher thread (one per 127 queues;
+   one per queue before Linux 5.16, which lacks futex_waitv) that sleeps
+   on their eventcounts and wakes the caller's poll(2) through an
+   eventfd, and stops and joins it before returning - also when the
+   calling thread is cancelled in the wait. Measured (bench_wait): a put
+   wakes a wait on queues alone as fast as it wakes mpq_queue_get, and
+   one with a descriptor beside about 1.3 to 2 times as slow (the
+   watcher's wake-up, then the eventfd's); starting and joining the
+   watcher costs some 75 us of CPU. Should no thread or eventfd be
+   available it looks again every 10 ms instead.
+   Thread safety: any thread. Meanwhile no other thread may receive on
+   its connections (as for mpq_conn_wait), nor join or destroy its
+   processes (that closes the sentinel it polls); others may use its
+   queues and listeners - what they take in the meantime is simply no
+   longer reported. */
+MPQDEF int mpq_wait(mpq_waitable *w, size_t n, int timeout_ms);
 
 /* Passes a file descriptor (a memfd-backed mpq_shm, say) to the peer of a
    Unix socket connection, in its place among the messages. The caller
@@ -5715,6 +5819,20 @@ static int mpq__q_unpack(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint64_t hel
     return 0;
 }
 
+/* A look at the tail as a get takes it: its position *t, that position's
+   lap, its slot (returned), the slot's state, and *d, how far the state's
+   lap is ahead of the position's (MPQ__LAPMASK: one lap behind). */
+static inline mpq__qslot *mpq__q_tail(const mpq_queue *q, uint64_t *t, uint64_t *lap, uint64_t *st, uint64_t *d)
+{
+    mpq__qslot *s;
+    *t = mpq__load64(&q->h->tail, MPQ__ACQUIRE);
+    *lap = mpq__q_lap(q, *t);
+    s = mpq__q_slot(q, *t);
+    *st = mpq__load64(&s->state, MPQ__ACQUIRE);
+    *d = (MPQ__ST_LAP(*st) - *lap) & MPQ__LAPMASK;
+    return s;
+}
+
 /* Claims the oldest message. Returns its slot (position in *pos, length in
    *len, bytes and packing in *pk), or NULL with *why = -EAGAIN (nothing
    ready, or it gave up - see mpq__q_gave_up: *pos and *seen tell which
@@ -5730,13 +5848,10 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, i
     pk->cur = 0;
     pk->count = 0;
     for (;;) {
-        uint64_t t = mpq__load64(&h->tail, MPQ__ACQUIRE), t0 = t;
-        uint64_t lap = mpq__q_lap(q, t), st, d;
-        mpq__qslot *s = mpq__q_slot(q, t);
-        unsigned phase;
-        st = mpq__load64(&s->state, MPQ__ACQUIRE);
-        d = (MPQ__ST_LAP(st) - lap) & MPQ__LAPMASK;
-        phase = MPQ__ST_PHASE(st);
+        uint64_t t, t0, lap, st, d;
+        mpq__qslot *s = mpq__q_tail(q, &t, &lap, &st, &d);
+        unsigned phase = MPQ__ST_PHASE(st);
+        t0 = t;
         if (mpq__q_gave_up(q, &tries, deadline)) {
             *pos = t;
             *seen = st;
@@ -7181,38 +7296,461 @@ MPQDEF int mpq_conn_poll(mpq_conn *c, int timeout_ms)
     return rc < 0 ? rc : ready;
 }
 
+#define MPQ__WAIT_MAX 4096   /* entries in one mpq_wait or mpq_conn_wait */
+
 /* Every ready connection is reported each time, so a server loop that
    serves what wait reports never starves one: those with a message inside
    mpq's buffer are ready without asking the kernel, and the others are
    polled all the same - without waiting when some are ready already,
    until the deadline when none is. (Returning as soon as a buffered one
-   was found hid the others for as long as the busy one's buffer lasted.) */
+   was found hid the others for as long as the busy one's buffer lasted.)
+   That is mpq_wait's way with every kind: this is mpq_wait over
+   connections only. */
 MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeout_ms)
 {
-    struct pollfd stackp[16], *p = stackp;
-    int64_t deadline = mpq__deadline(timeout_ms);
+    mpq_waitable stackw[16], *w = stackw;
     size_t i;
-    int buffered = 0, count = 0, r;
-    if (!conns || !ready || n == 0 || n > 4096) return -EINVAL;
-    for (i = 0; i < n; i++) {
+    int rc;
+    if (!conns || !ready || n == 0 || n > MPQ__WAIT_MAX) return -EINVAL;
+    for (i = 0; i < n; i++)
         if (!conns[i] || conns[i]->rfd < 0) return -EINVAL;
-        ready[i] = mpq__conn_buffered(conns[i]);
-        buffered += ready[i];
-    }
-    if (buffered == (int)n) return buffered;
-    if (n > 16 && !(p = (struct pollfd *)MPQ_MALLOC(n * sizeof *p))) return -ENOMEM;
+    if (n > 16 && !(w = (mpq_waitable *)MPQ_MALLOC(n * sizeof *w))) return -ENOMEM;
     for (i = 0; i < n; i++) {
-        p[i].fd = ready[i] ? -1 : conns[i]->rfd;   /* poll(2) skips a negative fd */
+        w[i].kind = MPQ_WAIT_KIND_CONN;
+        w[i].obj = conns[i];
+        w[i].fd = -1;
+        w[i].ready = 0;
+    }
+    if ((rc = mpq_wait(w, n, timeout_ms)) >= 0)
+        for (i = 0; i < n; i++) ready[i] = w[i].ready;
+    if (w != stackw) MPQ_FREE(w);
+    return rc;
+}
+
+/* --- mpq_wait: connections, listeners, queues, processes, descriptors --- */
+
+/* How the wait sleeps. Descriptors - connections not ready inside mpq,
+   listeners, pidfd sentinels, plain ones - go to one poll(2). A queue has
+   no descriptor (a named one has no eventfd at all, and an anonymous
+   one's belongs to its single poller), so the queues are watched by a
+   thread of the call's own that sleeps on their data eventcounts exactly
+   as a blocked get does - announce (bit 0), look, futex-wait, for at
+   most a slice - and pokes an eventfd in the caller's poll once a queue
+   may be ready. A put then wakes the wait with the futex wake-up it
+   makes for a get anyway; the thread adds one wake-up (the eventfd) on
+   the way. All of a watcher's queues and a stop word of the call's own
+   are slept on at once with futex_waitv (Linux 5.16+, 127 queues per
+   thread); the caller stops it by setting the stop word and waking it,
+   which touches no queue, so no sleeper anywhere sees a stray wake-up.
+   Without futex_waitv, each queue gets a watcher that sleeps on it alone
+   (a plain futex), and stopping it has to signal that queue's
+   eventcount: its other sleepers then wake once for nothing, look, and
+   sleep again. With nothing but queues to wait for, the calling thread
+   itself sleeps on them (when one futex call can hold them all), so no
+   thread and no eventfd is needed and a put wakes it as fast as it
+   wakes a get. Before any of that it spins as briefly as a get does,
+   looking at the queues: a partner that answers within ~20 us costs
+   neither a sleep nor a thread (a thread's start and join cost ~75 us
+   of CPU on this machine class, its wake-up ~20 us more than a get's:
+   bench_wait). */
+
+#define MPQ__WAIT_GROUP 127    /* queues per watcher: futex_waitv takes 128,
+                                  one is the stop word                       */
+#define MPQ__WAIT_POLL_MS 20   /* a process without pidfd is looked at this often */
+#define MPQ__WAIT_LOOK_MS 10   /* queues with no watcher are looked at this often */
+
+#if defined(SYS_futex_waitv)
+#define MPQ__NR_FUTEX_WAITV SYS_futex_waitv
+#elif defined(__linux__) && ((defined(__x86_64__) && !defined(__ILP32__)) || defined(__i386__) || \
+                             defined(__aarch64__) || defined(__arm__) || defined(__riscv))
+#define MPQ__NR_FUTEX_WAITV 449   /* the same number on these; older headers lack it */
+#endif
+
+/* The kernel's struct futex_waitv (linux/futex.h), for FUTEX_32 words. */
+typedef struct mpq__fwaitv {
+    uint64_t val, uaddr;
+    uint32_t flags, reserved;
+} mpq__fwaitv;
+#define MPQ__FUTEX_32 2u
+
+/* futex_waitv (absolute CLOCK_MONOTONIC deadline, -1: none): returns 0
+   once woken, a word differed, interrupted or timed out (the caller
+   looks again either way), -ENOSYS where the kernel (or a test build,
+   MPQ__NO_FUTEX_WAITV) has no such call. */
+static int mpq__futex_waitv(mpq__fwaitv *v, unsigned n, int64_t deadline)
+{
+#if defined(MPQ__NR_FUTEX_WAITV) && !defined(MPQ__NO_FUTEX_WAITV)
+    struct { int64_t tv_sec, tv_nsec; } ts;   /* __kernel_timespec */
+    ts.tv_sec = deadline / 1000000000;
+    ts.tv_nsec = deadline % 1000000000;
+    if (syscall(MPQ__NR_FUTEX_WAITV, v, n, 0, deadline >= 0 ? &ts : NULL, CLOCK_MONOTONIC) >= 0 ||
+        errno == EAGAIN || errno == EINTR || errno == ETIMEDOUT)
+        return 0;
+    return errno == ENOSYS || errno == EPERM ? -ENOSYS : mpq__err();
+#else
+    (void)v; (void)n; (void)deadline;
+    return -ENOSYS;
+#endif
+}
+
+/* Whether futex_waitv works here: with no waiters it says EINVAL. */
+static int mpq__have_futex_waitv(void)
+{
+#if defined(MPQ__NR_FUTEX_WAITV) && !defined(MPQ__NO_FUTEX_WAITV)
+    return syscall(MPQ__NR_FUTEX_WAITV, NULL, 0, 0, NULL, CLOCK_MONOTONIC) < 0 && errno == EINVAL;
+#else
+    return 0;
+#endif
+}
+
+/* A queue's part of the wait: whether a get with timeout 0 would not
+   wait - a message at the tail (its length not judged: an odd one gives
+   the get an error at once), a closed and drained queue, a state no get
+   makes - without taking anything. On the way it does what a get does
+   before it finds its message: it retires skipped slots (they hold
+   none), moves a lagging tail on, and has a dead claimant's slot at the
+   tail taken over (mpq__q_stuck, the get side's tracker). *held says that
+   a slot or a packed cursor is held at the tail: look again within
+   MPQ__STUCK_MS. */
+static int mpq__q_ready(mpq_queue *q, uint32_t me, int *held)
+{
+    mpq__qhdr *h = q->h;
+    *held = 0;
+    for (;;) {
+        uint64_t t, t0, lap, st, d;
+        mpq__qslot *s = mpq__q_tail(q, &t, &lap, &st, &d);
+        unsigned phase = MPQ__ST_PHASE(st);
+        t0 = t;
+        if (st == mpq__st(lap, MPQ__FULL, 0)) return 1;
+        if (st == mpq__st(lap, MPQ__FULL, MPQ__PACKED)) {
+            uint64_t cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
+            if (MPQ__CUR_PID(cw) == 0) return 1;   /* free to take (a get sorts out the rest) */
+            *held = 1;
+            if (mpq__q_stuck(q, 1, s, st, cw, me)) continue;
+            return 0;
+        }
+        if (st == mpq__st(lap, MPQ__FULL, MPQ__SKIPPED)) {
+            mpq__q_retire(q, s, st, t);
+        } else if ((d == 0 && phase == MPQ__READING) || d == 1) {
+            mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);   /* taken: the tail lags */
+        } else if (mpq__load64(&h->tail, MPQ__ACQUIRE) != t) {
+            continue;                                          /* a stale look */
+        } else if ((d == 0 && (phase == MPQ__EMPTY || phase == MPQ__WRITING)) ||
+                   (d == MPQ__LAPMASK && phase == MPQ__READING)) {
+            /* Empty, a put in progress, last lap's get still reading: as
+               in mpq__q_claim_get, closed counts once no put is on its way. */
+            if (phase != MPQ__WRITING && mpq__load32(&h->closed, MPQ__SEQ_CST) &&
+                mpq__load64(&s->state, MPQ__SEQ_CST) == st)
+                return 1;
+            if (!MPQ__HELD(st)) return 0;
+            *held = 1;
+            if (!mpq__q_stuck(q, 1, s, st, 0, me)) return 0;
+        } else {
+            return 1;   /* corrupt: the get says -EIO at once */
+        }
+    }
+}
+
+/* What one wait shares with its watchers. */
+typedef struct mpq__wait_cx {
+    mpq_queue **q;      /* the queues to watch                              */
+    size_t      nq;
+    uint32_t    stop;   /* 1: the caller is done (then woken: see above)    */
+    int         efd;    /* poked once a queue may be ready                  */
+    int         waitv;  /* futex_waitv works                                */
+} mpq__wait_cx;
+
+typedef struct mpq__wait_thr {
+    mpq__wait_cx *cx;
+    size_t        first, n;   /* its queues: cx->q[first .. first + n)      */
+    pthread_t     t;
+} mpq__wait_thr;
+
+/* Sleeps on queues cx->q[first .. first + n) until one may be ready (1),
+   or the stop word is set or `deadline` passes (0). n is 1, or at most
+   MPQ__WAIT_GROUP with futex_waitv. */
+static int mpq__wait_queues(mpq__wait_cx *cx, size_t first, size_t n, int64_t deadline)
+{
+    mpq__fwaitv v[MPQ__WAIT_GROUP + 1];
+    uint64_t start;
+    uint32_t me = mpq__self(&start);
+    for (;;) {
+        int64_t now, until;
+        int held = 0, hk;
+        size_t i;
+        if (mpq__load32(&cx->stop, MPQ__SEQ_CST)) return 0;
+        for (i = 0; i < n; i++) {   /* announce, then look: a put after the look wakes us */
+            uint32_t *ec = &cx->q[first + i]->h->data_ec;
+            v[i].val = mpq__ec_prepare(ec);
+            v[i].uaddr = (uint64_t)(uintptr_t)ec;
+            v[i].flags = MPQ__FUTEX_32;
+            v[i].reserved = 0;
+            if (mpq__q_ready(cx->q[first + i], me, &hk)) return 1;
+            held |= hk;
+        }
+        now = mpq__now_ns();
+        if (deadline >= 0 && now >= deadline) return 0;
+        until = now + (int64_t)(held ? MPQ__STUCK_MS : MPQ__WAIT_SLICE_MS) * 1000000;
+        if (deadline >= 0 && deadline < until) until = deadline;
+        if (cx->waitv) {
+            v[n].val = 0;   /* the stop word, woken by the caller: no queue's */
+            v[n].uaddr = (uint64_t)(uintptr_t)&cx->stop;
+            v[n].flags = MPQ__FUTEX_32;
+            v[n].reserved = 0;
+            if (mpq__futex_waitv(v, (unsigned)n + 1, until) != 0) {
+                /* Refused after all (never seen): nap on the stop word,
+                   which the caller wakes, and look again soon. */
+                int64_t nap = mpq__now_ns() + (int64_t)MPQ__WAIT_LOOK_MS * 1000000;
+                mpq__futex_wait(&cx->stop, 0, nap < until ? nap : until);
+            }
+        } else {
+            /* The stop word is read after the announcement, and the caller
+               signals the eventcount after setting it: no stop is missed. */
+            if (mpq__load32(&cx->stop, MPQ__SEQ_CST)) return 0;
+            mpq__futex_wait(&cx->q[first]->h->data_ec, (uint32_t)v[0].val, until);
+        }
+    }
+}
+
+static void *mpq__wait_thread(void *arg)
+{
+    mpq__wait_thr *t = (mpq__wait_thr *)arg;
+    uint64_t one = 1;
+    if (mpq__wait_queues(t->cx, t->first, t->n, -1))
+        while (write(t->cx->efd, &one, sizeof one) < 0 && errno == EINTR) {}
+    return NULL;
+}
+
+/* The watchers of one pass of the wait. */
+typedef struct mpq__wait_set {
+    mpq__wait_cx   cx;
+    mpq__wait_thr *thr;
+    size_t         nthr;
+} mpq__wait_set;
+
+/* Stops and joins the watchers. Also the cleanup handler of a cancelled
+   wait: a thread cancelled in poll leaves no watcher behind. */
+static void mpq__wait_stop(void *arg)
+{
+    mpq__wait_set *ws = (mpq__wait_set *)arg;
+    size_t i;
+    if (!ws->nthr) return;
+    mpq__store32(&ws->cx.stop, 1, MPQ__SEQ_CST);
+    mpq__futex_wake(&ws->cx.stop, INT_MAX);
+    for (i = 0; i < ws->nthr; i++)
+        if (ws->thr[i].n == 1 && !ws->cx.waitv) mpq__ec_signal(&ws->cx.q[ws->thr[i].first]->h->data_ec);
+    for (i = 0; i < ws->nthr; i++) pthread_join(ws->thr[i].t, NULL);
+    ws->nthr = 0;
+    close(ws->cx.efd);
+    ws->cx.efd = -1;
+    MPQ_FREE(ws->thr);
+    ws->thr = NULL;
+}
+
+/* Starts watchers for ws->cx.q[0 .. nq): returns the eventfd to poll, or
+   -1 if none could start (the caller then looks every MPQ__WAIT_LOOK_MS). */
+static int mpq__wait_start(mpq__wait_set *ws)
+{
+    size_t per = ws->cx.waitv ? MPQ__WAIT_GROUP : 1, want = (ws->cx.nq + per - 1) / per, i;
+    sigset_t all, old;
+    ws->nthr = 0;
+    ws->cx.stop = 0;
+    if ((ws->cx.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) return -1;
+    if (!(ws->thr = (mpq__wait_thr *)MPQ_MALLOC(want * sizeof *ws->thr))) {
+        close(ws->cx.efd);
+        return ws->cx.efd = -1;
+    }
+    sigfillset(&all);   /* watchers take no signals: they stay the program's threads' */
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (i = 0; i < want; i++) {
+        mpq__wait_thr *t = &ws->thr[i];
+        t->cx = &ws->cx;
+        t->first = i * per;
+        t->n = ws->cx.nq - t->first < per ? ws->cx.nq - t->first : per;
+        if (pthread_create(&t->t, NULL, mpq__wait_thread, t) != 0) break;
+        ws->nthr++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ws->nthr < want) {     /* all or none: a queue without a watcher would be missed */
+        if (ws->nthr) {
+            mpq__wait_stop(ws);    /* closes the eventfd too */
+        } else {
+            close(ws->cx.efd);
+            MPQ_FREE(ws->thr);
+            ws->thr = NULL;
+        }
+        return ws->cx.efd = -1;
+    }
+    return ws->cx.efd;
+}
+
+/* One look at entry e, never waiting: 1 ready, 0 not (*fd: the descriptor
+   to poll for it, or -1 if it has none), or -errno. A queue that is not
+   ready goes to q[*nq]; a process without a pidfd sets *slow. */
+static int mpq__wait_look(mpq_waitable *e, int *fd, mpq_queue **q, size_t *nq, int *slow, uint32_t me)
+{
+    int held, s;
+    *fd = -1;
+    switch (e->kind) {
+    case MPQ_WAIT_KIND_CONN:
+        if (mpq__conn_buffered((const mpq_conn *)e->obj)) return 1;
+        *fd = ((const mpq_conn *)e->obj)->rfd;
+        return 0;
+    case MPQ_WAIT_KIND_LISTENER:
+        *fd = ((const mpq_listener *)e->obj)->fd;
+        return 0;
+    case MPQ_WAIT_KIND_FD:
+        *fd = e->fd;
+        return 0;
+    case MPQ_WAIT_KIND_QUEUE:
+        if (mpq__q_ready((mpq_queue *)e->obj, me, &held)) return 1;
+        q[(*nq)++] = (mpq_queue *)e->obj;
+        return 0;
+    default:   /* MPQ_WAIT_KIND_PROCESS, checked before */
+        s = mpq_process_sentinel((const mpq_process *)e->obj);
+        if (s >= 0) *fd = s;
+        else if (s == -ESRCH) return 1;   /* joined */
+        else if (s == -EINVAL) return s;
+        else if (mpq_process_alive((mpq_process *)e->obj) == 1) *slow = 1;
+        else return 1;   /* ended, or nothing left to wait for: a join will say */
+        return 0;
+    }
+}
+
+/* The kinds and objects are checked before anything is looked at. */
+static int mpq__wait_check(const mpq_waitable *w, size_t n)
+{
+    size_t i;
+    if (!w || n == 0 || n > MPQ__WAIT_MAX) return -EINVAL;
+    for (i = 0; i < n; i++) {
+        if (w[i].kind == MPQ_WAIT_KIND_FD) {
+            if (w[i].fd < 0) return -EBADF;
+            continue;
+        }
+        if (w[i].kind < MPQ_WAIT_KIND_CONN || w[i].kind > MPQ_WAIT_KIND_PROCESS || !w[i].obj) return -EINVAL;
+        if (w[i].kind == MPQ_WAIT_KIND_CONN && ((const mpq_conn *)w[i].obj)->rfd < 0) return -EBADF;
+        if (w[i].kind == MPQ_WAIT_KIND_PROCESS && !((const mpq_process *)w[i].obj)->serial__) return -EINVAL;
+    }
+    return 0;
+}
+
+/* Before sleeping on queues, looks at them for about as long as a get
+   spins (MPQ__SPIN_MIN pauses): a futex sleep and wake-up costs tens of
+   microseconds here and a watcher thread more, and a partner that
+   answers within the spin is caught without either. 1: one is ready. */
+static int mpq__wait_spin(mpq_queue **qs, size_t nq, uint32_t me)
+{
+    uint32_t i;
+    size_t k;
+    int held;
+    for (i = 1; i <= MPQ__SPIN_MIN; i++) {
+        if ((i & 255) == 0) sched_yield();   /* the partner may share this CPU */
+        else mpq__cpu_relax();
+        if ((i & 7) == 0)
+            for (k = 0; k < nq; k++)
+                if (mpq__q_ready(qs[k], me, &held)) return 1;
+    }
+    return 0;
+}
+
+/* poll(2), then the watchers stopped - also when the thread is cancelled
+   in it (a function of its own: glibc's cleanup macros use setjmp). */
+static int mpq__wait_poll(struct pollfd *p, size_t n, int ms, mpq__wait_set *ws)
+{
+    int r;
+    pthread_cleanup_push(mpq__wait_stop, ws);
+    r = poll(p, (nfds_t)n, ms);
+    if (r < 0) r = mpq__err();
+    pthread_cleanup_pop(1);
+    return r;
+}
+
+/* One pass: looks at everything, then - if nothing is ready and time is
+   left - sleeps in one poll (or on the queues alone), then looks again
+   at what the poll does not cover. Returns the count, -errno, or
+   MPQ__WAIT_AGAIN when nothing is ready yet and time is left (woken for
+   a message somebody else took, a slice ran out, a signal). */
+#define MPQ__WAIT_AGAIN (-100000)
+static int mpq__wait_pass(mpq_waitable *w, size_t n, struct pollfd *p, mpq_queue **qs, int64_t deadline)
+{
+    mpq__wait_set ws;
+    uint64_t start;
+    uint32_t me = mpq__self(&start);
+    size_t i, nq = 0, npoll = 0;
+    int count = 0, slow = 0, slept = 0, ms, r, fd, held;
+    for (i = 0; i < n; i++) {
+        r = mpq__wait_look(&w[i], &fd, qs, &nq, &slow, me);
+        if (r < 0) return r;
+        w[i].ready = r;
+        count += r;
+        p[i].fd = r ? -1 : fd;   /* poll(2) skips a negative descriptor */
         p[i].events = POLLIN;
         p[i].revents = 0;
+        npoll += p[i].fd >= 0;
     }
-    do r = poll(p, (nfds_t)n, buffered ? 0 : mpq__remaining_ms(deadline));
-    while (r < 0 && errno == EINTR);
-    if (r < 0 && !buffered) count = mpq__err();
-    else
-        for (i = 0; i < n; i++) count += ready[i] = ready[i] || (r > 0 && p[i].revents != 0);
+    ms = count ? 0 : mpq__remaining_ms(deadline);
+    if (nq && ms != 0 && mpq__wait_spin(qs, nq, me)) ms = 0;   /* caught: just look at the rest */
+    else if (!npoll && ms == 0) return count;
+    memset(&ws, 0, sizeof ws);
+    ws.cx.efd = p[n].fd = -1;
+    p[n].events = POLLIN;
+    p[n].revents = 0;
+    if (nq && ms != 0) {
+        ws.cx.q = qs;
+        ws.cx.nq = nq;
+        ws.cx.waitv = mpq__have_futex_waitv();
+        if (!npoll && !slow && (nq == 1 || (ws.cx.waitv && nq <= MPQ__WAIT_GROUP))) {
+            mpq__wait_queues(&ws.cx, 0, nq, deadline);   /* only queues: sleep here */
+            slept = 1;
+        } else if ((p[n].fd = mpq__wait_start(&ws)) < 0) {
+            slow = 1;
+        }
+    }
+    if (!slept && (npoll || ms != 0)) {   /* nothing to poll but a slice (slow): poll just sleeps */
+        if (slow) {
+            int cap = nq && p[n].fd < 0 ? MPQ__WAIT_LOOK_MS : MPQ__WAIT_POLL_MS;
+            if (ms < 0 || ms > cap) ms = cap;
+        }
+        if ((r = mpq__wait_poll(p, n + 1, ms, &ws)) < 0 && r != -EINTR) return count ? count : r;
+        for (i = 0; r > 0 && i < n; i++) {
+            if (!p[i].revents) continue;
+            if (p[i].revents & POLLNVAL) return -EBADF;
+            count += w[i].ready = 1;
+        }
+    }
+    /* What the poll does not cover may have become ready meanwhile:
+       queues, and processes without a pidfd. */
+    for (i = 0; i < n; i++) {
+        if (w[i].ready || (w[i].kind == MPQ_WAIT_KIND_PROCESS && p[i].fd >= 0)) continue;
+        if (w[i].kind == MPQ_WAIT_KIND_QUEUE) r = mpq__q_ready((mpq_queue *)w[i].obj, me, &held);
+        else if (w[i].kind == MPQ_WAIT_KIND_PROCESS) r = mpq_process_alive((mpq_process *)w[i].obj) != 1;
+        else continue;
+        count += w[i].ready = r;
+    }
+    if (count || (deadline >= 0 && mpq__now_ns() >= deadline)) return count;
+    return MPQ__WAIT_AGAIN;
+}
+
+MPQDEF int mpq_wait(mpq_waitable *w, size_t n, int timeout_ms)
+{
+    struct pollfd stackp[17], *p = stackp;
+    mpq_queue *stackq[16], **qs = stackq;
+    int64_t deadline = mpq__deadline(timeout_ms);
+    int rc = mpq__wait_check(w, n);
+    if (rc != 0) return rc;
+    if (n > 16) {
+        p = (struct pollfd *)MPQ_MALLOC((n + 1) * sizeof *p);
+        qs = (mpq_queue **)MPQ_MALLOC(n * sizeof *qs);
+    }
+    if (p && qs) {
+        do rc = mpq__wait_pass(w, n, p, qs, deadline);
+        while (rc == MPQ__WAIT_AGAIN);
+    } else {
+        rc = -ENOMEM;
+    }
     if (p != stackp) MPQ_FREE(p);
-    return count;
+    if (qs != stackq) MPQ_FREE(qs);
+    return rc;
 }
 
 /* --- the peer's credentials ------------------------------------------- */

@@ -11,7 +11,8 @@
 #    clang -O2, gcc and clang with AddressSanitizer +
 #    UndefinedBehaviorSanitizer, clang with ThreadSanitizer (threaded
 #    tests), test_sync again with a 3 s wake-up slice (so that a lost
-#    wake-up shows), gcc -m32 and musl-gcc when they are installed (.ci/run
+#    wake-up shows), test_wait again with a 60 s slice, with and without
+#    futex_waitv, gcc -m32 and musl-gcc when they are installed (.ci/run
 #    installs them).
 #
 # Usage: sh tests/run.sh [filter]   (the filter picks tests by name)
@@ -21,7 +22,7 @@ B=tests/build
 mkdir -p "$B"
 FILTER=${1:-}
 WARN="-Wall -Wextra -Wpedantic -Werror"
-TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_net test_python test_process test_process_cpython test_pool test_pool_imap test_pool_cpython"
+TESTS="test_platform test_mutex test_sync test_sync_cpython test_dict test_queue test_conn test_wait test_net test_python test_process test_process_cpython test_pool test_pool_imap test_pool_cpython"
 HELPERS="mutex_peer queue_peer sync_peer dict_peer process_peer"
 passed=0
 failed=0
@@ -161,6 +162,12 @@ if have gcc; then
     all_tests=$TESTS
     TESTS="test_sync test_sync_cpython"
     suite long-slice gcc "-O2 -g -DMPQ_SYNC_SLICE_MS=3000"
+    # mpq_wait's sleeps on queues also end every MPQ__WAIT_SLICE_MS, which
+    # would hide a lost wake-up: with a minute, one hangs a test. Then the
+    # same as on Linux before 5.16: no futex_waitv, a watcher per queue.
+    TESTS="test_wait"
+    suite wait-long-slice gcc "-O2 -g -DMPQ__WAIT_SLICE_MS=60000"
+    suite wait-no-futex-waitv gcc "-O2 -g -DMPQ__WAIT_SLICE_MS=60000 -DMPQ__NO_FUTEX_WAITV"
     TESTS=$all_tests
     suite asan-ubsan gcc "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
     if ! echo 'int main(void){return 0;}' | gcc -m32 -x c - -o "$B/m32probe" >/dev/null 2>&1; then

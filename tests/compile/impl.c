@@ -159,6 +159,13 @@ int main(void)
             (void)mpq_conn_poll(b, 0);
             (void)mpq_conn_fileno(b);
             (void)mpq_conn_wait(&b, 1, &ready, 0);
+            {   /* the initialisers as C and C++ take them */
+                mpq_process none = MPQ_PROCESS_INIT;
+                mpq_queue *wq = NULL;
+                mpq_waitable w[5] = { MPQ_WAIT_CONN(b), MPQ_WAIT_LISTENER(l), MPQ_WAIT_QUEUE(wq),
+                                      MPQ_WAIT_PROCESS(&none), MPQ_WAIT_FD(0) };
+                (void)mpq_wait(w, 1, 0);
+            }
             (void)mpq_conn_send_fd(a, 0);
             (void)mpq_conn_recv_fd(b, &fd, 0);
             {
