@@ -84,7 +84,13 @@
                              need something other than extern / static.
        MPQ_ASSERT(x)         (implementation file) defaults to assert(x).
        MPQ_MALLOC(size)      (implementation file) the few process-local
-       MPQ_FREE(ptr)         allocations; define both or neither.
+       MPQ_FREE(ptr)         allocations; define both or neither. 8-byte
+                             alignment is enough.
+       MPQ_ALLOW_NONROBUST   (implementation file) locks are made even where
+                             the kernel keeps no robust-futex list (qemu-user
+                             emulation): a lock whose holder dies then stays
+                             held for ever. For running tests under qemu;
+                             without it mpq_mutex_init says -ENOTSUP there.
 
    Feature macros
      The implementation needs POSIX 2008 and the usual Linux extensions. It
@@ -94,6 +100,15 @@
 
    >>history
 
+     0.4.0  (2027-01)  portability: builds warning-free with MPQ_STATIC at
+                       -O1/-O2/-Os/-O3 and -flto (gcc 12); peek's copies
+                       of packed messages are 16-byte aligned whatever
+                       MPQ_MALLOC aligns to; 32-bit futex wakes try
+                       futex_time64 then the time32 call, as waits do;
+                       x32 futex timeouts; mpq_mutex_init (and everything
+                       that makes a lock) says -ENOTSUP where the kernel
+                       keeps no robust-futex list (MPQ_ALLOW_NONROBUST
+                       lets tests run under qemu-user anyway).
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -286,7 +301,10 @@ typedef struct mpq_mutex_config {
    mpq_shm region or another MAP_SHARED mapping). Do it once, before any
    other process uses it; never on a mutex that may be in use. Do not
    unmap that memory while holding the lock (see mpq_mutex_close).
-   Returns 0, -EINVAL (NULL), or another -errno from pthread_mutex_init.
+   Returns 0, -EINVAL (NULL), -ENOTSUP (the kernel keeps no robust-futex
+   list for this process - qemu-user, a seccomp profile that refuses
+   set_robust_list - so a dead owner could never be reported; see
+   MPQ_ALLOW_NONROBUST), or another -errno from pthread_mutex_init.
    Thread safety: the caller must be the only user of `m` during the call. */
 MPQDEF int mpq_mutex_init(mpq_mutex *m);
 
@@ -299,8 +317,8 @@ MPQDEF int mpq_mutex_destroy(mpq_mutex *m);
 /* Creates a mutex in a mapping of its own and returns it in *out.
    Anonymous (cfg NULL or no name): children forked afterwards share it.
    Named: created exclusively; other processes use mpq_mutex_open.
-   Returns 0, or -EINVAL (NULL out, bad name), -EEXIST, -ENOMEM, or another
-   -errno from shm_open/ftruncate/mmap.
+   Returns 0, or -EINVAL (NULL out, bad name), -EEXIST, -ENOMEM, -ENOTSUP
+   (as for mpq_mutex_init), or another -errno from shm_open/ftruncate/mmap.
    Thread safety: any thread. */
 MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg);
 
@@ -1976,12 +1994,24 @@ static struct timespec mpq__timespec(int64_t ns)
 #define FUTEX_BITSET_MATCH_ANY 0xffffffff
 #endif
 
+/* The futex call's timespec: 32-bit `long` fields for the time32 call of
+   a 32-bit ABI, 64-bit ones where SYS_futex takes the kernel's 64-bit
+   __kernel_timespec (64-bit ABIs, and x32, whose long is 32 bits). */
+#if defined(__x86_64__) && defined(__ILP32__)
+typedef int64_t mpq__futex_long;   /* x32 */
+#else
+typedef long mpq__futex_long;
+#endif
+
 /* Sleeps while *addr == expect, until woken or `deadline` (monotonic ns,
    -1: none) passes. Shared (not private) futexes: works across processes.
    Returns 0 when woken, interrupted or the value changed (the caller
    re-checks its condition), -ETIMEDOUT when the deadline passed. The
    absolute deadline is why EINTR retries never stretch a wait. Should the
-   kernel refuse futexes, it naps 1 ms: callers loop, they never spin. */
+   kernel refuse futexes, it naps 1 ms: callers loop, they never spin.
+   32-bit ABIs have two calls: futex_time64 (Linux 5.1+), and futex with
+   32-bit time, which a kernel built without COMPAT_32BIT_TIME lacks; the
+   wait and the wake both try the first, then the second on ENOSYS. */
 static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
 {
     long r = -1;
@@ -1999,9 +2029,9 @@ static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
 #endif
 #if defined(SYS_futex)
     {
-        struct { long tv_sec, tv_nsec; } ts;
-        ts.tv_sec = (long)(deadline / 1000000000);
-        ts.tv_nsec = (long)(deadline % 1000000000);
+        struct { mpq__futex_long tv_sec, tv_nsec; } ts;
+        ts.tv_sec = (mpq__futex_long)(deadline / 1000000000);
+        ts.tv_nsec = (mpq__futex_long)(deadline % 1000000000);
         r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expect,
                     deadline >= 0 ? &ts : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
     }
@@ -2020,14 +2050,24 @@ static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
     }
 }
 
-/* Wakes up to n sleepers on addr. Async-signal-safe. */
+/* Wakes up to n sleepers on addr, with the wait's choice of call (a wake
+   lost to ENOSYS would leave an unbounded wait asleep for ever).
+   Async-signal-safe (errno is kept). */
 static void mpq__futex_wake(uint32_t *addr, int n)
 {
+    int saved = errno;
+    long r = -1;
+#if defined(SYS_futex_time64)
+    r = syscall(SYS_futex_time64, addr, FUTEX_WAKE, n, NULL, NULL, 0);
 #if defined(SYS_futex)
-    syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
-#else
-    syscall(SYS_futex_time64, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+    if (r < 0 && errno == ENOSYS)
 #endif
+#endif
+#if defined(SYS_futex)
+        r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+#endif
+    (void)r;
+    errno = saved;
 }
 
 /* --- who we are, and whether another process is alive ----------------- */
@@ -2648,10 +2688,26 @@ static int mpq__mutex_try(mpq_mutex *m)
     return rc;
 }
 
+/* Whether the kernel keeps a robust-futex list for this process, without
+   which a dead owner's lock is never marked (it stays held for ever): a
+   call with a wrong length changes nothing and fails with EINVAL where the
+   list exists, ENOSYS where it does not (qemu-user, a seccomp profile). */
+static int mpq__robust_list_ok(void)
+{
+#if defined(SYS_set_robust_list) && !defined(MPQ_ALLOW_NONROBUST)
+    int saved = errno, ok = syscall(SYS_set_robust_list, NULL, (size_t)0) < 0 && errno == EINVAL;
+    errno = saved;
+    return ok;
+#else
+    return 1;
+#endif
+}
+
 static int mpq__mutex_init_flags(mpq_mutex *m, uint32_t flags)
 {
     int rc;
     if (!m) return -EINVAL;
+    if (!mpq__robust_list_ok()) return -ENOTSUP;
     if ((rc = mpq__pmutex_init(&m->pm__)) != 0) return rc;
     m->flags__ = flags;
     mpq__store32(&m->magic__, MPQ__MUTEX_MAGIC, MPQ__RELEASE);
@@ -4910,12 +4966,28 @@ struct mpq_queue {
 };
 
 /* A packed message that peek handed out: a copy, so that no cursor stays
-   held while the caller reads (see "packed batches"). */
+   held while the caller reads (see "packed batches"). The message follows
+   the struct at the next 16-byte boundary of its block (MPQ_MALLOC may
+   align to 8 only: ARMv7 glibc, a user's allocator), so the struct sits
+   wherever that puts it, and keeps the block to free. */
 typedef struct mpq__qcopy {
     struct mpq__qcopy *next;
-    unsigned char      pad[16 - sizeof(void *)];   /* the bytes after it stay 16-aligned */
+    void              *block;   /* from MPQ_MALLOC */
 } mpq__qcopy;
-typedef char mpq__assert_qcopy[sizeof(mpq__qcopy) == 16 ? 1 : -1];
+
+/* A copy's block for n bytes: returns the struct, the message at c + 1
+   16-byte aligned; NULL without memory. */
+static mpq__qcopy *mpq__qcopy_new(size_t n)
+{
+    char *block = (char *)MPQ_MALLOC(sizeof(mpq__qcopy) + 15 + (n ? n : 1));
+    uintptr_t msg;
+    mpq__qcopy *c;
+    if (!block) return NULL;
+    msg = ((uintptr_t)block + sizeof *c + 15) & ~(uintptr_t)15;
+    c = (mpq__qcopy *)(void *)(block + (msg - (uintptr_t)block) - sizeof *c);
+    c->block = block;
+    return c;
+}
 
 /* True only if the claimant of slot s, held in state st since at least
    `first` (CLOCK_BOOTTIME ns), is certainly dead: its pid has exited (the
@@ -5592,7 +5664,7 @@ MPQDEF int mpq_queue_detach(mpq_queue *q)
     while (q->copies) {
         mpq__qcopy *c = q->copies;
         q->copies = c->next;
-        MPQ_FREE(c);
+        MPQ_FREE(c->block);
     }
     munmap(q->base, q->length);
     if (q->efd >= 0) close(q->efd);
@@ -5698,7 +5770,9 @@ MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int t
         if (rc == -EMSGSIZE) *len = n;
         return rc;
     }
-    mpq__copy(buf, pk.data, n);
+    /* n <= cap (take says -EMSGSIZE otherwise); the min lets gcc -O1 see
+       it too, when the caller's buffer is inlined (-Warray-bounds). */
+    mpq__copy(buf, pk.data, n < cap ? n : cap);
     *len = n;
     if (pk.count) return mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count);
     return mpq__q_free(q, s, mpq__q_lap(q, pos), me);
@@ -5782,7 +5856,7 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
     }
     /* A packed message: handed out as a copy, taken from the queue now, so
        that the rest of its batch need not wait for the release. */
-    if (!(c = (mpq__qcopy *)MPQ_MALLOC(sizeof *c + (n ? n : 1)))) {
+    if (!(c = mpq__qcopy_new(n))) {
         uint64_t held = pk.cur;   /* it stays in the queue */
         /* Our owner tag would fit the next claimant of this message too:
            start 0 makes the dead check ignore it. */
@@ -5794,7 +5868,7 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
     }
     mpq__copy(c + 1, pk.data, n);
     if ((rc = mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count)) != 0) {
-        MPQ_FREE(c);
+        MPQ_FREE(c->block);
         return rc;
     }
     mpq__q_copies_lock(q, me);
@@ -5825,7 +5899,7 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
         }
     mpq__q_copies_unlock(q);
     if (!c) return -EINVAL;
-    MPQ_FREE(c);
+    MPQ_FREE(c->block);
     return 0;
 }
 
@@ -8008,8 +8082,8 @@ static void mpq__pool_worker(mpq_pool *p, int i)
     mpq__futex_wake(&p->sh->ready, INT_MAX);
     for (;;) {
         const mpq__ptask *t;
-        const void *m;
-        size_t len;
+        const void *m = NULL;   /* set by peek; gcc 12 cannot tell */
+        size_t len = 0;
         /* A slot this peek claims lies at or after the tail seen now. */
         mpq__store64(&w->from, mpq__load64(&p->tasks->h->tail, MPQ__SEQ_CST), MPQ__SEQ_CST);
         rc = mpq_queue_peek(p->tasks, &m, &len, -1);
@@ -8675,7 +8749,7 @@ static int mpq__pool_send(mpq_pool *p, uint32_t idx, uint32_t gen, mpq_pool_fn f
                           size_t len, uint32_t count, uint32_t item_size, uint32_t result_size,
                           int timeout_ms)
 {
-    void *buf;
+    void *buf = NULL;   /* set by reserve; gcc 12 cannot tell (-Wmaybe-uninitialized) */
     int rc = mpq_queue_reserve(p->tasks, &buf, timeout_ms);
     if (rc == 0) {
         mpq__ptask *t = (mpq__ptask *)buf;
