@@ -105,6 +105,28 @@ static inline int mpqt_no_robust_list(void)
     do { if (mpqt_no_robust_list()) \
              mpqt_skip("no robust-futex list here (qemu-user): a dead owner is never reported"); } while (0)
 
+/* 1 under qemu-user, which fakes /proc/self/stat: its state field reads
+   "0" (never so from a kernel), and its start time is qemu's, a few ticks
+   after the one other processes read in /proc/PID/stat. */
+static inline int mpqt_under_qemu(void)
+{
+    char buf[512];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n;
+    const char *p;
+    if (!f) return 0;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == '0';
+}
+
+/* Skips a test that qemu-user cannot run (the reason says why), and only
+   there. */
+#define MPQT_SKIP_UNDER_QEMU(why) \
+    do { if (mpqt_under_qemu()) mpqt_skip("under qemu-user: %s", why); } while (0)
+
 /* Dies of SIGSEGV on purpose, quietly also under AddressSanitizer: its
    handler (which would print a report and exit(1)) is put back to the
    default first, by the raw system call that ASan does not intercept (an
@@ -312,18 +334,23 @@ static inline int mpqt_exec_argv(void *arg)
 
 /* Starts tests/helpers/PROG (built beside the test binary) as a new
    program with up to four arguments (NULL ends them). The strings must
-   stay valid until the child has exec'd: it copies them at fork. */
+   stay valid until the child has exec'd: it copies them at fork. Where
+   the environment names an emulator in MPQT_EMULATOR (a foreign
+   architecture's suite under qemu-user, which cannot exec a foreign
+   program by itself), the helper runs under it. */
 static inline int mpqt_start_helper(mpq_process *p, const char *prog, const char *a1,
                                     const char *a2, const char *a3, const char *a4)
 {
-    char path[4200], *argv[6];
+    char path[4200], *argv[7], **av = argv;
+    const char *emu = getenv("MPQT_EMULATOR");
     snprintf(path, sizeof path, "%s/%s", mpqt_dir, prog);
-    argv[0] = path;
-    argv[1] = (char *)a1;
-    argv[2] = (char *)a2;
-    argv[3] = (char *)a3;
-    argv[4] = (char *)a4;
-    argv[5] = NULL;
+    if (emu && *emu) *av++ = (char *)emu;
+    av[0] = path;
+    av[1] = (char *)a1;
+    av[2] = (char *)a2;
+    av[3] = (char *)a3;
+    av[4] = (char *)a4;
+    av[5] = NULL;
     return mpq_process_start(p, mpqt_exec_argv, argv);
 }
 
