@@ -108,7 +108,11 @@
                        x32 futex timeouts; mpq_mutex_init (and everything
                        that makes a lock) says -ENOTSUP where the kernel
                        keeps no robust-futex list (MPQ_ALLOW_NONROBUST
-                       lets tests run under qemu-user anyway).
+                       lets tests run under qemu-user anyway). Under
+                       qemu-user, a live process's queue slots and pool
+                       tasks were at times taken for a dead one's (qemu
+                       fakes /proc/self/stat): start times are read from
+                       /proc/PID/task/PID/stat.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -2087,14 +2091,18 @@ static uint64_t mpq__boot_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Start time of process pid in clock ticks since boot (field 22 of
-   /proc/PID/stat); 0 when it cannot be read (no /proc, hidepid, gone). */
+/* Start time of process pid in clock ticks since boot (field 22 of the
+   stat file of its main thread, which is the process's); 0 when it cannot
+   be read (no /proc, hidepid, gone). Read from task/PID/stat, not
+   /proc/PID/stat: qemu-user makes up a process's own /proc/PID/stat with
+   a start time a few ticks off the kernel's, which made the others take
+   its live slots for a dead process's (pool_map's -EINVAL under qemu). */
 static uint64_t mpq__proc_start(uint32_t pid)
 {
-    char path[40], buf[600], *p;
+    char path[64], buf[600], *p;
     ssize_t n;
     int fd, field;
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    snprintf(path, sizeof path, "/proc/%u/task/%u/stat", (unsigned)pid, (unsigned)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     n = read(fd, buf, sizeof buf - 1);

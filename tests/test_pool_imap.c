@@ -559,7 +559,6 @@ static long rss_kib(void)
 }
 static void test_imap_lazy_bounded(void)
 {
-    MPQT_SKIP_UNDER_QEMU("a task error -130 on the x86-64 control too: qemu, not the architecture");
     mpq_pool *p;
     mpq_pool_config pc;
     size_t n = 200000, k = 0;   /* 800 MB of input */
@@ -618,7 +617,6 @@ static int src_var(void *user, size_t index, void *item, size_t cap, size_t *len
 }
 static void test_imap_variable_sizes(void)
 {
-    MPQT_SKIP_UNDER_QEMU("a task error -130 on the x86-64 control too: qemu, not the architecture");
     mpq_pool *p = make_pool(2, 4096);
     mpq_imap *it;
     mpq_imap_config c;

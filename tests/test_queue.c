@@ -590,7 +590,6 @@ static int peek_and_hang(void *arg)
 
 static void test_queue_dead_holders_are_taken_over(void)
 {
-    MPQT_SKIP_UNDER_QEMU("its fake /proc/self/stat gives a start time other processes do not see, so a live holder looks dead");
     mpq_queue *q = new_queue(2, 16);
     mpq_process p;
     char buf[16];
@@ -682,7 +681,6 @@ static int zl_child(void *arg)
    run: its reservation is waited for, not taken over. */
 static void test_queue_main_thread_exit_is_not_death(void)
 {
-    MPQT_SKIP_UNDER_QEMU("its fake /proc/self/stat gives a start time other processes do not see, so a live holder looks dead");
     mpq_shm shm;
     struct zl *z;
     mpq_process p;
@@ -775,7 +773,6 @@ static int get_expect_end(void *arg)
    is dropped, and the consumer sees the end. */
 static void test_queue_close_behind_a_put_in_progress(void)
 {
-    MPQT_SKIP_UNDER_QEMU("its fake /proc/self/stat gives a start time other processes do not see, so a live holder looks dead");
     mpq_queue *q = new_queue(4, 16);
     mpq_process p;
     void *slot = NULL;
