@@ -2436,7 +2436,7 @@ static int mpq__seg_open(const char *name, int kind, void **base_out, size_t *le
    segment of kind `kind`. Only for objects known to live in a segment. */
 static mpq__seg *mpq__seg_of(void *obj, int kind)
 {
-    mpq__seg *h = (mpq__seg *)((char *)obj - MPQ__SEG_HDR);
+    mpq__seg *h = (mpq__seg *)(void *)((char *)obj - MPQ__SEG_HDR);
     if (mpq__load32(&h->magic, MPQ__ACQUIRE) != MPQ__SEG_MAGIC || h->kind != kind) return NULL;
     return h;
 }
@@ -2837,7 +2837,7 @@ MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg)
     rc = mpq__seg_create(MPQ__KIND_MUTEX, sizeof(mpq_mutex), cfg->name, cfg->mode, 0,
                          &base, &len, NULL);
     if (rc != 0) return rc;
-    m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
+    m = (mpq_mutex *)(void *)((char *)base + MPQ__SEG_HDR);
     rc = mpq__mutex_init_flags(m, MPQ__MUTEX_IN_SEGMENT | (cfg->recursive ? MPQ__MUTEX_RECURSIVE : 0));
     if ((rc = mpq__seg_finish(base, len, cfg->name, rc)) == 0) *out = m;
     return rc;
@@ -2852,7 +2852,7 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
     if (!out) return -EINVAL;
     rc = mpq__seg_open(name, MPQ__KIND_MUTEX, &base, &len, &obj);
     if (rc != 0) return rc;
-    m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
+    m = (mpq_mutex *)(void *)((char *)base + MPQ__SEG_HDR);
     if (obj != sizeof(mpq_mutex) || !mpq__mutex_ok(m) || !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) ||
         !mpq__mflags_ok(mpq__mflags(m))) {
         munmap(base, len);
@@ -4167,7 +4167,7 @@ static int mpq__dict_lock(mpq_dict *d, mpq__dstripe *st)
     uint32_t i, n = 0, me;
     int rc = mpq_mutex_lock(&st->lock);
     if (rc != -EOWNERDEAD) return rc;
-    me = (uint32_t)(((char *)st - d->stripes) / d->sstride);
+    me = (uint32_t)((size_t)((char *)st - d->stripes) / d->sstride);
     for (i = 0; i < d->nslots; i++) {
         mpq__dslot *s = mpq__dslot_at(d, i);
         uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
@@ -4325,7 +4325,7 @@ again:
     }
     s = mpq__dslot_at(d, reuse);
     m = mpq__load64(&s->meta, MPQ__ACQUIRE);
-    k = (uint32_t)(((char *)st - d->stripes) / d->sstride);
+    k = (uint32_t)((size_t)((char *)st - d->stripes) / d->sstride);
     if ((MPQ__DST(m) != MPQ__D_EMPTY && MPQ__DST(m) != MPQ__D_TOMB) ||
         !mpq__cas64(&s->meta, &m, MPQ__DMETA_AT(m, 0, MPQ__D_CLAIMED, k), MPQ__ACQ_REL))
         goto again;   /* an insert of another stripe took it first */
@@ -5062,7 +5062,7 @@ static inline void mpq__copy(void *dst, const void *src, size_t n)
 
 static inline mpq__qslot *mpq__q_slot(const mpq_queue *q, uint64_t pos)
 {
-    return (mpq__qslot *)(q->slots + (size_t)(pos & q->mask) * q->stride);
+    return (mpq__qslot *)(void *)(q->slots + (size_t)(pos & q->mask) * q->stride);
 }
 static inline char *mpq__q_data(mpq__qslot *s) { return (char *)s + sizeof(mpq__qslot); }
 static inline uint64_t mpq__q_lap(const mpq_queue *q, uint64_t pos) { return (pos >> q->log2cap) & MPQ__LAPMASK; }
@@ -5085,7 +5085,7 @@ static mpq__qslot *mpq__q_slot_of(const mpq_queue *q, const void *buf)
     if (!buf || b < first) return NULL;
     off = (size_t)(b - first);
     if (off % q->stride != 0 || off / q->stride > q->mask) return NULL;
-    return (mpq__qslot *)(b - sizeof(mpq__qslot));
+    return (mpq__qslot *)(void *)(b - sizeof(mpq__qslot));
 }
 
 static void mpq__q_poke(mpq_queue *q)
@@ -5241,7 +5241,7 @@ static uint32_t mpq__q_rec_next(uint32_t off, uint32_t len) { return off + 4 + (
 /* Position of slot s in lap `lap`. */
 static uint64_t mpq__q_pos_of(const mpq_queue *q, const mpq__qslot *s, uint64_t lap)
 {
-    return lap << q->log2cap | (uint64_t)(((const char *)s - q->slots) / q->stride);
+    return lap << q->log2cap | (uint64_t)((size_t)((const char *)s - q->slots) / q->stride);
 }
 
 /* Moves slot s, at position pos and in state st, on to the next lap as
@@ -5325,11 +5325,11 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, s
             uint64_t cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
             uint32_t total = mpq__load32(&s->len, MPQ__RELAXED), count = 0, taken = MPQ__CUR_TAKEN(cw);
             uint32_t n = 0, off = 4, i;
-            const char *d = mpq__q_data(s), *r = NULL;
-            if (total >= 4 && total <= q->max_msg) memcpy(&count, d, 4);
+            const char *data = mpq__q_data(s), *r = NULL;
+            if (total >= 4 && total <= q->max_msg) memcpy(&count, data, 4);
             if (count >= 2 && count <= MPQ__PACK_MAX && taken < count)
-                for (i = 0, r = mpq__q_rec(d, total, off, &n); r && i < taken; i++)
-                    r = mpq__q_rec(d, total, off = mpq__q_rec_next(off, n), &n);
+                for (i = 0, r = mpq__q_rec(data, total, off, &n); r && i < taken; i++)
+                    r = mpq__q_rec(data, total, off = mpq__q_rec_next(off, n), &n);
             __atomic_thread_fence(MPQ__ACQUIRE);   /* the reads above come before ... */
             if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;   /* ... this: moved on? */
             if (MPQ__CUR_LAP(cw) != (uint32_t)lap || count < 2 || count > MPQ__PACK_MAX ||
@@ -5574,7 +5574,7 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
     mpq_queue *q = (mpq_queue *)MPQ_MALLOC(sizeof *q);
     if (!q) return -ENOMEM;
     memset(q, 0, sizeof *q);
-    q->h = (mpq__qhdr *)((char *)base + MPQ__SEG_HDR);
+    q->h = (mpq__qhdr *)(void *)((char *)base + MPQ__SEG_HDR);
     q->slots = (char *)q->h + sizeof *q->h;
     q->base = base;
     q->length = length;
@@ -5622,7 +5622,7 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     if ((obj = mpq__q_size(cap, max_msg, &stride)) == 0) return -EINVAL;
     rc = mpq__seg_create(MPQ__KIND_QUEUE, (size_t)obj, cfg->name, cfg->mode, 0, &base, &length, NULL);
     if (rc != 0) return rc;
-    h = (mpq__qhdr *)((char *)base + MPQ__SEG_HDR);
+    h = (mpq__qhdr *)(void *)((char *)base + MPQ__SEG_HDR);
     h->magic = MPQ__Q_MAGIC;
     h->capacity = cap;
     h->log2cap = log2cap;
@@ -5931,15 +5931,15 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
         /* As many of the next messages as fit in one slot travel packed. */
         size_t k = 0, bytes = 4;
         while (q->packs && !q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
-               bytes + 4 + ((lens[done + k] + 3) & ~(size_t)3) <= q->max_msg)
-            bytes += 4 + ((lens[done + k++] + 3) & ~(size_t)3);
+               bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= q->max_msg)
+            bytes += 4 + ((lens[(size_t)done + k++] + 3) & ~(size_t)3);
         if (k >= 2) {
             char *d = mpq__q_data(s);
             uint32_t count = (uint32_t)k, off = 4, l;
             for (i = 0; i < k; i++) {
-                l = (uint32_t)lens[done + i];
+                l = (uint32_t)lens[(size_t)done + i];
                 memcpy(d + off, &l, 4);
-                mpq__copy(d + off + 4, msgs[done + i], l);
+                mpq__copy(d + off + 4, msgs[(size_t)done + i], l);
                 off = mpq__q_rec_next(off, l);
             }
             memcpy(d, &count, 4);
@@ -8103,11 +8103,11 @@ static void mpq__pool_worker(mpq_pool *p, int i)
             continue;
         }
         memcpy(task, m, len);
-        t = (const mpq__ptask *)task;
+        t = (const mpq__ptask *)(void *)task;
         mpq__store64(&w->task, (uint64_t)t->entry << 32 | t->gen, MPQ__SEQ_CST);
         mpq_queue_release(p->tasks, m);
         mpq__store64(&w->from, MPQ__NO_PEEK, MPQ__SEQ_CST);
-        rc = mpq__pool_run(p, t, (mpq__presult *)res, scratch);
+        rc = mpq__pool_run(p, t, (mpq__presult *)(void *)res, scratch);
         mpq__store64(&w->task, 0, MPQ__RELEASE);
         if (rc == -EPIPE) break;                 /* the pool is being destroyed */
         if (p->max_tasks && ++done >= p->max_tasks) {
@@ -8793,7 +8793,7 @@ static void mpq__pool_unsent(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
     while (mpq_queue_put(p->results, r, sizeof r[0] + 8, MPQ__POOL_SLICE_MS) == -ETIMEDOUT) {
         int halted;
         pthread_mutex_lock(&p->lock);
-        halted = p->halted;
+        halted = (int)p->halted;
         pthread_mutex_unlock(&p->lock);
         if (halted) break;
     }
@@ -8834,7 +8834,7 @@ static int mpq__pool_pull(mpq_pool *p, mpq_imap *it, uint64_t index)
 static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
 {
     mpq_imap *it = j->t.it;
-    mpq__ptask *t = (mpq__ptask *)p->fbuf;
+    mpq__ptask *t = (mpq__ptask *)(void *)p->fbuf;
     char *rec = (char *)(t + 1);
     uint64_t pulls = 0, allowed;
     size_t off = 0;
@@ -9721,12 +9721,12 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
 
     for (;;) {   /* until every worker has run its initializer */
         uint32_t r = mpq__load32(&p->sh->ready, MPQ__SEQ_CST);
-        int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST), i, all = 1;
-        for (i = 0; i < workers && all; i++) {
+        int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST), i, ready = 1;
+        for (i = 0; i < workers && ready; i++) {
             uint32_t st = mpq__load32(&p->sh->w[i].state, MPQ__SEQ_CST);
-            all = st != 0 && st != MPQ__W_INIT && st != MPQ__W_INITFAIL;
+            ready = st != 0 && st != MPQ__W_INIT && st != MPQ__W_INITFAIL;
         }
-        if (all && e == 0) break;
+        if (ready && e == 0) break;
         if (e == 0 && mpq__pool_server_gone(p)) {
             e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
             if (e == 0) e = -ECHILD;

@@ -128,6 +128,12 @@ done
 if have gcc; then
     check "gcc -O2 -flto" gcc -O2 -flto=auto -std=c99 $WARN -o "$B/impl_lto" tests/compile/impl.c -pthread
 fi
+# The stricter warnings embedded builds use. (Not with musl: its CMSG_NXTHDR
+# macro itself trips -Wsign-conversion.)
+EXTRA="-Wshadow -Wconversion -Wcast-align -Wundef -Wstrict-prototypes -Wmissing-prototypes"
+for cc in gcc clang; do
+    have $cc && check "$cc $EXTRA" $cc -std=c99 $WARN $EXTRA -c tests/compile/impl.c -o "$B/impl_extra.o"
+done
 # A system header first in default (gnu) mode: no _GNU_SOURCE, yet it builds.
 check "gcc -std=gnu11 with a system header first" gcc -std=gnu11 $WARN -c tests/compile/order.c -o "$B/order.o"
 if have musl-gcc; then
@@ -138,7 +144,7 @@ fi
 have_m32=""
 if have gcc && probe gcc -m32; then
     have_m32=1
-    check "gcc -m32 -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64" gcc -m32 -std=c99 $WARN \
+    check "gcc -m32 -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64, and the stricter warnings" gcc -m32 -std=c99 $WARN $EXTRA \
         -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -c tests/compile/impl.c -o "$B/impl32.o"
     if have clang; then
         check "clang -m32 -march=i686" clang -m32 -march=i686 -std=c99 $WARN -c tests/compile/impl.c -o "$B/impl32c.o"
