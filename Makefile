@@ -2,6 +2,8 @@
 #   make test       every test: compile checks, suites under gcc, clang,
 #                   ASan+UBSan (gcc and clang), TSan, 32-bit and musl
 #                   (tests/run.sh)
+#   make fuzz       runs each libFuzzer target in tests/fuzz/ for 20 s
+#                   (FUZZ_SECONDS=N for longer)
 #   make examples   builds examples/*.c into tests/build/examples/
 #   make bench      builds and runs tests/bench/*.c
 #   make clean
@@ -14,12 +16,16 @@ B = tests/build
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 BENCHES := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 
-.PHONY: all test examples bench clean
+.PHONY: all test fuzz examples bench clean
 
 all: examples
 
 test:
 	sh tests/run.sh
+
+FUZZ_SECONDS ?= 20
+fuzz:
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 examples: $(EXAMPLES)
 

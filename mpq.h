@@ -118,7 +118,13 @@
                              need something other than extern / static.
        MPQ_ASSERT(x)         (implementation file) defaults to assert(x).
        MPQ_MALLOC(size)      (implementation file) the few process-local
-       MPQ_FREE(ptr)         allocations; define both or neither.
+       MPQ_FREE(ptr)         allocations; define both or neither. 8-byte
+                             alignment is enough.
+       MPQ_ALLOW_NONROBUST   (implementation file) locks are made even where
+                             the kernel keeps no robust-futex list (qemu-user
+                             emulation): a lock whose holder dies then stays
+                             held for ever. For running tests under qemu;
+                             without it mpq_mutex_init says -ENOTSUP there.
        MPQ_TRUST_OTHER_USERS (implementation file) 1: the *_open calls
                              accept a named object owned by another user,
                              or one that group or others may write, which
@@ -134,7 +140,19 @@
 
    >>history
 
-     0.4.0  (2026-12)  Connections speak Python's whole protocol: listeners
+     0.4.0  (2027-01)  portability: builds warning-free with MPQ_STATIC at
+                       -O1/-O2/-Os/-O3 and -flto (gcc 12); peek's copies
+                       of packed messages are 16-byte aligned whatever
+                       MPQ_MALLOC aligns to; 32-bit futex wakes try
+                       futex_time64 then the time32 call, as waits do;
+                       x32 futex timeouts; mpq_mutex_init (and everything
+                       that makes a lock) says -ENOTSUP where the kernel
+                       keeps no robust-futex list (MPQ_ALLOW_NONROBUST
+                       lets tests run under qemu-user anyway). Under
+                       qemu-user, a live process's queue slots and pool
+                       tasks were at times taken for a dead one's (qemu
+                       fakes /proc/self/stat): start times are read from
+                       /proc/PID/task/PID/stat.
                        and clients take TCP (IPv4, IPv6, host names, port 0
                        with mpq_listener_address) and abstract ("@name")
                        addresses beside Unix paths, and an authkey
@@ -388,7 +406,10 @@ typedef struct mpq_mutex_config {
    mpq_shm region or another MAP_SHARED mapping). Do it once, before any
    other process uses it; never on a mutex that may be in use. Do not
    unmap that memory while holding the lock (see mpq_mutex_close).
-   Returns 0, -EINVAL (NULL), or another -errno from pthread_mutex_init.
+   Returns 0, -EINVAL (NULL), -ENOTSUP (the kernel keeps no robust-futex
+   list for this process - qemu-user, a seccomp profile that refuses
+   set_robust_list - so a dead owner could never be reported; see
+   MPQ_ALLOW_NONROBUST), or another -errno from pthread_mutex_init.
    Thread safety: the caller must be the only user of `m` during the call. */
 MPQDEF int mpq_mutex_init(mpq_mutex *m);
 
@@ -401,8 +422,8 @@ MPQDEF int mpq_mutex_destroy(mpq_mutex *m);
 /* Creates a mutex in a mapping of its own and returns it in *out.
    Anonymous (cfg NULL or no name): children forked afterwards share it.
    Named: created exclusively; other processes use mpq_mutex_open.
-   Returns 0, or -EINVAL (NULL out, bad name), -EEXIST, -ENOMEM, or another
-   -errno from shm_open/ftruncate/mmap.
+   Returns 0, or -EINVAL (NULL out, bad name), -EEXIST, -ENOMEM, -ENOTSUP
+   (as for mpq_mutex_init), or another -errno from shm_open/ftruncate/mmap.
    Thread safety: any thread. */
 MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg);
 
@@ -2302,12 +2323,24 @@ static struct timespec mpq__timespec(int64_t ns)
 #define FUTEX_BITSET_MATCH_ANY 0xffffffff
 #endif
 
+/* The futex call's timespec: 32-bit `long` fields for the time32 call of
+   a 32-bit ABI, 64-bit ones where SYS_futex takes the kernel's 64-bit
+   __kernel_timespec (64-bit ABIs, and x32, whose long is 32 bits). */
+#if defined(__x86_64__) && defined(__ILP32__)
+typedef int64_t mpq__futex_long;   /* x32 */
+#else
+typedef long mpq__futex_long;
+#endif
+
 /* Sleeps while *addr == expect, until woken or `deadline` (monotonic ns,
    -1: none) passes. Shared (not private) futexes: works across processes.
    Returns 0 when woken, interrupted or the value changed (the caller
    re-checks its condition), -ETIMEDOUT when the deadline passed. The
    absolute deadline is why EINTR retries never stretch a wait. Should the
-   kernel refuse futexes, it naps 1 ms: callers loop, they never spin. */
+   kernel refuse futexes, it naps 1 ms: callers loop, they never spin.
+   32-bit ABIs have two calls: futex_time64 (Linux 5.1+), and futex with
+   32-bit time, which a kernel built without COMPAT_32BIT_TIME lacks; the
+   wait and the wake both try the first, then the second on ENOSYS. */
 static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
 {
     long r = -1;
@@ -2325,9 +2358,9 @@ static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
 #endif
 #if defined(SYS_futex)
     {
-        struct { long tv_sec, tv_nsec; } ts;
-        ts.tv_sec = (long)(deadline / 1000000000);
-        ts.tv_nsec = (long)(deadline % 1000000000);
+        struct { mpq__futex_long tv_sec, tv_nsec; } ts;
+        ts.tv_sec = (mpq__futex_long)(deadline / 1000000000);
+        ts.tv_nsec = (mpq__futex_long)(deadline % 1000000000);
         r = syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expect,
                     deadline >= 0 ? &ts : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
     }
@@ -2346,14 +2379,24 @@ static int mpq__futex_wait(uint32_t *addr, uint32_t expect, int64_t deadline)
     }
 }
 
-/* Wakes up to n sleepers on addr. Async-signal-safe. */
+/* Wakes up to n sleepers on addr, with the wait's choice of call (a wake
+   lost to ENOSYS would leave an unbounded wait asleep for ever).
+   Async-signal-safe (errno is kept). */
 static void mpq__futex_wake(uint32_t *addr, int n)
 {
+    int saved = errno;
+    long r = -1;
+#if defined(SYS_futex_time64)
+    r = syscall(SYS_futex_time64, addr, FUTEX_WAKE, n, NULL, NULL, 0);
 #if defined(SYS_futex)
-    syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
-#else
-    syscall(SYS_futex_time64, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+    if (r < 0 && errno == ENOSYS)
 #endif
+#endif
+#if defined(SYS_futex)
+        r = syscall(SYS_futex, addr, FUTEX_WAKE, n, NULL, NULL, 0);
+#endif
+    (void)r;
+    errno = saved;
 }
 
 /* --- who we are, and whether another process is alive ----------------- */
@@ -2378,14 +2421,18 @@ static uint64_t mpq__boot_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Start time of process pid in clock ticks since boot (field 22 of
-   /proc/PID/stat); 0 when it cannot be read (no /proc, hidepid, gone). */
+/* Start time of process pid in clock ticks since boot (field 22 of the
+   stat file of its main thread, which is the process's); 0 when it cannot
+   be read (no /proc, hidepid, gone). Read from task/PID/stat, not
+   /proc/PID/stat: qemu-user makes up a process's own /proc/PID/stat with
+   a start time a few ticks off the kernel's, which made the others take
+   its live slots for a dead process's (pool_map's -EINVAL under qemu). */
 static uint64_t mpq__proc_start(uint32_t pid)
 {
-    char path[40], buf[600], *p;
+    char path[64], buf[600], *p;
     ssize_t n;
     int fd, field;
-    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    snprintf(path, sizeof path, "/proc/%u/task/%u/stat", (unsigned)pid, (unsigned)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     n = read(fd, buf, sizeof buf - 1);
@@ -2827,7 +2874,7 @@ static int mpq__seg_open(const char *name, int kind, void **base_out, size_t *le
    segment of kind `kind`. Only for objects known to live in a segment. */
 static mpq__seg *mpq__seg_of(void *obj, int kind)
 {
-    mpq__seg *h = (mpq__seg *)((char *)obj - MPQ__SEG_HDR);
+    mpq__seg *h = (mpq__seg *)(void *)((char *)obj - MPQ__SEG_HDR);
     if (mpq__load32(&h->magic, MPQ__ACQUIRE) != MPQ__SEG_MAGIC || h->kind != kind) return NULL;
     return h;
 }
@@ -3214,10 +3261,26 @@ static int mpq__mutex_try(mpq_mutex *m)
     return rc;
 }
 
+/* Whether the kernel keeps a robust-futex list for this process, without
+   which a dead owner's lock is never marked (it stays held for ever): a
+   call with a wrong length changes nothing and fails with EINVAL where the
+   list exists, ENOSYS where it does not (qemu-user, a seccomp profile). */
+static int mpq__robust_list_ok(void)
+{
+#if defined(SYS_set_robust_list) && !defined(MPQ_ALLOW_NONROBUST)
+    int saved = errno, ok = syscall(SYS_set_robust_list, NULL, (size_t)0) < 0 && errno == EINVAL;
+    errno = saved;
+    return ok;
+#else
+    return 1;
+#endif
+}
+
 static int mpq__mutex_init_flags(mpq_mutex *m, uint32_t flags)
 {
     int rc;
     if (!m) return -EINVAL;
+    if (!mpq__robust_list_ok()) return -ENOTSUP;
     if ((rc = mpq__pmutex_init(&m->pm__)) != 0) return rc;
     m->flags__ = flags;
     mpq__store32(&m->magic__, MPQ__MUTEX_MAGIC, MPQ__RELEASE);
@@ -3341,7 +3404,7 @@ MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg)
     rc = mpq__seg_create(MPQ__KIND_MUTEX, sizeof(mpq_mutex), cfg->name, cfg->mode, 0,
                          &base, &len, NULL);
     if (rc != 0) return rc;
-    m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
+    m = (mpq_mutex *)(void *)((char *)base + MPQ__SEG_HDR);
     rc = mpq__mutex_init_flags(m, MPQ__MUTEX_IN_SEGMENT | (cfg->recursive ? MPQ__MUTEX_RECURSIVE : 0));
     if ((rc = mpq__seg_finish(base, len, cfg->name, rc)) == 0) *out = m;
     return rc;
@@ -3356,7 +3419,7 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
     if (!out) return -EINVAL;
     rc = mpq__seg_open(name, MPQ__KIND_MUTEX, &base, &len, &obj);
     if (rc != 0) return rc;
-    m = (mpq_mutex *)((char *)base + MPQ__SEG_HDR);
+    m = (mpq_mutex *)(void *)((char *)base + MPQ__SEG_HDR);
     /* The mapping's length too: close unmaps the length a mutex has. */
     if (obj != sizeof(mpq_mutex) || len != mpq__seg_length(sizeof(mpq_mutex)) || !mpq__mutex_ok(m) ||
         !(mpq__mflags(m) & MPQ__MUTEX_IN_SEGMENT) || !mpq__mflags_ok(mpq__mflags(m)) ||
@@ -4697,7 +4760,7 @@ static int mpq__dict_lock(mpq_dict *d, mpq__dstripe *st)
     int rc = mpq__obj_pidns(d);
     if (rc == 0) rc = mpq_mutex_lock(&st->lock);
     if (rc != -EOWNERDEAD) return rc;
-    me = (uint32_t)(((char *)st - d->stripes) / d->sstride);
+    me = (uint32_t)((size_t)((char *)st - d->stripes) / d->sstride);
     for (i = 0; i < d->nslots; i++) {
         mpq__dslot *s = mpq__dslot_at(d, i);
         uint64_t m = mpq__load64(&s->meta, MPQ__ACQUIRE);
@@ -4855,7 +4918,7 @@ again:
     }
     s = mpq__dslot_at(d, reuse);
     m = mpq__load64(&s->meta, MPQ__ACQUIRE);
-    k = (uint32_t)(((char *)st - d->stripes) / d->sstride);
+    k = (uint32_t)((size_t)((char *)st - d->stripes) / d->sstride);
     if ((MPQ__DST(m) != MPQ__D_EMPTY && MPQ__DST(m) != MPQ__D_TOMB) ||
         !mpq__cas64(&s->meta, &m, MPQ__DMETA_AT(m, 0, MPQ__D_CLAIMED, k), MPQ__ACQ_REL))
         goto again;   /* an insert of another stripe took it first */
@@ -5510,12 +5573,28 @@ struct mpq_queue {
 };
 
 /* A packed message that peek handed out: a copy, so that no cursor stays
-   held while the caller reads (see "packed batches"). */
+   held while the caller reads (see "packed batches"). The message follows
+   the struct at the next 16-byte boundary of its block (MPQ_MALLOC may
+   align to 8 only: ARMv7 glibc, a user's allocator), so the struct sits
+   wherever that puts it, and keeps the block to free. */
 typedef struct mpq__qcopy {
     struct mpq__qcopy *next;
-    unsigned char      pad[16 - sizeof(void *)];   /* the bytes after it stay 16-aligned */
+    void              *block;   /* from MPQ_MALLOC */
 } mpq__qcopy;
-typedef char mpq__assert_qcopy[sizeof(mpq__qcopy) == 16 ? 1 : -1];
+
+/* A copy's block for n bytes: returns the struct, the message at c + 1
+   16-byte aligned; NULL without memory. */
+static mpq__qcopy *mpq__qcopy_new(size_t n)
+{
+    char *block = (char *)MPQ_MALLOC(sizeof(mpq__qcopy) + 15 + (n ? n : 1));
+    uintptr_t msg;
+    mpq__qcopy *c;
+    if (!block) return NULL;
+    msg = ((uintptr_t)block + sizeof *c + 15) & ~(uintptr_t)15;
+    c = (mpq__qcopy *)(void *)(block + (msg - (uintptr_t)block) - sizeof *c);
+    c->block = block;
+    return c;
+}
 
 /* True only if the claimant of slot s, held in state st since at least
    `first` (CLOCK_BOOTTIME ns), is certainly dead: its pid has exited (the
@@ -5582,7 +5661,7 @@ static inline void mpq__copy(void *dst, const void *src, size_t n)
 
 static inline mpq__qslot *mpq__q_slot(const mpq_queue *q, uint64_t pos)
 {
-    return (mpq__qslot *)(q->slots + (size_t)(pos & q->mask) * q->stride);
+    return (mpq__qslot *)(void *)(q->slots + (size_t)(pos & q->mask) * q->stride);
 }
 static inline char *mpq__q_data(mpq__qslot *s) { return (char *)s + sizeof(mpq__qslot); }
 static inline uint64_t mpq__q_lap(const mpq_queue *q, uint64_t pos) { return (pos >> q->log2cap) & MPQ__LAPMASK; }
@@ -5605,7 +5684,7 @@ static mpq__qslot *mpq__q_slot_of(const mpq_queue *q, const void *buf)
     if (!buf || b < first) return NULL;
     off = (size_t)(b - first);
     if (off % q->stride != 0 || off / q->stride > q->mask) return NULL;
-    return (mpq__qslot *)(b - sizeof(mpq__qslot));
+    return (mpq__qslot *)(void *)(b - sizeof(mpq__qslot));
 }
 
 static void mpq__q_poke(mpq_queue *q)
@@ -5781,7 +5860,7 @@ static uint32_t mpq__q_rec_next(uint32_t off, uint32_t len) { return off + 4 + (
 /* Position of slot s in lap `lap`. */
 static uint64_t mpq__q_pos_of(const mpq_queue *q, const mpq__qslot *s, uint64_t lap)
 {
-    return lap << q->log2cap | (uint64_t)(((const char *)s - q->slots) / q->stride);
+    return lap << q->log2cap | (uint64_t)((size_t)((const char *)s - q->slots) / q->stride);
 }
 
 /* Moves slot s, at position pos and in state st, on to the next lap as
@@ -5883,11 +5962,11 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, i
             uint64_t cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
             uint32_t total = mpq__load32(&s->len, MPQ__RELAXED), count = 0, taken = MPQ__CUR_TAKEN(cw);
             uint32_t n = 0, off = 4, i;
-            const char *d = mpq__q_data(s), *r = NULL;
-            if (total >= 4 && total <= q->max_msg) memcpy(&count, d, 4);
+            const char *data = mpq__q_data(s), *r = NULL;
+            if (total >= 4 && total <= q->max_msg) memcpy(&count, data, 4);
             if (count >= 2 && count <= MPQ__PACK_MAX && taken < count)
-                for (i = 0, r = mpq__q_rec(d, total, off, &n); r && i < taken; i++)
-                    r = mpq__q_rec(d, total, off = mpq__q_rec_next(off, n), &n);
+                for (i = 0, r = mpq__q_rec(data, total, off, &n); r && i < taken; i++)
+                    r = mpq__q_rec(data, total, off = mpq__q_rec_next(off, n), &n);
             __atomic_thread_fence(MPQ__ACQUIRE);   /* the reads above come before ... */
             if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;   /* ... this: moved on? */
             if (MPQ__CUR_LAP(cw) != (uint32_t)lap || count < 2 || count > MPQ__PACK_MAX ||
@@ -6135,7 +6214,7 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
     mpq_queue *q = (mpq_queue *)MPQ_MALLOC(sizeof *q);
     if (!q) return -ENOMEM;
     memset(q, 0, sizeof *q);
-    q->h = (mpq__qhdr *)((char *)base + MPQ__SEG_HDR);
+    q->h = (mpq__qhdr *)(void *)((char *)base + MPQ__SEG_HDR);
     q->slots = (char *)q->h + sizeof *q->h;
     q->base = base;
     q->length = length;
@@ -6184,7 +6263,7 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     if ((obj = mpq__q_size(cap, max_msg, &stride)) == 0) return -EINVAL;
     rc = mpq__seg_create(MPQ__KIND_QUEUE, (size_t)obj, cfg->name, cfg->mode, 0, &base, &length, NULL);
     if (rc != 0) return rc;
-    h = (mpq__qhdr *)((char *)base + MPQ__SEG_HDR);
+    h = (mpq__qhdr *)(void *)((char *)base + MPQ__SEG_HDR);
     h->magic = MPQ__Q_MAGIC;
     h->capacity = cap;
     h->log2cap = log2cap;
@@ -6234,7 +6313,7 @@ MPQDEF int mpq_queue_detach(mpq_queue *q)
     while (q->copies) {
         mpq__qcopy *c = q->copies;
         q->copies = c->next;
-        MPQ_FREE(c);
+        MPQ_FREE(c->block);
     }
     munmap(q->base, q->length);
     if (q->efd >= 0) close(q->efd);
@@ -6342,7 +6421,9 @@ MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int t
         if (rc == -EMSGSIZE) *len = n;
         return rc;
     }
-    mpq__copy(buf, pk.data, n);
+    /* n <= cap (take says -EMSGSIZE otherwise); the min lets gcc -O1 see
+       it too, when the caller's buffer is inlined (-Warray-bounds). */
+    mpq__copy(buf, pk.data, n < cap ? n : cap);
     *len = n;
     if (pk.count) return mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count);
     return mpq__q_free(q, s, mpq__q_lap(q, pos), me);
@@ -6426,7 +6507,7 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
     }
     /* A packed message: handed out as a copy, taken from the queue now, so
        that the rest of its batch need not wait for the release. */
-    if (!(c = (mpq__qcopy *)MPQ_MALLOC(sizeof *c + (n ? n : 1)))) {
+    if (!(c = mpq__qcopy_new(n))) {
         uint64_t held = pk.cur;   /* it stays in the queue */
         /* Our owner tag would fit the next claimant of this message too:
            start 0 makes the dead check ignore it. */
@@ -6438,7 +6519,7 @@ MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeo
     }
     mpq__copy(c + 1, pk.data, n);
     if ((rc = mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count)) != 0) {
-        MPQ_FREE(c);
+        MPQ_FREE(c->block);
         return rc;
     }
     mpq__q_copies_lock(q, me);
@@ -6469,7 +6550,7 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
         }
     mpq__q_copies_unlock(q);
     if (!c) return -EINVAL;
-    MPQ_FREE(c);
+    MPQ_FREE(c->block);
     return 0;
 }
 
@@ -6493,15 +6574,15 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
         /* As many of the next messages as fit in one slot travel packed. */
         size_t k = 0, bytes = 4;
         while (q->packs && !q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
-               bytes + 4 + ((lens[done + k] + 3) & ~(size_t)3) <= q->max_msg)
-            bytes += 4 + ((lens[done + k++] + 3) & ~(size_t)3);
+               bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= q->max_msg)
+            bytes += 4 + ((lens[(size_t)done + k++] + 3) & ~(size_t)3);
         if (k >= 2) {
             char *d = mpq__q_data(s);
             uint32_t count = (uint32_t)k, off = 4, l;
             for (i = 0; i < k; i++) {
-                l = (uint32_t)lens[done + i];
+                l = (uint32_t)lens[(size_t)done + i];
                 memcpy(d + off, &l, 4);
-                mpq__copy(d + off + 4, msgs[done + i], l);
+                mpq__copy(d + off + 4, msgs[(size_t)done + i], l);
                 off = mpq__q_rec_next(off, l);
             }
             memcpy(d, &count, 4);
@@ -9654,8 +9735,8 @@ static void mpq__pool_worker(mpq_pool *p, int i)
     mpq__futex_wake(&p->sh->ready, INT_MAX);
     for (;;) {
         const mpq__ptask *t;
-        const void *m;
-        size_t len;
+        const void *m = NULL;   /* set by peek; gcc 12 cannot tell */
+        size_t len = 0;
         /* A slot this peek claims lies at or after the tail seen now. */
         mpq__store64(&w->from, mpq__load64(&p->tasks->h->tail, MPQ__SEQ_CST), MPQ__SEQ_CST);
         rc = mpq_queue_peek(p->tasks, &m, &len, -1);
@@ -9667,11 +9748,11 @@ static void mpq__pool_worker(mpq_pool *p, int i)
             continue;
         }
         memcpy(task, m, len);
-        t = (const mpq__ptask *)task;
+        t = (const mpq__ptask *)(void *)task;
         mpq__store64(&w->task, (uint64_t)t->entry << 32 | t->gen, MPQ__SEQ_CST);
         mpq_queue_release(p->tasks, m);
         mpq__store64(&w->from, MPQ__NO_PEEK, MPQ__SEQ_CST);
-        rc = mpq__pool_run(p, t, (mpq__presult *)res, scratch);
+        rc = mpq__pool_run(p, t, (mpq__presult *)(void *)res, scratch);
         mpq__store64(&w->task, 0, MPQ__RELEASE);
         if (rc == -EPIPE) break;                 /* the pool is being destroyed */
         if (p->max_tasks && ++done >= p->max_tasks) {
@@ -10321,7 +10402,7 @@ static int mpq__pool_send(mpq_pool *p, uint32_t idx, uint32_t gen, mpq_pool_fn f
                           size_t len, uint32_t count, uint32_t item_size, uint32_t result_size,
                           int timeout_ms)
 {
-    void *buf;
+    void *buf = NULL;   /* set by reserve; gcc 12 cannot tell (-Wmaybe-uninitialized) */
     int rc = mpq_queue_reserve(p->tasks, &buf, timeout_ms);
     if (rc == 0) {
         mpq__ptask *t = (mpq__ptask *)buf;
@@ -10357,7 +10438,7 @@ static void mpq__pool_unsent(mpq_pool *p, uint32_t idx, uint32_t gen, int rc)
     while (mpq_queue_put(p->results, r, sizeof r[0] + 8, MPQ__POOL_SLICE_MS) == -ETIMEDOUT) {
         int halted;
         pthread_mutex_lock(&p->lock);
-        halted = p->halted;
+        halted = (int)p->halted;
         pthread_mutex_unlock(&p->lock);
         if (halted) break;
     }
@@ -10398,7 +10479,7 @@ static int mpq__pool_pull(mpq_pool *p, mpq_imap *it, uint64_t index)
 static int mpq__pool_feed_imap(mpq_pool *p, mpq__pjob *j)
 {
     mpq_imap *it = j->t.it;
-    mpq__ptask *t = (mpq__ptask *)p->fbuf;
+    mpq__ptask *t = (mpq__ptask *)(void *)p->fbuf;
     char *rec = (char *)(t + 1);
     uint64_t pulls = 0, allowed;
     size_t off = 0;
@@ -11285,12 +11366,12 @@ MPQDEF int mpq_pool_create(mpq_pool **out, const mpq_pool_config *cfg)
 
     for (;;) {   /* until every worker has run its initializer */
         uint32_t r = mpq__load32(&p->sh->ready, MPQ__SEQ_CST);
-        int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST), i, all = 1;
-        for (i = 0; i < workers && all; i++) {
+        int e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST), i, ready = 1;
+        for (i = 0; i < workers && ready; i++) {
             uint32_t st = mpq__load32(&p->sh->w[i].state, MPQ__SEQ_CST);
-            all = st != 0 && st != MPQ__W_INIT && st != MPQ__W_INITFAIL;
+            ready = st != 0 && st != MPQ__W_INIT && st != MPQ__W_INITFAIL;
         }
-        if (all && e == 0) break;
+        if (ready && e == 0) break;
         if (e == 0 && mpq__pool_server_gone(p)) {
             e = (int)mpq__load32((uint32_t *)&p->sh->error, MPQ__SEQ_CST);
             if (e == 0) e = -ECHILD;

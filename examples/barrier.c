@@ -15,7 +15,7 @@
    instead of waiting for ever.
 
    Build and run from the repository root:
-       cc -O2 -o barrier examples/barrier.c -pthread && ./barrier
+       make tests/build/examples/barrier && tests/build/examples/barrier
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -14,7 +14,7 @@
        for p in ps: p.join()
 
    Build and run from the repository root:
-       cc -O2 -o event examples/event.c -pthread && ./event
+       make tests/build/examples/event && tests/build/examples/event
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -16,7 +16,7 @@
        print('all done')
 
    Build and run from the repository root:
-       cc -O2 -o joinable_queue examples/joinable_queue.c -pthread && ./joinable_queue
+       make tests/build/examples/joinable_queue && tests/build/examples/joinable_queue
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -10,7 +10,7 @@
        for num in range(5): Process(target=f, args=(lock, num)).start()
 
    Build and run from the repository root:
-       cc -O2 -o lock examples/lock.c -pthread && ./lock
+       make tests/build/examples/lock && tests/build/examples/lock
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

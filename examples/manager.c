@@ -26,7 +26,7 @@
    Keys and values are bytes: here an int key and a one-character string.
 
    Build and run from the repository root:
-       cc -O2 -o manager examples/manager.c -pthread && ./manager
+       make tests/build/examples/manager && tests/build/examples/manager
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

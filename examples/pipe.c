@@ -16,7 +16,7 @@
    Messages are bytes here: the list travels as its text.
 
    Build and run from the repository root:
-       cc -O2 -o pipe examples/pipe.c -pthread && ./pipe
+       make tests/build/examples/pipe && tests/build/examples/pipe
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -24,7 +24,7 @@
    `kill -9` on one of the "in the process" pids while it runs.
 
    Build and run from the repository root:
-       cc -O2 -o pool examples/pool.c -pthread && ./pool
+       make tests/build/examples/pool && tests/build/examples/pool
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -21,8 +21,8 @@
    later items still run. mpq_imap_progress is cheap enough to poll for
    every result.
 
-       cc -O2 -o pool_imap examples/pool_imap.c -pthread
-       ./pool_imap 5000000
+       make tests/build/examples/pool_imap
+       tests/build/examples/pool_imap 5000000
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -14,7 +14,7 @@
    there - or the first error, should a task fail or its worker die.
 
    Build and run from the repository root:
-       cc -O2 -o pool_map examples/pool_map.c -pthread && ./pool_map
+       make tests/build/examples/pool_map && tests/build/examples/pool_map
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -10,7 +10,7 @@
        for i in range(10): Process(target=run, args=('bob %s' % i,)).start()
 
    Build and run from the repository root:
-       cc -O2 -o processes examples/processes.c -pthread && ./processes
+       make tests/build/examples/processes && tests/build/examples/processes
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -14,7 +14,7 @@
    pointers: they would mean nothing in the other process).
 
    Build and run from the repository root:
-       cc -O2 -o queue examples/queue.c -pthread && ./queue
+       make tests/build/examples/queue && tests/build/examples/queue
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -8,7 +8,7 @@
    (exec'd: a new program image that knows only the name) to send.
 
    Build and run from the repository root:
-       cc -O2 -o queue_named examples/queue_named.c -pthread && ./queue_named
+       make tests/build/examples/queue_named && tests/build/examples/queue_named
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

@@ -17,7 +17,7 @@
    needs no lock at all (__atomic_fetch_add here, or mpq_dict_add).
 
    Build and run from the repository root:
-       cc -O2 -o value examples/value.c -pthread && ./value
+       make tests/build/examples/value && tests/build/examples/value
 */
 #define MPQ_IMPLEMENTATION
 #include "../mpq.h"

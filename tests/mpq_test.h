@@ -11,6 +11,9 @@
 
    Options: a word on the command line runs only the tests whose name holds
    it; --threaded runs only the tests marked threaded (for ThreadSanitizer).
+   A test that cannot run here says why with MPQT_SKIP and counts as
+   skipped ("N passed, N failed, N skipped"). Named objects a test made
+   under an mpqt_name are unlinked when it ends, however it ended.
    Include this after mpq.h (it needs the feature macros mpq.h sets).
 */
 #ifndef MPQ_TEST_H
@@ -26,6 +29,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -56,6 +60,9 @@ typedef struct mpqt_case {
 
 /* The directory of the running test binary (helpers are built beside it). */
 static char mpqt_dir[4096];
+/* The pid of the running test's process (its children inherit it): the
+   names it makes start with "/mpqt-PID-", for the cleanup. */
+static long mpqt_test_pid;
 
 static void mpqt_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -67,6 +74,69 @@ static void mpqt_fail(const char *file, int line, const char *fmt, ...)
     putchar('\n');
     fflush(stdout);
     _exit(86);
+}
+
+/* Ends the test as skipped, saying why (what is missing here). */
+static inline void mpqt_skip(const char *fmt, ...)
+{
+    va_list ap;
+    printf("    skipped: ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+    _exit(87);
+}
+#define MPQT_SKIP mpqt_skip
+
+/* 1 where the kernel keeps no robust-futex list for this process, so a
+   lock's dead owner is never reported: qemu-user (which refuses
+   set_robust_list with ENOSYS), or a seccomp profile. On real hardware
+   the call, given a wrong length, fails with EINVAL and changes nothing. */
+static inline int mpqt_no_robust_list(void)
+{
+    return syscall(SYS_set_robust_list, NULL, (size_t)0) == 0 || errno != EINVAL;
+}
+
+/* Skips a test that needs a lock's dead owner to be reported (the kernel's
+   robust-futex list), where there is none: under qemu-user only. */
+#define MPQT_NEED_ROBUST() \
+    do { if (mpqt_no_robust_list()) \
+             mpqt_skip("no robust-futex list here (qemu-user): a dead owner is never reported"); } while (0)
+
+/* 1 under qemu-user, which fakes /proc/self/stat: its state field reads
+   "0" (never so from a kernel), and its start time is qemu's, a few ticks
+   after the one other processes read in /proc/PID/stat. */
+static inline int mpqt_under_qemu(void)
+{
+    char buf[512];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n;
+    const char *p;
+    if (!f) return 0;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == '0';
+}
+
+/* Skips a test that qemu-user cannot run (the reason says why), and only
+   there. */
+#define MPQT_SKIP_UNDER_QEMU(why) \
+    do { if (mpqt_under_qemu()) mpqt_skip("under qemu-user: %s", why); } while (0)
+
+/* Dies of SIGSEGV on purpose, quietly also under AddressSanitizer: its
+   handler (which would print a report and exit(1)) is put back to the
+   default first, by the raw system call that ASan does not intercept (an
+   all-zero kernel sigaction is SIG_DFL, no flags, no mask). */
+static inline int mpqt_segfault(void)
+{
+    static const unsigned long dfl[8];
+    volatile int *p = (volatile int *)(uintptr_t)4096;   /* below mmap_min_addr: never mapped */
+    syscall(SYS_rt_sigaction, SIGSEGV, dfl, NULL, (size_t)8);
+    return *p;
 }
 
 #define CHECK(cond) \
@@ -130,12 +200,34 @@ static inline int mpqt_get_int(const void *arg, size_t len)
 #define MPQT_JOIN_OK(p, want) \
     do { CHECK_OK(mpq_process_join((p), 60000)); CHECK_EQ((p)->exitcode, (want)); } while (0)
 
-/* A name for a named object, unique to this process and call. */
+/* A name for a named object, unique to this process and call; it starts
+   with the test's "/mpqt-PID-", so the runner unlinks it when the test
+   ends (see mpqt_unlink_names). */
 static inline const char *mpqt_name(char *buf, size_t n, const char *what)
 {
     static int seq;
-    snprintf(buf, n, "/mpqt-%s-%ld-%d", what, (long)getpid(), seq++);
+    snprintf(buf, n, "/mpqt-%ld-%s-%ld-%d", mpqt_test_pid, what, (long)getpid(), seq++);
     return buf;
+}
+
+/* Unlinks the named objects (in /dev/shm) that test process `pid` and its
+   children made with mpqt_name, which a test killed by its timeout or a
+   failed CHECK leaves behind. */
+static void mpqt_unlink_names(long pid)
+{
+    char prefix[48], path[600];
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    size_t plen;
+    if (!d) return;
+    snprintf(prefix, sizeof prefix, "mpqt-%ld-", pid);
+    plen = strlen(prefix);
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, plen) == 0 && strlen(e->d_name) < 512) {
+            snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+            unlink(path);
+        }
+    closedir(d);
 }
 
 /* Process pid's /proc/PID/stat from its third field (the state letter)
@@ -245,18 +337,23 @@ static inline int mpqt_exec_argv(void *arg)
 
 /* Starts tests/helpers/PROG (built beside the test binary) as a new
    program with up to four arguments (NULL ends them). The strings must
-   stay valid until the child has exec'd: it copies them at fork. */
+   stay valid until the child has exec'd: it copies them at fork. Where
+   the environment names an emulator in MPQT_EMULATOR (a foreign
+   architecture's suite under qemu-user, which cannot exec a foreign
+   program by itself), the helper runs under it. */
 static inline int mpqt_start_helper(mpq_process *p, const char *prog, const char *a1,
                                     const char *a2, const char *a3, const char *a4)
 {
-    char path[4200], *argv[6];
+    char path[4200], *argv[7], **av = argv;
+    const char *emu = getenv("MPQT_EMULATOR");
     snprintf(path, sizeof path, "%s/%s", mpqt_dir, prog);
-    argv[0] = path;
-    argv[1] = (char *)a1;
-    argv[2] = (char *)a2;
-    argv[3] = (char *)a3;
-    argv[4] = (char *)a4;
-    argv[5] = NULL;
+    if (emu && *emu) *av++ = (char *)emu;
+    av[0] = path;
+    av[1] = (char *)a1;
+    av[2] = (char *)a2;
+    av[3] = (char *)a3;
+    av[4] = (char *)a4;
+    av[5] = NULL;
     return mpq_process_start(p, mpqt_exec_argv, argv);
 }
 
@@ -271,6 +368,7 @@ static int mpqt_run_one(const mpqt_case *c)
     pid = fork();
     if (pid < 0) { perror("fork"); return 0; }
     if (pid == 0) {
+        mpqt_test_pid = (long)getpid();
         setpgid(0, 0);
         alarm((unsigned)c->timeout_s);
         c->fn();
@@ -291,9 +389,14 @@ static int mpqt_run_one(const mpqt_case *c)
     }
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     kill(-pid, SIGKILL); /* anything the test left behind */
+    mpqt_unlink_names((long)pid);
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         printf("  ok    %-40s %6.2fs\n", c->name, (double)(mpqt_ms() - t0) / 1000);
         return 1;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 87) {
+        printf("  skip  %s\n", c->name);
+        return 2;
     }
     if (WIFSIGNALED(st) && (WTERMSIG(st) == SIGALRM || WTERMSIG(st) == SIGKILL))
         printf("  FAIL  %s: timed out after %d s\n", c->name, c->timeout_s);
@@ -309,7 +412,7 @@ static int mpqt_run_one(const mpqt_case *c)
 static int mpqt_main(int argc, char **argv, const mpqt_case *cases, int n)
 {
     const char *filter = NULL;
-    int threaded_only = 0, i, passed = 0, failed = 0;
+    int threaded_only = 0, i, passed = 0, failed = 0, skipped = 0;
     ssize_t len;
 
     for (i = 1; i < argc; i++) {
@@ -329,10 +432,13 @@ static int mpqt_main(int argc, char **argv, const mpqt_case *cases, int n)
     for (i = 0; i < n; i++) {
         if (filter && !strstr(cases[i].name, filter)) continue;
         if (threaded_only && !cases[i].threaded) continue;
-        if (mpqt_run_one(&cases[i])) passed++;
-        else failed++;
+        switch (mpqt_run_one(&cases[i])) {
+        case 1: passed++; break;
+        case 2: skipped++; break;
+        default: failed++;
+        }
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }
 

@@ -123,7 +123,7 @@ int main(void)
         size_t lens[1] = { 1 }, len = 0;
         char buf[8];
         void *slot = NULL;
-        const void *m = NULL;
+        const void *peeked = NULL;
         if (mpq_queue_create(&q, NULL) == 0) {
             (void)mpq_queue_put(q, "x", 1, 0);
             (void)mpq_queue_get(q, buf, sizeof buf, &len, 0);
@@ -131,7 +131,7 @@ int main(void)
             (void)mpq_queue_get_batch(q, buf, sizeof buf, lens, 1, 0);
             if (mpq_queue_reserve(q, &slot, 0) == 0) (void)mpq_queue_commit(q, slot, 1);
             if (mpq_queue_reserve(q, &slot, 0) == 0) (void)mpq_queue_cancel(q, slot);
-            if (mpq_queue_peek(q, &m, &len, 0) == 0) (void)mpq_queue_release(q, m);
+            if (mpq_queue_peek(q, &peeked, &len, 0) == 0) (void)mpq_queue_release(q, peeked);
             (void)mpq_queue_count(q);
             (void)mpq_queue_capacity(q);
             (void)mpq_queue_max_msg(q);
@@ -149,12 +149,12 @@ int main(void)
         mpq_listener *l = NULL;
         char buf[8];
         size_t len = 0;
-        void *m = NULL;
+        void *got_msg = NULL;
         int fd = -1, ready = 0;
         if (mpq_pipe(&a, &b, 1) == 0) {
             (void)mpq_conn_send(a, "x", 1);
             (void)mpq_conn_recv(b, buf, sizeof buf, &len, 0);
-            (void)mpq_conn_recv_alloc(b, &m, &len, 0);
+            (void)mpq_conn_recv_alloc(b, &got_msg, &len, 0);
             (void)mpq_conn_set_max(b, 0);
             (void)mpq_conn_poll(b, 0);
             (void)mpq_conn_fileno(b);
