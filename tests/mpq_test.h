@@ -133,7 +133,7 @@ static inline int mpqt_under_qemu(void)
    all-zero kernel sigaction is SIG_DFL, no flags, no mask). */
 static inline int mpqt_segfault(void)
 {
-    static const unsigned long dfl[8];
+    static const unsigned long dfl[8] = { 0 };
     volatile int *p = (volatile int *)(uintptr_t)4096;   /* below mmap_min_addr: never mapped */
     syscall(SYS_rt_sigaction, SIGSEGV, dfl, NULL, (size_t)8);
     return *p;

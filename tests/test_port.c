@@ -9,14 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-/* musl-gcc's include path has no kernel headers: there the seccomp
-   tests skip, as where seccomp is refused. */
-#if defined(__has_include)
-#if __has_include(<linux/filter.h>) && __has_include(<linux/seccomp.h>)
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#define TPORT_SECCOMP 1
+
+/* The seccomp filter's few kernel definitions, spelt out: musl-gcc has no
+   kernel headers (<linux/filter.h>, <linux/seccomp.h>). */
+struct mpqt_bpf { uint16_t code; uint8_t jt, jf; uint32_t k; };
+struct mpqt_bpf_prog { unsigned short len; struct mpqt_bpf *filter; };
+#define MPQT_BPF_LD_W_ABS 0x20   /* BPF_LD | BPF_W | BPF_ABS */
+#define MPQT_BPF_JEQ_K    0x15   /* BPF_JMP | BPF_JEQ | BPF_K */
+#define MPQT_BPF_RET_K    0x06   /* BPF_RET | BPF_K */
+#define MPQT_RET_ERRNO    0x00050000u
+#define MPQT_RET_ALLOW    0x7fff0000u
+#ifndef PR_SET_SECCOMP
+#define PR_SET_SECCOMP 22
 #endif
+#ifndef PR_SET_NO_NEW_PRIVS
+#define PR_SET_NO_NEW_PRIVS 38
 #endif
 
 /* MPQ_MALLOC that hands out 8-mod-16 addresses (as ARMv7 glibc may): the
@@ -47,21 +54,16 @@ static void free8(void *q)
    (qemu-user, an older kernel). */
 static int deny_syscall(long nr)
 {
-#ifdef TPORT_SECCOMP
-    struct sock_filter f[4];
-    struct sock_fprog prog;
-    f[0] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    f[1] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nr, 0, 1);
-    f[2] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-    f[3] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct mpqt_bpf f[4];
+    struct mpqt_bpf_prog prog;
+    f[0].code = MPQT_BPF_LD_W_ABS; f[0].jt = f[0].jf = 0; f[0].k = 0;   /* seccomp_data.nr */
+    f[1].code = MPQT_BPF_JEQ_K; f[1].jt = 0; f[1].jf = 1; f[1].k = (uint32_t)nr;
+    f[2].code = MPQT_BPF_RET_K; f[2].jt = f[2].jf = 0; f[2].k = MPQT_RET_ERRNO | ENOSYS;
+    f[3].code = MPQT_BPF_RET_K; f[3].jt = f[3].jf = 0; f[3].k = MPQT_RET_ALLOW;
     prog.len = 4;
     prog.filter = f;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
-    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0 ? 0 : -1;
-#else
-    (void)nr;
-    return -1;
-#endif
+    return prctl(PR_SET_SECCOMP, 2 /* SECCOMP_MODE_FILTER */, &prog) == 0 ? 0 : -1;
 }
 
 /* peek hands a message of a packed batch out as a copy: 16-byte aligned,
