@@ -695,6 +695,26 @@ static void test_net_handshake_hostile_clients(void)
     }
 }
 
+/* A plain TCP listening socket on loopback, its address in addr, and
+   ccfg set for a client with the key. */
+static int raw_listener(void)
+{
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_OK(bind(lfd, (struct sockaddr *)&sa, sizeof sa));
+    CHECK_OK(listen(lfd, 8));
+    CHECK_OK(getsockname(lfd, (struct sockaddr *)&sa, &sl));
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    memset(&ccfg, 0, sizeof ccfg);
+    ccfg.authkey = key;
+    ccfg.authkey_len = strlen(key);
+    return lfd;
+}
+
 /* A listener that speaks garbage, or nothing, to an mpq client. */
 static int hostile_listener_mode;
 
@@ -724,21 +744,9 @@ static int hostile_server(void *arg)
 
 static void test_net_handshake_hostile_listeners(void)
 {
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0), i;
+    int lfd = raw_listener(), i;
     static const int want[] = { -ETIMEDOUT, -EPROTO, -EPROTO, -EPROTO, -EPROTO, -EPROTO, -ECONNRESET, -EPROTO };
     mpq_conn *c;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_OK(bind(lfd, (struct sockaddr *)&sa, sizeof sa));
-    CHECK_OK(listen(lfd, 8));
-    CHECK_OK(getsockname(lfd, (struct sockaddr *)&sa, &sl));
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    memset(&ccfg, 0, sizeof ccfg);
-    ccfg.authkey = key;
-    ccfg.authkey_len = strlen(key);
     ccfg.timeout_ms = 500;
     tnet_biggest = 0;
     for (i = 0; i < 8; i++) {
@@ -783,21 +791,9 @@ static int legacy_server(void *arg)
 
 static void test_net_handshake_legacy(void)
 {
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int lfd = raw_listener();
     mpq_process p;
     mpq_conn *c;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_OK(bind(lfd, (struct sockaddr *)&sa, sizeof sa));
-    CHECK_OK(listen(lfd, 8));
-    CHECK_OK(getsockname(lfd, (struct sockaddr *)&sa, &sl));
-    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
-    memset(&ccfg, 0, sizeof ccfg);
-    ccfg.authkey = key;
-    ccfg.authkey_len = strlen(key);
     CHECK_OK(mpq_process_start(&p, legacy_server, &lfd));
     CHECK_OK(mpq_client_with(&c, addr, &ccfg));
     CHECK_OK(mpq_conn_send(c, "hi", 2));
