@@ -1133,12 +1133,13 @@ static void input_left_alone(int terminate)
     c.chunksize = 200;
     CHECK_OK(mpq_pool_imap(p, t_square, &c, &it));
     for (i = 0; i < 300; i++) CHECK_EQ(mpq_imap_next(it, &r, 30000), 1);
-    /* terminate: at most the item under way (and one that had just
-       passed the check) is read once it is called; free: none once it
-       has returned. */
+    /* Neither reads the input once it has returned (what the docs
+       promise). Counting from before terminate was called, as this test
+       did, also counted the reads a busy machine let the feeder make
+       before terminate got going (3 under ASan and load). */
     if (terminate) {
-        __atomic_store_n(&input_gone, 1, __ATOMIC_SEQ_CST);
         CHECK_OK(mpq_pool_terminate(p));
+        __atomic_store_n(&input_gone, 1, __ATOMIC_SEQ_CST);
     } else {
         CHECK_OK(mpq_imap_free(it));
         __atomic_store_n(&input_gone, 1, __ATOMIC_SEQ_CST);
@@ -1150,7 +1151,7 @@ static void input_left_alone(int terminate)
     } else {
         CHECK_OK(mpq_pool_wait(p, 30000));
     }
-    CHECK(__atomic_load_n(&reads_after, __ATOMIC_SEQ_CST) <= (terminate ? 2 : 0));
+    CHECK_EQ(__atomic_load_n(&reads_after, __ATOMIC_SEQ_CST), 0);
     CHECK_OK(mpq_pool_destroy(p));
 }
 static void test_imap_free_stops_input(void) { input_left_alone(0); }
