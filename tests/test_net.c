@@ -154,7 +154,7 @@ static void header_is(uint64_t len, const char *want)
    "!i" -1 and "!Q": so must mpq, at exactly that boundary. */
 static void test_net_frame_headers(void)
 {
-    mpq_conn *a, *b;
+    mpq_conn *a;
     unsigned char raw[12 + 5];
     char buf[8];
     size_t len;
@@ -179,7 +179,6 @@ static void test_net_frame_headers(void)
     CHECK_EQ(len, (size_t)0x80000000u);
     close(fds[1]);
     mpq_conn_close(a);
-    (void)b;
 }
 
 /* A real frame of 2^31 bytes, read raw on the other side: the header is
