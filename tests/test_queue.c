@@ -927,7 +927,11 @@ static void test_queue_packed_batches(void)
 }
 
 /* Holds the cursor of the packed slot at the tail (as a get does while it
-   copies) and hangs there. */
+   copies), says so on the pipe claimed_pipe[1], and hangs there. Its
+   parent waits for that byte: a child seen sleeping may be in some other
+   wait still (qemu's own locks, under load), not yet holding the slot. */
+static int claimed_pipe[2];
+
 static int claim_packed_and_hang(void *arg)
 {
     mpq_queue *q = (mpq_queue *)arg;
@@ -936,7 +940,20 @@ static int claim_packed_and_hang(void *arg)
     mpq__qpk pk;
     int rc;
     if (!mpq__q_claim_get(q, me, start, -1, 1024, &pos, &seen, &n, &pk, &rc) || !pk.count) return 1;
+    if (write(claimed_pipe[1], "c", 1) != 1) return 1;
     for (;;) pause();
+}
+
+/* Starts claim_packed_and_hang on q and returns once it holds the slot. */
+static void start_claim_packed(mpq_process *p, mpq_queue *q)
+{
+    char c;
+    CHECK(pipe(claimed_pipe) == 0);
+    CHECK_OK(mpq_process_start(p, claim_packed_and_hang, q));
+    CHECK_MSG(mpqt_readable(claimed_pipe[0], 10000), "the child did not claim the packed slot");
+    CHECK(read(claimed_pipe[0], &c, 1) == 1);
+    close(claimed_pipe[0]);
+    close(claimed_pipe[1]);
 }
 
 /* A process killed holding a message of a packed slot loses that one
@@ -951,8 +968,7 @@ static void test_queue_packed_dead_holder(void)
     int fd, round, rc;
     for (round = 0; round < 2; round++) {
         put_numbered(q, 0, 3);
-        CHECK_OK(mpq_process_start(&p, claim_packed_and_hang, q));
-        CHECK(mpqt_wait_sleeping(p.pid, 10000));
+        start_claim_packed(&p, q);
         CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
         if (round == 1) {
             fd = mpq_queue_fileno(q);
@@ -992,8 +1008,7 @@ static void test_queue_packed_slot_recovered_by_put(void)
     size_t len;
     put_numbered(q, 0, 2);
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
-    CHECK_OK(mpq_process_start(&p, claim_packed_and_hang, q));   /* holds m1, the last */
-    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    start_claim_packed(&p, q);   /* holds m1, the last */
     CHECK_ERR(mpq_queue_put(q, "x", 1, 0), EAGAIN);
     CHECK_OK(mpq_process_kill(&p, SIGKILL));
     CHECK_OK(mpq_process_join(&p, 10000));
