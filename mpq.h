@@ -122,8 +122,10 @@
                              alignment is enough.
        MPQ_ALLOW_NONROBUST   (implementation file) locks are made even where
                              the kernel keeps no robust-futex list (qemu-user
-                             emulation): a lock whose holder dies then stays
-                             held for ever. For running tests under qemu;
+                             emulation): a lock whose holder dies is then
+                             taken back only by a waiter's own check, one
+                             50 ms slice later, and a trylock alone never
+                             gets it. For running tests under qemu;
                              without it mpq_mutex_init says -ENOTSUP there.
        MPQ_TRUST_OTHER_USERS (implementation file) 1: the *_open calls
                              accept a named object owned by another user,
@@ -189,7 +191,11 @@
                        caller's child (waitid WNOWAIT). Documented: the
                        trust boundary (>>conventions), what sealing does
                        and does not cover, fork() with busy threads, and
-                       that claims are not fair.
+                       that claims are not fair. A lock word that names a
+                       thread which has exited, unmarked by the kernel
+                       (no robust list, or a word overwritten), is taken
+                       back by the next waiter after one 50 ms slice with
+                       -EOWNERDEAD: it used to wait for ever.
                        mpq_wait: Python's connection.wait over any mix
                        of connections, listeners, queues (named ones too:
                        a put wakes it as it wakes a get), processes and
@@ -383,9 +389,14 @@ MPQDEF int mpq_shm_unlink(const char *name);
 
    The lock is owned by a thread: only the thread that locked it may unlock
    it (-EPERM otherwise), and locking it again from that thread is -EDEADLK.
-   mpq_mutex_open validates the segment's header, but the lock's own state
-   cannot be validated: a lock word that something else overwrote can make
-   mpq_mutex_lock wait for ever - use mpq_mutex_timedlock where that matters.
+   mpq_mutex_open validates the segment's header and the lock's own state
+   as far as it can be told (see mpq_mutex_lock's -EINVAL). A lock word
+   that names a thread which has exited - its holder died where the
+   kernel keeps no robust list, or something overwrote the word - is taken
+   back by a waiter after one slice (50 ms), with -EOWNERDEAD. A word that
+   names a live thread cannot be told from a real holder: an overwritten
+   one makes mpq_mutex_lock wait as long as that thread lives - use
+   mpq_mutex_timedlock where that matters.
    The struct is opaque; its size depends on the ABI (do not share one
    between 32- and 64-bit processes; named mutexes refuse to).
 */
@@ -3170,6 +3181,32 @@ static uint32_t mpq__pmutex_holder(const pthread_mutex_t *pm)
     return mpq__pm_known < 0 ? 0 : mpq__pm_word(pm, (size_t)mpq__pm_known) & MPQ__FUTEX_TID_MASK;
 }
 
+/* A lock word that names a thread which has exited, unmarked: the kernel
+   marks a dead holder's robust lock (FUTEX_OWNER_DIED) as the thread
+   exits, but not where it keeps no robust list (qemu-user, a seccomp
+   filter that refuses set_robust_list), nor for a list it gave up on, nor
+   for a word another process overwrote with a thread id. Left so, the
+   lock would wait for ever. A waiter whose slice ran out looks: if the
+   named thread has exited, it marks the word as the kernel would (waiters
+   bit kept, owner died) and wakes one waiter, so the next locker takes
+   the lock with EOWNERDEAD. Compare-and-swap from the word it read: a
+   word that changed meanwhile (the kernel's own mark, a new holder) is
+   left alone. What it cannot tell: a thread id reused by a new thread
+   between the look and the swap. */
+static void mpq__pmutex_reap(pthread_mutex_t *pm)
+{
+    uint32_t *w, old, tid;
+    mpq__pm_need();
+    if (mpq__pm_known < 0) return;
+    w = (uint32_t *)(void *)pm + mpq__pm_known;
+    old = mpq__load32(w, MPQ__ACQUIRE);
+    tid = old & MPQ__FUTEX_TID_MASK;
+    if (tid == 0 || tid == MPQ__FUTEX_TID_MASK || (old & MPQ__FUTEX_OWNER_DIED)) return;
+    if (!mpq__pid_exited(tid)) return;
+    if (mpq__cas32(w, &old, (old & MPQ__FUTEX_WAITERS) | MPQ__FUTEX_OWNER_DIED, MPQ__SEQ_CST))
+        mpq__futex_wake(w, 1);
+}
+
 /* The segment header of a mutex mpq_mutex_create made, or NULL. Such a
    mutex sits 64 bytes into a page-aligned mapping, so its header is on
    the same 4 KiB: a flag scribbled onto a mutex of the caller's own
@@ -3340,6 +3377,7 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
 #endif
         if (rc != ETIMEDOUT) return mpq__mutex_result(m, rc);
         if (deadline >= 0 && mpq__now_ns() >= deadline) return -ETIMEDOUT;
+        mpq__pmutex_reap(&m->pm__);   /* a holder gone unmarked */
     }
 }
 

@@ -289,6 +289,65 @@ static void test_mutex_waiters_after_owner_killed(void)
     CHECK_OK(mpq_shm_close(&shm));
 }
 
+/* A lock word naming a thread that has exited, which the kernel never
+   marked: where it keeps no robust list (qemu-user, a seccomp filter), or
+   a word another process overwrote. A blocked locker - in this process
+   or asleep in another - takes the lock after one slice, told the owner
+   died; a live "owner" is still waited for; a try does not wait. */
+static int exit_now(void *arg) { (void)arg; return 0; }
+
+static int lock_expect_dead(void *arg)
+{
+    struct held *h = (struct held *)arg;
+    int rc = mpq_mutex_lock(&h->m);
+    if (rc != -EOWNERDEAD) return 2;
+    return mpq_mutex_unlock(&h->m) == 0 ? 0 : 3;
+}
+
+static void test_mutex_unmarked_dead_holder(void)
+{
+    mpq_shm shm;
+    struct held *h;
+    mpq_process p, live;
+    uint32_t *word, dead, waiters;
+    int i;
+    CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *h }));
+    h = (struct held *)shm.addr;
+    if (mpq_mutex_init(&h->m) == -ENOTSUP) MPQT_SKIP("no robust-futex list here (see MPQ_ALLOW_NONROBUST)");
+    mpq__pm_need();
+    if (mpq__pm_known < 0) MPQT_SKIP("this libc's mutex layout is not known to mpq");
+    word = (uint32_t *)(void *)&h->m.pm__ + mpq__pm_known;
+    CHECK_OK(mpq_process_start(&p, exit_now, NULL));
+    MPQT_JOIN_OK(&p, 0);
+    dead = (uint32_t)p.pid;   /* reaped: no thread has this id now */
+    for (i = 0; i < 2; i++) {
+        waiters = i ? MPQ__FUTEX_WAITERS : 0;
+        mpq__store32(word, dead | waiters, MPQ__SEQ_CST);
+        CHECK_ERR(mpq_mutex_trylock(&h->m), EBUSY);
+        CHECK_ERR(mpq_mutex_timedlock(&h->m, 0), EAGAIN);
+        CHECK_ERR(mpq_mutex_lock(&h->m), EOWNERDEAD);
+        CHECK_OK(mpq_mutex_unlock(&h->m));
+        CHECK_OK(mpq_mutex_lock(&h->m));          /* usable again */
+        CHECK_OK(mpq_mutex_unlock(&h->m));
+        mpq__store32(word, dead | waiters, MPQ__SEQ_CST);
+        CHECK_ERR(mpq_mutex_timedlock(&h->m, 30000), EOWNERDEAD);
+        CHECK_OK(mpq_mutex_unlock(&h->m));
+    }
+    /* Asleep in another process when the word is forged. */
+    CHECK_OK(mpq_mutex_lock(&h->m));
+    CHECK_OK(mpq_process_start(&p, lock_expect_dead, h));
+    CHECK(mpqt_wait_sleeping(p.pid, 10000));
+    mpq__store32(word, dead | MPQ__FUTEX_WAITERS, MPQ__SEQ_CST);   /* as if we had died unmarked */
+    MPQT_JOIN_OK(&p, 0);
+    /* A live owner (a process that sleeps) keeps it. */
+    CHECK_OK(mpq_process_start(&live, lock_and_hang, h));
+    wait_flag(&h->holding, 10000);
+    CHECK_ERR(mpq_mutex_timedlock(&h->m, 300), ETIMEDOUT);
+    CHECK_OK(mpq_process_kill(&live, SIGKILL));
+    CHECK_OK(mpq_process_join(&live, 10000));
+    CHECK_OK(mpq_shm_close(&shm));
+}
+
 /* The hole in plain robust mutexes: the owner dies while several wait, the
    kernel marks the lock owner-died and wakes ONE waiter, and that waiter is
    killed before it takes the lock. Nobody wakes the others. To make that
@@ -558,6 +617,7 @@ static const mpqt_case cases[] = {
     MPQT(test_mutex_owner_thread_exits, 10, 1),
     MPQT(test_mutex_waiters_after_owner_killed, 60, 0),
     MPQT(test_mutex_woken_waiter_killed_with_owner, 120, 0),
+    MPQT(test_mutex_unmarked_dead_holder, 60, 0),
     MPQT(test_mutex_close_while_held_is_refused, 20, 0),
     MPQT(test_mutex_timedlock_times_out, 20, 0),
     MPQT(test_mutex_named_across_exec, 90, 0),

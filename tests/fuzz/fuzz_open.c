@@ -6,15 +6,21 @@
    opening, the rest is the image, written to a named shm object as a
    hostile peer would. Seeds (real images of each kind) are made by
    running the target with MPQ_FUZZ_SEEDS=DIR (make fuzz does).
-   Nothing that takes a pthread mutex in the image (a mutex's lock, a
-   dict's or list's calls, an undo semaphore's acquire, a barrier's wait) runs unless built
-   with -DFUZZ_MUTEX_LOCK (tests/fuzz/known/ holds such inputs): a
-   mutated pthread mutex crashes glibc or waits for ever on the first
-   lock, which issue 14's first section deals with in mpq's mutex code. */
+   The pthread mutexes in an image (a mutex's lock, a dict's or list's
+   calls, an undo semaphore's acquire, a barrier's wait) are taken too:
+   mpq refuses one whose type or lock word it did not make. One thing
+   about a forged lock word cannot be told from a real one: an owner
+   thread that is alive (and so holds the lock, as far as anyone can
+   know), for which an untimed lock rightly waits. So the harness points
+   such an owner - a live thread, or this one - at a thread that has
+   ended (see dead_owners); every other image reaches mpq as it came.
+   tests/fuzz/known/ keeps inputs that once crashed this target. */
 #define MPQ_IMPLEMENTATION
 #include "../../mpq.h"
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 enum { K_SHM, K_MUTEX, K_EVENT, K_SEM, K_COND, K_BARRIER, K_DICT, K_LIST, K_QUEUE, K_N };
 static char name[64];
@@ -25,9 +31,7 @@ static void use_object(int kind)
 {
     char buf[256];
     size_t len = 0, pos = 0;
-#ifdef FUZZ_MUTEX_LOCK
     int64_t n = 0;
-#endif
     switch (kind) {
     case K_SHM: {
         mpq_shm s;
@@ -43,9 +47,7 @@ static void use_object(int kind)
         mpq_mutex *m;
         if (mpq_mutex_open(&m, name) == 0) {
             (void)mpq_mutex_locked(m);
-#ifdef FUZZ_MUTEX_LOCK
             if (mpq_mutex_timedlock(m, 0) >= 0 || 1) (void)mpq_mutex_unlock(m);
-#endif
             mpq_mutex_close(m);
         }
         break;
@@ -65,9 +67,7 @@ static void use_object(int kind)
         mpq_sem *s;
         if (mpq_sem_open(&s, name) == 0) {
             (void)mpq_sem_value(s);
-#ifdef FUZZ_MUTEX_LOCK   /* an undo semaphore takes its pthread mutex */
-            if (mpq_sem_acquire(s, 0) == 0) (void)mpq_sem_release(s);
-#endif
+            if (mpq_sem_acquire(s, 0) == 0) (void)mpq_sem_release(s);   /* undo: its pthread mutex */
             mpq_sem_close(s);
         }
         break;
@@ -87,9 +87,7 @@ static void use_object(int kind)
             (void)mpq_barrier_parties(b);
             (void)mpq_barrier_n_waiting(b);
             (void)mpq_barrier_broken(b);
-#ifdef FUZZ_MUTEX_LOCK   /* a waiter's entry holds a pthread mutex */
-            (void)mpq_barrier_wait(b, 0);
-#endif
+            (void)mpq_barrier_wait(b, 0);   /* a waiter's entry holds a pthread mutex */
             mpq_barrier_close(b);
         }
         break;
@@ -100,11 +98,9 @@ static void use_object(int kind)
             (void)mpq_dict_len(d);
             (void)mpq_dict_get(d, "k", 1, buf, sizeof buf, &len);
             while (mpq_dict_next(d, &pos, buf, sizeof buf, &len, NULL, 0, NULL) == 1) {}
-#ifdef FUZZ_MUTEX_LOCK
             (void)mpq_dict_set(d, "k", 1, "v", 1);
             (void)mpq_dict_add(d, "n", 1, 1, &n);
             (void)mpq_dict_delete(d, "k", 1);
-#endif
             mpq_dict_close(d);
         }
         break;
@@ -112,12 +108,10 @@ static void use_object(int kind)
     case K_LIST: {
         mpq_list *l;
         if (mpq_list_open(&l, name) == 0) {
-#ifdef FUZZ_MUTEX_LOCK   /* every list call takes its lock */
-            (void)mpq_list_len(l);
+            (void)mpq_list_len(l);   /* every list call takes its lock */
             (void)mpq_list_get(l, 0, buf, sizeof buf, &len);
             (void)mpq_list_append(l, "x", 1);
             (void)mpq_list_pop(l, -1, buf, sizeof buf, &len);
-#endif
             mpq_list_close(l);
         }
         break;
@@ -138,6 +132,48 @@ static void use_object(int kind)
         break;
     }
     }
+}
+
+/* A thread id that has ended: a child forked and reaped at start. */
+static uint32_t dead_tid;
+
+/* Whether tid names a thread that is alive (or this one). */
+static int tid_alive(uint32_t tid)
+{
+    return tid == (uint32_t)syscall(SYS_gettid) || kill((pid_t)tid, 0) == 0 || errno == EPERM;
+}
+
+/* Rewrites, in the image img of n bytes, every pthread mutex (found by
+   the exact type word mpq writes, which an open demands) whose lock word
+   or glibc owner names a live thread: that thread becomes dead_tid, the
+   other bits stay. Where the layout is unknown, nothing is done (and
+   lock-taking calls are not made: see LLVMFuzzerTestOneInput). */
+static int dead_owners(unsigned char *img, size_t n)
+{
+#if defined(MPQ__PM_TYPE_WORD)
+    size_t at, lockw = MPQ__PM_LOCK_WORD * 4, typew = MPQ__PM_TYPE_WORD * 4;
+    mpq__pm_need();
+    if (mpq__pm_known < 0 || !dead_tid) return 0;
+    for (at = 0; at + sizeof(pthread_mutex_t) <= n; at += 4) {
+        uint32_t w, tid;
+        memcpy(&w, img + at + typew, 4);
+        if (w != mpq__pm_type) continue;
+        memcpy(&w, img + at + lockw, 4);
+        tid = w & MPQ__FUTEX_TID_MASK;
+        if (tid && tid_alive(tid)) {
+            w = (w & ~MPQ__FUTEX_TID_MASK) | dead_tid;
+            memcpy(img + at + lockw, &w, 4);
+        }
+#if defined(__GLIBC__)
+        memcpy(&w, img + at + offsetof(pthread_mutex_t, __data.__owner), 4);
+        if (w && w <= MPQ__TID_MAX && tid_alive(w)) memcpy(img + at + offsetof(pthread_mutex_t, __data.__owner), &dead_tid, 4);
+#endif
+    }
+    return 1;
+#else
+    (void)img; (void)n;
+    return 0;
+#endif
 }
 
 /* Writes a real object of each kind as a seed file into dir. */
@@ -200,8 +236,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     const char *seeds = getenv("MPQ_FUZZ_SEEDS");
     (void)argc; (void)argv;
+    pid_t child;
     snprintf(name, sizeof name, "/mpqt-fuzz-%ld", (long)getpid());
     atexit(unlink_name);
+    child = fork();
+    if (child == 0) _exit(0);
+    if (child > 0 && waitpid(child, NULL, 0) == child) dead_tid = (uint32_t)child;
     if (seeds) {   /* the objects stay mapped: _exit, no leak report */
         make_seeds(seeds);
         _exit(0);
@@ -212,13 +252,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static unsigned char *img;
     int fd, kind, use;
     if (size < 2 || size > (1u << 20)) return 0;
     kind = data[0] % K_N;
     use = data[1] & 1;
+    if (!img && !(img = (unsigned char *)malloc(1u << 20))) return 0;
+    memcpy(img, data + 2, size - 2);
+    if (!dead_owners(img, size - 2) && (kind == K_MUTEX || kind == K_DICT || kind == K_LIST))
+        return 0;   /* no layout known: a forged live owner would hang the lock */
     fd = shm_open(name, O_CREAT | O_RDWR | O_TRUNC, 0600);
     if (fd < 0) return 0;
-    if (write(fd, data + 2, size - 2) != (ssize_t)(size - 2)) {}
+    if (write(fd, img, size - 2) != (ssize_t)(size - 2)) {}
     close(fd);
     if (use) {
         use_object(kind);

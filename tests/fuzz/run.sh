@@ -9,9 +9,8 @@
 #   fuzz_open   named images of every kind, opened and used
 #   fuzz_conn   the stream a connection's peer sends
 #   fuzz_queue  a queue whose memory is scribbled on while it is used
-# tests/fuzz/known/ keeps inputs that crash builds with -DFUZZ_MUTEX_LOCK
-# (a pthread mutex in a named image, mutated: issue 14's first section);
-# they are not run here.
+# tests/fuzz/known/ keeps inputs that once crashed fuzz_open (pthread
+# mutexes in named images, mutated): each run tries them first.
 # (The pool's task and result records travel in mpq queues between
 # processes and are checked where they are read - mpq__pool_run,
 # mpq__pool_result: fuzz_queue covers the queue that carries them.)
@@ -35,6 +34,13 @@ for t in $TARGETS; do
         echo "  FAIL  build $t"; head -20 "$B/$t.build.log"; bad=1; continue
     fi
     mkdir -p "$B/work-$t"
+    if [ "$t" = fuzz_open ]; then
+        if (cd "$B" && ./"$t" -timeout=10 ../../fuzz/known/*) >"$B/$t.known.log" 2>&1; then
+            printf '  ok    %s: the inputs in tests/fuzz/known/ pass\n' "$t"
+        else
+            echo "  FAIL  $t: an input of tests/fuzz/known/"; grep -E 'ERROR|SUMMARY|Running' "$B/$t.known.log" | head -20; bad=1
+        fi
+    fi
     if (cd "$B" && ./"$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
             "work-$t" "../../fuzz/corpus/$t") >"$B/$t.log" 2>&1; then
         printf '  ok    %s: %s runs, no crash\n' "$t" "$(sed -n 's/^stat::number_of_executed_units: *//p' "$B/$t.log")"
