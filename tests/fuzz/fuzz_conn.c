@@ -3,7 +3,11 @@
    end of a socket pair, which is then shut for writing; mpq reads from the
    other end in the way byte 0 picks (recv into a small or a large buffer,
    recv_alloc, recv_fd, recv_conn, poll) until it reports the end or an
-   error. It must never crash, hang or hand out more than it read. */
+   error. It must never crash, hang or hand out more than it read.
+   Byte 0: bits 0-2 the first way to read, bit 3 a 64-byte message limit,
+   bit 4 the authkey handshake first (bit 5: as the listener, which sends
+   the challenge; else as the client, which answers one), with the key
+   "key": the input is what the other side says. */
 #define MPQ_IMPLEMENTATION
 #include "../../mpq.h"
 #include <sys/socket.h>
@@ -19,7 +23,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc; (void)argv;
     if (!dir) return 0;
     memset(big, 'x', sizeof big);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 6; i++) {
         mpq_conn *c;
         char path[4200];
         ssize_t n;
@@ -30,6 +34,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         if (i == 1) { (void)mpq_conn_send(c, "", 0); (void)mpq_conn_send(c, big, sizeof big); }
         if (i == 2) { (void)mpq_conn_send(c, "a", 1); (void)mpq_conn_send_fd(c, 0); (void)mpq_conn_send(c, "b", 1); }
         if (i == 3) { (void)mpq_conn_send_fd(c, 1); }
+        if (i == 4) {   /* a listener's challenge and verdict, to a client */
+            wire[0] = 16;
+            (void)mpq_conn_send(c, "#CHALLENGE#{sha256}0123456789abcdef0123456789abcdef0123456789", 59);
+            (void)mpq_conn_send(c, "#WELCOME#", 9);
+            (void)mpq_conn_send(c, "after", 5);
+        }
+        if (i == 5) {   /* a client's response and challenge, to a listener */
+            wire[0] = 16 | 32;
+            (void)mpq_conn_send(c, "{sha256}0123456789abcdef0123456789abcdef", 40);
+            (void)mpq_conn_send(c, "#CHALLENGE#0123456789abcdef0123456789abcdef", 43);
+        }
         mpq_conn_close(c);
         n = read(sv[1], wire + 1, sizeof wire - 1);
         snprintf(path, sizeof path, "%s/seed-%d", dir, i);
@@ -67,6 +82,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (how & 8) (void)mpq_conn_set_max(c, 64);
+    if (how & 16) {   /* what mpq sends goes to sv[0], read by nobody: it is small */
+        rc = mpq__auth(c, "key", 3, mpq__deadline(2000), how & 32);
+        if (rc != 0 && rc != -EACCES && rc != -EPROTO && rc != -ECONNRESET && rc != -ENOTSUP && rc != -ETIMEDOUT)
+            __builtin_trap();
+        rc = 0;
+    }
     for (i = 0; i < 64 && rc >= 0; i++) {
         char small[16], large[4096];
         size_t len = 0;

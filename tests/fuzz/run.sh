@@ -7,7 +7,7 @@
 #
 # Usage: sh tests/fuzz/run.sh [seconds per target, default 20] [target...]
 #   fuzz_open   named images of every kind, opened and used
-#   fuzz_conn   the stream a connection's peer sends
+#   fuzz_conn   the stream a connection's peer sends, and its authkey handshake
 #   fuzz_queue  a queue whose memory is scribbled on while it is used
 # tests/fuzz/known/ keeps inputs that once crashed fuzz_open (pthread
 # mutexes in named images, mutated): each run tries them first.
