@@ -21,8 +21,10 @@
 #    does not run it natively, and with MPQT_QEMU_CONTROL=1 x86-64
 #    itself as the control (what fails only on a foreign architecture is
 #    a bug). qemu has no robust-futex list: those builds define
-#    MPQ_ALLOW_NONROBUST, and the tests that need a dead owner report skip (MPQT_NEED_ROBUST, which
-#    asks the kernel, so it never skips on real hardware). Trimmed to
+#    MPQ_ALLOW_NONROBUST; the tests that need a try to see a dead owner
+#    report skip (MPQT_NEED_ROBUST, which asks the kernel, so it never
+#    skips on real hardware), those where a blocked locker is enough run
+#    on mpq's own check of the holder (MPQT_NEED_DEAD_OWNER). Trimmed to
 #    keep CI short: the foreign suites run in parallel, without
 #    test_pool_cpython, test_process_cpython and test_sync_cpython (the
 #    CPython ports; the core suites cover the same code paths), without

@@ -602,7 +602,7 @@ static int dict_die_inserting(void *arg)
    frees the slot, so no slot is lost for good, and the count is right. */
 static void test_dict_dead_inserter_repaired(void)
 {
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     mpq_process p;
     uint32_t i, claimed = 0;
     size_t len;
@@ -630,7 +630,7 @@ static int list_die_appending(void *arg)
    slot comes back - the list still takes `capacity` items. */
 static void test_list_dead_appender_repaired(void)
 {
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     mpq_process p;
     int v;
     CHECK_OK(mpq_list_create(&g_l, &(mpq_list_config){ .capacity = 4, .max_item = 8 }));
@@ -730,7 +730,7 @@ static void test_dict_kill_storm(void)
     char kb[32];
     unsigned char vb[MODEL_VMAX];
     uint32_t item[2], expect[STORM_SLOTS];
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     g_st = (struct storm *)mpqt_shared(sizeof *g_st);
     CHECK_OK(mpq_dict_create(&g_d, &(mpq_dict_config){ .max_entries = STORM_KEYS + STABLE + 1, .max_key = 32,
                                                       .max_value = MODEL_VMAX }));

@@ -200,7 +200,7 @@ static void test_mutex_owner_killed(void)
     mpq_shm shm;
     struct held *h;
     mpq_process p;
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *h }));
     h = (struct held *)shm.addr;
     CHECK_OK(mpq_mutex_init(&h->m));
@@ -239,7 +239,7 @@ static void test_mutex_owner_thread_exits(void)
     static mpq_mutex m;
     pthread_t t;
     void *r;
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     CHECK_OK(mpq_mutex_init(&m));
     CHECK_EQ(pthread_create(&t, NULL, thread_lock_and_quit, &m), 0);
     CHECK_EQ(pthread_join(t, &r), 0);
@@ -268,7 +268,7 @@ static void test_mutex_waiters_after_owner_killed(void)
     struct held *h;
     mpq_process owner, w[W];
     int i;
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *h }));
     h = (struct held *)shm.addr;
     CHECK_OK(mpq_mutex_init(&h->m));
@@ -366,7 +366,7 @@ static void test_mutex_woken_waiter_killed_with_owner(void)
 {
     cpu_set_t all, one;
     int round, cpu = 0;
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     CHECK_OK(sched_getaffinity(0, sizeof all, &all));
     while (cpu < CPU_SETSIZE - 1 && !CPU_ISSET(cpu, &all)) cpu++;    /* the first we may use */
     CPU_ZERO(&one);
@@ -420,7 +420,7 @@ static void test_mutex_close_while_held_is_refused(void)
     mpq_process p;
     mpq__seg *h;
     uint64_t saved;
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     CHECK_OK(mpq_mutex_create(&m, NULL));
     CHECK_OK(mpq_process_start(&p, lock_close_exit, m));
     CHECK_OK(mpq_process_join(&p, 10000));
@@ -473,7 +473,7 @@ static void test_mutex_named_across_exec(void)
     int i;
     mpqt_name(name, sizeof name, "mutex");
     mpqt_name(region, sizeof region, "region");
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
     CHECK_OK(mpq_mutex_create(&m, &(mpq_mutex_config){ .name = name }));
     CHECK_ERR(mpq_mutex_create(&m2, &(mpq_mutex_config){ .name = name }), EEXIST);
     CHECK_OK(mpq_mutex_lock(m));
@@ -566,7 +566,7 @@ static void test_mutex_kill_storm(void)
     uint64_t seed = 12345;
     int i, k, next_slot = 0, rc;
     long total = 0;
-    MPQT_NEED_ROBUST();
+    MPQT_NEED_DEAD_OWNER();
 
     CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *s }));
     s = (struct storm *)shm.addr;
