@@ -86,10 +86,10 @@ probe() {
 # check NAME COMMAND...: one compile check, counted.
 check() {
     name=$1; shift
-    if "$@" >"$B/check.log" 2>&1; then
+    if "$@" >"$B/check$CK.log" 2>&1; then
         printf '  ok    %s\n' "$name"; passed=$((passed + 1))
     else
-        printf '  FAIL  %s\n' "$name"; sed 's/^/    /' "$B/check.log" | head -20; failed=$((failed + 1))
+        printf '  FAIL  %s\n' "$name"; sed 's/^/    /' "$B/check$CK.log" | head -20; failed=$((failed + 1))
         failures="$failures
   $name"
     fi
@@ -98,12 +98,12 @@ check() {
 # must_fail NAME PATTERN COMMAND...: a compile that has to fail with PATTERN.
 must_fail() {
     name=$1; pattern=$2; shift 2
-    if "$@" >"$B/check.log" 2>&1; then
+    if "$@" >"$B/check$CK.log" 2>&1; then
         printf '  FAIL  %s: compiled, expected an error\n' "$name"; failed=$((failed + 1))
-    elif grep -q "$pattern" "$B/check.log"; then
+    elif grep -q "$pattern" "$B/check$CK.log"; then
         printf '  ok    %s\n' "$name"; passed=$((passed + 1))
     else
-        printf '  FAIL  %s: no "%s" in the errors\n' "$name" "$pattern"; head -5 "$B/check.log"; failed=$((failed + 1))
+        printf '  FAIL  %s: no "%s" in the errors\n' "$name" "$pattern"; head -5 "$B/check$CK.log"; failed=$((failed + 1))
     fi
 }
 
@@ -111,22 +111,41 @@ must_fail() {
 # them out.
 if [ "${MPQT_QEMU:-1}" != only ]; then
 echo "== compile checks"
+# The checks of gcc and of clang run side by side, each with its own files
+# ($CK), and print in turn.
+CK=""
 for cc in gcc clang; do
     if ! have $cc; then missing $cc $cc; continue; fi
+    ( CK="-$cc"; passed=0; failed=0; failures=""
     for std in c99 c11; do
-        check "$cc -std=$std" $cc -std=$std $WARN -c tests/compile/impl.c -o "$B/impl.o"
+        check "$cc -std=$std" $cc -std=$std $WARN -c tests/compile/impl.c -o "$B/impl$CK.o"
     done
-    check "$cc -std=c99 declarations only" $cc -std=c99 $WARN -c tests/compile/decl_only.c -o "$B/decl.o"
-    check "$cc two MPQ_STATIC copies in one binary" $cc -std=c99 $WARN -o "$B/static_twice" \
+    check "$cc -std=c99 declarations only" $cc -std=c99 $WARN -c tests/compile/decl_only.c -o "$B/decl$CK.o"
+    check "$cc two MPQ_STATIC copies in one binary" $cc -std=c99 $WARN -o "$B/static_twice$CK" \
         tests/compile/static_a.c tests/compile/static_b.c tests/compile/static_main.c -pthread
     must_fail "$cc include order gives mpq.h's #error" "mpq.h: the implementation needs" \
-        $cc -std=c99 -c tests/compile/order.c -o "$B/order.o"
+        $cc -std=c99 -c tests/compile/order.c -o "$B/order$CK.o"
     # Inlined whole (a user's MPQ_STATIC or LTO build), each optimiser sees
     # other paths: gcc 12 warned at -O1 and -O3.
     for opt in -O1 -O2 -Os -O3; do
-        check "$cc $opt MPQ_STATIC, inlined" $cc $opt -DMPQ_STATIC -std=c99 $WARN -o "$B/impl_static" \
+        check "$cc $opt MPQ_STATIC, inlined" $cc $opt -DMPQ_STATIC -std=c99 $WARN -o "$B/impl_static$CK" \
             tests/compile/impl.c -pthread
     done
+    echo "$passed $failed" >"$B/checks$CK.counts"; printf '%s' "$failures" >"$B/checks$CK.failures"
+    ) >"$B/checks-$cc.out" 2>&1 &
+done
+wait
+for cc in gcc clang; do
+    [ -f "$B/checks-$cc.out" ] || continue
+    cat "$B/checks-$cc.out"
+    if [ -f "$B/checks-$cc.counts" ]; then
+        set -- $(cat "$B/checks-$cc.counts")
+        passed=$((passed + $1)); failed=$((failed + $2)); failures="$failures$(cat "$B/checks-$cc.failures")"
+    else
+        failed=$((failed + 1)); failures="$failures
+  $cc compile checks did not finish"
+    fi
+    rm -f "$B/checks-$cc.out" "$B/checks-$cc.counts" "$B/checks-$cc.failures"
 done
 if have gcc; then
     check "gcc -O2 -flto" gcc -O2 -flto=auto -std=c99 $WARN -o "$B/impl_lto" tests/compile/impl.c -pthread
