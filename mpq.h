@@ -203,6 +203,17 @@
                        every ready one each time. mpq_conn_wait is mpq_wait
                        over connections: a descriptor closed under it is
                        now -EBADF (it counted as ready).
+                       Breaking - one meaning of "close" (Python 3.13's):
+                       mpq_queue_close(q) now releases this process's
+                       handle (it was mpq_queue_detach, now gone), and
+                       what it did - shut the queue for everyone - is
+                       mpq_queue_shutdown(q, 0). An old call of
+                       mpq_queue_close still compiles and now only lets go
+                       of the handle: consumers then wait instead of
+                       seeing the end. Replace it with
+                       mpq_queue_shutdown(q, 0), and mpq_queue_detach with
+                       mpq_queue_close. mpq_queue_shutdown(q, 1) drops
+                       what is queued: gets fail at once, join returns.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -982,7 +993,7 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    2 s behind one producer thread and two consumers. A timeout bounds that
    wait; nothing orders the waiters.
 
-   mpq_queue_detach while holding a reserved or peeked slot leaves that
+   mpq_queue_close while holding a reserved or peeked slot leaves that
    slot held until the process exits.
 
    Zero-copy: mpq_queue_reserve/commit write a message in place, and
@@ -1029,15 +1040,18 @@ MPQDEF int mpq_queue_create(mpq_queue **q, const mpq_queue_config *cfg);
    Thread safety: any thread. */
 MPQDEF int mpq_queue_open(mpq_queue **q, const char *name);
 
-/* Releases this process's handle: unmaps the queue and frees the handle.
-   The queue lives on for other processes (a named one until
-   mpq_shm_unlink). Returns 0 or -EINVAL.
+/* Releases this process's handle (Python's Queue.close): unmaps the queue
+   and frees the handle. The queue lives on for other processes (a named
+   one until mpq_shm_unlink), and stays open to them: mpq_queue_shutdown
+   is what ends it for everyone. (mpq 0.3 called this mpq_queue_detach, and
+   its mpq_queue_close was today's mpq_queue_shutdown(q, 0).) Returns 0
+   or -EINVAL.
    Thread safety: no other thread of this process may use the handle. */
-MPQDEF int mpq_queue_detach(mpq_queue *q);
+MPQDEF int mpq_queue_close(mpq_queue *q);
 
 /* Puts one message of `len` bytes (0..max_msg), waiting up to timeout_ms for
    room. Returns 0, or -EMSGSIZE (len > max_msg), -EINVAL (NULL q, or NULL
-   msg with len > 0), -EPIPE (the queue is closed), -EAGAIN (timeout_ms == 0
+   msg with len > 0), -EPIPE (the queue is shut down), -EAGAIN (timeout_ms == 0
    and it is full), -ETIMEDOUT, -EIO (the queue's shared memory holds a state
    no put or get makes: something else wrote over it), -EOWNERDEAD (this
    process was taken for dead while it held the slot, which needs users in
@@ -1049,7 +1063,7 @@ MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_
 /* Takes the oldest message into buf (cap bytes), waiting up to timeout_ms
    for one; *len gets its length. Returns 0, or -EMSGSIZE (cap is too small:
    *len gets the length needed and the message stays in the queue), -EPIPE
-   (closed and drained), -EINVAL (NULL q or len, NULL buf with cap > 0),
+   (shut down and drained, or shut down at once), -EINVAL (NULL q or len, NULL buf with cap > 0),
    -EAGAIN (timeout_ms == 0 and it is empty), -ETIMEDOUT, -EIO (the queue's
    shared memory was overwritten: a slot state no step makes, or a length
    beyond max_msg, whose slot is then dropped), -EOWNERDEAD (as for put:
@@ -1057,11 +1071,18 @@ MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_
    Thread safety: any thread of any process. */
 MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms);
 
-/* Closes the queue for everyone: later puts fail with -EPIPE, gets return
-   what is left and then -EPIPE, and every blocked put or get wakes up.
+/* Shuts the queue down for everyone (Python 3.13's Queue.shutdown): later
+   puts fail with -EPIPE, and every blocked put or get wakes up. With
+   immediate == 0 gets return what is left, then -EPIPE. With immediate
+   != 0 gets (peeks, batches) fail with -EPIPE at once: what is queued is
+   dropped - mpq_queue_count says 0 - and mpq_queue_join returns -EPIPE
+   (its count of unfinished messages stays as it was). A get or put that
+   had already claimed its slot completes; a message committed after it is
+   never delivered. An immediate shutdown after a plain one upgrades it,
+   never the other way. (mpq 0.3 called the plain form mpq_queue_close.)
    Returns 0 or -EINVAL. Idempotent. Thread safety: any thread, any
    process. */
-MPQDEF int mpq_queue_close(mpq_queue *q);
+MPQDEF int mpq_queue_shutdown(mpq_queue *q, int immediate);
 
 /* Zero-copy put, step one: claims the next slot and points *buf at its
    max_msg bytes, waiting up to timeout_ms for room. Write the message
@@ -1075,7 +1096,7 @@ MPQDEF int mpq_queue_reserve(mpq_queue *q, void **buf, int timeout_ms);
 /* Publishes the reserved slot at buf as a message of len bytes.
    Returns 0, -EMSGSIZE (len > max_msg: the slot stays reserved),
    -EINVAL (buf is not a slot this process holds reserved - including one
-   taken from it, see -EOWNERDEAD at put), -EPIPE (the queue was closed
+   taken from it, see -EOWNERDEAD at put), -EPIPE (the queue was shut down
    meanwhile: the message is dropped and the slot freed), -EOWNERDEAD (as
    for put). Thread safety: any thread of the process that reserved it,
    once per reservation. */
@@ -1093,7 +1114,7 @@ MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf);
    with others comes as a copy instead, already taken from the queue, so
    the rest of its batch goes on (*buf is then 16-byte aligned; in place,
    a message is 32-byte aligned).
-   Returns 0, -EINVAL, -EPIPE (closed and drained), -EAGAIN, -ETIMEDOUT,
+   Returns 0, -EINVAL, -EPIPE (as for get), -EAGAIN, -ETIMEDOUT,
    -EIO (as for get), -ENOMEM (no room for such a copy: the message stays).
    Thread safety: any thread; the slot belongs to this process. */
 MPQDEF int mpq_queue_peek(mpq_queue *q, const void **buf, size_t *len, int timeout_ms);
@@ -1140,8 +1161,8 @@ MPQDEF size_t mpq_queue_max_msg(const mpq_queue *q);
 /* A file descriptor that polls readable (POLLIN) while the queue holds a
    message, for poll/epoll/select loops. Then call mpq_queue_get with
    timeout 0 until -EAGAIN, which also resets the descriptor. Do not read
-   or close it yourself; mpq_queue_detach closes it.
-   Only puts and closes made through handles that share the descriptor -
+   or close it yourself; mpq_queue_close closes it.
+   Only puts and shutdowns made through handles that share the descriptor -
    the creator's and those of children forked after mpq_queue_create -
    signal it; a process that opened the queue by name has none. Each
    process that calls this polls (a child forked later does not, until it
@@ -1178,8 +1199,9 @@ MPQDEF int mpq_queue_fileno(mpq_queue *q);
 MPQDEF int mpq_queue_task_done(mpq_queue *q);
 
 /* Waits until every message put has been marked finished. Returns 0,
-   -EAGAIN (timeout_ms == 0 and some are unfinished), -ETIMEDOUT, -EINVAL
-   (NULL, or not joinable). Thread safety: any thread of any process. */
+   -EAGAIN (timeout_ms == 0 and some are unfinished), -ETIMEDOUT, -EPIPE
+   (the queue was shut down at once: what it held is dropped and will
+   never be finished), -EINVAL (NULL, or not joinable). Thread safety: any thread of any process. */
 MPQDEF int mpq_queue_join(mpq_queue *q, int timeout_ms);
 
 /* The count of unfinished messages, or -EINVAL (NULL, not joinable).
@@ -1333,7 +1355,7 @@ MPQDEF int mpq_conn_wait(mpq_conn *const *conns, size_t n, int *ready, int timeo
                end: a send-only end is -EBADF.
      LISTENER  a client waits to be accepted.
      QUEUE     mpq_queue_get with timeout 0 would find a message - or the
-               queue is closed and drained (get gives -EPIPE at once), or
+               queue is shut down and drained (get gives -EPIPE at once), or
                its memory is corrupt (-EIO at once). Anonymous and named
                queues alike: the wait sleeps on the queue's eventcount, as
                a blocked get does, so a put wakes it as soon as it would
@@ -5969,6 +5991,12 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, i
         mpq__qslot *s = mpq__q_tail(q, &t, &lap, &st, &d);
         unsigned phase = MPQ__ST_PHASE(st);
         t0 = t;
+        if (mpq__load32(&h->closed, MPQ__ACQUIRE) > 1) {   /* shut down at once: nothing more is taken */
+            *pos = t;
+            *seen = st;
+            *why = -EPIPE;
+            return NULL;
+        }
         if (mpq__q_gave_up(q, &tries, deadline)) {
             *pos = t;
             *seen = st;
@@ -6345,7 +6373,7 @@ MPQDEF int mpq_queue_open(mpq_queue **out, const char *name)
     return rc;
 }
 
-MPQDEF int mpq_queue_detach(mpq_queue *q)
+MPQDEF int mpq_queue_close(mpq_queue *q)
 {
     if (!q) return -EINVAL;
     while (q->copies) {
@@ -6359,12 +6387,16 @@ MPQDEF int mpq_queue_detach(mpq_queue *q)
     return 0;
 }
 
-MPQDEF int mpq_queue_close(mpq_queue *q)
+MPQDEF int mpq_queue_shutdown(mpq_queue *q, int immediate)
 {
+    uint32_t was = 0;
     if (!q) return -EINVAL;
-    mpq__store32(&q->h->closed, 1, MPQ__SEQ_CST);
+    /* closed: 1 shut down, 2 at once (never back from 2 to 1) */
+    if (immediate) mpq__store32(&q->h->closed, 2, MPQ__SEQ_CST);
+    else mpq__cas32(&q->h->closed, &was, 1, MPQ__SEQ_CST);
     mpq__ec_signal(&q->h->data_ec);
     mpq__ec_signal(&q->h->space_ec);
+    if (immediate) mpq__ec_signal(&q->h->join_ec);
     if (q->efd >= 0) mpq__q_poke(q);  /* a poller sees the end as readable */
     return 0;
 }
@@ -6689,7 +6721,7 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
 MPQDEF size_t mpq_queue_count(const mpq_queue *q)
 {
     uint64_t t, h;
-    if (!q) return 0;
+    if (!q || mpq__load32(&q->h->closed, MPQ__ACQUIRE) > 1) return 0;
     t = mpq__load64(&q->h->tail, MPQ__ACQUIRE);
     h = mpq__load64(&q->h->head, MPQ__ACQUIRE);
     if (h <= t) return 0;
@@ -6720,8 +6752,21 @@ MPQDEF int mpq_queue_task_done(mpq_queue *q)
 MPQDEF int mpq_queue_join(mpq_queue *q, int timeout_ms)
 {
     int64_t deadline = mpq__deadline(timeout_ms);
+    mpq__qhdr *h;
     if (!q || !q->joinable) return -EINVAL;
-    return mpq__ec_await(&q->h->unfinished, 0, &q->h->join_ec, timeout_ms, deadline);
+    h = q->h;
+    for (;;) {
+        uint32_t key;
+        if (mpq__load32(&h->unfinished, MPQ__ACQUIRE) == 0) return 0;
+        if (mpq__load32(&h->closed, MPQ__ACQUIRE) > 1) return -EPIPE;
+        if (timeout_ms == 0) return -EAGAIN;
+        key = mpq__ec_prepare(&h->join_ec);
+        /* pairs with task_done's and shutdown's signal */
+        if (mpq__load32(&h->unfinished, MPQ__SEQ_CST) == 0) return 0;
+        if (mpq__load32(&h->closed, MPQ__SEQ_CST) > 1) return -EPIPE;
+        if (mpq__ec_sleep(&h->join_ec, key, deadline) == -ETIMEDOUT)
+            return mpq__load32(&h->unfinished, MPQ__ACQUIRE) == 0 ? 0 : -ETIMEDOUT;
+    }
 }
 
 MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
@@ -10431,7 +10476,7 @@ static void mpq__pool_close_tasks(mpq_pool *p)
 {
     if (p->closed && !p->jobs && !p->senders && !p->tasks_closed) {
         p->tasks_closed = 1;
-        mpq_queue_close(p->tasks);
+        mpq_queue_shutdown(p->tasks, 0);
     }
 }
 
@@ -10764,7 +10809,7 @@ static void *mpq__pool_thread(void *arg)
             pthread_mutex_lock(&p->lock);   /* submits say why from now on */
             if (!p->terminated && !p->closed && !p->broken) p->broken = e;
             pthread_mutex_unlock(&p->lock);
-            mpq_queue_close(p->tasks);   /* the feeder, and a sender, give up */
+            mpq_queue_shutdown(p->tasks, 0);   /* the feeder, and a sender, give up */
             while ((n = mpq_queue_get_batch(p->results, p->rbuf, p->rcap, lens, MPQ__POOL_BATCH,
                                             3 * MPQ__STUCK_MS)) > 0)
                 mpq__pool_results(p, p->rbuf, lens, n);
@@ -11271,8 +11316,8 @@ static void mpq__pool_free(mpq_pool *p)
     if (p->cmd[1] >= 0) close(p->cmd[1]);
     if (p->server_fd >= 0) close(p->server_fd);
     if (p->server.pid > 0) mpq_process_destroy(&p->server);
-    if (p->tasks) mpq_queue_detach(p->tasks);
-    if (p->results) mpq_queue_detach(p->results);
+    if (p->tasks) mpq_queue_close(p->tasks);
+    if (p->results) mpq_queue_close(p->results);
     if (p->sh) munmap(p->sh, p->sh_len);
     if (p->e) MPQ_FREE(p->e);
     if (p->rbuf) MPQ_FREE(p->rbuf);
@@ -11443,7 +11488,7 @@ fail:
     }
     if (p->thread_up) {   /* the feeder could not start */
         mpq__store32(&p->stop, 1, MPQ__RELEASE);
-        mpq_queue_close(p->results);
+        mpq_queue_shutdown(p->results, 0);
         pthread_join(p->thread, NULL);
     }
     mpq__pool_free(p);
@@ -11490,7 +11535,7 @@ MPQDEF int mpq_pool_terminate(mpq_pool *p)
     }
     pthread_mutex_unlock(&p->lock);
     if (first) {
-        mpq_queue_close(p->tasks);
+        mpq_queue_shutdown(p->tasks, 0);
         mpq__pool_kill_server(p);
     }
     /* The result thread fails what is pending with -ECANCELED (a second
@@ -11522,7 +11567,7 @@ MPQDEF int mpq_pool_destroy(mpq_pool *p)
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->feeder, NULL);
     mpq__store32(&p->stop, 1, MPQ__RELEASE);
-    mpq_queue_close(p->results);
+    mpq_queue_shutdown(p->results, 0);
     pthread_join(p->thread, NULL);
     p->thread_up = 0;
     while (p->imaps) {   /* the caller's imaps outlive the pool: they only free */

@@ -67,6 +67,6 @@ int main(void)
         mpq_process_kill(&p[i], SIGTERM);
         mpq_process_join(&p[i], -1);
     }
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     return 0;
 }

@@ -56,6 +56,6 @@ int main(void)
     }
     printf("[%d, %s, '%s']\n", r.number, r.has_value ? "?" : "None", r.text);
     mpq_process_join(&p, -1);
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     return p.exitcode != 0;
 }

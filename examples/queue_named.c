@@ -38,7 +38,7 @@ static int run_server(const char *name, mpq_process *sender)
         printf("got: %s\n", msg);
     }
     printf("%s\n", rc == -EPIPE ? "closed by the sender: done" : strerror(-rc));
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     mpq_shm_unlink(name);                        /* the name goes with its server */
     return rc == -EPIPE ? 0 : 1;
 }
@@ -61,8 +61,8 @@ static int run_sender(const char *name, int n, char **msgs)
             fprintf(stderr, "put: %s\n", strerror(-rc));
             return 1;
         }
-    mpq_queue_close(q);                          /* tells the server we are done */
-    mpq_queue_detach(q);
+    mpq_queue_shutdown(q, 0);                          /* tells the server we are done */
+    mpq_queue_close(q);
     return 0;
 }
 

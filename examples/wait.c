@@ -72,6 +72,6 @@ int main(void)
     printf("worker exited with %d\n", p.exitcode);
     mpq_conn_close(a);
     mpq_conn_close(b);
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     return p.exitcode;
 }

@@ -856,8 +856,8 @@ static void test_pid_namespace_is_refused(void)
     }
     CHECK_OK(mpq_mutex_close(m));
     CHECK_OK(mpq_mutex_close(o.am));
-    CHECK_OK(mpq_queue_detach(q));
-    CHECK_OK(mpq_queue_detach(o.aq));
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_close(o.aq));
     CHECK_OK(mpq_event_close(e));
     CHECK_OK(mpq_sem_close(o.as));
     CHECK_OK(mpq_cond_close(o.ac));

@@ -127,7 +127,7 @@ static void test_port_peek_copies_aligned(void)
     CHECK_OK(mpq_queue_peek(q, &m[0], &len, 0));
     CHECK_OK(mpq_queue_peek(q, &m[1], &len, 0));
     CHECK_OK(mpq_queue_release(q, m[0]));
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* Where set_robust_list is refused, a lock's dead owner could never be

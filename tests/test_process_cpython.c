@@ -220,7 +220,7 @@ static void test_process(void)
     CHECK_EQ(mpq_process_exitcode(&p), 0);
     CHECK_EQ(mpq_process_alive(&p), 0);
     CHECK(!in_active_children(&p));
-    mpq_queue_detach(t.q);
+    mpq_queue_close(t.q);
 }
 
 static int wait_event(void *arg) { return mpq_event_wait((mpq_event *)arg, SHORT_TIMEOUT) == 0 ? 0 : 1; }
@@ -405,7 +405,7 @@ static void test_close(void)
     CHECK_ERR(mpq_process_join(&p, -1), EINVAL);
     CHECK_ERR(mpq_process_kill(&p, SIGTERM), EINVAL);
     CHECK_ERR(mpq_process_destroy(&p), EINVAL);   /* Python: a second close() is fine */
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
 }
 
 static int sleep_some(void *arg) { (void)arg; return sleep_forever(); }

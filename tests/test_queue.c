@@ -74,7 +74,7 @@ static void test_queue_basic(void)
         CHECK_EQ(v, i);
         CHECK_OK(mpq_queue_put(q, &w, sizeof w, 0));
     }
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* Every length from 0 to 300 goes through put/get, through packed
@@ -128,7 +128,7 @@ static void test_queue_every_length(void)
     }
     /* Batches that cannot pack (a 300-byte message fills a slot of this
        queue): each message in a slot of its own. */
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
     q = new_queue(8, MAX);
     for (len = 0; len <= MAX; len++) {
         const void *msgs[2];
@@ -166,7 +166,7 @@ static void test_queue_every_length(void)
         CHECK_OK(mpq_queue_get(q, NULL, 0, &got, 0));
         CHECK_EQ(got, 0);
     }
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 static void test_queue_bad_input(void)
@@ -192,7 +192,7 @@ static void test_queue_bad_input(void)
     CHECK_OK(mpq_queue_create(&q, NULL));
     CHECK_EQ(mpq_queue_capacity(q), 1024);
     CHECK_EQ(mpq_queue_max_msg(q), 4096);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 1000, .max_msg = 1 }));
     CHECK_EQ(mpq_queue_capacity(q), 1024);
     CHECK_ERR(mpq_queue_put(NULL, "x", 1, 0), EINVAL);
@@ -214,8 +214,8 @@ static void test_queue_bad_input(void)
     CHECK_ERR(mpq_queue_get_batch(q, buf, sizeof buf, NULL, 1, 0), EINVAL);
     CHECK_ERR(mpq_queue_fileno(NULL), EINVAL);
     CHECK_EQ(mpq_queue_count(NULL), 0);
-    CHECK_ERR(mpq_queue_detach(NULL), EINVAL);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_ERR(mpq_queue_close(NULL), EINVAL);
+    CHECK_OK(mpq_queue_close(q));
     /* A name that holds another kind of object. */
     mpqt_name(name, sizeof name, "notq");
     CHECK_OK(mpq_mutex_create(&m, &(mpq_mutex_config){ .name = name }));
@@ -254,8 +254,8 @@ static void test_queue_close(void)
     CHECK_OK(mpq_process_start(&p, blocked_put, full));
     CHECK(mpqt_wait_sleeping(g.pid, 10000));
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
-    CHECK_OK(mpq_queue_close(q));
-    CHECK_OK(mpq_queue_close(full));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
+    CHECK_OK(mpq_queue_shutdown(full, 0));
     CHECK_OK(mpq_process_join(&g, 10000));
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(g.exitcode, 0);
@@ -266,9 +266,9 @@ static void test_queue_close(void)
     CHECK_ERR(mpq_queue_get(full, buf, sizeof buf, &len, 0), EPIPE);
     CHECK_ERR(mpq_queue_get(full, buf, sizeof buf, &len, -1), EPIPE);
     CHECK_ERR(mpq_queue_put(q, "x", 1, -1), EPIPE);
-    CHECK_OK(mpq_queue_close(q));  /* idempotent */
-    CHECK_OK(mpq_queue_detach(q));
-    CHECK_OK(mpq_queue_detach(full));
+    CHECK_OK(mpq_queue_shutdown(q, 0));  /* idempotent */
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_close(full));
 
     /* A reservation that outlives close is dropped at commit. */
     q = new_queue(2, 8);
@@ -277,7 +277,7 @@ static void test_queue_close(void)
         const void *m = NULL;
         CHECK_OK(mpq_queue_put(q, "a", 1, 0));
         CHECK_OK(mpq_queue_reserve(q, &slot, 0));
-        CHECK_OK(mpq_queue_close(q));
+        CHECK_OK(mpq_queue_shutdown(q, 0));
         CHECK_ERR(mpq_queue_reserve(q, &slot, 0), EPIPE);
         CHECK_ERR(mpq_queue_commit(q, slot, 1), EPIPE);
         CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
@@ -285,7 +285,7 @@ static void test_queue_close(void)
         CHECK_OK(mpq_queue_release(q, m));
         CHECK_ERR(mpq_queue_peek(q, &m, &len, 0), EPIPE);
     }
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* --- exactly once, in order, P producers x C consumers ------------------- */
@@ -460,7 +460,7 @@ static void run_mpmc(int P, int C, long n, int pmode, int cmode, uint32_t capaci
         CHECK_OK(mpq_process_join(&procs[i], 60000));
         CHECK_EQ(procs[i].exitcode, 0);
     }
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     for (i = P; i < P + C; i++) {
         CHECK_OK(mpq_process_join(&procs[i], 60000));
         CHECK_EQ(procs[i].exitcode, 0);
@@ -476,7 +476,7 @@ static void run_mpmc(int P, int C, long n, int pmode, int cmode, uint32_t capaci
     CHECK_EQ(l->zero_received, l->zero_sent);
     CHECK(total == (long)P * n);
     CHECK_OK(mpq_shm_close(&shm));
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 static void test_queue_mpmc_exactly_once_fifo(void)
@@ -520,14 +520,14 @@ static void test_queue_threads(void)
     }
     for (i = 0; i < 4; i++) {
         void *r;
-        if (i == 2) CHECK_OK(mpq_queue_close(q));  /* the producers are done */
+        if (i == 2) CHECK_OK(mpq_queue_shutdown(q, 0));  /* the producers are done */
         CHECK_EQ(pthread_join(t[i], &r), 0);
         CHECK_EQ((intptr_t)r, 0);
     }
     if (l.errors) mpqt_fail(__FILE__, __LINE__, "%u errors, first: %s", l.errors, l.first_error);
     for (i = 0; i < 2; i++)
         for (seq = 0; seq < 5000; seq++) CHECK(l.seen[i][seq / 64] >> (seq % 64) & 1);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* --- named, across exec --------------------------------------------------- */
@@ -565,9 +565,9 @@ static void test_queue_named_across_exec(void)
     CHECK_OK(mpq_queue_put(q2, "via q2", 6, 0));
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK(len == 6 && memcmp(buf, "via q2", 6) == 0);
-    CHECK_OK(mpq_queue_detach(q2));
+    CHECK_OK(mpq_queue_close(q2));
     CHECK_OK(mpq_shm_unlink(name));
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* --- take-over of slots held by dead processes ---------------------------- */
@@ -618,7 +618,7 @@ static void test_queue_dead_holders_are_taken_over(void)
     CHECK(len == 3 && memcmp(buf, "one", 3) == 0);
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK(len == 3 && memcmp(buf, "two", 3) == 0);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* A slot held in the name of a live pid whose start time is not the
@@ -646,7 +646,7 @@ static void test_queue_pid_reuse_does_not_fool_it(void)
     mpq__store64(&q->h->head, 3, MPQ__SEQ_CST);
     CHECK_OK(mpq_queue_put(q, "later", 5, 0));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 50), ETIMEDOUT);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 static int put_one(void *arg) { return mpq_queue_put((mpq_queue *)arg, "p", 1, 5000) == 0 ? 0 : 1; }
@@ -701,7 +701,7 @@ static void test_queue_main_thread_exit_is_not_death(void)
     CHECK(len == 5 && memcmp(buf, "alive", 5) == 0);
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(p.exitcode, 0);
-    CHECK_OK(mpq_queue_detach(z->q));
+    CHECK_OK(mpq_queue_close(z->q));
     CHECK_OK(mpq_shm_close(&shm));
 }
 
@@ -729,7 +729,7 @@ static void test_queue_holder_that_lost_its_slot(void)
     CHECK_ERR(mpq__q_free(q, s, MPQ__ST_LAP(st) + 1, MPQ__ST_PID(st)), EOWNERDEAD);
     CHECK_OK(mpq_queue_release(q, m));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 static int get_one(void *arg)
@@ -760,7 +760,7 @@ static void test_queue_dead_waker_costs_a_slice_only(void)
     mpq__store64(&s->state, mpq__st(mpq__q_lap(q, pos), MPQ__FULL, 0), MPQ__SEQ_CST);
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(p.exitcode, 0);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 static int get_expect_end(void *arg)
@@ -768,6 +768,64 @@ static int get_expect_end(void *arg)
     char buf[16];
     size_t len;
     return mpq_queue_get((mpq_queue *)arg, buf, sizeof buf, &len, 20000) == -EPIPE ? 0 : 1;
+}
+
+/* shutdown(q, 1), Python 3.13's shutdown(immediate=True): what is queued
+   is dropped - gets, peeks and batches fail at once, count says 0 - and
+   join returns -EPIPE, in other processes too; a plain shutdown before it
+   is upgraded, never the other way. */
+static int blocked_join(void *arg)
+{
+    return mpq_queue_join((mpq_queue *)arg, 20000) == -EPIPE ? 0 : 1;
+}
+
+static int close_handle(void *arg)
+{
+    return mpq_queue_close((mpq_queue *)arg) == 0 ? 0 : 1;
+}
+
+static void test_queue_shutdown_immediate(void)
+{
+    mpq_queue *q, *empty = new_queue(2, 8);
+    mpq_process j, g, c;
+    const void *msgs[2] = { "d", "e" }, *m;
+    size_t lens[2] = { 1, 1 }, len;
+    char buf[64];
+    CHECK_OK(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 8, .max_msg = 64, .joinable = 1 }));
+    CHECK_OK(mpq_queue_put(q, "a", 1, 0));
+    CHECK_OK(mpq_queue_put(q, "b", 1, 0));
+    CHECK_EQ(mpq_queue_put_batch(q, msgs, lens, 2, 0), 2);
+    /* Closing a handle (here a child's) ends nothing for the others. */
+    CHECK_OK(mpq_process_start(&c, close_handle, q));
+    MPQT_JOIN_OK(&c, 0);
+    CHECK_OK(mpq_queue_put(q, "c", 1, 0));
+    CHECK_EQ(mpq_queue_count(q), 4);
+    CHECK_OK(mpq_process_start(&j, blocked_join, q));
+    CHECK_OK(mpq_process_start(&g, blocked_get, empty));
+    CHECK(mpqt_wait_sleeping(g.pid, 10000));
+    /* Plain first: the items still come ... */
+    CHECK_OK(mpq_queue_shutdown(q, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
+    CHECK(len == 1 && buf[0] == 'a');
+    /* ... until it is made immediate. */
+    CHECK_OK(mpq_queue_shutdown(q, 1));
+    CHECK_OK(mpq_queue_shutdown(empty, 1));
+    MPQT_JOIN_OK(&j, 0);
+    MPQT_JOIN_OK(&g, 0);
+    CHECK_EQ(mpq_queue_count(q), 0);
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, -1), EPIPE);
+    CHECK_ERR(mpq_queue_peek(q, &m, &len, -1), EPIPE);
+    CHECK_ERR(mpq_queue_get_batch(q, buf, sizeof buf, lens, 2, -1), EPIPE);
+    CHECK_ERR(mpq_queue_put(q, "x", 1, -1), EPIPE);
+    CHECK_ERR(mpq_queue_join(q, 0), EPIPE);
+    CHECK_ERR(mpq_queue_join(q, -1), EPIPE);
+    CHECK_EQ(mpq_queue_unfinished(q), 5);   /* dropped, not finished */
+    CHECK_OK(mpq_queue_shutdown(q, 0));     /* no way back */
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
+    CHECK_ERR(mpq_queue_shutdown(NULL, 1), EINVAL);
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_close(empty));
 }
 
 /* After close, a consumer waiting behind a put in progress sleeps (it used
@@ -781,13 +839,13 @@ static void test_queue_close_behind_a_put_in_progress(void)
     CHECK_OK(mpq_queue_reserve(q, &slot, 0));
     CHECK_OK(mpq_process_start(&p, get_expect_end, q));
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     CHECK_IDLE(p.pid);                        /* waits without spinning */
     memcpy(slot, "abc", 3);
     CHECK_ERR(mpq_queue_commit(q, slot, 3), EPIPE);  /* closed meanwhile: dropped */
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(p.exitcode, 0);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* Callers that only ever try once (poll loops) recover a dead holder too. */
@@ -808,7 +866,7 @@ static void test_queue_try_once_recovers_dead_holder(void)
     while (rc == -EAGAIN && mpqt_ms() < end) rc = mpq_queue_get(q, buf, sizeof buf, &len, 0);
     CHECK_OK(rc);
     CHECK(len == 4 && memcmp(buf, "next", 4) == 0);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* Closed while last lap's peek is still out: the end is reported, and a
@@ -823,12 +881,12 @@ static void test_queue_close_with_a_peek_out(void)
     CHECK(fd >= 0);
     CHECK_OK(mpq_queue_put(q, "a", 1, 0));
     CHECK_OK(mpq_queue_peek(q, &m, &len, 0));
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
     CHECK(mpqt_readable(fd, 0));
     CHECK_OK(mpq_queue_release(q, m));
     CHECK(mpqt_readable(fd, 0));
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* A length scribbled over in shared memory is refused, not copied. */
@@ -845,7 +903,7 @@ static void test_queue_corrupt_length_is_refused(void)
     CHECK_OK(mpq_queue_put(q, "y", 1, 0));                        /* the queue goes on */
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK(len == 1 && buf[0] == 'y');
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* --- packed batches ----------------------------------------------------------- */
@@ -918,12 +976,12 @@ static void test_queue_packed_batches(void)
     /* Closed with part of a packed slot left: drained, then the end. */
     put_numbered(q, 100, 3);
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     expect_numbered(buf, len, 101);
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* Holds the cursor of the packed slot at the tail (as a get does while it
@@ -993,7 +1051,7 @@ static void test_queue_packed_dead_holder(void)
         expect_numbered(buf, len, 2);
         CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
     }
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* Producers that wrap around to last lap's packed slot move it on when
@@ -1021,7 +1079,7 @@ static void test_queue_packed_slot_recovered_by_put(void)
     CHECK_OK(mpq_queue_put(q, "y", 1, 10000));
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK(len == 1 && buf[0] == 'y');
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* A queue made by an older mpq.h (segment layout 1) may have readers that
@@ -1046,11 +1104,11 @@ static void test_queue_layout_versions(void)
     CHECK_EQ(mpq_queue_count(o), 5);                     /* one slot each */
     put_numbered(q, 5, 5);                               /* the creator's handle packed */
     CHECK_EQ(mpq_queue_count(o), 6);
-    CHECK_OK(mpq_queue_detach(o));
+    CHECK_OK(mpq_queue_close(o));
     h->version = MPQ__SEG_VERSION_QUEUE + 1;
     h->check = mpq__seg_checksum(h);
     CHECK_ERR(mpq_queue_open(&o, name), EPROTO);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_shm_unlink(name));
     /* A joinable queue is layout 3, which mpq.h 0.1 (up to 2) refuses. */
     c.joinable = 1;
@@ -1059,8 +1117,8 @@ static void test_queue_layout_versions(void)
     CHECK_OK(mpq_queue_open(&o, name));
     CHECK_OK(mpq_queue_put(o, "x", 1, 0));
     CHECK_EQ(mpq_queue_unfinished(q), 1);
-    CHECK_OK(mpq_queue_detach(o));
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(o));
+    CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_shm_unlink(name));
 }
 
@@ -1120,7 +1178,7 @@ static void test_queue_kill_storm(void)
         if (rc == -ETIMEDOUT) mpqt_fail(__FILE__, __LINE__, "a producer stayed blocked after the storm");
         CHECK_EQ(prod[i].exitcode, 0);
     }
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     for (i = 0; i < STORM_C; i++) {
         rc = mpq_process_join(&cons[i], 20000);
         if (rc == -ETIMEDOUT) mpqt_fail(__FILE__, __LINE__, "a consumer stayed blocked after the storm");
@@ -1137,7 +1195,7 @@ static void test_queue_kill_storm(void)
     CHECK(delivered > STORM_KILLS);
     CHECK(missing <= allowed);
     CHECK_OK(mpq_shm_close(&shm));
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* --- poll descriptor ---------------------------------------------------------- */
@@ -1165,9 +1223,9 @@ static void test_queue_poll_fd(void)
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EAGAIN);
     CHECK(!mpqt_readable(fd, 0));
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     CHECK(mpqt_readable(fd, 0));                          /* closed reads as ready */
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* A consumer blocked on an idle queue sleeps in the kernel. */
@@ -1178,10 +1236,10 @@ static void test_queue_idle_consumer_sleeps(void)
     CHECK_OK(mpq_process_start(&p, blocked_get, q));
     CHECK(mpqt_wait_sleeping(p.pid, 10000));
     CHECK_IDLE(p.pid);
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     CHECK_OK(mpq_process_join(&p, 10000));
     CHECK_EQ(p.exitcode, 0);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* --- corrupt segments ------------------------------------------------------- */
@@ -1209,7 +1267,7 @@ static void test_queue_open_rejects_bad_segments(void)
     img = (unsigned char *)malloc(len);
     bad = (unsigned char *)malloc(len);
     memcpy(img, q->base, len);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
     qh = (mpq__qhdr *)(bad + MPQ__SEG_HDR);
     /* Queue fields that lie, under a valid segment header. */
     memcpy(bad, img, len); qh->magic ^= 1;        put_segment(name, bad, len);
@@ -1226,7 +1284,7 @@ static void test_queue_open_rejects_bad_segments(void)
     CHECK_ERR(mpq_queue_open(&q2, name), EINVAL);
     put_segment(name, img, len);
     CHECK_OK(mpq_queue_open(&q2, name));
-    CHECK_OK(mpq_queue_detach(q2));
+    CHECK_OK(mpq_queue_close(q2));
     /* Random damage to both headers: refused or usable, never a crash. */
     for (i = 0; i < 2000; i++) {
         int k, flips = 1 + (int)(mpqt_rand(&seed) % 4);
@@ -1240,7 +1298,7 @@ static void test_queue_open_rejects_bad_segments(void)
             int rc = mpq_queue_put(q2, "ok", 2, 1000);   /* the closed flag may be hit */
             CHECK(rc == 0 || rc == -EPIPE);
             if (rc == 0) CHECK_OK(mpq_queue_get(q2, buf, sizeof buf, &n, 1000));
-            CHECK_OK(mpq_queue_detach(q2));
+            CHECK_OK(mpq_queue_close(q2));
         } else {
             refused++;
         }
@@ -1342,7 +1400,7 @@ static void test_queue_fork_while_threads_work(void)
     }
     mpq__store32(&b.stop, 1, MPQ__RELEASE);
     for (i = 0; i < 3; i++) CHECK(pthread_join(t[i], NULL) == 0);
-    CHECK_OK(mpq_queue_detach(b.q));
+    CHECK_OK(mpq_queue_close(b.q));
 }
 
 /* --- no descriptor to spare (issue 14) ------------------------------------- */
@@ -1383,7 +1441,7 @@ static void test_queue_dead_holder_seen_without_descriptors(void)
     CHECK_OK(mpq_process_join(&p, 20000));
     if (p.exitcode == 2) mpqt_fail(__FILE__, __LINE__, "the get timed out behind its dead child's slot");
     CHECK_EQ(p.exitcode, 0);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* --- a timeout is a bound, whatever the others do (issue 14) --------------- */
@@ -1456,7 +1514,7 @@ static void test_queue_timeout_bound_under_rewrites(void)
     mpq__store64(&mpq__q_slot(q, 0)->state, mpq__st(0, MPQ__EMPTY, 0), MPQ__SEQ_CST);
     CHECK_OK(mpq_queue_put(q, "full", 4, 0));
     scribbled(q, mpq__st(0, MPQ__FULL, 0), mpq__st(0, MPQ__READING, 0), 1);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 /* A give-up budget must not cut a try short: 900 cancelled puts (skipped
@@ -1476,7 +1534,7 @@ static void test_queue_try_once_past_many_skipped(void)
     CHECK_OK(mpq_queue_put(q, "late", 4, 0));
     CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
     CHECK(len == 4 && memcmp(buf, "late", 4) == 0);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
 }
 
 struct churn { mpq_queue *q; uint32_t stop, going; };
@@ -1532,7 +1590,7 @@ static void test_queue_timeout_bound_under_contention(void)
     mpq__store32(&c->stop, 1, MPQ__RELEASE);
     for (i = 0; i < 4; i++) MPQT_JOIN_OK(&p[i], 0);
     printf("    (%d of %d puts won their slot; the longest call took %lld ms)\n", ok, n, (long long)worst);
-    CHECK_OK(mpq_queue_detach(c->q));
+    CHECK_OK(mpq_queue_close(c->q));
 }
 
 static const mpqt_case cases[] = {
@@ -1540,6 +1598,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_every_length, 20, 0),
     MPQT(test_queue_bad_input, 10, 0),
     MPQT(test_queue_close, 20, 0),
+    MPQT(test_queue_shutdown_immediate, 30, 0),
     MPQT(test_queue_mpmc_exactly_once_fifo, 120, 0),
     MPQT(test_queue_zero_copy_and_batch_stress, 120, 0),
     MPQT(test_queue_threads, 60, 1),

@@ -1013,16 +1013,16 @@ static void test_joinable_basic(void)
         CHECK_EQ(mpq_queue_unfinished(q), 1);
     }
     /* A put refused by a closed queue counts nothing. */
-    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_queue_shutdown(q, 0));
     CHECK_ERR(mpq_queue_put(q, "z", 1, 0), EPIPE);
     CHECK_EQ(mpq_queue_unfinished(q), 1);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
     /* A plain queue has no count. */
     CHECK_OK(mpq_queue_create(&q, NULL));
     CHECK_ERR(mpq_queue_task_done(q), EINVAL);
     CHECK_ERR(mpq_queue_join(q, 0), EINVAL);
     CHECK_ERR(mpq_queue_unfinished(q), EINVAL);
-    CHECK_OK(mpq_queue_detach(q));
+    CHECK_OK(mpq_queue_close(q));
     CHECK_ERR(mpq_queue_task_done(NULL), EINVAL);
     CHECK_ERR(mpq_queue_join(NULL, 0), EINVAL);
 }
@@ -1065,7 +1065,7 @@ static void test_joinable_processes(void)
     for (i = 0; i < C; i++) CHECK_OK(mpq_queue_put(g_jq, "stop", 4, 20000));
     for (i = 0; i < C; i++) MPQT_JOIN_OK(&p[i], 0);
     CHECK_OK(mpq_queue_join(g_jq, 30000));
-    CHECK_OK(mpq_queue_detach(g_jq));
+    CHECK_OK(mpq_queue_close(g_jq));
 }
 
 static int jq_get_and_die(void *arg)
@@ -1097,7 +1097,7 @@ static void test_joinable_dead_consumer(void)
     CHECK_EQ(mpq_queue_unfinished(g_jq), 1);
     CHECK_OK(mpq_queue_task_done(g_jq));   /* the dead consumer's message */
     CHECK_OK(mpq_queue_join(g_jq, 0));
-    CHECK_OK(mpq_queue_detach(g_jq));
+    CHECK_OK(mpq_queue_close(g_jq));
 }
 
 static void *jq_thread(void *arg) { return (void *)(intptr_t)jq_consumer(arg); }
@@ -1118,7 +1118,7 @@ static void test_joinable_threads(void)
         CHECK_EQ(pthread_join(t[i], &r), 0);
         CHECK_EQ((intptr_t)r, 0);
     }
-    CHECK_OK(mpq_queue_detach(g_jq));
+    CHECK_OK(mpq_queue_close(g_jq));
 }
 
 /* --- named objects and an exec'd program -------------------------------------- */

@@ -729,7 +729,7 @@ static void barrier_wait_return(int threads)
     }
     CHECK_EQ(zeros, 1);                  /* results.count(0) == 1 */
     CHECK_EQ(seen, (1u << BN) - 1);      /* mpq: the arrival indices, once each */
-    CHECK_OK(mpq_queue_detach(g_q));
+    CHECK_OK(mpq_queue_close(g_q));
     bar_teardown();
 }
 FLAVOURS(barrier_wait_return)

@@ -60,7 +60,7 @@ static void kinds_close(kinds *k)
     mpq_conn_close(k->a);
     mpq_conn_close(k->a_peer);
     mpq_listener_close(k->l);
-    mpq_queue_detach(k->q);
+    mpq_queue_close(k->q);
     close(k->pf[0]);
     close(k->pf[1]);
 }
@@ -272,8 +272,8 @@ static void test_wait_named_queue_from_exec(void)
     }
     close(pf[0]);
     close(pf[1]);
-    mpq_queue_detach(q);
-    mpq_queue_detach(creator);
+    mpq_queue_close(q);
+    mpq_queue_close(creator);
     CHECK_OK(mpq_shm_unlink(name));
 }
 
@@ -456,7 +456,7 @@ static void test_wait_buffered_beside_kernel(void)
     }
     mpq_conn_close(a);
     mpq_conn_close(a_peer);
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     close(pf[0]);
     close(pf[1]);
 }
@@ -526,8 +526,8 @@ static void test_wait_no_starvation(void)
     }
     mpq_conn_close(b);
     mpq_conn_close(b_peer);
-    mpq_queue_detach(q);
-    mpq_queue_detach(quiet);
+    mpq_queue_close(q);
+    mpq_queue_close(quiet);
 }
 
 /* --- bad input ------------------------------------------------------------------ */
@@ -631,13 +631,13 @@ static void test_wait_never_takes_a_message(void)
         }
         CHECK_EQ(mpq_wait(w, 1, 0), 0);
         CHECK_OK(mpq_queue_put(q, "last", 4, 0));
-        CHECK_OK(mpq_queue_close(q));
+        CHECK_OK(mpq_queue_shutdown(q, 0));
         CHECK_EQ(mpq_wait(w, 1, 0), 1);              /* closed, one left */
         CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
         CHECK_EQ(mpq_wait(w, 1, 10000), 1);          /* closed and drained: the end */
         CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
     }
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
 }
 
 /* A packed batch one of whose messages another consumer peeked: peek
@@ -661,7 +661,7 @@ static void test_wait_packed_message_held(void)
         CHECK(len == 2 && memcmp(buf, "p2", 2) == 0);
         CHECK_EQ(mpq_wait(w, 1, 0), 0);
     }
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
 }
 
 /* --- a dead producer at the tail ------------------------------------------------ */
@@ -701,7 +701,7 @@ static void test_wait_dead_producer_at_the_tail(void)
         }
         CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));
         CHECK(len == 1 && buf[0] == 'b');
-        mpq_queue_detach(q);
+        mpq_queue_close(q);
         close(pf[0]);
         close(pf[1]);
     }
@@ -749,7 +749,7 @@ static void test_wait_many_queues(void)
         MPQT_JOIN_OK(&p, 0);
         CHECK_OK(mpq_queue_get(q[m.which], buf, sizeof buf, &len, 0));
     }
-    for (i = 0; i < NQ; i++) mpq_queue_detach(q[i]);
+    for (i = 0; i < NQ; i++) mpq_queue_close(q[i]);
     close(pf[0]);
     close(pf[1]);
 }
@@ -802,7 +802,7 @@ static void test_wait_leaves_nothing_behind(void)
         if (mpq__have_futex_waitv())
             for (i = 0; i < 2; i++) CHECK_EQ(mpq__load32(&q[i]->h->data_ec, MPQ__SEQ_CST) | 1u, ec[i]);
     }
-    for (i = 0; i < 2; i++) mpq_queue_detach(q[i]);
+    for (i = 0; i < 2; i++) mpq_queue_close(q[i]);
     close(pf[0]);
     close(pf[1]);
 }
@@ -851,7 +851,7 @@ static void test_wait_cancelled_thread(void)
         CHECK_EQ(mpq_wait(w, 3, 10000), 1);
         CHECK_EQ(w[1].ready, 1);
     }
-    for (i = 0; i < 2; i++) mpq_queue_detach(q[i]);
+    for (i = 0; i < 2; i++) mpq_queue_close(q[i]);
     close(pf[0]);
     close(pf[1]);
 }
@@ -898,10 +898,10 @@ static void test_wait_threads_beside_consumers(void)
         CHECK_EQ(pthread_join(wt[i], &res), 0);
         CHECK(res == NULL);
     }
-    CHECK_OK(mpq_queue_close(r.q));
+    CHECK_OK(mpq_queue_shutdown(r.q, 0));
     CHECK_EQ(pthread_join(ct, NULL), 0);
     CHECK_EQ(r.got, 2000);
-    mpq_queue_detach(r.q);
+    mpq_queue_close(r.q);
     close(pf[0]);
     close(pf[1]);
 }

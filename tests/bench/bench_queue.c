@@ -85,7 +85,7 @@ static chan chan_open(int kind, size_t msg, int socket)
 
 static void chan_close(chan *c)
 {
-    if (c->kind <= 2) mpq_queue_detach(c->q);
+    if (c->kind <= 2) mpq_queue_close(c->q);
     else if (c->kind == 3) { close(c->rfd); close(c->wfd); }
     else mq_close(c->mq);
 }
@@ -360,12 +360,12 @@ static double idle_consumer_cpu(void)
         struct timespec d = { 1, 0 };
         nanosleep(&d, NULL);
     }
-    mpq_queue_close(q);
+    mpq_queue_shutdown(q, 0);
     wait4(pid, NULL, 0, &ru);
     wall = bench_now() - t0;
     cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
           ru.ru_stime.tv_usec * 1e-6;
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     return cpu / wall;
 }
 

@@ -102,8 +102,8 @@ static double run_row(int how, struct shared *sh, double *p90)
     for (i = 0; i < SAMPLES; i++) lat[i] = sh->t_back[WARMUP + i] - sh->t_put[WARMUP + i];
     bench_median(lat, SAMPLES);   /* sorts */
     *p90 = lat[SAMPLES * 9 / 10];
-    mpq_queue_detach(named);
-    mpq_queue_detach(q);
+    mpq_queue_close(named);
+    mpq_queue_close(q);
     mpq_conn_close(c);
     mpq_conn_close(c_peer);
     close(pf[0]);

@@ -139,8 +139,8 @@ int main(void)
             (void)mpq_queue_task_done(q);
             (void)mpq_queue_join(q, 0);
             (void)mpq_queue_unfinished(q);
+            (void)mpq_queue_shutdown(q, 0);
             (void)mpq_queue_close(q);
-            (void)mpq_queue_detach(q);
         }
         (void)mpq_queue_open(&q, "/mpq-compile-check-none");
     }

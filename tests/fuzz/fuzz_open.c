@@ -127,7 +127,7 @@ static void use_object(int kind)
             }
             (void)mpq_queue_put(q, "abc", 3, 0);
             if (mpq_queue_peek(q, &m, &len, 0) == 0) (void)mpq_queue_release(q, m);
-            mpq_queue_detach(q);
+            mpq_queue_close(q);
         }
         break;
     }
@@ -270,7 +270,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {   /* open and close only */
         switch (kind) {
         case K_MUTEX: { mpq_mutex *m; if (mpq_mutex_open(&m, name) == 0) mpq_mutex_close(m); break; }
-        case K_QUEUE: { mpq_queue *q; if (mpq_queue_open(&q, name) == 0) mpq_queue_detach(q); break; }
+        case K_QUEUE: { mpq_queue *q; if (mpq_queue_open(&q, name) == 0) mpq_queue_close(q); break; }
         default: use_object(kind);
         }
     }

@@ -75,10 +75,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (cfg.joinable) { (void)mpq_queue_task_done(q); (void)mpq_queue_join(q, 0); }
             break;
         default:
-            if (arg == 0x5a) (void)mpq_queue_close(q);
+            if (arg == 0x5a) (void)mpq_queue_shutdown(q, 0);
         }
     }
     while (nheld) (void)mpq_queue_release(q, held[--nheld]);
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     return 0;
 }

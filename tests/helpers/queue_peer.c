@@ -42,6 +42,6 @@ int main(int argc, char **argv)
             return fail("usage", -EINVAL);
         }
     }
-    mpq_queue_detach(q);
+    mpq_queue_close(q);
     return 0;
 }
