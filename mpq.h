@@ -3442,6 +3442,7 @@ MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 MPQDEF int mpq_mutex_locked(mpq_mutex *m)
 {
     int rc;
+    if (!m) return -EINVAL;   /* said again: gcc 12 -O2, inlining a NULL call, lost it */
     if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = pthread_mutex_trylock(&m->pm__);
     if (rc == 0 || rc == EOWNERDEAD) {
