@@ -5552,7 +5552,16 @@ MPQDEF int mpq_list_clear(mpq_list *l)
    wake-up costs over 20 us (system calls cost ~1 us in this VM class), so
    a budget under ~20 us made waiters sleep on every message and cut 1->1
    throughput in half and round trips 40-fold; measured, 1024 pauses
-   (~20 us) is where that stops. It adapts upwards while spinning pays. */
+   (~20 us) is where that stops. It adapts upwards while spinning pays.
+   With more processes than CPUs (issue 15; bench_queue's "more processes
+   than CPUs" table) sleeping sooner was measured and lost: a budget that
+   decays to 0 when claims after a spin lose, with no yields, and one that
+   shrinks when a change comes only after a yield, both cost more CPU per
+   message and fell below a pipe where a slow producer feeds five
+   consumers on two CPUs - every publish wakes every sleeping consumer
+   (the eventcount wakes all), so a sleeping crowd costs a wake-up each
+   per message, more than this spin. Sleeping promptly needs wake-one
+   sleeps first. */
 #define MPQ__SPIN_MIN 1024u
 #define MPQ__SPIN_MAX 8192u
 /* A claim looks at the clock every MPQ__CLAIM_TRIES looks: a race lost

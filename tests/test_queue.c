@@ -1242,6 +1242,71 @@ static void test_queue_idle_consumer_sleeps(void)
     CHECK_OK(mpq_queue_close(q));
 }
 
+/* Issue 15: with three times as many processes as CPUs and a producer
+   far slower than its consumers, the waiting consumers must sleep, not
+   spin: waiters that never sleep take the CPU of the very process they
+   wait for. The consumers' CPU time over the run is what is measured (it
+   does not depend on how loaded the machine is), against a bound a
+   spinning crowd exceeds several times over: a quarter of the machine. */
+typedef struct crowd_arg {
+    mpq_queue *q;
+    uint32_t  *got;   /* messages taken, by all consumers (shared) */
+} crowd_arg;
+
+static int crowd_consumer(void *arg)
+{
+    crowd_arg *a = (crowd_arg *)arg;
+    char buf[8];
+    size_t len;
+    int rc;
+    while ((rc = mpq_queue_get(a->q, buf, sizeof buf, &len, 30000)) == 0)
+        __atomic_add_fetch(a->got, 1, __ATOMIC_SEQ_CST);
+    return rc == -EPIPE ? 0 : 1;
+}
+
+static void test_queue_crowded_waiters_sleep(void)
+{
+    enum { MSGS = 150, MAXC = 24 };
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN), used = 0;
+    crowd_arg a;
+    mpq_process p[MAXC];
+    long before[MAXC];
+    int i, n;
+    int64_t t0, wall;
+    if (cpus < 1) cpus = 1;
+    if (mpqt_cpu_ms(getpid()) < 0) MPQT_SKIP("no CPU times in /proc");
+    n = 3 * cpus > MAXC ? MAXC : (int)(3 * cpus);
+    a.q = new_queue(64, 8);
+    a.got = (uint32_t *)mpqt_shared(sizeof *a.got);
+    for (i = 0; i < n; i++) CHECK_OK(mpq_process_start(&p[i], crowd_consumer, &a));
+    for (i = 0; i < n; i++) CHECK(mpqt_wait_sleeping(p[i].pid, 10000));
+    for (i = 0; i < n; i++) before[i] = mpqt_cpu_ms(p[i].pid);
+    t0 = mpqt_ms();
+    for (i = 0; i < MSGS; i++) {
+        /* The slow producer: a message every 4 ms (the workload's pace,
+           not a synchronisation). */
+        struct timespec d = { 0, 4000000 };
+        CHECK_OK(mpq_queue_put(a.q, "m", 1, 10000));
+        nanosleep(&d, NULL);
+    }
+    wall = mpqt_ms() - t0;
+    for (i = 0; i < n; i++) {
+        long after = mpqt_cpu_ms(p[i].pid);
+        CHECK(before[i] >= 0 && after >= 0);
+        used += after - before[i];
+    }
+    CHECK_OK(mpq_queue_close(a.q));
+    for (i = 0; i < n; i++) {
+        CHECK_OK(mpq_process_join(&p[i], 30000));
+        CHECK_EQ(p[i].exitcode, 0);
+    }
+    CHECK_EQ(__atomic_load_n(a.got, __ATOMIC_SEQ_CST), MSGS);
+    CHECK_MSG(used * 4 <= wall * cpus,
+              "%d waiting consumers used %ld ms of CPU in %lld ms on %ld CPUs: they spin instead of sleeping",
+              n, used, (long long)wall, cpus);
+    CHECK_OK(mpq_queue_detach(a.q));
+}
+
 /* --- corrupt segments ------------------------------------------------------- */
 
 static void put_segment(const char *name, const void *img, size_t len)
@@ -1619,6 +1684,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_kill_storm, 180, 0),
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
+    MPQT(test_queue_crowded_waiters_sleep, 60, 0),
     MPQT(test_queue_open_rejects_bad_segments, 60, 0),
     MPQT(test_queue_timeout_bound_under_rewrites, 60, 0),
     MPQT(test_queue_dead_holder_seen_without_descriptors, 30, 0),

@@ -369,6 +369,146 @@ static double idle_consumer_cpu(void)
     return cpu / wall;
 }
 
+/* --- more processes than CPUs ------------------------------------------------
+
+   P producers and C consumers, none pinned, each message one put and one
+   get of 64 bytes, P + C three times the CPUs: what a pool or a worker
+   farm on a busy machine does. Two shapes: bare messages, half the
+   processes on each side; and the shape of issue 15's parallel grep, one
+   producer and the rest consumers, each message costing work on both
+   sides (a busy loop: wp rounds to make it, ~40 us here, and wc = wp / 10
+   to use it), so that the consumers wait for a producer whose CPU they
+   share. Every process is a child of
+   this one, so RUSAGE_CHILDREN is their CPU time in all. kind 0: an
+   mpq_queue; 3: one pipe, which every producer writes and every consumer
+   reads (64-byte writes are atomic and reads of 64 bytes take one message
+   whole). */
+
+typedef struct crowd { double mps, cpu_per_m; } crowd;
+
+static double crowd_vs_pipe[2], crowd_vs_quiet[2];   /* the last table's ratios, for the targets */
+
+static double children_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* A message's worth of work: `rounds` steps of a little generator. */
+static void crowd_work(char *buf, long rounds)
+{
+    uint64_t x = (uint64_t)(unsigned char)buf[0] + 88172645463325252ull;
+    long i;
+    for (i = 0; i < rounds; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; }
+    buf[0] = (char)x;
+}
+
+/* n messages (a multiple of P * C) from P producers to C consumers; pin:
+   producers on CPU 1, 2, ..., consumers on 0, 1, ... (the quiet 1 -> 1). */
+static crowd crowd_run(int kind, int P, int C, long n, long wp, long wc, int pin)
+{
+    chan c = chan_open(kind, SMALL, 0);
+    pid_t pid[64];
+    double t0, cpu0;
+    crowd r;
+    int i;
+    cpu0 = children_cpu();
+    t0 = bench_now();
+    for (i = 0; i < P + C; i++) {
+        if ((pid[i] = bench_fork()) == 0) {
+            char buf[SMALL] = { 0 };
+            long k;
+            if (pin) bench_pin(i < P ? 1 + i : i - P);
+            for (k = 0; k < (i < P ? n / P : n / C); k++) {
+                if (i < P) { crowd_work(buf, wp); chan_send(&c, buf, 1); }
+                else { chan_recv(&c, buf, 1); crowd_work(buf, wc); }
+            }
+            _exit(0);
+        }
+    }
+    for (i = 0; i < P + C; i++) waitpid(pid[i], NULL, 0);
+    r.mps = (double)n / (bench_now() - t0);
+    r.cpu_per_m = (children_cpu() - cpu0) * 1e6 / (double)n;
+    chan_close(&c);
+    return r;
+}
+
+/* The same messages and work in one process that puts each message and
+   gets it back at once: the work without any waiting. */
+static crowd crowd_inline(long n, long wp, long wc)
+{
+    chan c = chan_open(0, SMALL, 0);
+    pid_t pid;
+    double t0, cpu0 = children_cpu();
+    crowd r;
+    t0 = bench_now();
+    if ((pid = bench_fork()) == 0) {
+        char buf[SMALL] = { 0 };
+        long i;
+        for (i = 0; i < n; i++) {
+            crowd_work(buf, wp);
+            chan_send(&c, buf, 1);
+            chan_recv(&c, buf, 1);
+            crowd_work(buf, wc);
+        }
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    r.mps = (double)n / (bench_now() - t0);
+    r.cpu_per_m = (children_cpu() - cpu0) * 1e6 / (double)n;
+    chan_close(&c);
+    return r;
+}
+
+/* Median of three runs, by throughput (its CPU figure goes with it). */
+static crowd crowd3(int kind, int P, int C, long n, long wp, long wc, int pin)
+{
+    crowd v[3], t;
+    int a, b;
+    for (a = 0; a < 3; a++) v[a] = crowd_run(kind, P, C, n, wp, wc, pin);
+    for (a = 0; a < 3; a++)
+        for (b = a + 1; b < 3; b++)
+            if (v[b].mps < v[a].mps) { t = v[a]; v[a] = v[b]; v[b] = t; }
+    return v[1];
+}
+
+/* Measures and prints the oversubscribed table: shape 0 bare, 1 the grep. */
+static void crowd_table(void)
+{
+    static const long wp[2] = { 0, 20000 }, wc[2] = { 0, 2000 }, total[2] = { 300000, 5000 };
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN), n;
+    int P, C, shape;
+    if (cpus < 1) cpus = 1;
+    if (cpus > 10) cpus = 10;   /* 64 processes at most */
+    printf("### more processes than CPUs (%ld), 64-byte messages, one per put and get\n\n", cpus);
+    printf("| shape | transport | thousand msgs/s | CPU s per million msgs | msgs/s vs pipe | CPU vs quiet 1 → 1 |\n"
+           "|---|---|---:|---:|---:|---:|\n");
+    for (shape = 0; shape < 2; shape++) {
+        crowd q, p, one, quiet;
+        P = shape == 0 ? (int)(3 * cpus) / 2 : 1;
+        C = (int)(3 * cpus) - P;
+        n = total[shape] / (P * C) * (P * C);
+        q = crowd3(0, P, C, n, wp[shape], wc[shape], 0);
+        p = crowd3(3, P, C, shape ? n : n / 4 / (P * C) * (P * C), wp[shape], wc[shape], 0);
+        one = crowd_inline(n, wp[shape], wc[shape]);
+        quiet = crowd3(0, 1, 1, n, wp[shape], wc[shape], 1);
+        printf("| %s | mpq_queue put/get, %d → %d | %.1f | %.2f | %s | %s |\n",
+               shape ? "grep: 20000 rounds to make, 2000 to use" : "bare", P, C, q.mps / 1e3, q.cpu_per_m,
+               bench_ratio(q.mps, p.mps), bench_ratio(q.cpu_per_m, quiet.cpu_per_m));
+        printf("| | pipe, %d → %d | %.1f | %.2f | 1.00 | %s |\n", P, C, p.mps / 1e3, p.cpu_per_m,
+               bench_ratio(p.cpu_per_m, quiet.cpu_per_m));
+        printf("| | one process: put, then get, inline | %.1f | %.2f | %s | %s |\n", one.mps / 1e3,
+               one.cpu_per_m, bench_ratio(one.mps, p.mps), bench_ratio(one.cpu_per_m, quiet.cpu_per_m));
+        printf("| | mpq_queue put/get, 1 → 1 pinned on two CPUs (quiet) | %.1f | %.2f | %s | 1.00 |\n",
+               quiet.mps / 1e3, quiet.cpu_per_m, bench_ratio(quiet.mps, p.mps));
+        crowd_vs_pipe[shape] = q.mps / p.mps;
+        crowd_vs_quiet[shape] = q.cpu_per_m / quiet.cpu_per_m;
+    }
+    printf("\n");
+}
+
 /* Raises the POSIX mq depth limit when allowed; says what it got. */
 static const char *mq_setup(long *old)
 {
@@ -403,7 +543,8 @@ static void target(const char *what, double ratio, double goal, int at_most)
     printf("| %s | %.2f× | %s %.1f× | %s |\n", what, ratio, at_most ? "≤" : "≥", goal, ok ? "met" : "MISSED");
 }
 
-int main(void)
+/* `bench_queue crowd` measures the oversubscribed table alone. */
+int main(int argc, char **argv)
 {
     long old_mq;
     const char *mq_note = mq_setup(&old_mq);
@@ -413,6 +554,12 @@ int main(void)
     double rq, rq99, rp, rp99, rs, rs99, rm, rm99, rb, rb99, line;
     double idle;
 
+    if (argc > 1 && strcmp(argv[1], "crowd") == 0) {
+        mq_restore(old_mq);
+        bench_header("mpq_queue with more processes than CPUs");
+        crowd_table();
+        return 0;
+    }
     bench_header("mpq_queue vs pipe, socketpair, POSIX mq");
     printf("POSIX mq: %s\n\n", mq_note);
 
@@ -469,12 +616,18 @@ int main(void)
     idle = idle_consumer_cpu();
     printf("### a consumer blocked 1 s on an idle queue: %.3f %% of a CPU\n\n", idle * 100);
 
+    crowd_table();
+
     printf("### targets (this run)\n\n| target | ratio | goal | |\n|---|---:|---:|---|\n");
     target("64 B 1→1 vs pipe", q11 / p11, 20, 0);
     target("64 B 2→1 vs pipe", q21 / p21, 10, 0);
     target("64 KiB vs socketpair", qbig / sbig, 3, 0);
     target("round trip vs cache-line ping-pong", rq / line, 1.5, 1);
     target("batch vs single put/get (default max_msg)", qb / qd, 3, 0);
+    target("more processes than CPUs, bare: msgs/s vs pipe", crowd_vs_pipe[0], 1, 0);
+    target("more processes than CPUs, bare: CPU per message vs quiet 1→1", crowd_vs_quiet[0], 1.5, 1);
+    target("more processes than CPUs, grep: msgs/s vs pipe", crowd_vs_pipe[1], 1, 0);
+    target("more processes than CPUs, grep: CPU per message vs quiet 1→1", crowd_vs_quiet[1], 1.5, 1);
     printf("| idle consumer CPU | %.3f %% | < 1 %% | %s |\n", idle * 100, idle < 0.01 ? "met" : "MISSED");
     mq_restore(old_mq);
     return 0;
