@@ -1077,8 +1077,8 @@ MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int t
    != 0 gets (peeks, batches) fail with -EPIPE at once: what is queued is
    dropped - mpq_queue_count says 0 - and mpq_queue_join returns -EPIPE
    (its count of unfinished messages stays as it was). A get or put that
-   had already claimed its slot completes; a message committed after it is
-   never delivered. An immediate shutdown after a plain one upgrades it,
+   had already claimed its slot completes; a reservation committed after
+   it fails with -EPIPE, as after a plain shutdown. An immediate shutdown after a plain one upgrades it,
    never the other way. (mpq 0.3 called the plain form mpq_queue_close.)
    Returns 0 or -EINVAL. Idempotent. Thread safety: any thread, any
    process. */
@@ -1149,7 +1149,8 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
                                size_t max_n, int timeout_ms);
 
 /* Slots in use right now - messages, but a packed batch counts once -
-   (approximate while others work on it), or 0 for NULL.
+   (approximate while others work on it), or 0 for NULL and after an
+   immediate mpq_queue_shutdown (what is queued then is dropped).
    Thread safety: any thread. */
 MPQDEF size_t mpq_queue_count(const mpq_queue *q);
 
