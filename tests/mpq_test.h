@@ -174,6 +174,29 @@ static inline int64_t mpqt_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Milliseconds the calling thread has spent runnable but not running
+   (waiting on a run queue: /proc/thread-self/schedstat), -1 if unknown.
+   A bound on how long a call takes subtracts this, so that it measures
+   the library's own running and sleeping, not how busy the machine is. */
+static inline int64_t mpqt_run_delay_ms(void)
+{
+    unsigned long long run = 0, wait = 0;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    int n;
+    if (!f) return -1;
+    n = fscanf(f, "%llu %llu", &run, &wait);
+    fclose(f);
+    return n == 2 ? (int64_t)(wait / 1000000u) : -1;
+}
+
+/* Wall milliseconds since t0 (mpqt_ms) less the run-queue wait since
+   d0 (mpqt_run_delay_ms), when that is known. */
+static inline int64_t mpqt_own_ms(int64_t t0, int64_t d0)
+{
+    int64_t took = mpqt_ms() - t0, d1 = d0 < 0 ? -1 : mpqt_run_delay_ms();
+    return d1 >= d0 && d0 >= 0 ? took - (d1 - d0) : took;
+}
+
 /* A small deterministic PRNG (xorshift64*), seeded per test. */
 static inline uint64_t mpqt_rand(uint64_t *s)
 {
