@@ -155,6 +155,7 @@
                        tasks were at times taken for a dead one's (qemu
                        fakes /proc/self/stat): start times are read from
                        /proc/PID/task/PID/stat.
+                       Connections speak Python's whole protocol: listeners
                        and clients take TCP (IPv4, IPv6, host names, port 0
                        with mpq_listener_address) and abstract ("@name")
                        addresses beside Unix paths, and an authkey
