@@ -1227,33 +1227,44 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
    A producer may die before it says so. Register each producer's pid with
    mpq_queue_add_producer (the parent, after mpq_process_start and before
    it joins the child), and a registered producer that has exited counts
-   as done: a consumer waiting on the empty queue notices within about
-   100 ms (so does mpq_queue_producers). Order does not matter - a
-   producer may be done before it is registered. An unregistered producer
-   that dies without saying it is done holds the stream open for ever.
-   Producers are told apart by pid and start time; one process may be
-   several producers (registered, or done, once for each). A queue with a
-   producer count cannot be opened by mpq.h 0.4 or older (-EPROTO). */
+   as done: a consumer blocked in a get (or peek, get_batch, mpq_wait) on
+   the empty queue notices within about 200 ms, and so does any call of
+   mpq_queue_producers - the call a consumer that polls
+   mpq_queue_fileno must make now and then, as nothing else looks for
+   it. Order does not matter: a producer may be done before it is
+   registered, even at the same instant. An unregistered producer that
+   dies without saying it is done holds the stream open for ever.
+   Producers are told apart by pid and start time. One process may be
+   several producers (threads, say): register its pid once for each, and
+   have each say done once - a process that says it twice (at its end and
+   again in an atexit handler, say) counts as two producers done, and the
+   stream ends early. A queue with a producer count cannot be opened by an
+   mpq.h that predates it (-EPROTO). */
 
 /* Registers process pid as one of the queue's producers, so that its
    exit counts as done. Returns 0, or -EINVAL (NULL q, pid <= 0 or beyond
    Linux's pid range, a queue made without .producers), -ESRCH (no such
-   process: a child already joined cannot be registered), -ENOSPC (n
-   producers are registered or done already; nothing changes). Thread
-   safety: any thread of any process. */
+   process: a child already joined cannot be registered - and once its
+   pid is reused, it would register a stranger), -ENOSPC (n producers
+   are registered or done already; nothing changes), -EXDEV (a handle
+   inherited into another pid namespace). Thread safety: any thread of
+   any process. */
 MPQDEF int mpq_queue_add_producer(mpq_queue *q, int pid);
 
 /* Says that the calling process, as one producer, has put its last
    message; the last of n shuts the queue down. Returns 0, or -EINVAL
    (NULL q, a queue made without .producers), -EOVERFLOW (more producers
-   said so than the queue counts; nothing changes). Thread safety: any
-   thread of any process; each call counts once. */
+   said so than the queue counts; nothing changes), -EXDEV (as for
+   mpq_queue_add_producer). Thread safety: any thread of any process;
+   each call counts once. */
 MPQDEF int mpq_queue_producer_done(mpq_queue *q);
 
-/* The producers not yet done (0 once the stream has ended), counting
-   registered producers that have exited as done, and shutting the queue
-   down if that makes n. Returns the count, or -EINVAL (NULL q, a queue
-   made without .producers). Thread safety: any thread of any process. */
+/* The producers not yet done, counting registered producers that have
+   exited as done (it checks up to 64 of them a call), and shutting the
+   queue down when none are left. (A queue shut down by
+   mpq_queue_shutdown still counts its producers.) Returns the count, or
+   -EINVAL (NULL q, a queue made without .producers). Thread safety: any
+   thread of any process. */
 MPQDEF int mpq_queue_producers(mpq_queue *q);
 
 /* ========================================================================
@@ -2559,13 +2570,37 @@ static uint64_t mpq__pidns(void)
     return v - 1;
 }
 
+/* True if /proc says process pid is a zombie with no thread left: state
+   Z or X, and at most one thread (a main thread that exited before the
+   others is a zombie too, with the others counted). 0 when it cannot be
+   read. */
+static int mpq__proc_zombie(uint32_t pid)
+{
+    char path[48], buf[600], *p;
+    ssize_t n;
+    long threads;
+    int fd, field;
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    if (!(p = strrchr(buf, ')')) || (p[1] != ' ') || (p[2] != 'Z' && p[2] != 'X')) return 0;
+    for (p += 1, field = 3; field < 20 && p; field++) p = strchr(p + 1, ' ');   /* on to field 20 */
+    threads = p ? strtol(p + 1, NULL, 10) : 0;
+    return threads >= 0 && threads <= 1;
+}
+
 /* True if process pid has certainly exited (all its threads): its pidfd
    polls readable, zombie or not, or no such pid exists. Without a pidfd
    (before Linux 5.3, or no descriptor to spare: EMFILE, ENFILE) it asks
    what needs none: kill(2), which counts a zombie as alive, and then
    waitid(WNOWAIT), which tells a zombie that is a child of this process
    without reaping it (and, like the pidfd, not a process whose main
-   thread alone has exited). */
+   thread alone has exited), and then /proc, which tells a zombie that is
+   not (mpq__proc_zombie). */
 static int mpq__pid_exited(uint32_t pid)
 {
     siginfo_t si;
@@ -2580,7 +2615,8 @@ static int mpq__pid_exited(uint32_t pid)
 #endif
     if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
     memset(&si, 0, sizeof si);
-    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == (pid_t)pid;
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == (pid_t)pid) return 1;
+    return mpq__proc_zombie(pid);
 }
 
 /* --- eventcounts ---------------------------------------------------------- */
@@ -5695,8 +5731,9 @@ struct mpq_queue {
     uint64_t   pidns;       /* the creator's pid namespace (0: unknown)  */
     uint64_t  *ptab;        /* the producer table, or NULL (no end of stream) */
     uint32_t   producers;   /* its entries                                 */
-    uint64_t   pcheck;      /* CLOCK_MONOTONIC ns of the next look for dead
-                               producers by an empty get   (relaxed atomics) */
+    uint32_t   pcheck;      /* CLOCK_MONOTONIC ms (mod 2^32) of the next
+                               look for dead producers    (relaxed atomics) */
+    uint32_t   pnext;       /* the word that look starts at (relaxed atomics) */
 };
 
 /* A packed message that peek handed out: a copy, so that no cursor stays
@@ -6483,12 +6520,20 @@ MPQDEF int mpq_queue_shutdown(mpq_queue *q, int immediate)
    pid was registered (its exit counts as done); DONE: it is done. Words
    never go back, and the stream ends when every word is DONE: whoever
    makes the last one so shuts the queue down - and if it dies first, the
-   next look (an empty get, mpq_queue_producers) does. */
+   next look (an empty get, mpq_wait, mpq_queue_producers) does.
+   A producer's registration and its done may come in either order, from
+   two processes at once, and must meet in one word: both walk the table
+   in the same order (starting at a word its pid picks) and stop at the
+   first word that is this producer's other half or free - taking a free
+   one by CAS, and looking at it again if the CAS fails. Words only ever
+   stop being free, so the first to take a word for the producer takes the
+   one the other will stop at. */
 #define MPQ__PR_PID(w)   ((uint32_t)((w) & 0x3fffff))   /* Linux pids are below 2^22 */
 #define MPQ__PR_DONE     ((uint64_t)1 << 22)
 #define MPQ__PR_REG      ((uint64_t)1 << 23)
 #define MPQ__PR_START(w) ((w) >> 24)
-#define MPQ__PR_CHECK_MS 100   /* the least time between two looks of a get */
+#define MPQ__PR_CHECK_MS 100   /* the least time between two looks of a handle */
+#define MPQ__PR_LOOK 64        /* registered producers a look checks, at most */
 
 /* Whether two start times may be one process's (0: could not be read). */
 static int mpq__q_pr_same(uint64_t a, uint64_t b) { return a == 0 || b == 0 || a == b; }
@@ -6502,32 +6547,63 @@ static int mpq__q_pr_dead(uint64_t w)
     return !mpq__q_pr_same(MPQ__PR_START(w), mpq__proc_start(pid));
 }
 
-/* Producers not yet done; with `reap`, a registered one that has exited
-   is marked done first. Shuts the queue down when none are left. */
+/* Producers not yet done; with `reap`, registered ones that have exited
+   are marked done first - up to MPQ__PR_LOOK of them, in turn from where
+   this handle's last look stopped, so that a look costs a bounded number
+   of system calls however many producers there are. Shuts the queue down
+   when none are left. */
 static int mpq__q_pr_scan(mpq_queue *q, int reap)
 {
-    uint32_t i, left = 0;
-    for (i = 0; i < q->producers; i++) {
-        uint64_t w = mpq__load64(&q->ptab[i], MPQ__SEQ_CST);
+    uint32_t i, n = q->producers, left = 0, looked = 0;
+    uint32_t from = reap ? mpq__load32(&q->pnext, MPQ__RELAXED) % n : 0, j = from;
+    for (i = 0; i < n; i++, j = j + 1 == n ? 0 : j + 1) {
+        uint64_t w = mpq__load64(&q->ptab[j], MPQ__SEQ_CST);
         if (w & MPQ__PR_DONE) continue;
-        if (reap && (w & MPQ__PR_REG) && mpq__q_pr_dead(w) &&
-            (mpq__cas64(&q->ptab[i], &w, w | MPQ__PR_DONE, MPQ__SEQ_CST) || (w & MPQ__PR_DONE)))
-            continue;
+        if (reap && (w & MPQ__PR_REG) && looked < MPQ__PR_LOOK) {
+            if (++looked == MPQ__PR_LOOK) mpq__store32(&q->pnext, j + 1, MPQ__RELAXED);
+            if (mpq__q_pr_dead(w) &&
+                (mpq__cas64(&q->ptab[j], &w, w | MPQ__PR_DONE, MPQ__SEQ_CST) || (w & MPQ__PR_DONE)))
+                continue;
+        }
         left++;
     }
     if (left == 0) mpq_queue_shutdown(q, 0);
     return (int)left;
 }
 
-/* An empty get's look for dead producers, at most every
+/* A look for dead producers by an empty get or mpq_wait, at most every
    MPQ__PR_CHECK_MS per handle. Returns 1 if the queue was shut down. */
 static int mpq__q_pr_check(mpq_queue *q)
 {
-    int64_t now = mpq__now_ns();
-    uint64_t next = mpq__load64(&q->pcheck, MPQ__RELAXED);
-    if (now < (int64_t)next) return 0;
-    mpq__store64(&q->pcheck, (uint64_t)now + (uint64_t)MPQ__PR_CHECK_MS * 1000000u, MPQ__RELAXED);
+    uint32_t now = (uint32_t)(mpq__now_ns() / 1000000);
+    if ((int32_t)(now - mpq__load32(&q->pcheck, MPQ__RELAXED)) < 0) return 0;
+    mpq__store32(&q->pcheck, now + MPQ__PR_CHECK_MS, MPQ__RELAXED);
     return mpq__q_pr_scan(q, 1) == 0;
+}
+
+/* Walks the table for producer pid (start time `start`) as described
+   above: stops at a word `match` says is its other half, and CASes it
+   to that word | `add`; or at the first free word, and CASes it to
+   `fresh`. Returns 0, or -1 if neither came. */
+static int mpq__q_pr_meet(mpq_queue *q, uint32_t pid, uint64_t start, uint64_t need, uint64_t add,
+                          uint64_t fresh)
+{
+    uint32_t i, n = q->producers, j = (uint32_t)(((uint64_t)pid * 0x9e3779b9u) >> 7) % n;
+    for (i = 0; i < n; ) {
+        uint64_t w = mpq__load64(&q->ptab[j], MPQ__SEQ_CST);
+        if (w == 0) {
+            if (mpq__cas64(&q->ptab[j], &w, fresh, MPQ__SEQ_CST)) return 0;
+            continue;   /* taken meanwhile: look at what took it */
+        }
+        if (MPQ__PR_PID(w) == pid && (w & (MPQ__PR_DONE | MPQ__PR_REG)) == need &&
+            mpq__q_pr_same(MPQ__PR_START(w), start)) {
+            if (mpq__cas64(&q->ptab[j], &w, w | add, MPQ__SEQ_CST)) return 0;
+            continue;
+        }
+        i++;
+        j = j + 1 == n ? 0 : j + 1;
+    }
+    return -1;
 }
 
 /* Claims a slot for a put, waiting as the timeout allows. */
@@ -6907,52 +6983,29 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
 
 MPQDEF int mpq_queue_add_producer(mpq_queue *q, int pid)
 {
-    uint64_t start, mine;
-    uint32_t i;
+    uint64_t start;
     if (!q || !q->ptab || pid <= 0 || pid > 0x3fffff) return -EINVAL;
+    if (!mpq__in_pidns(q->pidns)) return -EXDEV;
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return -ESRCH;
     start = mpq__proc_start((uint32_t)pid);
-    mine = start << 24 | MPQ__PR_REG | (uint32_t)pid;
-again:
-    /* First a word it made itself, done before it was registered. */
-    for (i = 0; i < q->producers; i++) {
-        uint64_t w = mpq__load64(&q->ptab[i], MPQ__SEQ_CST);
-        if (MPQ__PR_PID(w) == (uint32_t)pid && (w & (MPQ__PR_DONE | MPQ__PR_REG)) == MPQ__PR_DONE &&
-            mpq__q_pr_same(MPQ__PR_START(w), start)) {
-            if (!mpq__cas64(&q->ptab[i], &w, w | MPQ__PR_REG, MPQ__SEQ_CST)) goto again;
-            return 0;
-        }
-    }
-    for (i = 0; i < q->producers; i++) {
-        uint64_t w = 0;
-        if (mpq__cas64(&q->ptab[i], &w, mine, MPQ__SEQ_CST)) return 0;
-    }
-    return -ENOSPC;
+    /* Its other half: a word it made, done before it was registered. */
+    if (mpq__q_pr_meet(q, (uint32_t)pid, start, MPQ__PR_DONE, MPQ__PR_REG,
+                       start << 24 | MPQ__PR_REG | (uint32_t)pid) != 0)
+        return -ENOSPC;
+    return 0;
 }
 
 MPQDEF int mpq_queue_producer_done(mpq_queue *q)
 {
-    uint64_t start, w;
-    uint32_t i, me;
+    uint64_t start;
+    uint32_t me;
     if (!q || !q->ptab) return -EINVAL;
+    if (!mpq__in_pidns(q->pidns)) return -EXDEV;
     me = mpq__self(&start);
-again:
-    /* Its registration, if it has one not yet done; else a word of its own. */
-    for (i = 0; i < q->producers; i++) {
-        w = mpq__load64(&q->ptab[i], MPQ__SEQ_CST);
-        if (MPQ__PR_PID(w) == me && (w & (MPQ__PR_DONE | MPQ__PR_REG)) == MPQ__PR_REG &&
-            mpq__q_pr_same(MPQ__PR_START(w), start)) {
-            if (!mpq__cas64(&q->ptab[i], &w, w | MPQ__PR_DONE, MPQ__SEQ_CST)) goto again;
-            goto done;
-        }
-    }
-    for (i = 0; i < q->producers; i++) {
-        w = 0;
-        if (mpq__cas64(&q->ptab[i], &w, (start & MPQ__START_MASK) << 24 | MPQ__PR_DONE | me, MPQ__SEQ_CST))
-            goto done;
-    }
-    return -EOVERFLOW;
-done:
+    /* Its other half: its registration, not yet done. */
+    if (mpq__q_pr_meet(q, me, start, MPQ__PR_REG, MPQ__PR_DONE,
+                       (start & MPQ__START_MASK) << 24 | MPQ__PR_DONE | me) != 0)
+        return -EOVERFLOW;
     mpq__q_pr_scan(q, 0);
     return 0;
 }
