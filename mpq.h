@@ -155,6 +155,7 @@
                        tasks were at times taken for a dead one's (qemu
                        fakes /proc/self/stat): start times are read from
                        /proc/PID/task/PID/stat.
+                       Connections speak Python's whole protocol: listeners
                        and clients take TCP (IPv4, IPv6, host names, port 0
                        with mpq_listener_address) and abstract ("@name")
                        addresses beside Unix paths, and an authkey
@@ -214,6 +215,12 @@
                        mpq_queue_shutdown(q, 0), and mpq_queue_detach with
                        mpq_queue_close. mpq_queue_shutdown(q, 1) drops
                        what is queued: gets fail at once, join returns.
+                       End of stream: a queue made with .producers = n
+                       shuts itself down after n mpq_queue_producer_done
+                       calls; producers registered with
+                       mpq_queue_add_producer count as done when they
+                       exit. Such a queue is segment layout 4 (older
+                       mpq.h refuse it: -EPROTO); others are unchanged.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -1022,13 +1029,16 @@ typedef struct mpq_queue_config {
     int         mode;     /* permission bits of a named queue; 0: 0600    */
     int         joinable; /* non-zero: a JoinableQueue, counting unfinished
                              messages (mpq_queue_task_done/join)          */
+    uint32_t    producers;/* 0: no end of stream. n: the queue shuts itself
+                             down once n producers are done (see "End of
+                             stream" below); at most 4096                 */
 } mpq_queue_config;
 
 /* Creates a queue and returns its handle in *q. Anonymous queues (no name)
    are shared with children forked afterwards; named ones are created
    exclusively (O_EXCL).
    Returns 0, or -EINVAL (NULL q, capacity above 2^24, max_msg above 2^30,
-   a size that overflows, bad name), -EEXIST, -ENOMEM, or an errno from
+   producers above 4096, a size that overflows, bad name), -EEXIST, -ENOMEM, or an errno from
    shm_open/mmap. Thread safety: any thread. */
 MPQDEF int mpq_queue_create(mpq_queue **q, const mpq_queue_config *cfg);
 
@@ -1208,6 +1218,54 @@ MPQDEF int mpq_queue_join(mpq_queue *q, int timeout_ms);
 /* The count of unfinished messages, or -EINVAL (NULL, not joinable).
    Thread safety: any thread. */
 MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
+
+/* End of stream (a queue made with .producers = n): consumers learn that
+   every producer has finished without sentinel messages. Each producer
+   calls mpq_queue_producer_done when it has put its last message; the
+   n-th such call shuts the queue down (mpq_queue_shutdown(q, 0)), so
+   consumers get what is left and then -EPIPE.
+   A producer may die before it says so. Register each producer's pid with
+   mpq_queue_add_producer (the parent, after mpq_process_start and before
+   it joins the child), and a registered producer that has exited counts
+   as done: a consumer blocked in a get (or peek, get_batch, mpq_wait) on
+   the empty queue notices within about 200 ms, and so does any call of
+   mpq_queue_producers - the call a consumer that polls
+   mpq_queue_fileno must make now and then, as nothing else looks for
+   it. Order does not matter: a producer may be done before it is
+   registered, even at the same instant. An unregistered producer that
+   dies without saying it is done holds the stream open for ever.
+   Producers are told apart by pid and start time. One process may be
+   several producers (threads, say): register its pid once for each, and
+   have each say done once - a process that says it twice (at its end and
+   again in an atexit handler, say) counts as two producers done, and the
+   stream ends early. A queue with a producer count cannot be opened by an
+   mpq.h that predates it (-EPROTO). */
+
+/* Registers process pid as one of the queue's producers, so that its
+   exit counts as done. Returns 0, or -EINVAL (NULL q, pid <= 0 or beyond
+   Linux's pid range, a queue made without .producers), -ESRCH (no such
+   process: a child already joined cannot be registered - and once its
+   pid is reused, it would register a stranger), -ENOSPC (n producers
+   are registered or done already; nothing changes), -EXDEV (a handle
+   inherited into another pid namespace). Thread safety: any thread of
+   any process. */
+MPQDEF int mpq_queue_add_producer(mpq_queue *q, int pid);
+
+/* Says that the calling process, as one producer, has put its last
+   message; the last of n shuts the queue down. Returns 0, or -EINVAL
+   (NULL q, a queue made without .producers), -EOVERFLOW (more producers
+   said so than the queue counts; nothing changes), -EXDEV (as for
+   mpq_queue_add_producer). Thread safety: any thread of any process;
+   each call counts once. */
+MPQDEF int mpq_queue_producer_done(mpq_queue *q);
+
+/* The producers not yet done, counting registered producers that have
+   exited as done (it checks up to 64 of them a call), and shutting the
+   queue down when none are left. (A queue shut down by
+   mpq_queue_shutdown still counts its producers.) Returns the count, or
+   -EINVAL (NULL q, a queue made without .producers). Thread safety: any
+   thread of any process. */
+MPQDEF int mpq_queue_producers(mpq_queue *q);
 
 /* ========================================================================
    >>api-conn  mpq_conn: framed messages over a pipe or stream socket
@@ -2512,13 +2570,37 @@ static uint64_t mpq__pidns(void)
     return v - 1;
 }
 
+/* True if /proc says process pid is a zombie with no thread left: state
+   Z or X, and at most one thread (a main thread that exited before the
+   others is a zombie too, with the others counted). 0 when it cannot be
+   read. */
+static int mpq__proc_zombie(uint32_t pid)
+{
+    char path[48], buf[600], *p;
+    ssize_t n;
+    long threads;
+    int fd, field;
+    snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    if (!(p = strrchr(buf, ')')) || (p[1] != ' ') || (p[2] != 'Z' && p[2] != 'X')) return 0;
+    for (p += 1, field = 3; field < 20 && p; field++) p = strchr(p + 1, ' ');   /* on to field 20 */
+    threads = p ? strtol(p + 1, NULL, 10) : 0;
+    return threads >= 0 && threads <= 1;
+}
+
 /* True if process pid has certainly exited (all its threads): its pidfd
    polls readable, zombie or not, or no such pid exists. Without a pidfd
    (before Linux 5.3, or no descriptor to spare: EMFILE, ENFILE) it asks
    what needs none: kill(2), which counts a zombie as alive, and then
    waitid(WNOWAIT), which tells a zombie that is a child of this process
    without reaping it (and, like the pidfd, not a process whose main
-   thread alone has exited). */
+   thread alone has exited), and then /proc, which tells a zombie that is
+   not (mpq__proc_zombie). */
 static int mpq__pid_exited(uint32_t pid)
 {
     siginfo_t si;
@@ -2533,7 +2615,8 @@ static int mpq__pid_exited(uint32_t pid)
 #endif
     if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
     memset(&si, 0, sizeof si);
-    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == (pid_t)pid;
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == (pid_t)pid) return 1;
+    return mpq__proc_zombie(pid);
 }
 
 /* --- eventcounts ---------------------------------------------------------- */
@@ -2612,8 +2695,9 @@ static int mpq__ec_await(const uint32_t *word, int nonzero, uint32_t *ec, int ti
 
 #define MPQ__SEG_MAGIC   0x3153504dU   /* "MPS1" little-endian */
 #define MPQ__SEG_VERSION 1   /* shm and mutex segments */
-#define MPQ__SEG_VERSION_QUEUE 3   /* 2: queues may hold packed batches (1 cannot read them);
-                                      3: a joinable queue (2 would not count its puts) */
+#define MPQ__SEG_VERSION_QUEUE 4   /* 2: queues may hold packed batches (1 cannot read them);
+                                      3: a joinable queue (2 would not count its puts);
+                                      4: a producer count (3 has no table after the slots) */
 #define MPQ__SEG_VERSION_OF(kind) ((kind) == MPQ__KIND_QUEUE ? MPQ__SEG_VERSION_QUEUE : MPQ__SEG_VERSION)
 #define MPQ__SEG_HDR     64
 
@@ -5531,6 +5615,7 @@ MPQDEF int mpq_list_clear(mpq_list *l)
 #define MPQ__Q_DEFAULT_MSG 4096u
 #define MPQ__Q_MAX_CAP (1u << 24)
 #define MPQ__Q_MAX_MSG (1u << 30)
+#define MPQ__Q_MAX_PRODUCERS 4096u
 #define MPQ__SKIPPED 1u   /* pid field of a FULL slot that holds no message */
 #define MPQ__PACKED 2u    /* pid field of a FULL slot that holds a packed batch */
 #define MPQ__PACK_MAX 255u /* messages in one packed slot */
@@ -5596,7 +5681,10 @@ typedef struct mpq__qhdr {
     uint32_t magic, capacity, log2cap, max_msg;
     uint32_t stride, closed, poll_armed;
     uint32_t joinable;  /* a JoinableQueue (0 in queues of older mpq.h) */
-    uint32_t pad0[8];
+    uint32_t producers; /* end of stream after this many (0: none, and in
+                           queues of older mpq.h); their table follows the
+                           slots, a 64-bit word each (MPQ__PR_*)      */
+    uint32_t pad0[7];
     uint64_t head;      /* next position to put: a hint, never ahead  */
     uint64_t pad1[7];
     uint64_t tail;      /* next position to get: a hint, never ahead  */
@@ -5641,6 +5729,11 @@ struct mpq_queue {
     int        supervised;  /* a dead reader's slot is left to
                                mpq__q_recover_readers (the pool's server) */
     uint64_t   pidns;       /* the creator's pid namespace (0: unknown)  */
+    uint64_t  *ptab;        /* the producer table, or NULL (no end of stream) */
+    uint32_t   producers;   /* its entries                                 */
+    uint32_t   pcheck;      /* CLOCK_MONOTONIC ms (mod 2^32) of the next
+                               look for dead producers    (relaxed atomics) */
+    uint32_t   pnext;       /* the word that look starts at (relaxed atomics) */
 };
 
 /* A packed message that peek handed out: a copy, so that no cursor stays
@@ -6306,23 +6399,26 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
     q->packs = ((const mpq__seg *)base)->version >= 2;
     q->joinable = h->joinable != 0;
     q->pidns = mpq__seg_pidns((const mpq__seg *)base);
+    q->producers = h->producers;
+    if (h->producers)
+        q->ptab = (uint64_t *)(void *)(q->slots + (size_t)h->capacity * h->stride);
     *out = q;
     return 0;
 }
 
-/* Slot stride for max_msg, and the object size for capacity slots; 0 if
-   that does not fit in memory. */
-static uint64_t mpq__q_size(uint32_t capacity, uint32_t max_msg, uint32_t *stride)
+/* Slot stride for max_msg, and the object size for capacity slots and a
+   table of `producers`; 0 if that does not fit in memory. */
+static uint64_t mpq__q_size(uint32_t capacity, uint32_t max_msg, uint32_t producers, uint32_t *stride)
 {
     uint64_t sz;
     *stride = (uint32_t)((sizeof(mpq__qslot) + (uint64_t)max_msg + 63) & ~(uint64_t)63);
-    sz = sizeof(mpq__qhdr) + (uint64_t)capacity * *stride;
+    sz = sizeof(mpq__qhdr) + (uint64_t)capacity * *stride + (uint64_t)producers * 8;
     return sz > (uint64_t)((size_t)-1 / 4) ? 0 : sz;
 }
 
 MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
 {
-    static const mpq_queue_config defaults = { 0, 0, NULL, 0, 0 };
+    static const mpq_queue_config defaults = { 0, 0, NULL, 0, 0, 0 };
     uint32_t cap, log2cap = 0, max_msg, stride;
     uint64_t obj;
     mpq__qhdr *h;
@@ -6334,10 +6430,11 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     if (!cfg) cfg = &defaults;
     cap = cfg->capacity ? cfg->capacity : MPQ__Q_DEFAULT_CAP;
     max_msg = cfg->max_msg ? cfg->max_msg : MPQ__Q_DEFAULT_MSG;
-    if (cap > MPQ__Q_MAX_CAP || max_msg > MPQ__Q_MAX_MSG) return -EINVAL;
+    if (cap > MPQ__Q_MAX_CAP || max_msg > MPQ__Q_MAX_MSG || cfg->producers > MPQ__Q_MAX_PRODUCERS)
+        return -EINVAL;
     while ((1u << log2cap) < cap) log2cap++;
     cap = 1u << log2cap;
-    if ((obj = mpq__q_size(cap, max_msg, &stride)) == 0) return -EINVAL;
+    if ((obj = mpq__q_size(cap, max_msg, cfg->producers, &stride)) == 0) return -EINVAL;
     rc = mpq__seg_create(MPQ__KIND_QUEUE, (size_t)obj, cfg->name, cfg->mode, 0, &base, &length, NULL);
     if (rc != 0) return rc;
     h = (mpq__qhdr *)(void *)((char *)base + MPQ__SEG_HDR);
@@ -6347,10 +6444,12 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     h->max_msg = max_msg;
     h->stride = stride;
     h->joinable = cfg->joinable != 0;
-    {   /* Only a joinable queue needs layout 3 (see MPQ__SEG_VERSION_QUEUE):
-           other queues stay readable by older mpq.h. */
+    h->producers = cfg->producers;
+    {   /* Only a joinable queue needs layout 3, and one with a producer
+           count 4 (see MPQ__SEG_VERSION_QUEUE): other queues stay readable
+           by older mpq.h. */
         mpq__seg *sh = (mpq__seg *)base, copy;
-        sh->version = (uint16_t)(h->joinable ? 3 : 2);
+        sh->version = (uint16_t)(h->producers ? 4 : h->joinable ? 3 : 2);
         memcpy(&copy, sh, sizeof copy);
         copy.magic = MPQ__SEG_MAGIC;   /* counted in the checksum, stored last */
         sh->check = mpq__seg_checksum(&copy);
@@ -6374,7 +6473,8 @@ MPQDEF int mpq_queue_open(mpq_queue **out, const char *name)
     if (rc != 0) return rc;
     memcpy(&h, (char *)base + MPQ__SEG_HDR, sizeof h);
     if (obj < sizeof h || h.magic != MPQ__Q_MAGIC || h.log2cap > 24 || h.capacity != 1u << h.log2cap ||
-        h.max_msg > MPQ__Q_MAX_MSG || mpq__q_size(h.capacity, h.max_msg, &stride) != obj ||
+        h.max_msg > MPQ__Q_MAX_MSG || h.producers > MPQ__Q_MAX_PRODUCERS ||
+        mpq__q_size(h.capacity, h.max_msg, h.producers, &stride) != obj ||
         h.stride != stride) {
         munmap(base, length);
         return -EINVAL;
@@ -6410,6 +6510,100 @@ MPQDEF int mpq_queue_shutdown(mpq_queue *q, int immediate)
     if (immediate) mpq__ec_signal(&q->h->join_ec);
     if (q->efd >= 0) mpq__q_poke(q);  /* a poller sees the end as readable */
     return 0;
+}
+
+/* --- end of stream: the producer table -------------------------------------
+   One 64-bit word per producer the queue counts, each moved on by one CAS,
+   so that a process killed at any instant leaves every word as it was or
+   as it made it: 0 (nobody yet), or pid | flags | start time (of the
+   process, in clock ticks since boot, 40 bits; 0: unreadable). REG: its
+   pid was registered (its exit counts as done); DONE: it is done. Words
+   never go back, and the stream ends when every word is DONE: whoever
+   makes the last one so shuts the queue down - and if it dies first, the
+   next look (an empty get, mpq_wait, mpq_queue_producers) does.
+   A producer's registration and its done may come in either order, from
+   two processes at once, and must meet in one word: both walk the table
+   in the same order (starting at a word its pid picks) and stop at the
+   first word that is this producer's other half or free - taking a free
+   one by CAS, and looking at it again if the CAS fails. Words only ever
+   stop being free, so the first to take a word for the producer takes the
+   one the other will stop at. */
+#define MPQ__PR_PID(w)   ((uint32_t)((w) & 0x3fffff))   /* Linux pids are below 2^22 */
+#define MPQ__PR_DONE     ((uint64_t)1 << 22)
+#define MPQ__PR_REG      ((uint64_t)1 << 23)
+#define MPQ__PR_START(w) ((w) >> 24)
+#define MPQ__PR_CHECK_MS 100   /* the least time between two looks of a handle */
+#define MPQ__PR_LOOK 64        /* registered producers a look checks, at most */
+
+/* Whether two start times may be one process's (0: could not be read). */
+static int mpq__q_pr_same(uint64_t a, uint64_t b) { return a == 0 || b == 0 || a == b; }
+
+/* Whether the registered producer of word w has certainly exited: its pid
+   has, or names a process started at another time. */
+static int mpq__q_pr_dead(uint64_t w)
+{
+    uint32_t pid = MPQ__PR_PID(w);
+    if (mpq__pid_exited(pid)) return 1;
+    return !mpq__q_pr_same(MPQ__PR_START(w), mpq__proc_start(pid));
+}
+
+/* Producers not yet done; with `reap`, registered ones that have exited
+   are marked done first - up to MPQ__PR_LOOK of them, in turn from where
+   this handle's last look stopped, so that a look costs a bounded number
+   of system calls however many producers there are. Shuts the queue down
+   when none are left. */
+static int mpq__q_pr_scan(mpq_queue *q, int reap)
+{
+    uint32_t i, n = q->producers, left = 0, looked = 0;
+    uint32_t from = reap ? mpq__load32(&q->pnext, MPQ__RELAXED) % n : 0, j = from;
+    for (i = 0; i < n; i++, j = j + 1 == n ? 0 : j + 1) {
+        uint64_t w = mpq__load64(&q->ptab[j], MPQ__SEQ_CST);
+        if (w & MPQ__PR_DONE) continue;
+        if (reap && (w & MPQ__PR_REG) && looked < MPQ__PR_LOOK) {
+            if (++looked == MPQ__PR_LOOK) mpq__store32(&q->pnext, j + 1, MPQ__RELAXED);
+            if (mpq__q_pr_dead(w) &&
+                (mpq__cas64(&q->ptab[j], &w, w | MPQ__PR_DONE, MPQ__SEQ_CST) || (w & MPQ__PR_DONE)))
+                continue;
+        }
+        left++;
+    }
+    if (left == 0) mpq_queue_shutdown(q, 0);
+    return (int)left;
+}
+
+/* A look for dead producers by an empty get or mpq_wait, at most every
+   MPQ__PR_CHECK_MS per handle. Returns 1 if the queue was shut down. */
+static int mpq__q_pr_check(mpq_queue *q)
+{
+    uint32_t now = (uint32_t)(mpq__now_ns() / 1000000);
+    if ((int32_t)(now - mpq__load32(&q->pcheck, MPQ__RELAXED)) < 0) return 0;
+    mpq__store32(&q->pcheck, now + MPQ__PR_CHECK_MS, MPQ__RELAXED);
+    return mpq__q_pr_scan(q, 1) == 0;
+}
+
+/* Walks the table for producer pid (start time `start`) as described
+   above: stops at a word `match` says is its other half, and CASes it
+   to that word | `add`; or at the first free word, and CASes it to
+   `fresh`. Returns 0, or -1 if neither came. */
+static int mpq__q_pr_meet(mpq_queue *q, uint32_t pid, uint64_t start, uint64_t need, uint64_t add,
+                          uint64_t fresh)
+{
+    uint32_t i, n = q->producers, j = (uint32_t)(((uint64_t)pid * 0x9e3779b9u) >> 7) % n;
+    for (i = 0; i < n; ) {
+        uint64_t w = mpq__load64(&q->ptab[j], MPQ__SEQ_CST);
+        if (w == 0) {
+            if (mpq__cas64(&q->ptab[j], &w, fresh, MPQ__SEQ_CST)) return 0;
+            continue;   /* taken meanwhile: look at what took it */
+        }
+        if (MPQ__PR_PID(w) == pid && (w & (MPQ__PR_DONE | MPQ__PR_REG)) == need &&
+            mpq__q_pr_same(MPQ__PR_START(w), start)) {
+            if (mpq__cas64(&q->ptab[j], &w, w | add, MPQ__SEQ_CST)) return 0;
+            continue;
+        }
+        i++;
+        j = j + 1 == n ? 0 : j + 1;
+    }
+    return -1;
 }
 
 /* Claims a slot for a put, waiting as the timeout allows. */
@@ -6463,6 +6657,7 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
             return s;
         }
         if (*rc != -EAGAIN) return NULL;
+        if (q->ptab && mpq__q_pr_check(q)) continue;   /* the last producer has died */
         w = mpq__q_slot(q, *pos);
         if (mpq__q_stuck(q, 1, w, seen, pk->cur, me)) continue;
         if (timeout_ms == 0) break;
@@ -6784,6 +6979,41 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
 {
     if (!q || !q->joinable) return -EINVAL;
     return (long)mpq__load32(&q->h->unfinished, MPQ__ACQUIRE);
+}
+
+MPQDEF int mpq_queue_add_producer(mpq_queue *q, int pid)
+{
+    uint64_t start;
+    if (!q || !q->ptab || pid <= 0 || pid > 0x3fffff) return -EINVAL;
+    if (!mpq__in_pidns(q->pidns)) return -EXDEV;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return -ESRCH;
+    start = mpq__proc_start((uint32_t)pid);
+    /* Its other half: a word it made, done before it was registered. */
+    if (mpq__q_pr_meet(q, (uint32_t)pid, start, MPQ__PR_DONE, MPQ__PR_REG,
+                       start << 24 | MPQ__PR_REG | (uint32_t)pid) != 0)
+        return -ENOSPC;
+    return 0;
+}
+
+MPQDEF int mpq_queue_producer_done(mpq_queue *q)
+{
+    uint64_t start;
+    uint32_t me;
+    if (!q || !q->ptab) return -EINVAL;
+    if (!mpq__in_pidns(q->pidns)) return -EXDEV;
+    me = mpq__self(&start);
+    /* Its other half: its registration, not yet done. */
+    if (mpq__q_pr_meet(q, me, start, MPQ__PR_REG, MPQ__PR_DONE,
+                       (start & MPQ__START_MASK) << 24 | MPQ__PR_DONE | me) != 0)
+        return -EOVERFLOW;
+    mpq__q_pr_scan(q, 0);
+    return 0;
+}
+
+MPQDEF int mpq_queue_producers(mpq_queue *q)
+{
+    if (!q || !q->ptab) return -EINVAL;
+    return mpq__q_pr_scan(q, 1);
 }
 
 /* ========================================================================
@@ -7617,6 +7847,7 @@ static int mpq__q_ready(mpq_queue *q, uint32_t me, int *held)
             if (phase != MPQ__WRITING && mpq__load32(&h->closed, MPQ__SEQ_CST) &&
                 mpq__load64(&s->state, MPQ__SEQ_CST) == st)
                 return 1;
+            if (q->ptab && mpq__q_pr_check(q)) continue;   /* the last producer has died */
             if (!MPQ__HELD(st)) return 0;
             *held = 1;
             if (!mpq__q_stuck(q, 1, s, st, 0, me)) return 0;

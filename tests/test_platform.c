@@ -869,6 +869,54 @@ static void test_pid_namespace_is_refused(void)
     CHECK_OK(mpq_shm_unlink(o.event));
 }
 
+/* mpq__proc_zombie, which tells a dead process from /proc where no pidfd
+   can be had: a zombie is dead; a process whose main thread has exited
+   while another thread runs is a zombie too in /proc's eyes, and alive;
+   so is a running one. */
+static void *zombie_thread(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    while (read(fd, &c, 1) < 0 && errno == EINTR) {}   /* until the parent closes its end */
+    return NULL;
+}
+
+static int main_thread_exits(void *arg)
+{
+    static int fd;
+    pthread_t t;
+    fd = ((int *)arg)[0];
+    close(((int *)arg)[1]);   /* the parent's end alone keeps it open */
+    if (pthread_create(&t, NULL, zombie_thread, &fd) != 0) return 1;
+    pthread_exit(NULL);
+    return 0;
+}
+
+static int exit_at_once(void *arg) { (void)arg; return 0; }
+
+static void test_proc_zombie(void)
+{
+    mpq_process p;
+    int fds[2];
+    CHECK(mpq__proc_zombie((uint32_t)getpid()) == 0);
+    CHECK_OK(mpq_process_start(&p, exit_at_once, NULL));
+    {   /* a zombie at once, its last thread gone soon after (qemu-user's
+           own threads end after the guest's) */
+        int64_t end = mpqt_ms() + 10000;
+        while (!mpq__proc_zombie((uint32_t)p.pid) && mpqt_ms() < end) mpqt_pause();
+        CHECK(mpq__proc_zombie((uint32_t)p.pid) == 1);
+    }
+    MPQT_JOIN_OK(&p, 0);
+    CHECK(pipe(fds) == 0);
+    CHECK_OK(mpq_process_start(&p, main_thread_exits, fds));
+    CHECK(mpqt_wait_ended(p.pid, 10000));            /* its main thread: a zombie */
+    CHECK(mpq__proc_zombie((uint32_t)p.pid) == 0);    /* but a thread runs on */
+    CHECK(mpq__pid_exited((uint32_t)p.pid) == 0);
+    close(fds[1]);
+    close(fds[0]);
+    CHECK_OK(mpq_process_join(&p, 10000));
+}
+
 static void test_version(void)
 {
     CHECK(strcmp(mpq_version(), MPQ_VERSION_STRING) == 0);
@@ -895,6 +943,7 @@ static const mpqt_case cases[] = {
     MPQT(test_open_refuses_other_owners_and_modes, 10, 0),
     MPQT(test_open_after_creator_died, 10, 0),
     MPQT(test_pid_namespace_is_refused, 20, 0),
+    MPQT(test_proc_zombie, 20, 0),
 };
 
 int main(int argc, char **argv) { return mpqt_main(argc, argv, cases, MPQT_N(cases)); }

@@ -1120,6 +1120,376 @@ static void test_queue_layout_versions(void)
     CHECK_OK(mpq_queue_close(o));
     CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_shm_unlink(name));
+    /* A producer count is layout 4 (a table after the slots), which an
+       mpq.h before it (up to 3) refuses; the other handle shares the
+       count. */
+    c.joinable = 0;
+    c.producers = 2;
+    CHECK_OK(mpq_queue_create(&q, &c));
+    CHECK_EQ(((mpq__seg *)q->base)->version, 4);
+    CHECK_OK(mpq_queue_open(&o, name));
+    CHECK_EQ(mpq_queue_producers(o), 2);
+    CHECK_OK(mpq_queue_producer_done(o));
+    CHECK_EQ(mpq_queue_producers(q), 1);
+    CHECK_OK(mpq_queue_producer_done(q));
+    CHECK_ERR(mpq_queue_put(o, "x", 1, 0), EPIPE);
+    CHECK_OK(mpq_queue_close(o));
+    /* Its table is counted in the size an opener checks. */
+    ((mpq__qhdr *)(void *)((char *)q->base + MPQ__SEG_HDR))->producers = 3;
+    CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+    ((mpq__qhdr *)(void *)((char *)q->base + MPQ__SEG_HDR))->producers = MPQ__Q_MAX_PRODUCERS + 1;
+    CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_shm_unlink(name));
+}
+
+/* --- end of stream: a producer count ------------------------------------------ */
+
+static mpq_queue *new_stream(uint32_t capacity, uint32_t producers)
+{
+    mpq_queue *q;
+    mpq_queue_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = capacity;
+    c.max_msg = 32;
+    c.producers = producers;
+    CHECK_OK(mpq_queue_create(&q, &c));
+    return q;
+}
+
+/* Messages are "id seq" in 8 bytes: producer id (0..99) and sequence. */
+struct sp { mpq_queue *q; int id, n, done; };
+
+static int stream_producer(void *arg)
+{
+    struct sp *a = (struct sp *)arg;
+    uint32_t m[2];
+    int i;
+    for (i = 0; i < a->n; i++) {
+        m[0] = (uint32_t)a->id;
+        m[1] = (uint32_t)i;
+        if (mpq_queue_put(a->q, m, sizeof m, 20000) != 0) return 1;
+    }
+    if (a->done && mpq_queue_producer_done(a->q) != 0) return 2;
+    return 0;
+}
+
+/* Gets until the end of the stream (-EPIPE), checking each producer's
+   messages come in its order, once each; returns how many came, and
+   fails the test on a timeout (the stream never ended). */
+static int drain_stream(mpq_queue *q, int *next, int producers)
+{
+    uint32_t m[2];
+    size_t len;
+    int got = 0, rc;
+    while ((rc = mpq_queue_get(q, m, sizeof m, &len, 20000)) == 0) {
+        CHECK(len == sizeof m && (int)m[0] < producers);
+        if ((int)m[1] != next[m[0]])
+            mpqt_fail(__FILE__, __LINE__, "producer %u: message %u, expected %d", m[0], m[1], next[m[0]]);
+        next[m[0]]++;
+        got++;
+    }
+    if (rc != -EPIPE) mpqt_fail(__FILE__, __LINE__, "get returned %d (%s), not the end of the stream", rc, strerror(-rc));
+    return got;
+}
+
+/* Three registered producers put 300 each into an 8-slot queue and say
+   they are done: the consumer gets all 900, each producer's in order, and
+   then the end - no sentinel messages. */
+static void test_queue_stream_ends(void)
+{
+    mpq_queue *q = new_stream(8, 3);
+    mpq_process p[3];
+    struct sp a[3];
+    int next[3] = { 0, 0, 0 }, i;
+    CHECK_EQ(mpq_queue_producers(q), 3);
+    for (i = 0; i < 3; i++) {
+        a[i].q = q;
+        a[i].id = i;
+        a[i].n = 300;
+        a[i].done = 1;
+        CHECK_OK(mpq_process_start(&p[i], stream_producer, &a[i]));
+        CHECK_OK(mpq_queue_add_producer(q, p[i].pid));
+    }
+    CHECK_EQ(drain_stream(q, next, 3), 900);
+    for (i = 0; i < 3; i++) MPQT_JOIN_OK(&p[i], 0);
+    CHECK_EQ(mpq_queue_producers(q), 0);
+    CHECK_ERR(mpq_queue_put(q, "x", 1, 0), EPIPE);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+static int done_at_once(void *arg) { return mpq_queue_producer_done((mpq_queue *)arg) == 0 ? 0 : 1; }
+
+/* Done before registered (a fast child): the registration finds its word
+   and takes no other; the table is then full, and one more done (or
+   registration) than the count is refused and changes nothing. */
+static void test_queue_stream_done_before_registered(void)
+{
+    mpq_queue *q = new_stream(4, 2);
+    mpq_process p;
+    CHECK_OK(mpq_process_start(&p, done_at_once, q));
+    CHECK(mpqt_wait_ended(p.pid, 10000));          /* exited, not yet joined */
+    CHECK_OK(mpq_queue_add_producer(q, p.pid));
+    CHECK_EQ(mpq_queue_producers(q), 1);
+    CHECK_OK(mpq_queue_put(q, "last", 4, 0));
+    CHECK_OK(mpq_queue_add_producer(q, (int)getpid()));
+    CHECK_ERR(mpq_queue_add_producer(q, (int)getpid()), ENOSPC);
+    CHECK_EQ(mpq_queue_producers(q), 1);
+    CHECK_OK(mpq_queue_producer_done(q));          /* this process: the last */
+    CHECK_EQ(mpq_queue_producers(q), 0);
+    CHECK_ERR(mpq_queue_producer_done(q), EOVERFLOW);
+    CHECK_ERR(mpq_queue_add_producer(q, (int)getpid()), ENOSPC);
+    {
+        char buf[8];
+        size_t len;
+        CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, 0));   /* what was left, then the end */
+        CHECK(len == 4 && memcmp(buf, "last", 4) == 0);
+        CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 0), EPIPE);
+    }
+    MPQT_JOIN_OK(&p, 0);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+static int hang_forever(void *arg) { (void)arg; for (;;) pause(); return 0; }
+
+/* A consumer of its own (a sibling of the producers, not their parent)
+   that takes the 50 messages of producer 0 and then waits in mpq_wait -
+   over the stream, a second queue and a pipe - until the stream ends:
+   exit 0 if the wait saw it and the get says -EPIPE. */
+struct waiter { mpq_queue *q, *other; int fd; };
+
+static int wait_for_end(void *arg)
+{
+    struct waiter *w = (struct waiter *)arg;
+    mpq_waitable ws[] = { MPQ_WAIT_QUEUE(w->other), MPQ_WAIT_QUEUE(w->q), MPQ_WAIT_FD(w->fd) };
+    uint32_t m[2];
+    size_t len;
+    int i;
+    for (i = 0; i < 50; i++)   /* no empty get here: the wait must find the end */
+        if (mpq_queue_get(w->q, m, sizeof m, &len, 20000) != 0 || (int)m[1] != i) return 1;
+    if (mpq_wait(ws, 3, 20000) != 1 || !ws[1].ready || ws[0].ready || ws[2].ready) return 2;
+    return mpq_queue_get(w->q, m, sizeof m, &len, 0) == -EPIPE ? 0 : 3;
+}
+
+/* A registered producer killed - idle, or holding a reserved slot - counts
+   as done: a consumer blocked on the empty queue with a 20 s timeout gets
+   the others' messages and then the end, not a timeout. So does a
+   producer whose process exited without saying it was done, and a
+   consumer asleep in mpq_wait rather than in a get (round 2: it is
+   asleep before the kills). */
+static void test_queue_stream_dead_producers(void)
+{
+    int round;
+    for (round = 0; round < 3; round++) {
+        mpq_queue *q = new_stream(64, 3), *other = new_queue(4, 16);   /* room for all 50 */
+        mpq_process p[3], c;
+        struct sp a;
+        struct waiter w;
+        int next[3] = { 0, 0, 0 }, fds[2], i;
+        CHECK(pipe(fds) == 0);
+        a.q = q;
+        a.id = 0;
+        a.n = 50;
+        a.done = round != 2;                       /* round 2: it just exits */
+        CHECK_OK(mpq_process_start(&p[0], stream_producer, &a));
+        CHECK_OK(mpq_queue_add_producer(q, p[0].pid));
+        CHECK_OK(mpq_process_start(&p[1], round == 1 ? reserve_and_hang : hang_forever, q));
+        CHECK_OK(mpq_queue_add_producer(q, p[1].pid));
+        CHECK_OK(mpq_process_start(&p[2], hang_forever, q));
+        CHECK_OK(mpq_queue_add_producer(q, p[2].pid));
+        for (i = 1; i < 3; i++) CHECK(mpqt_wait_sleeping(p[i].pid, 10000));   /* in pause(), slot held */
+        if (round == 2) {
+            w.q = q;
+            w.other = other;
+            w.fd = fds[0];
+            CHECK_OK(mpq_process_start(&c, wait_for_end, &w));
+            MPQT_JOIN_OK(&p[0], 0);
+            while (mpq_queue_count(q) > 0) mpqt_pause();
+            CHECK(mpqt_wait_sleeping(c.pid, 10000));
+        }
+        CHECK_OK(mpq_process_kill(&p[1], SIGKILL));
+        CHECK_OK(mpq_process_kill(&p[2], SIGKILL));
+        if (round == 2) {
+            MPQT_JOIN_OK(&c, 0);
+        } else {
+            CHECK_EQ(drain_stream(q, next, 1), 50);
+            CHECK_EQ(next[0], 50);
+        }
+        CHECK_EQ(mpq_queue_producers(q), 0);
+        for (i = round == 2; i < 3; i++) CHECK_OK(mpq_process_join(&p[i], 10000));
+        close(fds[0]);
+        close(fds[1]);
+        CHECK_OK(mpq_queue_close(other));
+        CHECK_OK(mpq_queue_close(q));
+    }
+}
+
+/* Every word done, and nobody shut the queue down (its last producer was
+   killed between the two): a get blocked for ever still ends. */
+static void test_queue_stream_done_but_not_shut(void)
+{
+    mpq_queue *q = new_stream(4, 2);
+    uint64_t start;
+    uint32_t me = mpq__self(&start);
+    char buf[8];
+    size_t len;
+    q->ptab[0] = (start << 24) | MPQ__PR_DONE | me;
+    q->ptab[1] = (start << 24) | MPQ__PR_DONE | MPQ__PR_REG | me;
+    CHECK_OK(mpq_queue_put(q, "x", 1, 0));
+    CHECK_OK(mpq_queue_get(q, buf, sizeof buf, &len, -1));
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, -1), EPIPE);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+/* A producer's registration and its done at the same instant (threads of
+   one process, so one pid): they meet in one word, every time - the
+   queue counts one producer done of two, and another producer (our
+   parent, alive) can still be registered in the other word. */
+struct meet { mpq_queue *q; uint32_t go; int rc; };
+
+static void *meet_add(void *arg)
+{
+    struct meet *m = (struct meet *)arg;
+    while (!mpq__load32(&m->go, MPQ__ACQUIRE)) {}
+    m->rc = mpq_queue_add_producer(m->q, (int)getpid());
+    return NULL;
+}
+
+static void test_queue_stream_registered_while_done(void)
+{
+    uint64_t seed = 0x3ee7u ^ (uint64_t)getpid();
+    int i;
+    for (i = 0; i < 3000; i++) {
+        struct meet m;
+        pthread_t t;
+        volatile uint32_t lag = (uint32_t)(mpqt_rand(&seed) % 300000);   /* registering reads /proc first */
+        int rc;
+        m.q = new_stream(4, 2);
+        m.go = 0;
+        CHECK(pthread_create(&t, NULL, meet_add, &m) == 0);
+        mpq__store32(&m.go, 1, MPQ__RELEASE);
+        while (lag) lag--;
+        rc = mpq_queue_producer_done(m.q);
+        CHECK(pthread_join(t, NULL) == 0);
+        CHECK_OK(rc);
+        CHECK_OK(m.rc);
+        if (mpq_queue_producers(m.q) != 1)
+            mpqt_fail(__FILE__, __LINE__, "round %d: %d producers left, not 1", i, mpq_queue_producers(m.q));
+        CHECK_OK(mpq_queue_add_producer(m.q, (int)getppid()));  /* another producer: the other word */
+        CHECK_OK(mpq_queue_close(m.q));
+    }
+}
+
+static void test_queue_stream_bad_input(void)
+{
+    mpq_queue *q = new_queue(4, 16), *s;
+    mpq_queue_config c;
+    mpq_process p;
+    memset(&c, 0, sizeof c);
+    c.producers = MPQ__Q_MAX_PRODUCERS + 1;
+    CHECK_ERR(mpq_queue_create(&s, &c), EINVAL);
+    c.producers = MPQ__Q_MAX_PRODUCERS;
+    CHECK_OK(mpq_queue_create(&s, &c));
+    CHECK_EQ(mpq_queue_producers(s), (long long)MPQ__Q_MAX_PRODUCERS);
+    CHECK_OK(mpq_queue_close(s));
+    /* A queue without a count. */
+    CHECK_ERR(mpq_queue_add_producer(q, (int)getpid()), EINVAL);
+    CHECK_ERR(mpq_queue_producer_done(q), EINVAL);
+    CHECK_ERR(mpq_queue_producers(q), EINVAL);
+    CHECK_ERR(mpq_queue_add_producer(NULL, (int)getpid()), EINVAL);
+    CHECK_ERR(mpq_queue_producer_done(NULL), EINVAL);
+    CHECK_ERR(mpq_queue_producers(NULL), EINVAL);
+    CHECK_OK(mpq_queue_close(q));
+    q = new_stream(4, 1);
+    CHECK_ERR(mpq_queue_add_producer(q, 0), EINVAL);
+    CHECK_ERR(mpq_queue_add_producer(q, -1), EINVAL);
+    CHECK_ERR(mpq_queue_add_producer(q, 0x400000), EINVAL);
+    /* A child already joined is gone: no registration, nothing used up. */
+    s = new_stream(4, 1);
+    CHECK_OK(mpq_process_start(&p, done_at_once, s));
+    MPQT_JOIN_OK(&p, 0);
+    CHECK_OK(mpq_queue_close(s));
+    if (kill(p.pid, 0) != 0) CHECK_ERR(mpq_queue_add_producer(q, p.pid), ESRCH);
+    CHECK_EQ(mpq_queue_producers(q), 1);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+struct st { mpq_queue *q; int id; };
+
+static void *stream_thread(void *arg)
+{
+    struct st *t = (struct st *)arg;
+    uint32_t m[2];
+    int i;
+    for (i = 0; i < 200; i++) {
+        m[0] = (uint32_t)t->id;
+        m[1] = (uint32_t)i;
+        if (mpq_queue_put(t->q, m, sizeof m, 20000) != 0) return (void *)1;
+    }
+    return mpq_queue_producer_done(t->q) == 0 ? NULL : (void *)2;
+}
+
+/* Threads of one process as the producers (one pid, a word each), and
+   one of them registered too: the stream ends after the last. */
+static void test_queue_stream_threads(void)
+{
+    mpq_queue *q = new_stream(16, 6);
+    pthread_t t[6];
+    struct st a[6];
+    int next[6] = { 0 }, i;
+    void *r;
+    CHECK_OK(mpq_queue_add_producer(q, (int)getpid()));
+    for (i = 0; i < 6; i++) {
+        a[i].q = q;
+        a[i].id = i;
+        CHECK(pthread_create(&t[i], NULL, stream_thread, &a[i]) == 0);
+    }
+    CHECK_EQ(drain_stream(q, next, 6), 1200);
+    for (i = 0; i < 6; i++) {
+        CHECK(pthread_join(t[i], &r) == 0);
+        CHECK(r == NULL);
+    }
+    CHECK_EQ(mpq_queue_producers(q), 0);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+/* 40 rounds: three registered producers of up to 4000 messages, of which
+   a random one or two are SIGKILLed at a random instant (before their
+   first put, inside the puts - about half of the kills - inside a done,
+   or after); the stream always ends, and what arrives is each producer's
+   messages in order, once each, all of the survivors'. */
+static void test_queue_stream_kill_storm(void)
+{
+    uint64_t seed = 0x5eed0e05u ^ (uint64_t)getpid();
+    int round, kills = 0, midway = 0;
+    for (round = 0; round < 40; round++) {
+        mpq_queue *q = new_stream(4096, 3);   /* room for all: a victim dies putting, saying done, or after */
+        mpq_process p[3];
+        struct sp a[3];
+        int next[3] = { 0, 0, 0 }, i, victims = 1 + (int)(mpqt_rand(&seed) % 2);
+        for (i = 0; i < 3; i++) {
+            a[i].q = q;
+            a[i].id = i;
+            a[i].n = 1 + (int)(mpqt_rand(&seed) % 4000);
+            a[i].done = 1;
+            CHECK_OK(mpq_process_start(&p[i], stream_producer, &a[i]));
+            CHECK_OK(mpq_queue_add_producer(q, p[i].pid));
+        }
+        for (i = 0; i < victims; i++) {
+            volatile uint64_t spin = mpqt_rand(&seed) % 2000000;  /* a random instant */
+            while (spin) spin--;
+            CHECK_OK(mpq_process_kill(&p[i], SIGKILL));
+            kills++;
+        }
+        drain_stream(q, next, 3);
+        for (i = 0; i < 3; i++) {
+            CHECK_OK(mpq_process_join(&p[i], 10000));
+            if (i >= victims) CHECK_EQ(next[i], a[i].n);   /* the survivors' all came */
+            else if (next[i] > 0 && next[i] < a[i].n) midway++;
+        }
+        CHECK_OK(mpq_queue_close(q));
+    }
+    printf("    (%d kills, %d of them between a producer's first and last message)\n", kills, midway);
 }
 
 /* --- kill storm -------------------------------------------------------------- */
@@ -1688,6 +2058,14 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_packed_slot_recovered_by_put, 30, 0),
     MPQT(test_queue_layout_versions, 10, 0),
     MPQT(test_queue_kill_storm, 180, 0),
+    MPQT(test_queue_stream_ends, 60, 0),
+    MPQT(test_queue_stream_done_before_registered, 20, 0),
+    MPQT(test_queue_stream_dead_producers, 60, 0),
+    MPQT(test_queue_stream_done_but_not_shut, 20, 0),
+    MPQT(test_queue_stream_registered_while_done, 60, 1),
+    MPQT(test_queue_stream_bad_input, 20, 0),
+    MPQT(test_queue_stream_threads, 60, 1),
+    MPQT(test_queue_stream_kill_storm, 120, 0),
     MPQT(test_queue_poll_fd, 20, 0),
     MPQT(test_queue_idle_consumer_sleeps, 20, 0),
     MPQT(test_queue_crowded_waiters_sleep, 60, 0),
