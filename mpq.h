@@ -196,7 +196,9 @@
                        thread which has exited, unmarked by the kernel
                        (no robust list, or a word overwritten), is taken
                        back by the next waiter after one 50 ms slice with
-                       -EOWNERDEAD: it used to wait for ever.
+                       -EOWNERDEAD (by a waiter in the pid namespace the
+                       mutex was made in: its flags keep a tag of it): it
+                       used to wait for ever.
                        mpq_wait: Python's connection.wait over any mix
                        of connections, listeners, queues (named ones too:
                        a put wakes it as it wakes a get), processes and
@@ -411,7 +413,10 @@ MPQDEF int mpq_shm_unlink(const char *name);
    as far as it can be told (see mpq_mutex_lock's -EINVAL). A lock word
    that names a thread which has exited - its holder died where the
    kernel keeps no robust list, or something overwrote the word - is taken
-   back by a waiter after one slice (50 ms), with -EOWNERDEAD. A word that
+   back by a waiter after one slice (50 ms) or at the end of a shorter
+   timed lock, with -EOWNERDEAD; only by a waiter in the pid namespace the
+   mutex was made in (a thread id means another thread elsewhere), and
+   never by a trylock. A word that
    names a live thread cannot be told from a real holder: an overwritten
    one makes mpq_mutex_lock wait as long as that thread lives - use
    mpq_mutex_timedlock where that matters.
@@ -2573,13 +2578,16 @@ static uint64_t mpq__pidns(void)
 /* True if /proc says process pid is a zombie with no thread left: state
    Z or X, and at most one thread (a main thread that exited before the
    others is a zombie too, with the others counted). 0 when it cannot be
-   read. */
+   read, or /proc is another pid namespace's (its "self" is not our pid). */
 static int mpq__proc_zombie(uint32_t pid)
 {
     char path[48], buf[600], *p;
     ssize_t n;
     long threads;
     int fd, field;
+    /* A /proc mounted for another pid namespace names other processes. */
+    n = readlink("/proc/self", buf, sizeof buf - 1);
+    if (n <= 0 || (buf[n] = 0, strtol(buf, NULL, 10) != (long)getpid())) return 0;
     snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
@@ -3129,16 +3137,19 @@ MPQDEF int mpq_shm_unlink(const char *name)
    lock's cache line from the owner and halves two-process throughput. */
 
 #define MPQ__MUTEX_MAGIC 0x584d504dU  /* "MPMX" */
-/* flags__: bits 0-2 below; bits 8-31 an RLock's depth beyond its first
-   lock. Bits 0 and 1 never change after initialisation; the others are
-   written only by the thread that holds the lock. */
+/* flags__: bits 0-2 below; bits 3-7 a tag of the initialiser's pid
+   namespace (MPQ__MUTEX_NS); bits 8-31 an RLock's depth beyond its first
+   lock. Bits 0, 1 and 3-7 never change after initialisation; the others
+   are written only by the thread that holds the lock. */
 #define MPQ__MUTEX_IN_SEGMENT 1u      /* made by mpq_mutex_create           */
 #define MPQ__MUTEX_RECURSIVE  2u      /* an RLock                           */
 #define MPQ__MUTEX_DIED       4u      /* a dead owner's lock was taken and given
                                          back unrepaired (mpq_mutex_locked):
                                          the next locker is told            */
+#define MPQ__MUTEX_NS       0xf8u     /* 1 + the namespace's inode mod 31, or 0:
+                                         unknown (no /proc); see mpq__pmutex_reap */
 #define MPQ__MUTEX_DEPTH1     256u
-#define MPQ__MUTEX_FIXED (MPQ__MUTEX_IN_SEGMENT | MPQ__MUTEX_RECURSIVE)
+#define MPQ__MUTEX_FIXED (MPQ__MUTEX_IN_SEGMENT | MPQ__MUTEX_RECURSIVE | MPQ__MUTEX_NS)
 
 /* pthread_mutex_clocklock waits on CLOCK_MONOTONIC (glibc 2.30+, with
    _GNU_SOURCE in force). Elsewhere
@@ -3288,6 +3299,13 @@ static uint32_t mpq__pmutex_holder(const pthread_mutex_t *pm)
     return mpq__pm_known < 0 ? 0 : mpq__pm_word(pm, (size_t)mpq__pm_known) & MPQ__FUTEX_TID_MASK;
 }
 
+/* This process's pid namespace as a mutex's flags keep it (MPQ__MUTEX_NS). */
+static uint32_t mpq__mutex_ns_tag(void)
+{
+    uint64_t ns = mpq__pidns();
+    return ns ? 1u + (uint32_t)(ns % 31u) : 0u;
+}
+
 /* A lock word that names a thread which has exited, unmarked: the kernel
    marks a dead holder's robust lock (FUTEX_OWNER_DIED) as the thread
    exits, but not where it keeps no robust list (qemu-user, a seccomp
@@ -3295,23 +3313,29 @@ static uint32_t mpq__pmutex_holder(const pthread_mutex_t *pm)
    for a word another process overwrote with a thread id. Left so, the
    lock would wait for ever. A waiter whose slice ran out looks: if the
    named thread has exited, it marks the word as the kernel would (waiters
-   bit kept, owner died) and wakes one waiter, so the next locker takes
-   the lock with EOWNERDEAD. Compare-and-swap from the word it read: a
-   word that changed meanwhile (the kernel's own mark, a new holder) is
-   left alone. What it cannot tell: a thread id reused by a new thread
-   between the look and the swap. */
-static void mpq__pmutex_reap(pthread_mutex_t *pm)
+   bit kept, owner died; musl's own died bit in a word it left
+   inconsistent is replaced) and wakes one waiter, so the next locker
+   takes the lock with EOWNERDEAD. Returns 1 if it did.
+   Only where thread ids mean the same threads: the mutex's flags say in
+   which pid namespace it was made (5 bits of its inode), and a caller in
+   another, or where that cannot be told, never reaps - a holder in another
+   namespace would look dead. Compare-and-swap from the word it read, read
+   again after the look: a word that changed meanwhile (the kernel's own
+   mark, a new holder) is left alone. What it cannot tell: a thread id
+   reused by a new thread between that second read and the swap. */
+static int mpq__pmutex_reap(mpq_mutex *m)
 {
-    uint32_t *w, old, tid;
+    uint32_t *w, old, tid, tag = (mpq__mflags(m) & MPQ__MUTEX_NS) >> 3;
     mpq__pm_need();
-    if (mpq__pm_known < 0) return;
-    w = (uint32_t *)(void *)pm + mpq__pm_known;
+    if (mpq__pm_known < 0 || tag == 0 || tag != mpq__mutex_ns_tag()) return 0;
+    w = (uint32_t *)(void *)&m->pm__ + mpq__pm_known;
     old = mpq__load32(w, MPQ__ACQUIRE);
     tid = old & MPQ__FUTEX_TID_MASK;
-    if (tid == 0 || tid == MPQ__FUTEX_TID_MASK || (old & MPQ__FUTEX_OWNER_DIED)) return;
-    if (!mpq__pid_exited(tid)) return;
-    if (mpq__cas32(w, &old, (old & MPQ__FUTEX_WAITERS) | MPQ__FUTEX_OWNER_DIED, MPQ__SEQ_CST))
-        mpq__futex_wake(w, 1);
+    if (tid == 0 || tid >= MPQ__TID_MAX) return 0;
+    if (!mpq__pid_exited(tid) || mpq__load32(w, MPQ__ACQUIRE) != old) return 0;
+    if (!mpq__cas32(w, &old, (old & MPQ__FUTEX_WAITERS) | MPQ__FUTEX_OWNER_DIED, MPQ__SEQ_CST)) return 0;
+    mpq__futex_wake(w, 1);
+    return 1;
 }
 
 /* The segment header of a mutex mpq_mutex_create made, or NULL. Such a
@@ -3426,7 +3450,7 @@ static int mpq__mutex_init_flags(mpq_mutex *m, uint32_t flags)
     if (!m) return -EINVAL;
     if (!mpq__robust_list_ok()) return -ENOTSUP;
     if ((rc = mpq__pmutex_init(&m->pm__)) != 0) return rc;
-    m->flags__ = flags;
+    m->flags__ = flags | mpq__mutex_ns_tag() << 3;
     mpq__store32(&m->magic__, MPQ__MUTEX_MAGIC, MPQ__RELEASE);
     return 0;
 }
@@ -3483,8 +3507,14 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
         }
 #endif
         if (rc != ETIMEDOUT) return mpq__mutex_result(m, rc);
+        /* A holder gone unmarked: taken back, then tried once more, so
+           that a timeout of one slice or less gets it too. */
+        if (mpq__pmutex_reap(m)) {
+            rc = mpq__mutex_try(m);
+            if (rc != EBUSY && (rc != EDEADLK || (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)))
+                return mpq__mutex_result(m, rc);
+        }
         if (deadline >= 0 && mpq__now_ns() >= deadline) return -ETIMEDOUT;
-        mpq__pmutex_reap(&m->pm__);   /* a holder gone unmarked */
     }
 }
 

@@ -349,6 +349,24 @@ static void test_mutex_unmarked_dead_holder(void)
     CHECK_OK(mpq_process_kill(&live, SIGKILL));
     CHECK_OK(mpq_process_join(&live, 10000));
     MPQT_JOIN_OK(&p, 0);   /* it took the lock, told the owner died */
+    /* Short timeouts, a slice or less each, get it too: each ends with a
+       look (a loop of 50 ms tries used to time out for ever). */
+    mpq__store32(word, dead | MPQ__FUTEX_WAITERS, MPQ__SEQ_CST);
+    CHECK_ERR(mpq_mutex_timedlock(&h->m, 20), EOWNERDEAD);
+    CHECK_OK(mpq_mutex_unlock(&h->m));
+    /* A dead thread's word with the died bit set, as musl leaves one its
+       EOWNERDEAD taker left inconsistent when that taker dies too. */
+    mpq__store32(word, dead | MPQ__FUTEX_OWNER_DIED, MPQ__SEQ_CST);
+    CHECK_ERR(mpq_mutex_timedlock(&h->m, 30000), EOWNERDEAD);
+    CHECK_OK(mpq_mutex_unlock(&h->m));
+    /* A mutex made in another pid namespace (its flags' tag differs): a
+       thread id there names another thread, so nothing is taken back. */
+    h->m.flags__ ^= 1u << 3;
+    mpq__store32(word, dead, MPQ__SEQ_CST);
+    CHECK_ERR(mpq_mutex_timedlock(&h->m, 300), ETIMEDOUT);
+    h->m.flags__ ^= 1u << 3;
+    CHECK_ERR(mpq_mutex_timedlock(&h->m, 30000), EOWNERDEAD);
+    CHECK_OK(mpq_mutex_unlock(&h->m));
     CHECK_OK(mpq_shm_close(&shm));
 }
 
