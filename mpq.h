@@ -3318,8 +3318,9 @@ static uint32_t mpq__mutex_ns_tag(void)
    takes the lock with EOWNERDEAD. Returns 1 if it did.
    Only where thread ids mean the same threads: the mutex's flags say in
    which pid namespace it was made (5 bits of its inode), and a caller in
-   another, or where that cannot be told, never reaps - a holder in another
-   namespace would look dead. Compare-and-swap from the word it read, read
+   another never reaps - a holder there would look dead. Tag 0 (made
+   where /proc could not tell, or an image from before the tag) counts as
+   this namespace, as a segment's unknown namespace does. Compare-and-swap from the word it read, read
    again after the look: a word that changed meanwhile (the kernel's own
    mark, a new holder) is left alone. What it cannot tell: a thread id
    reused by a new thread between that second read and the swap. */
@@ -3327,7 +3328,7 @@ static int mpq__pmutex_reap(mpq_mutex *m)
 {
     uint32_t *w, old, tid, tag = (mpq__mflags(m) & MPQ__MUTEX_NS) >> 3;
     mpq__pm_need();
-    if (mpq__pm_known < 0 || tag == 0 || tag != mpq__mutex_ns_tag()) return 0;
+    if (mpq__pm_known < 0 || (tag != 0 && tag != mpq__mutex_ns_tag())) return 0;
     w = (uint32_t *)(void *)&m->pm__ + mpq__pm_known;
     old = mpq__load32(w, MPQ__ACQUIRE);
     tid = old & MPQ__FUTEX_TID_MASK;
