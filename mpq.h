@@ -102,8 +102,10 @@
                on a handle inherited through a fork into a new one: queue
                puts and gets, mpq_mutex_create's mutex, semaphores,
                conditions, barrier waits, dict and list writes. (An Event,
-               and dict and list reads, work anywhere; a mutex of
-               mpq_mutex_init in your own memory is never checked.)
+               and dict and list reads, work anywhere. A mutex of
+               mpq_mutex_init in your own memory keeps 5 bits of its
+               namespace, so use from another is -EXDEV too, unless the
+               two collide: one in 31.)
      Signals   mpq installs no signal handler and changes no disposition in
                your process. (A pool's result thread blocks every signal, so
                they go to your threads; its fork server, a process of its
@@ -485,7 +487,7 @@ MPQDEF int mpq_mutex_close(mpq_mutex *m);
    0, or -EAGAIN 2^24 deep); -EINVAL (NULL or not initialised - or
    overwritten: a pthread type or lock word no libc makes, which every
    call of this family refuses instead of handing it to libc); -EXDEV
-   (made by mpq_mutex_create in another pid namespace: see >>conventions).
+   (made in another pid namespace: see >>conventions).
    Thread safety: any thread of any process that maps it. Not
    async-signal-safe. */
 MPQDEF int mpq_mutex_lock(mpq_mutex *m);
@@ -3357,14 +3359,18 @@ static int mpq__mutex_ok(const mpq_mutex *m)
            mpq__pmutex_check(&m->pm__, 0) == 0;
 }
 
-/* -EINVAL for a mutex that is not one, -EXDEV for one mpq_mutex_create
-   made in another pid namespace (inherited by a fork into a new one: its
-   holders' thread ids mean other threads here), else 0. */
+/* -EINVAL for a mutex that is not one, -EXDEV for one made in another
+   pid namespace (its segment's record, or the tag in its flags, says so:
+   its holders' thread ids mean other threads here), else 0. */
 static int mpq__mutex_usable(const mpq_mutex *m)
 {
     const mpq__seg *h;
+    uint32_t tag;
     if (!mpq__mutex_ok(m)) return -EINVAL;
     if ((h = mpq__mutex_seg(m)) != NULL && !mpq__seg_same_pidns(h)) return -EXDEV;
+    /* Made in another pid namespace, as its tag tells (0: unknown). */
+    tag = (mpq__mflags(m) & MPQ__MUTEX_NS) >> 3;
+    if (tag != 0 && mpq__mutex_ns_tag() != 0 && tag != mpq__mutex_ns_tag()) return -EXDEV;
     return 0;
 }
 

@@ -360,13 +360,15 @@ static void test_mutex_unmarked_dead_holder(void)
     CHECK_ERR(mpq_mutex_timedlock(&h->m, 30000), EOWNERDEAD);
     CHECK_OK(mpq_mutex_unlock(&h->m));
     /* A mutex made in another pid namespace (its flags' tag differs): a
-       thread id there names another thread, so nothing is taken back. */
+       thread id there names another thread - refused, nothing taken back. */
     {
         uint32_t f = h->m.flags__, ours = (f & MPQ__MUTEX_NS) >> 3;
         if (ours == 0) MPQT_SKIP("this process's pid namespace cannot be told (no /proc)");
         h->m.flags__ = (f & ~MPQ__MUTEX_NS) | (ours % 31 + 1) << 3;   /* another, not 0 */
         mpq__store32(word, dead, MPQ__SEQ_CST);
-        CHECK_ERR(mpq_mutex_timedlock(&h->m, 300), ETIMEDOUT);
+        CHECK_ERR(mpq_mutex_timedlock(&h->m, 300), EXDEV);
+        CHECK_ERR(mpq_mutex_lock(&h->m), EXDEV);
+        CHECK_EQ(mpq__load32(word, MPQ__SEQ_CST), dead);             /* nothing taken back */
         h->m.flags__ = f;
     }
     CHECK_ERR(mpq_mutex_timedlock(&h->m, 30000), EOWNERDEAD);
