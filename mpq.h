@@ -468,7 +468,9 @@ MPQDEF int mpq_mutex_create(mpq_mutex **out, const mpq_mutex_config *cfg);
    another kind of mpq object, a file of another size, or a pthread mutex
    in a state mpq's initialisation and libc could not have made (another
    type, a lock word that names no thread); -EPROTO also when its creator
-   was built for another ABI (32/64-bit, glibc/musl).
+   was built for another ABI (32/64-bit, glibc/musl); -EXDEV when it was
+   made in another pid namespace (its segment's record or its own flags
+   say so: thread ids there name other threads here).
    Thread safety: any thread. */
 MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name);
 
@@ -3609,6 +3611,10 @@ MPQDEF int mpq_mutex_open(mpq_mutex **out, const char *name)
         mpq__pmutex_check(&m->pm__, 1) != 0) {
         munmap(base, len);
         return -EINVAL;
+    }
+    if ((rc = mpq__mutex_usable(m)) != 0) {   /* its tag names another pid namespace */
+        munmap(base, len);
+        return rc;
     }
     *out = m;
     return 0;
