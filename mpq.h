@@ -225,6 +225,14 @@
                        mpq_queue_add_producer count as done when they
                        exit. Such a queue is segment layout 4 (older
                        mpq.h refuse it: -EPROTO); others are unchanged.
+                       Queue memory follows the messages (issue 15):
+                       mpq_queue_config gained inline_max and arena - a
+                       slot keeps inline_max bytes, larger messages take
+                       256-byte chunks of an arena. Breaking: the default
+                       queue takes messages of up to 64 KiB (was 4 KiB)
+                       in 524 KiB (was 4 MiB); a queue with an arena is
+                       segment layout 5 (older mpq.h: -EPROTO). A queue
+                       made with max_msg alone is as before.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
                        task ids, mpq_pool_wait (idle), mpq_strerror; async
@@ -958,7 +966,21 @@ MPQDEF int mpq_list_clear(mpq_list *l);
 
    A bounded ring of `capacity` slots in shared memory; each slot holds one
    message of 0..max_msg bytes. Any number of processes and threads put and
-   get concurrently. Anonymous queues are shared with the children forked
+   get concurrently.
+
+   Memory. A slot keeps up to inline_max bytes of its message itself; a
+   larger message (up to max_msg) goes to the queue's arena, a shared pool
+   of 256-byte chunks, and takes only the chunks it needs. So a queue of
+   mostly small messages that must also take large ones costs capacity *
+   (inline_max + 32) + arena bytes, not capacity * max_msg: the default
+   queue - 1024 messages, 224 bytes each in the slots, up to 64 KiB in an
+   arena of 256 KiB - maps 524 KiB. Giving only max_msg keeps every message
+   in its slot (no arena: the layout of mpq 0.3, fastest for fixed-size
+   messages). When the arena has no room, a put of a large message waits
+   for it (timeout_ms as ever) while holding nothing: smaller messages go
+   past it meanwhile. Every guarantee below holds for both kinds; a
+   process killed holding chunks leaves them to be collected (they are
+   only ever tied to their message's position in the ring). Anonymous queues are shared with the children forked
    after creation (they use the same handle); named ones are opened by any
    process with mpq_queue_open.
 
@@ -1032,8 +1054,8 @@ typedef struct mpq_queue mpq_queue;  /* opaque, process-local handle */
 typedef struct mpq_queue_config {
     uint32_t    capacity; /* messages; rounded up to a power of two;
                              0: 1024; at most 2^24                        */
-    uint32_t    max_msg;  /* largest message in bytes; 0: 4096; at most
-                             2^30; capacity * slot size must fit memory   */
+    uint32_t    max_msg;  /* largest message in bytes; 0: 65536; at most
+                             2^30 (see "Memory" above)                    */
     const char *name;     /* NULL: anonymous. "/name": named              */
     int         mode;     /* permission bits of a named queue; 0: 0600    */
     int         joinable; /* non-zero: a JoinableQueue, counting unfinished
@@ -1041,6 +1063,11 @@ typedef struct mpq_queue_config {
     uint32_t    producers;/* 0: no end of stream. n: the queue shuts itself
                              down once n producers are done (see "End of
                              stream" below); at most 4096                 */
+    uint32_t    inline_max; /* bytes a message may take in its own slot;
+                             larger ones go to the arena. 0: max_msg if
+                             only max_msg is given, else 224              */
+    size_t      arena;    /* bytes of the arena, when inline_max < max_msg;
+                             0: 4 * max_msg; at least max_msg             */
 } mpq_queue_config;
 
 /* Creates a queue and returns its handle in *q. Anonymous queues (no name)
@@ -1106,7 +1133,10 @@ MPQDEF int mpq_queue_shutdown(mpq_queue *q, int immediate);
 /* Zero-copy put, step one: claims the next slot and points *buf at its
    max_msg bytes, waiting up to timeout_ms for room. Write the message
    there, then call mpq_queue_commit (or mpq_queue_cancel) soon: consumers
-   wait at this slot until then.
+   wait at this slot until then. In a queue with an arena (inline_max <
+   max_msg) those bytes are a run of max_msg in the arena, taken until the
+   commit gives back what the message does not use: a reservation needs
+   room for a largest message there.
    Returns 0, -EINVAL, -EPIPE, -EAGAIN, -ETIMEDOUT, -EIO (as for put).
    Thread safety: any thread; the slot belongs to this process, and any of
    its threads may commit it. */
@@ -2707,9 +2737,10 @@ static int mpq__ec_await(const uint32_t *word, int nonzero, uint32_t *ec, int ti
 
 #define MPQ__SEG_MAGIC   0x3153504dU   /* "MPS1" little-endian */
 #define MPQ__SEG_VERSION 1   /* shm and mutex segments */
-#define MPQ__SEG_VERSION_QUEUE 4   /* 2: queues may hold packed batches (1 cannot read them);
+#define MPQ__SEG_VERSION_QUEUE 5   /* 2: queues may hold packed batches (1 cannot read them);
                                       3: a joinable queue (2 would not count its puts);
-                                      4: a producer count (3 has no table after the slots) */
+                                      4: a producer count (3 has no table after the slots);
+                                      5: an arena for messages larger than a slot's bytes */
 #define MPQ__SEG_VERSION_OF(kind) ((kind) == MPQ__KIND_QUEUE ? MPQ__SEG_VERSION_QUEUE : MPQ__SEG_VERSION)
 #define MPQ__SEG_HDR     64
 
@@ -5655,7 +5686,11 @@ MPQDEF int mpq_list_clear(mpq_list *l)
 
 #define MPQ__Q_MAGIC 0x5551504dU  /* "MPQU" */
 #define MPQ__Q_DEFAULT_CAP 1024u
-#define MPQ__Q_DEFAULT_MSG 4096u
+#define MPQ__Q_DEFAULT_MSG 65536u   /* a default queue: 64 KiB messages, ...   */
+#define MPQ__Q_DEFAULT_INLINE 224u  /* ... 224 bytes in each slot (256 with its header) ... */
+#define MPQ__Q_ARENA_FACTOR 4u      /* ... and room for 4 largest messages beside */
+#define MPQ__CHUNK 256u             /* the arena's unit                         */
+#define MPQ__Q_MAX_CHUNKS (1u << 24)
 #define MPQ__Q_MAX_CAP (1u << 24)
 #define MPQ__Q_MAX_MSG (1u << 30)
 #define MPQ__Q_MAX_PRODUCERS 4096u
@@ -5716,7 +5751,8 @@ typedef struct mpq__qslot {
     uint64_t state;   /* see above                                     */
     uint64_t owner;   /* MPQ__OWNER of the latest claimant             */
     uint32_t len;     /* message length (a packed slot: its bytes), valid in FULL */
-    uint32_t pad;
+    uint32_t ref;     /* 0: the bytes follow; else 1 + the first chunk of
+                         their run in the arena, valid in FULL           */
     uint64_t cursor;  /* a packed slot's MPQ__CUR                       */
 } mpq__qslot;
 
@@ -5727,7 +5763,13 @@ typedef struct mpq__qhdr {
     uint32_t producers; /* end of stream after this many (0: none, and in
                            queues of older mpq.h); their table follows the
                            slots, a 64-bit word each (MPQ__PR_*)      */
-    uint32_t pad0[7];
+    uint32_t inline_max;/* bytes a slot holds (0 in queues of older
+                           mpq.h: max_msg); larger messages go to ... */
+    uint32_t chunks;    /* ... the arena's chunks (0: none), which follow
+                           the producer table: a word each, then their
+                           MPQ__CHUNK bytes each                        */
+    uint32_t arot;      /* where the next arena run is looked for (a hint) */
+    uint32_t pad0[4];
     uint64_t head;      /* next position to put: a hint, never ahead  */
     uint64_t pad1[7];
     uint64_t tail;      /* next position to get: a hint, never ahead  */
@@ -5777,6 +5819,11 @@ struct mpq_queue {
     uint32_t   pcheck;      /* CLOCK_MONOTONIC ms (mod 2^32) of the next
                                look for dead producers    (relaxed atomics) */
     uint32_t   pnext;       /* the word that look starts at (relaxed atomics) */
+    uint32_t   inl;         /* bytes a slot holds (inline_max)             */
+    uint32_t   nchunks;     /* the arena's chunks, or 0                    */
+    uint64_t  *awords;      /* their words: 0 free, or 1 + the position
+                               whose message the chunk holds              */
+    char      *arena;       /* their bytes                                 */
 };
 
 /* A packed message that peek handed out: a copy, so that no cursor stays
@@ -5894,6 +5941,135 @@ static mpq__qslot *mpq__q_slot_of(const mpq_queue *q, const void *buf)
     return (mpq__qslot *)(void *)(b - sizeof(mpq__qslot));
 }
 
+/* --- the arena ---------------------------------------------------------------
+
+   A queue made with inline_max below max_msg keeps only messages of up to
+   inline_max bytes in its slots; a larger one (or a packed batch that
+   needs more) goes to a run of consecutive MPQ__CHUNK-byte chunks of the
+   arena, and its slot says where (`ref`). Each chunk has a 64-bit word:
+   0 when free, else 1 + the position whose message it holds. Runs are
+   taken by the producer that already holds the position's slot (WRITING),
+   one CAS from 0 per chunk; a run that loses a race for one of its chunks
+   is given back and looked for further on. The consumer gives the chunks
+   back (a CAS from its position's word to 0) before it frees the slot.
+
+   Nothing records who holds a chunk but its position, and that is enough
+   for a process killed at any instant: a chunk is garbage once its
+   position's slot has moved past that position's lap, or was published
+   as holding nothing (FULL(SKIPPED): a dead or cancelled put). A producer
+   that finds no run collects the garbage (mpq__q_collect), looks once
+   more, and if there is still none gives its position up (publishes it
+   SKIPPED, so nothing waits behind it) and waits for room, then puts
+   again at a new position: a producer waiting for room never holds a
+   slot, so messages already queued always drain. Positions are never
+   reused (2^40 laps), so a stale look at a word cannot free a chunk that
+   was taken again meanwhile. */
+
+static inline uint64_t *mpq__q_aword(const mpq_queue *q, uint32_t c) { return q->awords + c; }
+static inline char *mpq__q_achunk(const mpq_queue *q, uint32_t c) { return q->arena + (size_t)c * MPQ__CHUNK; }
+static inline uint32_t mpq__q_nch(uint64_t len) { return (uint32_t)((len + MPQ__CHUNK - 1) / MPQ__CHUNK); }
+
+/* Whether the message of position p is gone: its slot has moved past p's
+   lap, or holds no message for it. */
+static int mpq__q_pos_done(const mpq_queue *q, uint64_t p)
+{
+    uint64_t lap = mpq__q_lap(q, p), st = mpq__load64(&mpq__q_slot(q, p)->state, MPQ__ACQUIRE);
+    return MPQ__ST_LAP(st) != lap || st == mpq__st(lap, MPQ__FULL, MPQ__SKIPPED);
+}
+
+/* Frees every chunk whose position's message is gone. */
+static void mpq__q_collect(mpq_queue *q)
+{
+    uint32_t c;
+    for (c = 0; c < q->nchunks; c++) {
+        uint64_t w = mpq__load64(mpq__q_aword(q, c), MPQ__ACQUIRE);
+        if (w != 0 && mpq__q_pos_done(q, w - 1)) mpq__cas64(mpq__q_aword(q, c), &w, 0, MPQ__SEQ_CST);
+    }
+}
+
+/* Gives back chunks [first, first + n) held for position p (those that
+   are not p's any more are left alone). */
+static void mpq__q_afree(mpq_queue *q, uint32_t first, uint32_t n, uint64_t p)
+{
+    uint32_t i;
+    for (i = 0; i < n && first + i < q->nchunks; i++) {
+        uint64_t w = p + 1;
+        mpq__cas64(mpq__q_aword(q, first + i), &w, 0, MPQ__RELEASE);
+    }
+}
+
+/* Takes a run of n chunks for position p, whose slot the caller holds.
+   Returns 1 + its first chunk, or 0 if there is none even after
+   collecting garbage (*blocker: a chunk found taken, to wait on). With
+   p == MPQ__Q_LOOK it only looks (and collects): 1 + the first chunk of a
+   free run, taken by nobody. */
+#define MPQ__Q_LOOK (~(uint64_t)0)
+static uint32_t mpq__q_alloc(mpq_queue *q, uint32_t n, uint64_t p, uint32_t *blocker)
+{
+    uint32_t N = q->nchunks, at, i, looked, pass;
+    *blocker = 0;
+    if (n == 0 || n > N) return 0;
+    for (pass = 0; pass < 2; pass++) {
+        at = mpq__load32(&q->h->arot, MPQ__RELAXED);
+        if (at >= N) at = 0;
+        for (looked = 0; looked < N;) {
+            if (at + n > N) {              /* runs do not wrap: from 0 */
+                looked += N - at;
+                at = 0;
+                continue;
+            }
+            for (i = 0; i < n && mpq__load64(mpq__q_aword(q, at + i), MPQ__RELAXED) == 0; i++) {}
+            if (i == n && p == MPQ__Q_LOOK) return at + 1;
+            if (i == n) {
+                for (i = 0; i < n; i++) {
+                    uint64_t zero = 0;
+                    if (!mpq__cas64(mpq__q_aword(q, at + i), &zero, p + 1, MPQ__SEQ_CST)) break;
+                }
+                if (i == n) {
+                    mpq__store32(&q->h->arot, at + n < N ? at + n : 0, MPQ__RELAXED);
+                    return at + 1;
+                }
+                mpq__q_afree(q, at, i, p);   /* lost a race for chunk at + i */
+            }
+            *blocker = at + i;
+            looked += i + 1;
+            at += i + 1;
+            if (at >= N) at = 0;
+        }
+        if (pass == 0) mpq__q_collect(q);
+    }
+    return 0;
+}
+
+/* The bytes of the message in slot s (len bytes, ref as its slot says),
+   or NULL if they would lie outside the slot or the arena. */
+static char *mpq__q_payload(const mpq_queue *q, mpq__qslot *s, uint32_t len, uint32_t ref)
+{
+    if (ref == 0) return len <= q->inl ? mpq__q_data(s) : NULL;
+    if (len > q->max_msg || ref - 1 >= q->nchunks || mpq__q_nch(len) > q->nchunks - (ref - 1)) return NULL;
+    return mpq__q_achunk(q, ref - 1);
+}
+
+/* The message count a packed slot's bytes start with (0 if its length
+   and ref do not make sense). */
+static uint32_t mpq__q_pack_count(const mpq_queue *q, mpq__qslot *s)
+{
+    uint32_t len = mpq__load32(&s->len, MPQ__RELAXED), count = 0;
+    const char *data = mpq__q_payload(q, s, len, mpq__load32(&s->ref, MPQ__RELAXED));
+    if (data && len >= 4) memcpy(&count, data, 4);
+    return count;
+}
+
+/* The chunk of the arena that buf starts, or -1 if it is not one. */
+static int64_t mpq__q_chunk_of(const mpq_queue *q, const void *buf)
+{
+    const char *b = (const char *)buf;
+    if (!q->nchunks || !buf || b < q->arena || (size_t)(b - q->arena) % MPQ__CHUNK != 0 ||
+        (size_t)(b - q->arena) / MPQ__CHUNK >= q->nchunks)
+        return -1;
+    return (int64_t)((size_t)(b - q->arena) / MPQ__CHUNK);
+}
+
 static void mpq__q_poke(mpq_queue *q)
 {
     uint64_t one = 1;
@@ -5967,6 +6143,8 @@ static mpq__qslot *mpq__q_claim_put(mpq_queue *q, uint32_t me, uint64_t start, i
     }
 }
 
+static uint64_t mpq__q_pos_of(const mpq_queue *q, const mpq__qslot *s, uint64_t lap);
+
 /* Takes n from a joinable queue's unfinished count, waking joiners when
    it reaches zero. Returns 0, or -EOVERFLOW if fewer than n are counted. */
 static int mpq__queue_finished(mpq_queue *q, uint32_t n)
@@ -5981,13 +6159,15 @@ static int mpq__queue_finished(mpq_queue *q, uint32_t n)
 
 /* Publishes the slot this process holds for a put (lap `lap`) as a message
    of len bytes (mark 0), a packed batch of len bytes (MPQ__PACKED), or as
-   none (MPQ__SKIPPED), and wakes consumers. A put that
+   none (MPQ__SKIPPED), and wakes consumers. `ref`: 0 if the bytes are in
+   the slot, else 1 + the first chunk of their run in the arena (given
+   back here if the put fails). A put that
    finds the queue closed once it holds its slot publishes nothing and
    fails, so no message lands behind a consumer that saw "closed, empty".
    A joinable queue counts the messages first.
    Returns 0, -EPIPE, or -EOWNERDEAD (the slot was taken from us). */
 static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me,
-                          uint32_t len, uint32_t mark)
+                          uint32_t len, uint32_t mark, uint32_t ref)
 {
     uint64_t held = mpq__st(lap, MPQ__WRITING, me);
     uint32_t counted = 0;
@@ -5997,13 +6177,20 @@ static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me
         mark = MPQ__SKIPPED;
         rc = -EPIPE;
     }
-    if (mark != MPQ__SKIPPED) mpq__store32(&s->len, len, MPQ__RELAXED);
+    if (mark == MPQ__SKIPPED && ref) {
+        mpq__q_afree(q, ref - 1, mpq__q_nch(len), mpq__q_pos_of(q, s, lap));
+        ref = 0;
+    }
+    if (mark != MPQ__SKIPPED) {
+        mpq__store32(&s->len, len, MPQ__RELAXED);
+        mpq__store32(&s->ref, ref, MPQ__RELAXED);
+    }
     if (mark == MPQ__PACKED) mpq__store64(&s->cursor, MPQ__CUR(lap, 0, 0), MPQ__RELEASE);
     if (q->joinable && mark != MPQ__SKIPPED) {
         /* Counted before it is visible, so a task_done can never come
            first; a packed slot starts with its message count. */
         counted = 1;
-        if (mark == MPQ__PACKED) memcpy(&counted, mpq__q_data(s), 4);
+        if (mark == MPQ__PACKED) memcpy(&counted, ref ? mpq__q_achunk(q, ref - 1) : mpq__q_data(s), 4);
         mpq__add32(&q->h->unfinished, counted, MPQ__SEQ_CST);
     }
     if (!mpq__cas64(&s->state, &held, mpq__st(lap, MPQ__FULL, mark), MPQ__SEQ_CST)) {
@@ -6043,6 +6230,8 @@ static int mpq__q_free(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me)
 
 typedef struct mpq__qpk {   /* what a claim found */
     const char *data;       /* the message's bytes                        */
+    const char *base;       /* packed: the slot's bytes (its count first)  */
+    uint32_t    ref;        /* the slot's ref: its bytes are in the arena  */
     uint64_t    cur;        /* packed: the cursor we hold; after -EAGAIN:
                                the held cursor to wait on, or 0           */
     uint32_t    count;      /* packed: messages in the slot; 0: not packed */
@@ -6087,6 +6276,8 @@ static void mpq__q_retire(mpq_queue *q, mpq__qslot *s, uint64_t st, uint64_t pos
    wakes consumers that waited for it too. */
 static void mpq__q_pack_free(mpq_queue *q, mpq__qslot *s, uint64_t pos)
 {
+    uint32_t ref = mpq__load32(&s->ref, MPQ__RELAXED);
+    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(mpq__load32(&s->len, MPQ__RELAXED)), pos);
     mpq__q_retire(q, s, mpq__st(mpq__q_lap(q, pos), MPQ__FULL, MPQ__PACKED), pos);
     mpq__q_signal_data(q);
 }
@@ -6133,6 +6324,7 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, i
     uint64_t tries = 0;
     pk->cur = 0;
     pk->count = 0;
+    pk->ref = 0;
     for (;;) {
         uint64_t t, t0, lap, st, d;
         mpq__qslot *s = mpq__q_tail(q, &t, &lap, &st, &d);
@@ -6151,13 +6343,14 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, i
             return NULL;
         }
         if (st == mpq__st(lap, MPQ__FULL, 0)) {
-            uint32_t n = mpq__load32(&s->len, MPQ__RELAXED);
-            if (n > q->max_msg || n > cap) {
+            uint32_t n = mpq__load32(&s->len, MPQ__RELAXED), ref = mpq__load32(&s->ref, MPQ__RELAXED);
+            char *bytes = mpq__q_payload(q, s, n, ref);
+            if (!bytes || n > cap) {
                 __atomic_thread_fence(MPQ__ACQUIRE);
                 if (mpq__load64(&s->state, MPQ__ACQUIRE) != st) continue;  /* not ours to judge */
                 *len = n;
                 *why = -EMSGSIZE;
-                if (n <= q->max_msg) return NULL;
+                if (bytes) return NULL;
                 /* A length no put writes: drop that slot, once, and say so. */
                 *why = -EIO;
                 mpq__q_retire(q, s, st, t);
@@ -6168,15 +6361,16 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, i
                 mpq__cas64(&h->tail, &t0, t + 1, MPQ__RELEASE);
                 *pos = t;
                 *len = n;
-                pk->data = mpq__q_data(s);
+                pk->data = bytes;
+                pk->ref = ref;
                 return s;
             }
         } else if (st == mpq__st(lap, MPQ__FULL, MPQ__PACKED)) {
             uint64_t cw = mpq__load64(&s->cursor, MPQ__ACQUIRE);
             uint32_t total = mpq__load32(&s->len, MPQ__RELAXED), count = 0, taken = MPQ__CUR_TAKEN(cw);
-            uint32_t n = 0, off = 4, i;
-            const char *data = mpq__q_data(s), *r = NULL;
-            if (total >= 4 && total <= q->max_msg) memcpy(&count, data, 4);
+            uint32_t n = 0, off = 4, i, ref = mpq__load32(&s->ref, MPQ__RELAXED);
+            const char *data = mpq__q_payload(q, s, total, ref), *r = NULL;
+            if (total >= 4 && data) memcpy(&count, data, 4);
             if (count >= 2 && count <= MPQ__PACK_MAX && taken < count)
                 for (i = 0, r = mpq__q_rec(data, total, off, &n); r && i < taken; i++)
                     r = mpq__q_rec(data, total, off = mpq__q_rec_next(off, n), &n);
@@ -6217,6 +6411,8 @@ static mpq__qslot *mpq__q_claim_get(mpq_queue *q, uint32_t me, uint64_t start, i
             *pos = t;
             *len = n;
             pk->data = r;
+            pk->ref = ref;
+            pk->base = data;
             pk->cur = MPQ__CUR(lap, taken, me);
             pk->count = count;
             pk->off = off;
@@ -6275,7 +6471,7 @@ static int mpq__q_cursor_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, ui
        at the claimant of such a slot. */
     if (!mpq__claimant_dead(s, mpq__st(lap << 8 | taken, MPQ__READING, MPQ__CUR_PID(cw)), first))
         return 0;
-    memcpy(&count, mpq__q_data(s), 4);   /* checked when the cursor was taken */
+    count = mpq__q_pack_count(q, s);   /* checked when the cursor was taken */
     mpq__q_unpack(q, s, mpq__q_pos_of(q, s, lap), cw, 1, count);   /* its message is lost */
     return 1;
 }
@@ -6330,8 +6526,13 @@ static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid, uint64_t from,
         uint64_t st = mpq__load64(&s->state, MPQ__ACQUIRE);
         uint32_t len;
         if (MPQ__ST_PHASE(st) != MPQ__READING || MPQ__ST_PID(st) != (pid & MPQ__PIDMASK)) continue;
-        len = mpq__load32(&s->len, MPQ__RELAXED);
-        if (len <= q->max_msg) fn(ctx, mpq__q_data(s), len);
+        {
+            uint32_t ref = mpq__load32(&s->ref, MPQ__RELAXED);
+            const char *data;
+            len = mpq__load32(&s->len, MPQ__RELAXED);
+            if ((data = mpq__q_payload(q, s, len, ref)) != NULL) fn(ctx, data, len);
+            if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(len), pos);
+        }
         if (mpq__cas64(&s->state, &st, mpq__st(MPQ__ST_LAP(st) + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST))
             mpq__ec_signal(&q->h->space_ec);
     }
@@ -6406,8 +6607,7 @@ static void mpq__q_rearm(mpq_queue *q, uint32_t me)
         /* A packed slot with a message held: its release pokes - unless its
            holder has exited, which a poller must notice here. */
         uint64_t cw = mpq__load64(&s->cursor, MPQ__SEQ_CST);
-        uint32_t count = 0;
-        memcpy(&count, mpq__q_data(s), 4);
+        uint32_t count = mpq__q_pack_count(q, s);
         if (MPQ__CUR_PID(cw) != 0) {
             writing = 1;
             if (mpq__pid_exited(MPQ__CUR_PID(cw)) && MPQ__CUR_LAP(cw) == (uint32_t)lap &&
@@ -6445,24 +6645,34 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
     q->producers = h->producers;
     if (h->producers)
         q->ptab = (uint64_t *)(void *)(q->slots + (size_t)h->capacity * h->stride);
+    q->inl = h->inline_max ? h->inline_max : h->max_msg;
+    q->nchunks = h->chunks;
+    if (h->chunks) {
+        size_t words = (size_t)h->capacity * h->stride + (size_t)h->producers * 8;
+        q->awords = (uint64_t *)(void *)(q->slots + words);
+        q->arena = q->slots + ((words + (size_t)h->chunks * 8 + 63) & ~(size_t)63);
+    }
     *out = q;
     return 0;
 }
 
-/* Slot stride for max_msg, and the object size for capacity slots and a
-   table of `producers`; 0 if that does not fit in memory. */
-static uint64_t mpq__q_size(uint32_t capacity, uint32_t max_msg, uint32_t producers, uint32_t *stride)
+/* Slot stride for inl bytes a slot, and the object size for capacity
+   slots, a table of `producers` and an arena of `chunks`; 0 if that does
+   not fit in memory. */
+static uint64_t mpq__q_size(uint32_t capacity, uint32_t inl, uint32_t producers, uint32_t chunks,
+                            uint32_t *stride)
 {
     uint64_t sz;
-    *stride = (uint32_t)((sizeof(mpq__qslot) + (uint64_t)max_msg + 63) & ~(uint64_t)63);
+    *stride = (uint32_t)((sizeof(mpq__qslot) + (uint64_t)inl + 63) & ~(uint64_t)63);
     sz = sizeof(mpq__qhdr) + (uint64_t)capacity * *stride + (uint64_t)producers * 8;
+    if (chunks) sz = ((sz + (uint64_t)chunks * 8 + 63) & ~(uint64_t)63) + (uint64_t)chunks * MPQ__CHUNK;
     return sz > (uint64_t)((size_t)-1 / 4) ? 0 : sz;
 }
 
 MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
 {
-    static const mpq_queue_config defaults = { 0, 0, NULL, 0, 0, 0 };
-    uint32_t cap, log2cap = 0, max_msg, stride;
+    static const mpq_queue_config defaults = { 0, 0, NULL, 0, 0, 0, 0, 0 };
+    uint32_t cap, log2cap = 0, max_msg, stride, inl, chunks = 0;
     uint64_t obj;
     mpq__qhdr *h;
     void *base;
@@ -6475,9 +6685,20 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     max_msg = cfg->max_msg ? cfg->max_msg : MPQ__Q_DEFAULT_MSG;
     if (cap > MPQ__Q_MAX_CAP || max_msg > MPQ__Q_MAX_MSG || cfg->producers > MPQ__Q_MAX_PRODUCERS)
         return -EINVAL;
+    /* Bytes in a slot: as asked; else all of max_msg when only that was
+       given (no arena: the layout of mpq 0.3); else the default's. */
+    if (cfg->inline_max) inl = cfg->inline_max;
+    else if (cfg->max_msg && !cfg->arena) inl = max_msg;
+    else inl = MPQ__Q_DEFAULT_INLINE;
+    if (inl > max_msg) inl = max_msg;
+    if (inl < max_msg) {
+        uint64_t bytes = cfg->arena ? (uint64_t)cfg->arena : (uint64_t)max_msg * MPQ__Q_ARENA_FACTOR;
+        if (bytes < max_msg || mpq__q_nch(bytes) > MPQ__Q_MAX_CHUNKS) return -EINVAL;
+        chunks = mpq__q_nch(bytes);
+    }
     while ((1u << log2cap) < cap) log2cap++;
     cap = 1u << log2cap;
-    if ((obj = mpq__q_size(cap, max_msg, cfg->producers, &stride)) == 0) return -EINVAL;
+    if ((obj = mpq__q_size(cap, inl, cfg->producers, chunks, &stride)) == 0) return -EINVAL;
     rc = mpq__seg_create(MPQ__KIND_QUEUE, (size_t)obj, cfg->name, cfg->mode, 0, &base, &length, NULL);
     if (rc != 0) return rc;
     h = (mpq__qhdr *)(void *)((char *)base + MPQ__SEG_HDR);
@@ -6488,11 +6709,13 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     h->stride = stride;
     h->joinable = cfg->joinable != 0;
     h->producers = cfg->producers;
-    {   /* Only a joinable queue needs layout 3, and one with a producer
-           count 4 (see MPQ__SEG_VERSION_QUEUE): other queues stay readable
-           by older mpq.h. */
+    h->inline_max = inl;
+    h->chunks = chunks;
+    {   /* Only a joinable queue needs layout 3, one with a producer count
+           4 and one with an arena 5 (see MPQ__SEG_VERSION_QUEUE): other
+           queues stay readable by older mpq.h. */
         mpq__seg *sh = (mpq__seg *)base, copy;
-        sh->version = (uint16_t)(h->producers ? 4 : h->joinable ? 3 : 2);
+        sh->version = (uint16_t)(chunks ? 5 : h->producers ? 4 : h->joinable ? 3 : 2);
         memcpy(&copy, sh, sizeof copy);
         copy.magic = MPQ__SEG_MAGIC;   /* counted in the checksum, stored last */
         sh->check = mpq__seg_checksum(&copy);
@@ -6517,7 +6740,12 @@ MPQDEF int mpq_queue_open(mpq_queue **out, const char *name)
     memcpy(&h, (char *)base + MPQ__SEG_HDR, sizeof h);
     if (obj < sizeof h || h.magic != MPQ__Q_MAGIC || h.log2cap > 24 || h.capacity != 1u << h.log2cap ||
         h.max_msg > MPQ__Q_MAX_MSG || h.producers > MPQ__Q_MAX_PRODUCERS ||
-        mpq__q_size(h.capacity, h.max_msg, h.producers, &stride) != obj ||
+        /* an arena exactly when a slot holds less than max_msg */
+        (h.inline_max == 0 ? h.chunks != 0
+                           : h.inline_max > h.max_msg || (h.inline_max < h.max_msg) != (h.chunks != 0)) ||
+        h.chunks > MPQ__Q_MAX_CHUNKS || (uint64_t)h.chunks * MPQ__CHUNK < (h.chunks ? h.max_msg : 0) ||
+        (h.chunks && ((const mpq__seg *)base)->version < 5) ||
+        mpq__q_size(h.capacity, h.inline_max ? h.inline_max : h.max_msg, h.producers, h.chunks, &stride) != obj ||
         h.stride != stride) {
         munmap(base, length);
         return -EINVAL;
@@ -6650,10 +6878,9 @@ static int mpq__q_pr_meet(mpq_queue *q, uint32_t pid, uint64_t start, uint64_t n
 }
 
 /* Claims a slot for a put, waiting as the timeout allows. */
-static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uint64_t start,
-                                  uint64_t *pos, int *rc)
+static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, int64_t deadline, uint32_t me,
+                                  uint64_t start, uint64_t *pos, int *rc)
 {
-    int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     uint64_t seen = 0;
     if (!mpq__in_pidns(q->pidns)) { *rc = -EXDEV; return NULL; }   /* a fork into another pid namespace */
     for (;;) {
@@ -6664,9 +6891,9 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
         if (seen == mpq__st(MPQ__ST_LAP(seen), MPQ__FULL, MPQ__PACKED)) {
             /* Last lap's packed slot: all taken but its last taker died
                before freeing it, or a message of it held (maybe by the dead). */
-            uint32_t count = 0;
+            uint32_t count;
             cw = mpq__load64(&w->cursor, MPQ__ACQUIRE);
-            memcpy(&count, mpq__q_data(w), 4);
+            count = mpq__q_pack_count(q, w);
             __atomic_thread_fence(MPQ__ACQUIRE);
             if (MPQ__CUR_LAP(cw) == (uint32_t)MPQ__ST_LAP(seen) && count >= 2 && count <= MPQ__PACK_MAX &&
                 MPQ__CUR_TAKEN(cw) == count && mpq__load64(&w->state, MPQ__SEQ_CST) == seen) {
@@ -6680,6 +6907,60 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, uint32_t me, uin
         *rc = cw ? mpq__q_wait(q, &q->h->space_ec, &w->cursor, cw, 2, deadline, 1)
                  : mpq__q_wait(q, &q->h->space_ec, &w->state, seen, MPQ__HELD(seen), deadline, 1);
         if (*rc != 0) return NULL;
+    }
+}
+
+/* Claims a slot for a put of len bytes and, when they do not fit in it, a
+   run of the arena (see "the arena"): returns the slot (position in *pos),
+   where the bytes go (*dst) and the ref to publish, or NULL with *rc. A
+   put that finds no room in the arena gives its position up and waits,
+   holding nothing, until a consumer frees some. */
+static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, uint32_t me, uint64_t start,
+                                    uint64_t *pos, char **dst, uint32_t *ref, int *rc)
+{
+    int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
+    for (;;) {
+        uint32_t blocker, first;
+        uint64_t w, bst;
+        mpq__qslot *s, *b;
+        /* Room in the arena first, holding nothing: a slot is claimed only
+           when a run is there to take. */
+        if (len > q->inl && !mpq__q_alloc(q, mpq__q_nch(len), MPQ__Q_LOOK, &blocker)) {
+            if (mpq__load32(&q->h->closed, MPQ__ACQUIRE)) {
+                *rc = -EPIPE;
+                return NULL;
+            }
+            if (timeout_ms == 0) {
+                *rc = -EAGAIN;
+                return NULL;
+            }
+            if (deadline >= 0 && mpq__now_ns() >= deadline) {
+                *rc = -ETIMEDOUT;
+                return NULL;
+            }
+            /* Wait for the chunk that stopped the look, checking its holder. */
+            if ((w = mpq__load64(mpq__q_aword(q, blocker), MPQ__ACQUIRE)) == 0) continue;
+            b = mpq__q_slot(q, w - 1);
+            bst = mpq__load64(&b->state, MPQ__ACQUIRE);
+            if (MPQ__ST_LAP(bst) != mpq__q_lap(q, w - 1)) continue;   /* gone meanwhile */
+            if (mpq__q_stuck(q, 0, b, bst, 0, me)) continue;
+            if ((*rc = mpq__q_wait(q, &q->h->space_ec, mpq__q_aword(q, blocker), w, MPQ__HELD(bst), deadline,
+                                   1)) != 0)
+                return NULL;
+            continue;
+        }
+        if (!(s = mpq__q_reserve(q, timeout_ms, deadline, me, start, pos, rc))) return NULL;
+        *ref = 0;
+        *dst = mpq__q_data(s);
+        if (len <= q->inl) return s;
+        if ((first = mpq__q_alloc(q, mpq__q_nch(len), *pos, &blocker)) != 0) {
+            *ref = first;
+            *dst = mpq__q_achunk(q, first - 1);
+            return s;
+        }
+        /* The room went to another put meanwhile: this position goes
+           (nothing waits behind it), and the look starts again. */
+        if ((*rc = mpq__q_publish(q, s, mpq__q_lap(q, *pos), me, 0, MPQ__SKIPPED, 0)) != 0) return NULL;
     }
 }
 
@@ -6716,14 +6997,23 @@ MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_
 {
     mpq__qslot *s;
     uint64_t pos, start;
-    uint32_t me;
+    uint32_t me, ref;
+    char *dst;
     int rc;
     if (!q || (!msg && len)) return -EINVAL;
     if (len > q->max_msg) return -EMSGSIZE;
     me = mpq__self(&start);
-    if (!(s = mpq__q_reserve(q, timeout_ms, me, start, &pos, &rc))) return rc;
-    mpq__copy(mpq__q_data(s), msg, len);
-    return mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)len, 0);
+    if (!(s = mpq__q_reserve_n(q, len, timeout_ms, me, start, &pos, &dst, &ref, &rc))) return rc;
+    mpq__copy(dst, msg, len);
+    return mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)len, 0, ref);
+}
+
+/* Frees the slot of a plain message this process took (n bytes, at pos),
+   its run of the arena first. Returns as mpq__q_free. */
+static int mpq__q_done(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint32_t ref, uint32_t n, uint32_t me)
+{
+    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(n), pos);
+    return mpq__q_free(q, s, mpq__q_lap(q, pos), me);
 }
 
 MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms)
@@ -6745,53 +7035,79 @@ MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int t
     mpq__copy(buf, pk.data, n < cap ? n : cap);
     *len = n;
     if (pk.count) return mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count);
-    return mpq__q_free(q, s, mpq__q_lap(q, pos), me);
+    return mpq__q_done(q, s, pos, pk.ref, n, me);
 }
 
 MPQDEF int mpq_queue_reserve(mpq_queue *q, void **buf, int timeout_ms)
 {
     mpq__qslot *s;
     uint64_t pos, start;
-    uint32_t me;
+    uint32_t me, ref;
+    char *dst;
     int rc;
     if (!q || !buf) return -EINVAL;
     me = mpq__self(&start);
-    if (!(s = mpq__q_reserve(q, timeout_ms, me, start, &pos, &rc))) return rc;
-    *buf = mpq__q_data(s);
+    if (!(s = mpq__q_reserve_n(q, q->max_msg, timeout_ms, me, start, &pos, &dst, &ref, &rc))) return rc;
+    *buf = dst;
     return 0;
 }
 
-/* The slot at buf if this process holds it in `phase`; its lap in *lap. */
+/* The slot whose bytes start at buf - in the slot, or a run of the arena
+   (then *ref is 1 + its first chunk, else 0) - if this process holds it
+   in `phase`; its lap in *lap. */
 static mpq__qslot *mpq__q_held(mpq_queue *q, const void *buf, unsigned phase, uint64_t *lap,
-                               uint32_t *me)
+                               uint32_t *me, uint32_t *ref)
 {
-    uint64_t start, st;
-    mpq__qslot *s = mpq__q_slot_of(q, buf);
-    if (!s) return NULL;
+    uint64_t start, st, w = 0;
+    int64_t c = mpq__q_chunk_of(q, buf);
+    mpq__qslot *s;
+    if (c >= 0) {
+        if ((w = mpq__load64(mpq__q_aword(q, (uint32_t)c), MPQ__ACQUIRE)) == 0) return NULL;
+        s = mpq__q_slot(q, w - 1);
+        *ref = (uint32_t)c + 1;
+    } else {
+        if (!(s = mpq__q_slot_of(q, buf))) return NULL;
+        *ref = 0;
+    }
     *me = mpq__self(&start);
     st = mpq__load64(&s->state, MPQ__ACQUIRE);
     if (MPQ__ST_PHASE(st) != phase || MPQ__ST_PID(st) != *me) return NULL;
     *lap = MPQ__ST_LAP(st);
+    /* A run: its chunk's position is the slot's in this lap; a get's slot
+       also says the run is its message's. */
+    if (c >= 0 && (mpq__q_lap(q, w - 1) != *lap ||
+                   (phase == MPQ__READING && mpq__load32(&s->ref, MPQ__RELAXED) != *ref)))
+        return NULL;
     return s;
 }
 
 MPQDEF int mpq_queue_commit(mpq_queue *q, void *buf, size_t len)
 {
     mpq__qslot *s;
-    uint64_t lap;
-    uint32_t me;
-    if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap, &me))) return -EINVAL;
+    uint64_t lap, pos;
+    uint32_t me, ref, need;
+    if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap, &me, &ref))) return -EINVAL;
     if (len > q->max_msg) return -EMSGSIZE;
-    return mpq__q_publish(q, s, lap, me, (uint32_t)len, 0);
+    if (ref) {
+        /* A reservation in the arena takes max_msg: what the message does
+           not need goes back - all of it when the message fits the slot. */
+        pos = mpq__q_pos_of(q, s, lap);
+        need = len <= q->inl ? 0 : mpq__q_nch(len);
+        if (need == 0) mpq__copy(mpq__q_data(s), buf, len);
+        mpq__q_afree(q, ref - 1 + need, mpq__q_nch(q->max_msg) - need, pos);
+        if (need == 0) ref = 0;
+    }
+    return mpq__q_publish(q, s, lap, me, (uint32_t)len, 0, ref);
 }
 
 MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf)
 {
     mpq__qslot *s;
     uint64_t lap;
-    uint32_t me;
-    if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap, &me))) return -EINVAL;
-    return mpq__q_publish(q, s, lap, me, 0, MPQ__SKIPPED);
+    uint32_t me, ref;
+    if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap, &me, &ref))) return -EINVAL;
+    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(q->max_msg), mpq__q_pos_of(q, s, lap));
+    return mpq__q_publish(q, s, lap, me, 0, MPQ__SKIPPED, 0);
 }
 
 /* The list of peek copies is guarded by a lock word holding the pid of the
@@ -6855,9 +7171,10 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
     mpq__qslot *s;
     mpq__qcopy **pp, *c = NULL;
     uint64_t lap, start;
-    uint32_t me;
+    uint32_t me, ref;
     if (!q) return -EINVAL;
-    if ((s = mpq__q_held(q, buf, MPQ__READING, &lap, &me)) != NULL) return mpq__q_free(q, s, lap, me);
+    if ((s = mpq__q_held(q, buf, MPQ__READING, &lap, &me, &ref)) != NULL)
+        return mpq__q_done(q, s, mpq__q_pos_of(q, s, lap), ref, mpq__load32(&s->len, MPQ__RELAXED), me);
     if (!buf) return -EINVAL;
     me = mpq__self(&start);
     mpq__q_copies_lock(q, me);
@@ -6873,10 +7190,19 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
     return 0;
 }
 
+/* The timeout for a batch's message after `done` others: the caller's
+   for the first (what is left of it), 0 for the rest. */
+static int mpq__q_left(int done, int timeout_ms, int64_t deadline)
+{
+    if (done) return 0;
+    return timeout_ms > 0 ? mpq__remaining_ms(deadline) : timeout_ms;
+}
+
 MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size_t *lens,
                                size_t n, int timeout_ms)
 {
     mpq__qslot *s;
+    int64_t deadline;
     uint64_t pos, start, seen;
     uint32_t me;
     size_t i;
@@ -6888,16 +7214,49 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
         if (!msgs[i] && lens[i]) return -EINVAL;
     }
     me = mpq__self(&start);
-    if (!(s = mpq__q_reserve(q, timeout_ms, me, start, &pos, &rc))) return rc;
+    deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     for (;;) {
-        /* As many of the next messages as fit in one slot travel packed. */
-        size_t k = 0, bytes = 4;
+        /* As many of the next messages as fit in one slot - or in a run of
+           the arena, up to max_msg bytes - travel packed. */
+        size_t k = 0, bytes = 4, room = q->nchunks ? q->max_msg : q->inl;
+        uint32_t ref = 0, blocker;
+        char *d;
         while (q->packs && !q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
-               bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= q->max_msg)
+               bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= room)
             bytes += 4 + ((lens[(size_t)done + k++] + 3) & ~(size_t)3);
-        if (k >= 2) {
-            char *d = mpq__q_data(s);
-            uint32_t count = (uint32_t)k, off = 4, l;
+        if (k < 2) {
+            /* One message: a put's way (it may wait for the arena, the
+               first one as long as the timeout allows). */
+            if (!(s = mpq__q_reserve_n(q, lens[done], mpq__q_left(done, timeout_ms, deadline), me, start, &pos,
+                                       &d, &ref, &rc)))
+                break;
+            mpq__copy(d, msgs[done], lens[done]);
+            if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)lens[done], 0, ref)) != 0) break;
+            done++;
+        } else {
+            uint32_t count, off = 4, l;
+            if (!(s = done ? mpq__q_claim_put(q, me, start, -1, &pos, &seen, &rc)
+                           : mpq__q_reserve(q, timeout_ms, deadline, me, start, &pos, &rc)))
+                break;
+            d = mpq__q_data(s);
+            if (bytes > q->inl) {
+                /* Too many for the slot: a run; if the arena has no room,
+                   the position goes and the next message travels alone. */
+                if ((ref = mpq__q_alloc(q, mpq__q_nch(bytes), pos, &blocker)) == 0) {
+                    if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, 0, MPQ__SKIPPED, 0)) != 0) break;
+                    if (!(s = mpq__q_reserve_n(q, lens[done], mpq__q_left(done, timeout_ms, deadline), me, start,
+                                               &pos, &d, &ref, &rc)))
+                        break;
+                    mpq__copy(d, msgs[done], lens[done]);
+                    if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)lens[done], 0, ref)) != 0)
+                        break;
+                    done++;
+                    if ((size_t)done == n) break;
+                    continue;
+                }
+                d = mpq__q_achunk(q, ref - 1);
+            }
+            count = (uint32_t)k;
             for (i = 0; i < k; i++) {
                 l = (uint32_t)lens[(size_t)done + i];
                 memcpy(d + off, &l, 4);
@@ -6905,16 +7264,13 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
                 off = mpq__q_rec_next(off, l);
             }
             memcpy(d, &count, 4);
-            if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, off, MPQ__PACKED)) != 0) break;
+            rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, off, MPQ__PACKED, ref);
+            if (rc != 0) break;
             done += (int)k;
-        } else {
-            mpq__copy(mpq__q_data(s), msgs[done], lens[done]);
-            if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)lens[done], 0)) != 0) break;
-            done++;
         }
         if ((size_t)done == n) break;
-        if (!(s = mpq__q_claim_put(q, me, start, -1, &pos, &seen, &rc))) break;
     }
+    if (!done && rc == -EAGAIN && timeout_ms > 0) rc = -ETIMEDOUT;
     return done ? done : rc;
 }
 
@@ -6947,7 +7303,7 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
                 used += n;
                 if ((size_t)done + m == max_n || MPQ__CUR_TAKEN(pk.cur) + m == pk.count) break;
                 off = mpq__q_rec_next(off, n);
-                if (!(r = mpq__q_rec(mpq__q_data(s), total, off, &n)) || n > cap - used) break;
+                if (!(r = mpq__q_rec(pk.base, total, off, &n)) || n > cap - used) break;
             }
             if ((rc = mpq__q_unpack(q, s, pos, pk.cur, m, pk.count)) != 0) {
                 used = used0;                      /* the copies may be torn */
@@ -6957,7 +7313,7 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
             if (MPQ__CUR_TAKEN(pk.cur) + m < pk.count) break;   /* the rest stays, in order */
         } else {
             if (n) mpq__copy((char *)buf + used, pk.data, n);
-            if ((rc = mpq__q_free(q, s, mpq__q_lap(q, pos), me)) != 0) break;  /* copy may be torn */
+            if ((rc = mpq__q_done(q, s, pos, pk.ref, n, me)) != 0) break;  /* copy may be torn */
             lens[done++] = n;
             used += n;
         }

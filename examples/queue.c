@@ -42,7 +42,7 @@ int main(void)
     size_t len;
     int rc;
 
-    if ((rc = mpq_queue_create(&q, NULL)) != 0) {        /* defaults: 1024 x 4 KiB */
+    if ((rc = mpq_queue_create(&q, NULL)) != 0) {        /* defaults: 64 KiB messages, 524 KiB */
         fprintf(stderr, "queue: %s\n", strerror(-rc));
         return 1;
     }

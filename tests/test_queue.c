@@ -16,6 +16,10 @@ static void start_peer(mpq_process *p, const char *name, const char *mode, const
     CHECK_OK(mpqt_start_helper(p, "queue_peer", name, mode, n, NULL));
 }
 
+/* Bytes a slot of new_queue's queues holds: 0 all of max_msg (no arena),
+   else larger messages go to an arena of the default size (4 max_msg). */
+static uint32_t g_inline;
+
 static mpq_queue *new_queue(uint32_t capacity, uint32_t max_msg)
 {
     mpq_queue *q;
@@ -23,6 +27,7 @@ static mpq_queue *new_queue(uint32_t capacity, uint32_t max_msg)
     memset(&c, 0, sizeof c);
     c.capacity = capacity;
     c.max_msg = max_msg;
+    c.inline_max = g_inline;
     CHECK_OK(mpq_queue_create(&q, &c));
     return q;
 }
@@ -191,7 +196,7 @@ static void test_queue_bad_input(void)
     /* Zero means default; odd capacities round up to a power of two. */
     CHECK_OK(mpq_queue_create(&q, NULL));
     CHECK_EQ(mpq_queue_capacity(q), 1024);
-    CHECK_EQ(mpq_queue_max_msg(q), 4096);
+    CHECK_EQ(mpq_queue_max_msg(q), 65536);
     CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_queue_create(&q, &(mpq_queue_config){ .capacity = 1000, .max_msg = 1 }));
     CHECK_EQ(mpq_queue_capacity(q), 1024);
@@ -445,6 +450,7 @@ static void run_mpmc(int P, int C, long n, int pmode, int cmode, uint32_t capaci
     int i;
 
     q = new_queue(capacity, max_len);
+    CHECK(g_inline ? q->nchunks > 0 : q->nchunks == 0);
     CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *l }));
     l = (struct ledger *)shm.addr;
     for (i = 0; i < P + C; i++) {
@@ -1094,6 +1100,7 @@ static void test_queue_layout_versions(void)
     mpq_queue_config c;
     memset(&c, 0, sizeof c);
     c.name = mpqt_name(name, sizeof name, "ver");
+    c.max_msg = 4096;   /* all of it in the slots: no arena */
     CHECK_OK(mpq_queue_create(&q, &c));
     h = (mpq__seg *)q->base;
     CHECK_EQ(h->version, 2);
@@ -1139,6 +1146,37 @@ static void test_queue_layout_versions(void)
     CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
     ((mpq__qhdr *)(void *)((char *)q->base + MPQ__SEG_HDR))->producers = MPQ__Q_MAX_PRODUCERS + 1;
     CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+    CHECK_OK(mpq_queue_close(q));
+    CHECK_OK(mpq_shm_unlink(name));
+    /* An arena is layout 5 (older mpq.h refuse it), and so is a default
+       queue; its size, inline_max and chunks are checked at open. */
+    c.producers = 0;
+    c.max_msg = 0;
+    CHECK_OK(mpq_queue_create(&q, &c));
+    h = (mpq__seg *)q->base;
+    CHECK_EQ(h->version, 5);
+    CHECK_OK(mpq_queue_open(&o, name));
+    CHECK_EQ(mpq_queue_max_msg(o), 65536);
+    CHECK_OK(mpq_queue_close(o));
+    {
+        mpq__qhdr *qh = (mpq__qhdr *)(void *)((char *)q->base + MPQ__SEG_HDR), saved = *qh;
+        qh->chunks++;
+        CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+        *qh = saved;
+        qh->inline_max = qh->max_msg;   /* no arena, yet chunks */
+        CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+        *qh = saved;
+        qh->max_msg = (uint32_t)qh->chunks * MPQ__CHUNK + 1;   /* a message the arena cannot hold */
+        CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+        *qh = saved;
+        h->version = 4;
+        h->check = mpq__seg_checksum(h);
+        CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+        h->version = 5;
+        h->check = mpq__seg_checksum(h);
+        CHECK_OK(mpq_queue_open(&o, name));
+        CHECK_OK(mpq_queue_close(o));
+    }
     CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_shm_unlink(name));
 }
@@ -1508,7 +1546,17 @@ static void storm_start(mpq_process *p, struct role *r, int id, mpq_queue *q, st
     CHECK_OK(mpq_process_start(p, fn, r));
 }
 
-static void test_queue_kill_storm(void)
+/* After everything was taken: every chunk of the arena is free once the
+   garbage is collected - a kill at any instant leaks none for good. */
+static void check_arena_free(mpq_queue *q)
+{
+    uint32_t c, held = 0;
+    mpq__q_collect(q);
+    for (c = 0; c < q->nchunks; c++) held += q->awords[c] != 0;
+    if (held) mpqt_fail(__FILE__, __LINE__, "%u of %u arena chunks still held", held, q->nchunks);
+}
+
+static void run_kill_storm(void)
 {
     mpq_shm shm;
     struct ledger *l;
@@ -1564,7 +1612,274 @@ static void test_queue_kill_storm(void)
     printf("    (%ld messages acknowledged and delivered, %ld lost to %d kills)\n", delivered, missing, STORM_KILLS);
     CHECK(delivered > STORM_KILLS);
     CHECK(missing <= allowed);
+    check_arena_free(q);
     CHECK_OK(mpq_shm_close(&shm));
+    CHECK_OK(mpq_queue_close(q));
+}
+
+static void test_queue_kill_storm(void) { run_kill_storm(); }
+
+/* --- the arena: messages larger than a slot's bytes ------------------------------ */
+
+/* The same storm over a queue whose slots hold 64 bytes: most messages
+   (up to 512 bytes) go to an arena of 2 KiB, so producers wait for room
+   there too, and are killed while they hold runs. */
+static void test_queue_arena_kill_storm(void)
+{
+    g_inline = 64;
+    run_kill_storm();
+    g_inline = 0;
+}
+
+/* Everything the MPMC tests check, with the arena: exactly once, each
+   producer's order, every mode (put, reserve/commit, batches; get,
+   peek/release, get_batch), messages up to 2 KiB in slots of 64 bytes and
+   an arena of 8 KiB. */
+static void test_queue_arena_mpmc(void)
+{
+    g_inline = 64;
+    run_mpmc(2, 2, 20000, 0, 0, 64);
+    run_mpmc(2, 2, 20000, 1, 1, 32);
+    run_mpmc(2, 2, 20000, 2, 2, 32);
+    run_mpmc(3, 3, 10000, -1, -1, 16);
+    g_inline = 0;
+}
+
+/* Message i of the model: its length and bytes, from i alone. */
+static size_t model_len(uint32_t i, size_t max)
+{
+    uint64_t r = (uint64_t)i * 0x9e3779b97f4a7c15ull + 1;
+    size_t len = (size_t)(mpqt_rand(&r) % 4);
+    len = len == 0 ? (size_t)(mpqt_rand(&r) % 16) : len == 1 ? max : (size_t)(mpqt_rand(&r) % (max + 1));
+    return len < 4 ? 4 : len;
+}
+
+static void model_fill(unsigned char *m, uint32_t i, size_t len)
+{
+    size_t k;
+    memcpy(m, &i, 4);
+    for (k = 4; k < len; k++) m[k] = (unsigned char)(i * 31 + k);
+}
+
+/* A message model_fill made as message `want` of want_len bytes. */
+static void check_fill(const unsigned char *m, size_t len, uint32_t want, size_t want_len)
+{
+    static unsigned char ref[65536];
+    if (len != want_len || want_len > sizeof ref) {
+        mpqt_fail(__FILE__, __LINE__, "message %u: %zu bytes, expected %zu", want, len, want_len);
+        return;
+    }
+    model_fill(ref, want, len);
+    if (memcmp(ref, m, len) != 0) mpqt_fail(__FILE__, __LINE__, "message %u: bytes wrong", want);
+}
+
+static void model_check(const unsigned char *m, size_t len, uint32_t want, size_t max)
+{
+    size_t k;
+    uint32_t i;
+    memcpy(&i, m, 4);
+    if (i != want || len != model_len(i, max)) {
+        mpqt_fail(__FILE__, __LINE__, "message %u: got %u of %zu bytes", want, i, len);
+        return;
+    }
+    for (k = 4; k < len; k++)
+        if (m[k] != (unsigned char)(i * 31 + k)) {
+            mpqt_fail(__FILE__, __LINE__, "message %u: byte %zu wrong", i, k);
+            return;
+        }
+}
+
+/* The default queue: a few hundred KiB, yet a 64 KiB message goes through;
+   messages of every size from 0 to max_msg, in and out of the slots, come
+   out whole and in order through every way of putting and getting. */
+static void test_queue_arena_basic(void)
+{
+    static unsigned char m[65536], out[65536 * 2];
+    mpq_queue *q;
+    size_t len, lens[8];
+    const void *msgs[3], *view;
+    void *slot;
+    uint32_t i, next = 0, sent = 0;
+    int rc;
+    m[0] = 0;
+    CHECK_OK(mpq_queue_create(&q, NULL));
+    CHECK_EQ(mpq_queue_max_msg(q), 65536);
+    if (q->length > 600 * 1024) mpqt_fail(__FILE__, __LINE__, "the default queue maps %zu bytes", q->length);
+    printf("    (the default queue: %zu KiB for 1024 messages of up to 64 KiB)\n", q->length / 1024);
+    for (i = 0; i < 3000; i++) {
+        uint32_t way = i % 5;
+        len = model_len(sent, 65536);
+        model_fill(m, sent, len);
+        if (way == 0 || way == 4) {
+            CHECK_OK(mpq_queue_put(q, m, len, 1000));
+            sent++;
+        } else if (way == 1) {
+            CHECK_OK(mpq_queue_reserve(q, &slot, 1000));
+            memcpy(slot, m, len);
+            CHECK_OK(mpq_queue_commit(q, slot, len));
+            sent++;
+        } else if (way == 2) {   /* a reservation given back costs nothing */
+            CHECK_OK(mpq_queue_reserve(q, &slot, 1000));
+            CHECK_OK(mpq_queue_cancel(q, slot));
+            continue;
+        } else {                 /* three at once: packed when they fit */
+            static unsigned char b3[3][65536];
+            size_t l3[3];
+            int j;
+            for (j = 0; j < 3; j++) {
+                l3[j] = model_len(sent + (uint32_t)j, 65536);
+                model_fill(b3[j], sent + (uint32_t)j, l3[j]);
+                msgs[j] = b3[j];
+            }
+            rc = mpq_queue_put_batch(q, msgs, l3, 3, 1000);
+            CHECK(rc >= 1);
+            sent += (uint32_t)rc;
+        }
+        /* Drained in a way of its own (a single thread: the arena holds
+           four 64 KiB messages, a batch is at most three). */
+        while (next < sent) {
+            uint32_t how = next % 3;
+            if (how == 0) {
+                CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 1000));
+                model_check(out, len, next++, 65536);
+            } else if (how == 1) {
+                CHECK_OK(mpq_queue_peek(q, &view, &len, 1000));
+                model_check((const unsigned char *)view, len, next++, 65536);
+                CHECK_OK(mpq_queue_release(q, view));
+            } else {
+                size_t off = 0;
+                int k;
+                rc = mpq_queue_get_batch(q, out, sizeof out, lens, 8, 1000);
+                CHECK(rc >= 1);
+                for (k = 0; k < rc; k++) {
+                    model_check(out + off, lens[k], next++, 65536);
+                    off += lens[k];
+                }
+            }
+        }
+    }
+    while (next < sent) {
+        CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 1000));
+        model_check(out, len, next++, 65536);
+    }
+    CHECK_ERR(mpq_queue_get(q, out, sizeof out, &len, 0), EAGAIN);
+    check_arena_free(q);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+/* The arena full: a put that needs room there waits for it (-EAGAIN with
+   timeout 0, -ETIMEDOUT after its timeout), and holds no slot meanwhile -
+   small messages behind it are not blocked; a get that takes a large
+   message makes room, and the order of each producer's messages holds. A
+   get with too small a buffer leaves the message, and a reference that
+   points outside the arena is -EIO, never a read out of bounds. */
+static void test_queue_arena_full(void)
+{
+    static unsigned char m[4096], out[4096];
+    mpq_queue *q;
+    mpq_queue_config c;
+    size_t len;
+    uint32_t k;
+    memset(&c, 0, sizeof c);
+    c.capacity = 16;
+    c.max_msg = 4096;
+    c.inline_max = 64;     /* arena: 4 * 4096 */
+    CHECK_OK(mpq_queue_create(&q, &c));
+    CHECK_EQ(q->nchunks, 4 * 4096 / MPQ__CHUNK);
+    for (k = 0; k < 4; k++) {
+        model_fill(m, k, 4096);
+        CHECK_OK(mpq_queue_put(q, m, 4096, 0));
+    }
+    model_fill(m, 4, 4096);
+    CHECK_ERR(mpq_queue_put(q, m, 4096, 0), EAGAIN);
+    CHECK_ERR(mpq_queue_put(q, m, 4096, 30), ETIMEDOUT);
+    CHECK_OK(mpq_queue_put(q, "small", 5, 0));              /* slots are free */
+    CHECK_ERR(mpq_queue_get(q, out, 100, &len, 0), EMSGSIZE);
+    CHECK_EQ(len, 4096);
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+    check_fill(out, len, 0, 4096);
+    CHECK_OK(mpq_queue_put(q, m, 4096, 0));                 /* room again */
+    for (k = 1; k < 4; k++) {
+        CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+        CHECK_EQ(len, 4096);
+        CHECK_EQ(out[0], k);
+    }
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+    CHECK(len == 5 && memcmp(out, "small", 5) == 0);
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+    CHECK_EQ(out[0], 4);
+    /* A scribbled reference: -EIO, and the queue goes on. */
+    CHECK_OK(mpq_queue_put(q, m, 4096, 0));
+    {
+        uint64_t t = mpq__load64(&q->h->tail, MPQ__ACQUIRE);
+        mpq__q_slot(q, t)->ref = q->nchunks;   /* its run would end past the arena */
+    }
+    CHECK_ERR(mpq_queue_get(q, out, sizeof out, &len, 0), EIO);
+    CHECK_OK(mpq_queue_put(q, "next", 4, 0));
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+    CHECK(len == 4 && memcmp(out, "next", 4) == 0);
+    check_arena_free(q);
+    /* Bad configurations. */
+    c.arena = 100;   /* less than max_msg */
+    CHECK_ERR(mpq_queue_create(&q, &c), EINVAL);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+/* A producer waiting for room in the arena holds nothing: while the
+   parent holds a peek of the one large message the arena has room for, a
+   child's large put waits - and the parent's small messages flow past it
+   all the while (they would wait behind a slot the child held) - until
+   the release makes room. */
+static int arena_waiter(void *arg)
+{
+    static unsigned char m[4096];
+    mpq_queue *q = (mpq_queue *)arg;
+    model_fill(m, 9, 4096);
+    return mpq_queue_put(q, m, 4096, 20000) == 0 ? 0 : 1;
+}
+
+static void test_queue_arena_waiter_holds_nothing(void)
+{
+    static unsigned char m[4096], out[4096];
+    mpq_queue *q;
+    mpq_queue_config c;
+    mpq_process p;
+    const void *view;
+    size_t len;
+    uint32_t k;
+    int64_t t0;
+    memset(&c, 0, sizeof c);
+    c.capacity = 1024;  /* a held peek blocks the ring a lap on */
+    c.max_msg = 4096;
+    c.inline_max = 32;
+    c.arena = 4096;     /* one large message at a time */
+    CHECK_OK(mpq_queue_create(&q, &c));
+    model_fill(m, 8, 4096);
+    CHECK_OK(mpq_queue_put(q, m, 4096, 0));
+    CHECK_OK(mpq_queue_peek(q, &view, &len, 0));
+    check_fill((const unsigned char *)view, len, 8, 4096);
+    CHECK_OK(mpq_process_start(&p, arena_waiter, q));
+    /* The child found no room once it sleeps on the producers' eventcount
+       (its bit 0: somebody sleeps). */
+    t0 = mpqt_ms();
+    while (!(mpq__load32(&q->h->space_ec, MPQ__ACQUIRE) & 1u)) {
+        if (mpqt_ms() - t0 > 10000) {
+            mpqt_fail(__FILE__, __LINE__, "the child never waited for room");
+            break;
+        }
+        sched_yield();
+    }
+    for (k = 0; k < 200; k++) {
+        CHECK_OK(mpq_queue_put(q, &k, 4, 5000));
+        CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 5000));
+        CHECK(len == 4 && memcmp(out, &k, 4) == 0);
+    }
+    CHECK_OK(mpq_queue_release(q, view));
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 10000));
+    check_fill(out, len, 9, 4096);
+    CHECK_OK(mpq_process_join(&p, 20000));
+    CHECK_EQ(p.exitcode, 0);
+    check_arena_free(q);
     CHECK_OK(mpq_queue_close(q));
 }
 
@@ -2058,6 +2373,11 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_packed_slot_recovered_by_put, 30, 0),
     MPQT(test_queue_layout_versions, 10, 0),
     MPQT(test_queue_kill_storm, 180, 0),
+    MPQT(test_queue_arena_basic, 30, 0),
+    MPQT(test_queue_arena_full, 10, 0),
+    MPQT(test_queue_arena_waiter_holds_nothing, 30, 0),
+    MPQT(test_queue_arena_mpmc, 180, 0),
+    MPQT(test_queue_arena_kill_storm, 180, 0),
     MPQT(test_queue_stream_ends, 60, 0),
     MPQT(test_queue_stream_done_before_registered, 20, 0),
     MPQT(test_queue_stream_dead_producers, 60, 0),

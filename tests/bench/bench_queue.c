@@ -49,8 +49,10 @@ static void xread(int fd, void *b, size_t n)
     }
 }
 
-/* max_msg of the queues made next; 0: the message size itself. */
+/* max_msg of the queues made next; 0: the message size itself;
+   Q_DEFAULT: the default queue (an arena beside 224-byte slots). */
 static uint32_t q_max_msg;
+#define Q_DEFAULT 0xffffffffu
 
 static chan chan_open(int kind, size_t msg, int socket)
 {
@@ -62,7 +64,7 @@ static chan chan_open(int kind, size_t msg, int socket)
         mpq_queue_config cfg;
         memset(&cfg, 0, sizeof cfg);
         cfg.capacity = msg > 4096 ? 64 : 1024;
-        cfg.max_msg = q_max_msg ? q_max_msg : (uint32_t)msg;
+        cfg.max_msg = q_max_msg == Q_DEFAULT ? 0 : q_max_msg ? q_max_msg : (uint32_t)msg;
         if (mpq_queue_create(&c.q, &cfg) != 0) { fprintf(stderr, "queue create failed\n"); exit(1); }
     } else if (kind == 3) {
         int fds[2];
@@ -548,7 +550,7 @@ int main(int argc, char **argv)
 {
     long old_mq;
     const char *mq_note = mq_setup(&old_mq);
-    double q11, qb, qb64, qd, qz, p11, s11, m11, q21, p21, m21, bare, v3[3];
+    double q11, qb, qb64, qd, qnd, qnb, qnbig, qz, p11, s11, m11, q21, p21, m21, bare, v3[3];
     int r;
     double qbig, sbig, pbig, mbw;
     double rq, rq99, rp, rp99, rs, rs99, rm, rm99, rb, rb99, line;
@@ -565,9 +567,13 @@ int main(int argc, char **argv)
 
     q11 = tput3(0, 0, SMALL, 1, 2000000);
     qb64 = tput3(1, 0, SMALL, 1, 4000000);
-    q_max_msg = 4096;   /* the default: room for a batch to travel packed in one slot */
+    q_max_msg = 4096;   /* mpq 0.3's default: room for a batch to travel packed in one slot */
     qd = tput3(0, 0, SMALL, 1, 2000000);
     qb = tput3(1, 0, SMALL, 1, 8000000);
+    q_max_msg = Q_DEFAULT;   /* today's: 224 bytes a slot, larger messages in the arena */
+    qnd = tput3(0, 0, SMALL, 1, 2000000);
+    qnb = tput3(1, 0, SMALL, 1, 8000000);
+    qnbig = tput3(0, 0, BIG, 1, 20000) * BIG;
     q_max_msg = 0;
     qz = tput3(2, 0, SMALL, 1, 2000000);
     p11 = tput3(3, 0, SMALL, 1, 200000);
@@ -582,8 +588,10 @@ int main(int argc, char **argv)
     printf("| transport | 1 → 1 | 2 → 1 |\n|---|---:|---:|\n");
     printf("| mpq_queue put/get | %.2f | %.2f |\n", q11 / 1e6, q21 / 1e6);
     printf("| mpq_queue put_batch/get_batch (%d), max_msg 64: one slot each | %.2f | |\n", BATCH, qb64 / 1e6);
-    printf("| mpq_queue put/get, default max_msg (4096) | %.2f | |\n", qd / 1e6);
-    printf("| mpq_queue put_batch/get_batch (%d), default max_msg: packed | %.2f | |\n", BATCH, qb / 1e6);
+    printf("| mpq_queue put/get, max_msg 4096 (mpq 0.3's default queue) | %.2f | |\n", qd / 1e6);
+    printf("| mpq_queue put_batch/get_batch (%d), max_msg 4096: packed | %.2f | |\n", BATCH, qb / 1e6);
+    printf("| mpq_queue put/get, today's default queue (224 B slots, 64 KiB in the arena) | %.2f | |\n", qnd / 1e6);
+    printf("| mpq_queue put_batch/get_batch (%d), today's default queue: packed in the arena | %.2f | |\n", BATCH, qnb / 1e6);
     printf("| mpq_queue reserve+commit / peek+release | %.2f | |\n", qz / 1e6);
     printf("| pipe | %.3f | %.3f |\n", p11 / 1e6, p21 / 1e6);
     printf("| socketpair | %.3f | |\n", s11 / 1e6);
@@ -596,6 +604,7 @@ int main(int argc, char **argv)
     mbw = memcpy_bw();
     printf("### 64 KiB messages, GB/s\n\n| transport | GB/s |\n|---|---:|\n");
     printf("| mpq_queue (two copies per message) | %.2f |\n", qbig / 1e9);
+    printf("| mpq_queue, today's default queue: through the arena (room for 4) | %.2f |\n", qnbig / 1e9);
     printf("| socketpair | %.2f |\n| pipe | %.2f |\n", sbig / 1e9, pbig / 1e9);
     printf("| memcpy, one copy (the copy limit) | %.2f |\n\n", mbw / 1e9);
 
@@ -613,6 +622,19 @@ int main(int argc, char **argv)
     printf("| bare ring (two, as above: a reference) | %.0f | %.0f |\n", rb, rb99);
     printf("| cache-line ping-pong (the limit) | %.0f | |\n\n", line);
 
+    {   /* what the memory of a queue of 1024 costs a queued message */
+        mpq_queue *a, *b;
+        mpq_queue_config c;
+        memset(&c, 0, sizeof c);
+        c.max_msg = 4096;
+        if (mpq_queue_create(&a, &c) != 0 || mpq_queue_create(&b, NULL) != 0) { fprintf(stderr, "queue create failed\n"); exit(1); }
+        printf("### memory of a queue of 1024 messages\n\n| queue | largest message | bytes mapped | per queued 64-byte message |\n|---|---:|---:|---:|\n");
+        printf("| mpq 0.3's default (max_msg 4096, every message in its slot) | 4 KiB | %zu | %zu |\n", a->length, a->length / 1024);
+        printf("| today's default (224 B slots, a 256 KiB arena) | 64 KiB | %zu | %zu |\n\n", b->length, b->length / 1024);
+        mpq_queue_close(a);
+        mpq_queue_close(b);
+    }
+
     idle = idle_consumer_cpu();
     printf("### a consumer blocked 1 s on an idle queue: %.3f %% of a CPU\n\n", idle * 100);
 
@@ -623,7 +645,9 @@ int main(int argc, char **argv)
     target("64 B 2→1 vs pipe", q21 / p21, 10, 0);
     target("64 KiB vs socketpair", qbig / sbig, 3, 0);
     target("round trip vs cache-line ping-pong", rq / line, 1.5, 1);
-    target("batch vs single put/get (default max_msg)", qb / qd, 3, 0);
+    target("batch vs single put/get (max_msg 4096)", qb / qd, 3, 0);
+    target("today's default queue vs mpq 0.3's: put/get", qnd / qd, 1, 0);
+    target("today's default queue vs mpq 0.3's: packed batches", qnb / qb, 1, 0);
     target("more processes than CPUs, bare: msgs/s vs pipe", crowd_vs_pipe[0], 1, 0);
     target("more processes than CPUs, bare: CPU per message vs quiet 1→1", crowd_vs_quiet[0], 1.5, 1);
     target("more processes than CPUs, grep: msgs/s vs pipe", crowd_vs_pipe[1], 1, 0);

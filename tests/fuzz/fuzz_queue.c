@@ -2,7 +2,7 @@
    process scribbles on while this one uses it. The input is a program:
    each step a byte picks put, get, peek/release, put_batch, get_batch,
    reserve/commit or cancel, or a write of a byte anywhere in the segment
-   (header, cursors, slots). Every call has timeout 0. However the memory
+   (header, cursors, slots, an arena's words and bytes). Every call has timeout 0. However the memory
    was changed, calls must return (an error is fine), never crash, never
    hand out more bytes than the caller's buffer or max_msg. */
 #define MPQ_IMPLEMENTATION
@@ -22,6 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.capacity = 4u << (p[0] & 1);
     cfg.max_msg = 64;
     cfg.joinable = (p[0] >> 1) & 1;
+    if (p[0] & 4) {   /* 16 bytes in a slot, the rest in an arena of 4 chunks */
+        cfg.inline_max = 16;
+        cfg.arena = 1024;
+    }
     p++;
     if (mpq_queue_create(&q, &cfg) != 0) return 0;
     while (p < end) {
