@@ -5684,6 +5684,10 @@ MPQDEF int mpq_list_clear(mpq_list *l)
 
 #include <sys/eventfd.h>
 
+#ifndef MPQ__TEST_POINT
+#define MPQ__TEST_POINT(name) ((void)0)   /* a test may stop a process at a named instant */
+#endif
+
 #define MPQ__Q_MAGIC 0x5551504dU  /* "MPQU" */
 #define MPQ__Q_DEFAULT_CAP 1024u
 #define MPQ__Q_DEFAULT_MSG 65536u   /* a default queue: 64 KiB messages, ...   */
@@ -5967,6 +5971,7 @@ static mpq__qslot *mpq__q_slot_of(const mpq_queue *q, const void *buf)
 
 static inline uint64_t *mpq__q_aword(const mpq_queue *q, uint32_t c) { return q->awords + c; }
 static inline char *mpq__q_achunk(const mpq_queue *q, uint32_t c) { return q->arena + (size_t)c * MPQ__CHUNK; }
+/* Chunks for len bytes (len at most MPQ__Q_MAX_CHUNKS chunks' worth). */
 static inline uint32_t mpq__q_nch(uint64_t len) { return (uint32_t)((len + MPQ__CHUNK - 1) / MPQ__CHUNK); }
 
 /* Whether the message of position p is gone: its slot has moved past p's
@@ -5980,22 +5985,24 @@ static int mpq__q_pos_done(const mpq_queue *q, uint64_t p)
 /* Frees every chunk whose position's message is gone. */
 static void mpq__q_collect(mpq_queue *q)
 {
-    uint32_t c;
+    uint32_t c, freed = 0;
     for (c = 0; c < q->nchunks; c++) {
         uint64_t w = mpq__load64(mpq__q_aword(q, c), MPQ__ACQUIRE);
-        if (w != 0 && mpq__q_pos_done(q, w - 1)) mpq__cas64(mpq__q_aword(q, c), &w, 0, MPQ__SEQ_CST);
+        if (w != 0 && mpq__q_pos_done(q, w - 1)) freed |= mpq__cas64(mpq__q_aword(q, c), &w, 0, MPQ__SEQ_CST);
     }
+    if (freed) mpq__ec_signal(&q->h->space_ec);
 }
 
 /* Gives back chunks [first, first + n) held for position p (those that
    are not p's any more are left alone). */
 static void mpq__q_afree(mpq_queue *q, uint32_t first, uint32_t n, uint64_t p)
 {
-    uint32_t i;
+    uint32_t i, freed = 0;
     for (i = 0; i < n && first + i < q->nchunks; i++) {
         uint64_t w = p + 1;
-        mpq__cas64(mpq__q_aword(q, first + i), &w, 0, MPQ__RELEASE);
+        freed |= mpq__cas64(mpq__q_aword(q, first + i), &w, 0, MPQ__SEQ_CST);
     }
+    if (freed) mpq__ec_signal(&q->h->space_ec);   /* a put may wait for room */
 }
 
 /* Takes a run of n chunks for position p, whose slot the caller holds.
@@ -6276,9 +6283,16 @@ static void mpq__q_retire(mpq_queue *q, mpq__qslot *s, uint64_t st, uint64_t pos
    wakes consumers that waited for it too. */
 static void mpq__q_pack_free(mpq_queue *q, mpq__qslot *s, uint64_t pos)
 {
-    uint32_t ref = mpq__load32(&s->ref, MPQ__RELAXED);
-    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(mpq__load32(&s->len, MPQ__RELAXED)), pos);
+    /* Its run goes back only after the slot has moved on: while it is
+       FULL(PACKED), consumers read its count and records from the run
+       without holding anything, and must never find another batch there.
+       (Killed in between, the run is garbage: mpq__q_collect frees it. A
+       late caller that reads the next lap's ref and len frees nothing:
+       those chunks name another position.) */
+    uint32_t ref = mpq__load32(&s->ref, MPQ__RELAXED), len = mpq__load32(&s->len, MPQ__RELAXED);
     mpq__q_retire(q, s, mpq__st(mpq__q_lap(q, pos), MPQ__FULL, MPQ__PACKED), pos);
+    MPQ__TEST_POINT("pack_free");
+    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(len), pos);
     mpq__q_signal_data(q);
 }
 
@@ -6693,7 +6707,7 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     if (inl > max_msg) inl = max_msg;
     if (inl < max_msg) {
         uint64_t bytes = cfg->arena ? (uint64_t)cfg->arena : (uint64_t)max_msg * MPQ__Q_ARENA_FACTOR;
-        if (bytes < max_msg || mpq__q_nch(bytes) > MPQ__Q_MAX_CHUNKS) return -EINVAL;
+        if (bytes < max_msg || bytes > (uint64_t)MPQ__Q_MAX_CHUNKS * MPQ__CHUNK) return -EINVAL;
         chunks = mpq__q_nch(bytes);
     }
     while ((1u << log2cap) < cap) log2cap++;
@@ -6961,6 +6975,14 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
         /* The room went to another put meanwhile: this position goes
            (nothing waits behind it), and the look starts again. */
         if ((*rc = mpq__q_publish(q, s, mpq__q_lap(q, *pos), me, 0, MPQ__SKIPPED, 0)) != 0) return NULL;
+        if (timeout_ms == 0) {
+            *rc = -EAGAIN;
+            return NULL;
+        }
+        if (deadline >= 0 && mpq__now_ns() >= deadline) {
+            *rc = -ETIMEDOUT;
+            return NULL;
+        }
     }
 }
 
@@ -7063,6 +7085,8 @@ static mpq__qslot *mpq__q_held(mpq_queue *q, const void *buf, unsigned phase, ui
     mpq__qslot *s;
     if (c >= 0) {
         if ((w = mpq__load64(mpq__q_aword(q, (uint32_t)c), MPQ__ACQUIRE)) == 0) return NULL;
+        /* the first chunk of its run: a position's chunks are one run */
+        if (c > 0 && mpq__load64(mpq__q_aword(q, (uint32_t)c - 1), MPQ__ACQUIRE) == w) return NULL;
         s = mpq__q_slot(q, w - 1);
         *ref = (uint32_t)c + 1;
     } else {
@@ -7224,6 +7248,12 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
         while (q->packs && !q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
                bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= room)
             bytes += 4 + ((lens[(size_t)done + k++] + 3) & ~(size_t)3);
+        if (k >= 2 && bytes > q->inl && !mpq__q_alloc(q, mpq__q_nch(bytes), MPQ__Q_LOOK, &blocker)) {
+            /* No room in the arena for the lot: as many as the slot takes. */
+            for (k = 0, bytes = 4; (size_t)done + k < n && k < MPQ__PACK_MAX &&
+                 bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= q->inl; k++)
+                bytes += 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3);
+        }
         if (k < 2) {
             /* One message: a put's way (it may wait for the arena, the
                first one as long as the timeout allows). */
