@@ -1282,7 +1282,8 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q);
 
 /* Registers process pid as one of the queue's producers, so that its
    exit counts as done. Returns 0, or -EINVAL (NULL q, pid <= 0 or beyond
-   Linux's pid range, a queue made without .producers), -ESRCH (no such
+   Linux's pid range, the id of a thread that is not its process's main
+   one, a queue made without .producers), -ESRCH (no such
    process: a child already joined cannot be registered - and once its
    pid is reused, it would register a stranger), -ENOSPC (n producers
    are registered or done already; nothing changes), -EXDEV (a handle
@@ -1302,8 +1303,8 @@ MPQDEF int mpq_queue_producer_done(mpq_queue *q);
    exited as done (it checks up to 64 of them a call), and shutting the
    queue down when none are left. (A queue shut down by
    mpq_queue_shutdown still counts its producers.) Returns the count, or
-   -EINVAL (NULL q, a queue made without .producers). Thread safety: any
-   thread of any process. */
+   -EINVAL (NULL q, a queue made without .producers), -EXDEV (as for
+   mpq_queue_add_producer). Thread safety: any thread of any process. */
 MPQDEF int mpq_queue_producers(mpq_queue *q);
 
 /* ========================================================================
@@ -5820,7 +5821,7 @@ struct mpq_queue {
     uint64_t   pidns;       /* the creator's pid namespace (0: unknown)  */
     uint64_t  *ptab;        /* the producer table, or NULL (no end of stream) */
     uint32_t   producers;   /* its entries                                 */
-    uint32_t   pcheck;      /* CLOCK_MONOTONIC ms (mod 2^32) of the next
+    uint32_t   pcheck;      /* CLOCK_MONOTONIC ms (mod 2^32, 0: never) of the last
                                look for dead producers    (relaxed atomics) */
     uint32_t   pnext;       /* the word that look starts at (relaxed atomics) */
     uint32_t   inl;         /* bytes a slot holds (inline_max)             */
@@ -5988,7 +5989,7 @@ static void mpq__q_collect(mpq_queue *q)
     uint32_t c, freed = 0;
     for (c = 0; c < q->nchunks; c++) {
         uint64_t w = mpq__load64(mpq__q_aword(q, c), MPQ__ACQUIRE);
-        if (w != 0 && mpq__q_pos_done(q, w - 1)) freed |= mpq__cas64(mpq__q_aword(q, c), &w, 0, MPQ__SEQ_CST);
+        if (w != 0 && mpq__q_pos_done(q, w - 1) && mpq__cas64(mpq__q_aword(q, c), &w, 0, MPQ__SEQ_CST)) freed = 1;
     }
     if (freed) mpq__ec_signal(&q->h->space_ec);
 }
@@ -6000,7 +6001,7 @@ static void mpq__q_afree(mpq_queue *q, uint32_t first, uint32_t n, uint64_t p)
     uint32_t i, freed = 0;
     for (i = 0; i < n && first + i < q->nchunks; i++) {
         uint64_t w = p + 1;
-        freed |= mpq__cas64(mpq__q_aword(q, first + i), &w, 0, MPQ__SEQ_CST);
+        if (mpq__cas64(mpq__q_aword(q, first + i), &w, 0, MPQ__SEQ_CST)) freed = 1;
     }
     if (freed) mpq__ec_signal(&q->h->space_ec);   /* a put may wait for room */
 }
@@ -6839,8 +6840,11 @@ static int mpq__q_pr_dead(uint64_t w)
    when none are left. */
 static int mpq__q_pr_scan(mpq_queue *q, int reap)
 {
-    uint32_t i, n = q->producers, left = 0, looked = 0;
-    uint32_t from = reap ? mpq__load32(&q->pnext, MPQ__RELAXED) % n : 0, j = from;
+    uint32_t i, n = q->producers, left = 0, looked = 0, from, j;
+    /* From another pid namespace every pid looks gone: no reaping there. */
+    if (reap && !mpq__in_pidns(q->pidns)) reap = 0;
+    from = reap ? mpq__load32(&q->pnext, MPQ__RELAXED) % n : 0;
+    j = from;
     for (i = 0; i < n; i++, j = j + 1 == n ? 0 : j + 1) {
         uint64_t w = mpq__load64(&q->ptab[j], MPQ__SEQ_CST);
         if (w & MPQ__PR_DONE) continue;
@@ -6860,9 +6864,11 @@ static int mpq__q_pr_scan(mpq_queue *q, int reap)
    MPQ__PR_CHECK_MS per handle. Returns 1 if the queue was shut down. */
 static int mpq__q_pr_check(mpq_queue *q)
 {
-    uint32_t now = (uint32_t)(mpq__now_ns() / 1000000);
-    if ((int32_t)(now - mpq__load32(&q->pcheck, MPQ__RELAXED)) < 0) return 0;
-    mpq__store32(&q->pcheck, now + MPQ__PR_CHECK_MS, MPQ__RELAXED);
+    uint32_t now = (uint32_t)(mpq__now_ns() / 1000000), last = mpq__load32(&q->pcheck, MPQ__RELAXED);
+    /* 0: never looked. (The time of the next look, kept before, read as
+       "not yet" for ever in half of every 49.7 days of uptime.) */
+    if (last != 0 && now - last < MPQ__PR_CHECK_MS) return 0;
+    mpq__store32(&q->pcheck, now ? now : 1, MPQ__RELAXED);
     return mpq__q_pr_scan(q, 1) == 0;
 }
 
@@ -7410,12 +7416,30 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
     return (long)mpq__load32(&q->h->unfinished, MPQ__ACQUIRE);
 }
 
+/* 0 if /proc says pid is a thread's id and not its process's (Tgid), else
+   1 (unreadable counts as a process). */
+static int mpq__is_process(int pid)
+{
+    char path[40], buf[512], *t;
+    ssize_t n;
+    int fd;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return 1;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 1;
+    buf[n] = 0;
+    if (!(t = strstr(buf, "\nTgid:"))) return 1;
+    return strtol(t + 6, NULL, 10) == pid;
+}
+
 MPQDEF int mpq_queue_add_producer(mpq_queue *q, int pid)
 {
     uint64_t start;
     if (!q || !q->ptab || pid <= 0 || pid > 0x3fffff) return -EINVAL;
     if (!mpq__in_pidns(q->pidns)) return -EXDEV;
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return -ESRCH;
+    if (!mpq__is_process(pid)) return -EINVAL;   /* a thread's id: its done would count apart */
     start = mpq__proc_start((uint32_t)pid);
     /* Its other half: a word it made, done before it was registered. */
     if (mpq__q_pr_meet(q, (uint32_t)pid, start, MPQ__PR_DONE, MPQ__PR_REG,
@@ -7442,6 +7466,7 @@ MPQDEF int mpq_queue_producer_done(mpq_queue *q)
 MPQDEF int mpq_queue_producers(mpq_queue *q)
 {
     if (!q || !q->ptab) return -EINVAL;
+    if (!mpq__in_pidns(q->pidns)) return -EXDEV;
     return mpq__q_pr_scan(q, 1);
 }
 

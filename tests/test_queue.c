@@ -1439,6 +1439,62 @@ static void test_queue_stream_registered_while_done(void)
     }
 }
 
+/* The look for dead producers: due at once in a new handle, whatever the
+   clock says (it kept the time of the next look, which read as "not yet"
+   for ever while CLOCK_MONOTONIC in ms, mod 2^32, was 2^31 or more: half
+   of every 49.7 days of uptime - found by review); and a thread's id is
+   not a producer (its done, under the process's pid, would count apart). */
+static int g_gate[2];   /* a pipe: readers block until its write end closes */
+
+static void *thread_gated(void *arg)
+{
+    char c;
+    *(volatile int *)arg = (int)syscall(SYS_gettid);
+    while (read(g_gate[0], &c, 1) < 0 && errno == EINTR) {}
+    return NULL;
+}
+
+static int child_gated(void *arg)
+{
+    char c;
+    (void)arg;
+    close(g_gate[1]);
+    while (read(g_gate[0], &c, 1) < 0 && errno == EINTR) {}
+    return 0;
+}
+
+static void test_queue_stream_clock_and_threads(void)
+{
+    mpq_queue *q = new_stream(4, 1);
+    mpq_process p;
+    pthread_t t;
+    uint32_t now;
+    char buf[16];
+    size_t len;
+    volatile int tid = 0;
+    int64_t t0;
+    CHECK_OK(pipe(g_gate));
+    CHECK_OK(mpq_process_start(&p, child_gated, NULL));
+    CHECK_OK(mpq_queue_add_producer(q, p.pid));
+    /* A live thread's id is refused; the process's own is not. */
+    CHECK_EQ(pthread_create(&t, NULL, thread_gated, (void *)&tid), 0);
+    t0 = mpqt_ms();
+    while (tid == 0 && mpqt_ms() - t0 < 10000) sched_yield();
+    CHECK(tid != 0 && tid != (int)getpid());
+    CHECK_ERR(mpq_queue_add_producer(q, tid), EINVAL);
+    close(g_gate[1]);   /* the thread and the child end */
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    close(g_gate[0]);
+    MPQT_JOIN_OK(&p, 0);
+    /* As a handle whose word reads "not before" 24 days from now, as a
+       zero did in the old scheme at an uptime past 2^31 ms: the dead
+       producer is seen all the same (it was not, for ever). */
+    now = (uint32_t)(mpq__now_ns() / 1000000);
+    q->pcheck = now + 0x7ffffff0u;
+    CHECK_ERR(mpq_queue_get(q, buf, sizeof buf, &len, 20000), EPIPE);
+    CHECK_OK(mpq_queue_close(q));
+}
+
 static void test_queue_stream_bad_input(void)
 {
     mpq_queue *q = new_queue(4, 16), *s;
@@ -1902,7 +1958,9 @@ static void test_queue_arena_packed_last_taker_killed(void)
     CHECK_OK(mpq_process_join(&p, 20000));
     CHECK_EQ(p.exitcode, -SIGKILL);
     for (i = 0; i < 10; i++) {
-        snprintf(z[i], sizeof z[i], "Z%d", i);
+        z[i][0] = 'Z';
+        z[i][1] = (char)('0' + i);
+        z[i][2] = 0;
         msgs[i] = z[i];
         lens[i] = 8;
     }
@@ -2466,6 +2524,7 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_stream_done_but_not_shut, 20, 0),
     MPQT(test_queue_stream_registered_while_done, 60, 1),
     MPQT(test_queue_stream_bad_input, 20, 0),
+    MPQT(test_queue_stream_clock_and_threads, 30, 0),
     MPQT(test_queue_stream_threads, 60, 1),
     MPQT(test_queue_stream_kill_storm, 120, 0),
     MPQT(test_queue_poll_fd, 20, 0),
