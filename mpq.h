@@ -127,7 +127,8 @@
                              emulation): a lock whose holder dies is then
                              taken back only by a waiter's own check, one
                              50 ms slice later, and a trylock alone never
-                             gets it. For running tests under qemu;
+                             gets it (an mpq_mutex_init mutex too: do not
+                             share one across pid namespaces there). For running tests under qemu;
                              without it mpq_mutex_init says -ENOTSUP there.
        MPQ_TRUST_OTHER_USERS (implementation file) 1: the *_open calls
                              accept a named object owned by another user,
@@ -198,9 +199,11 @@
                        thread which has exited, unmarked by the kernel
                        (no robust list, or a word overwritten), is taken
                        back by the next waiter after one 50 ms slice with
-                       -EOWNERDEAD (by a waiter in the pid namespace the
-                       mutex was made in: its flags keep a tag of it): it
-                       used to wait for ever.
+                       -EOWNERDEAD (where the namespace is known for
+                       certain to be the waiter's: mpq_mutex_create's
+                       mutexes and the locks inside mpq's objects; an
+                       mpq_mutex_init mutex only under
+                       MPQ_ALLOW_NONROBUST): it used to wait for ever.
                        mpq_wait: Python's connection.wait over any mix
                        of connections, listeners, queues (named ones too:
                        a put wakes it as it wakes a get), processes and
@@ -424,9 +427,14 @@ MPQDEF int mpq_shm_unlink(const char *name);
    that names a thread which has exited - its holder died where the
    kernel keeps no robust list, or something overwrote the word - is taken
    back by a waiter after one slice (50 ms) or at the end of a shorter
-   timed lock, with -EOWNERDEAD; only by a waiter in the pid namespace the
-   mutex was made in (a thread id means another thread elsewhere), and
-   never by a trylock. A word that
+   timed lock, with -EOWNERDEAD, never by a trylock; only where the
+   waiter is known for certain to share the mutex's pid namespace (in
+   another, a live holder's thread id names nothing): a mutex of
+   mpq_mutex_create (its segment records the namespace), and the locks
+   inside mpq's own objects. A mutex of mpq_mutex_init in your own memory
+   keeps only 5 bits of its namespace, so it is never taken back this way
+   (but under MPQ_ALLOW_NONROBUST, where nothing else would): there the
+   kernel's robust list is what reports a dead holder. A word that
    names a live thread cannot be told from a real holder: an overwritten
    one makes mpq_mutex_lock wait as long as that thread lives - use
    mpq_mutex_timedlock where that matters.
@@ -3521,8 +3529,31 @@ MPQDEF int mpq_mutex_trylock(mpq_mutex *m)
     return mpq__mutex_result(m, rc);
 }
 
-/* The blocking part of a lock: one slice at a time until the deadline. */
-static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
+/* Whether a waiter may take back a lock whose word names an exited
+   thread (mpq__pmutex_reap): only where the mutex's pid namespace is known
+   in full to be the caller's - a mutex of mpq_mutex_create, whose
+   segment records it (checked before every call), or one inside mpq's
+   own objects, whose callers check theirs (`known`). A mutex of
+   mpq_mutex_init in the caller's own memory keeps only a 5-bit tag of
+   its namespace; two namespaces share one often enough (one in 31), and
+   in another namespace a live holder's thread id names nothing - taking
+   its lock would give the lock to two. Such a mutex is taken back only
+   where the kernel keeps no robust list at all (MPQ_ALLOW_NONROBUST):
+   elsewhere the kernel marks a dead holder's lock itself. */
+static int mpq__mutex_may_reap(const mpq_mutex *m, int known)
+{
+#if defined(MPQ_ALLOW_NONROBUST)
+    (void)m;
+    (void)known;
+    return 1;
+#else
+    return known || mpq__mutex_seg(m) != NULL;
+#endif
+}
+
+/* The blocking part of a lock: one slice at a time until the deadline;
+   `reap`: see mpq__mutex_may_reap. */
+static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms, int reap)
 {
     int64_t deadline = mpq__deadline(timeout_ms), slice_end;
     struct timespec ts;
@@ -3550,7 +3581,7 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
         if (rc != ETIMEDOUT) return mpq__mutex_result(m, rc);
         /* A holder gone unmarked: taken back, then tried once more, so
            that a timeout of one slice or less gets it too. */
-        if (mpq__pmutex_reap(m)) {
+        if (reap && mpq__pmutex_reap(m)) {
             rc = mpq__mutex_try(m);
             if (rc != EBUSY && (rc != EDEADLK || (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)))
                 return mpq__mutex_result(m, rc);
@@ -3559,7 +3590,9 @@ static int mpq__mutex_wait(mpq_mutex *m, int timeout_ms)
     }
 }
 
-MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms)
+/* mpq_mutex_timedlock; `known`: the caller checked that the mutex is
+   of its pid namespace (see mpq__mutex_may_reap). */
+static int mpq__mutex_timedlock(mpq_mutex *m, int timeout_ms, int known)
 {
     int rc;
     if ((rc = mpq__mutex_usable(m)) != 0) return rc;
@@ -3567,18 +3600,23 @@ MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms)
     if (rc == EDEADLK && !(mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)) rc = EBUSY;
     if (rc != EBUSY) return mpq__mutex_result(m, rc);
     if (timeout_ms == 0) return -EAGAIN;
-    return mpq__mutex_wait(m, timeout_ms);
+    return mpq__mutex_wait(m, timeout_ms, mpq__mutex_may_reap(m, known));
 }
 
-MPQDEF int mpq_mutex_lock(mpq_mutex *m)
+/* mpq_mutex_lock, `known` as above. */
+static int mpq__mutex_lock(mpq_mutex *m, int known)
 {
     int rc;
     if ((rc = mpq__mutex_usable(m)) != 0) return rc;
     rc = mpq__mutex_try(m);
     if (rc != EBUSY && (rc != EDEADLK || (mpq__mflags(m) & MPQ__MUTEX_RECURSIVE)))
         return mpq__mutex_result(m, rc);
-    return mpq__mutex_wait(m, -1);
+    return mpq__mutex_wait(m, -1, mpq__mutex_may_reap(m, known));
 }
+
+MPQDEF int mpq_mutex_timedlock(mpq_mutex *m, int timeout_ms) { return mpq__mutex_timedlock(m, timeout_ms, 0); }
+
+MPQDEF int mpq_mutex_lock(mpq_mutex *m) { return mpq__mutex_lock(m, 0); }
 
 MPQDEF int mpq_mutex_unlock(mpq_mutex *m)
 {
@@ -4048,7 +4086,7 @@ static void mpq__sem_unlog(mpq__sem_s *s) { mpq__store32(&s->j_valid, 0, MPQ__RE
 static int mpq__sem_lock(mpq__sem_s *s, uint32_t n, int64_t deadline)
 {
     int ms = deadline < 0 ? -1 : mpq__remaining_ms(deadline), rc;
-    rc = mpq_mutex_timedlock(&s->lock, ms == 0 ? 1 : ms);
+    rc = mpq__mutex_timedlock(&s->lock, ms == 0 ? 1 : ms, 1);   /* its caller checked the namespace */
     if (rc == -ETIMEDOUT && ms == 0) return -EAGAIN;
     if (rc != -EOWNERDEAD) return rc;
     if (s->j_valid) {
@@ -4979,7 +5017,7 @@ static int mpq__dict_lock(mpq_dict *d, mpq__dstripe *st)
 {
     uint32_t i, n = 0, me;
     int rc = mpq__obj_pidns(d);
-    if (rc == 0) rc = mpq_mutex_lock(&st->lock);
+    if (rc == 0) rc = mpq__mutex_lock(&st->lock, 1);
     if (rc != -EOWNERDEAD) return rc;
     me = (uint32_t)((size_t)((char *)st - d->stripes) / d->sstride);
     for (i = 0; i < d->nslots; i++) {
@@ -5427,7 +5465,7 @@ static int mpq__list_lock(mpq_list *l)
     unsigned w;
     uint32_t len, k, words = (l->nitems + 63) / 64;
     int rc = mpq__obj_pidns(l);
-    if (rc == 0) rc = mpq_mutex_lock(&l->s->lock);
+    if (rc == 0) rc = mpq__mutex_lock(&l->s->lock, 1);
     if (rc != -EOWNERDEAD) return rc;
     len = mpq__list_cur(l, &w);
     for (k = 0; k < words; k++) mpq__store64(&l->bits[k], 0, MPQ__RELAXED);
