@@ -979,8 +979,9 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    Memory. A slot keeps up to inline_max bytes of its message itself; a
    larger message (up to max_msg) goes to the queue's arena, a shared pool
    of 256-byte chunks, and takes only the chunks it needs. So a queue of
-   mostly small messages that must also take large ones costs capacity *
-   (inline_max + 32) + arena bytes, not capacity * max_msg: the default
+   mostly small messages that must also take large ones costs about
+   capacity * (inline_max + 32, rounded up to 64) + arena bytes (and 8 a
+   chunk), not capacity * max_msg: the default
    queue - 1024 messages, 224 bytes each in the slots, up to 64 KiB in an
    arena of 256 KiB - maps 524 KiB. Giving only max_msg keeps every message
    in its slot (no arena: the layout of mpq 0.3, fastest for fixed-size
@@ -1075,14 +1076,15 @@ typedef struct mpq_queue_config {
                              larger ones go to the arena. 0: max_msg if
                              only max_msg is given, else 224              */
     size_t      arena;    /* bytes of the arena, when inline_max < max_msg;
-                             0: 4 * max_msg; at least max_msg             */
+                             0: 4 * max_msg; from max_msg to 4 GiB        */
 } mpq_queue_config;
 
 /* Creates a queue and returns its handle in *q. Anonymous queues (no name)
    are shared with children forked afterwards; named ones are created
    exclusively (O_EXCL).
    Returns 0, or -EINVAL (NULL q, capacity above 2^24, max_msg above 2^30,
-   producers above 4096, a size that overflows, bad name), -EEXIST, -ENOMEM, or an errno from
+   producers above 4096, an arena below max_msg or above 4 GiB, a size
+   that overflows, bad name), -EEXIST, -ENOMEM, or an errno from
    shm_open/mmap. Thread safety: any thread. */
 MPQDEF int mpq_queue_create(mpq_queue **q, const mpq_queue_config *cfg);
 
@@ -6978,8 +6980,9 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     for (;;) {
-        uint32_t blocker, first;
+        uint32_t blocker, first, key;
         uint64_t w, bst;
+        int64_t until;
         mpq__qslot *s, *b;
         /* Room in the arena first, holding nothing: a slot is claimed only
            when a run is there to take. */
@@ -6996,15 +6999,29 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
                 *rc = -ETIMEDOUT;
                 return NULL;
             }
-            /* Wait for the chunk that stopped the look, checking its holder. */
+            /* The chunk that stopped the look: is its holder alive? */
             if ((w = mpq__load64(mpq__q_aword(q, blocker), MPQ__ACQUIRE)) == 0) continue;
             b = mpq__q_slot(q, w - 1);
             bst = mpq__load64(&b->state, MPQ__ACQUIRE);
             if (MPQ__ST_LAP(bst) != mpq__q_lap(q, w - 1)) continue;   /* gone meanwhile */
             if (mpq__q_stuck(q, 0, b, bst, 0, me)) continue;
-            if ((*rc = mpq__q_wait(q, &q->h->space_ec, mpq__q_aword(q, blocker), w, MPQ__HELD(bst), deadline,
-                                   1)) != 0)
-                return NULL;
+            /* A spin on that chunk's word first, as a blocked put spins on
+               its slot; then a sleep on the producers' eventcount, with
+               one more look after saying so: any chunk freed from then on
+               wakes us (a sleep on the one word slept through others). */
+            for (key = 0; key < mpq__load32(&q->spin, MPQ__RELAXED); key++) {
+                if ((key & 255) == 255) sched_yield();
+                else mpq__cpu_relax();
+                if (mpq__load64(mpq__q_aword(q, blocker), MPQ__RELAXED) != w) break;
+            }
+            if (mpq__load64(mpq__q_aword(q, blocker), MPQ__RELAXED) != w) continue;
+            key = mpq__ec_prepare(&q->h->space_ec);
+            if (mpq__q_alloc(q, mpq__q_nch(len), MPQ__Q_LOOK, &blocker) ||
+                mpq__load32(&q->h->closed, MPQ__SEQ_CST))
+                continue;
+            until = mpq__now_ns() + (int64_t)(MPQ__HELD(bst) ? MPQ__STUCK_MS : MPQ__WAIT_SLICE_MS) * 1000000;
+            if (deadline >= 0 && deadline < until) until = deadline;
+            mpq__futex_wait(&q->h->space_ec, key, until);
             continue;
         }
         if (!(s = mpq__q_reserve(q, timeout_ms, deadline, me, start, pos, rc))) return NULL;
@@ -7134,7 +7151,8 @@ static mpq__qslot *mpq__q_held(mpq_queue *q, const void *buf, unsigned phase, ui
         s = mpq__q_slot(q, w - 1);
         *ref = (uint32_t)c + 1;
     } else {
-        if (!(s = mpq__q_slot_of(q, buf))) return NULL;
+        /* A reservation in an arena queue is always a run (see reserve). */
+        if (!(s = mpq__q_slot_of(q, buf)) || (phase == MPQ__WRITING && q->inl < q->max_msg)) return NULL;
         *ref = 0;
     }
     *me = mpq__self(&start);
