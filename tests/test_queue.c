@@ -1884,6 +1884,22 @@ static void test_queue_arena_full(void)
     CHECK(len == 5 && memcmp(out, "small", 5) == 0);
     CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
     check_fill(out, len, 4, 4096);
+    /* A reservation here is a run of the arena: its commit or cancel takes
+       that pointer, not the slot's own bytes (a commit through those
+       published a message nobody could read, and lost the real one). */
+    {
+        void *r;
+        uint64_t head = mpq__load64(&q->h->head, MPQ__ACQUIRE);
+        CHECK_OK(mpq_queue_reserve(q, &r, 0));
+        CHECK(mpq__q_chunk_of(q, r) >= 0);
+        CHECK_ERR(mpq_queue_commit(q, mpq__q_data(mpq__q_slot(q, head)), 10), EINVAL);
+        CHECK_ERR(mpq_queue_cancel(q, mpq__q_data(mpq__q_slot(q, head))), EINVAL);
+        CHECK_ERR(mpq_queue_commit(q, (char *)r + MPQ__CHUNK, 10), EINVAL);   /* not its first chunk */
+        memcpy(r, "reserved", 8);
+        CHECK_OK(mpq_queue_commit(q, r, 8));
+        CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+        CHECK(len == 8 && memcmp(out, "reserved", 8) == 0);
+    }
     /* A scribbled reference: -EIO, and the queue goes on. */
     CHECK_OK(mpq_queue_put(q, m, 4096, 0));
     {
