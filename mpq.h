@@ -7076,19 +7076,27 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
     return NULL;
 }
 
-MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_ms)
+/* One message's put, its arguments checked. */
+static int mpq__q_put_one(mpq_queue *q, const void *msg, size_t len, int timeout_ms, uint32_t me, uint64_t start)
 {
     mpq__qslot *s;
-    uint64_t pos, start;
-    uint32_t me, ref;
+    uint64_t pos;
+    uint32_t ref;
     char *dst;
     int rc;
-    if (!q || (!msg && len)) return -EINVAL;
-    if (len > q->max_msg) return -EMSGSIZE;
-    me = mpq__self(&start);
     if (!(s = mpq__q_reserve_n(q, len, timeout_ms, me, start, &pos, &dst, &ref, &rc))) return rc;
     mpq__copy(dst, msg, len);
     return mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)len, 0, ref);
+}
+
+MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_ms)
+{
+    uint64_t start;
+    uint32_t me;
+    if (!q || (!msg && len)) return -EINVAL;
+    if (len > q->max_msg) return -EMSGSIZE;
+    me = mpq__self(&start);
+    return mpq__q_put_one(q, msg, len, timeout_ms, me, start);
 }
 
 /* Frees the slot of a plain message this process took (n bytes, at pos),
@@ -7276,6 +7284,17 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
     return 0;
 }
 
+/* How many of messages lens[from..n) pack into `room` bytes (count and
+   records, see "packed batches"); *bytes gets their size. */
+static size_t mpq__q_fit(const size_t *lens, size_t from, size_t n, size_t room, size_t *bytes)
+{
+    size_t k = 0, b = 4;
+    while (from + k < n && k < MPQ__PACK_MAX && b + 4 + ((lens[from + k] + 3) & ~(size_t)3) <= room)
+        b += 4 + ((lens[from + k++] + 3) & ~(size_t)3);
+    *bytes = b;
+    return k;
+}
+
 /* The timeout for a batch's message after `done` others: the caller's
    for the first (what is left of it), 0 for the rest. */
 static int mpq__q_left(int done, int timeout_ms, int64_t deadline)
@@ -7304,26 +7323,20 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
     for (;;) {
         /* As many of the next messages as fit in one slot - or in a run of
            the arena, up to max_msg bytes - travel packed. */
-        size_t k = 0, bytes = 4, room = q->nchunks ? q->max_msg : q->inl;
+        size_t k = 0, bytes = 4;
         uint32_t ref = 0, blocker;
         char *d;
-        while (q->packs && !q->supervised && (size_t)done + k < n && k < MPQ__PACK_MAX &&
-               bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= room)
-            bytes += 4 + ((lens[(size_t)done + k++] + 3) & ~(size_t)3);
-        if (k >= 2 && bytes > q->inl && !mpq__q_alloc(q, mpq__q_nch(bytes), MPQ__Q_LOOK, &blocker)) {
-            /* No room in the arena for the lot: as many as the slot takes. */
-            for (k = 0, bytes = 4; (size_t)done + k < n && k < MPQ__PACK_MAX &&
-                 bytes + 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3) <= q->inl; k++)
-                bytes += 4 + ((lens[(size_t)done + k] + 3) & ~(size_t)3);
-        }
+        if (q->packs && !q->supervised)
+            k = mpq__q_fit(lens, (size_t)done, n, q->nchunks ? q->max_msg : q->inl, &bytes);
+        /* No room in the arena for the lot: as many as the slot takes. */
+        if (k >= 2 && bytes > q->inl && !mpq__q_alloc(q, mpq__q_nch(bytes), MPQ__Q_LOOK, &blocker))
+            k = mpq__q_fit(lens, (size_t)done, n, q->inl, &bytes);
         if (k < 2) {
             /* One message: a put's way (it may wait for the arena, the
                first one as long as the timeout allows). */
-            if (!(s = mpq__q_reserve_n(q, lens[done], mpq__q_left(done, timeout_ms, deadline), me, start, &pos,
-                                       &d, &ref, &rc)))
+            if ((rc = mpq__q_put_one(q, msgs[done], lens[done], mpq__q_left(done, timeout_ms, deadline), me,
+                                     start)) != 0)
                 break;
-            mpq__copy(d, msgs[done], lens[done]);
-            if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)lens[done], 0, ref)) != 0) break;
             done++;
         } else {
             uint32_t count, off = 4, l;
@@ -7336,11 +7349,8 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
                    the position goes and the next message travels alone. */
                 if ((ref = mpq__q_alloc(q, mpq__q_nch(bytes), pos, &blocker)) == 0) {
                     if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, 0, MPQ__SKIPPED, 0)) != 0) break;
-                    if (!(s = mpq__q_reserve_n(q, lens[done], mpq__q_left(done, timeout_ms, deadline), me, start,
-                                               &pos, &d, &ref, &rc)))
-                        break;
-                    mpq__copy(d, msgs[done], lens[done]);
-                    if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, (uint32_t)lens[done], 0, ref)) != 0)
+                    if ((rc = mpq__q_put_one(q, msgs[done], lens[done], mpq__q_left(done, timeout_ms, deadline), me,
+                                             start)) != 0)
                         break;
                     done++;
                     if ((size_t)done == n) break;

@@ -29,6 +29,21 @@ static void mpqt_point(const char *name)
    else larger messages go to an arena of the default size (4 max_msg). */
 static uint32_t g_inline;
 
+/* A queue whose slots hold inline_max bytes, beside an arena of `arena`
+   bytes (0: the default). */
+static mpq_queue *new_arena_queue(uint32_t capacity, uint32_t max_msg, uint32_t inline_max, size_t arena)
+{
+    mpq_queue *q;
+    mpq_queue_config c;
+    memset(&c, 0, sizeof c);
+    c.capacity = capacity;
+    c.max_msg = max_msg;
+    c.inline_max = inline_max;
+    c.arena = arena;
+    CHECK_OK(mpq_queue_create(&q, &c));
+    return q;
+}
+
 static mpq_queue *new_queue(uint32_t capacity, uint32_t max_msg)
 {
     mpq_queue *q;
@@ -1853,15 +1868,9 @@ static void test_queue_arena_basic(void)
 static void test_queue_arena_full(void)
 {
     static unsigned char m[4096], out[4096];
-    mpq_queue *q;
-    mpq_queue_config c;
+    mpq_queue *q = new_arena_queue(16, 4096, 64, 0), *bad;   /* arena: 4 * 4096 */
     size_t len;
     uint32_t k;
-    memset(&c, 0, sizeof c);
-    c.capacity = 16;
-    c.max_msg = 4096;
-    c.inline_max = 64;     /* arena: 4 * 4096 */
-    CHECK_OK(mpq_queue_create(&q, &c));
     CHECK_EQ(q->nchunks, 4 * 4096 / MPQ__CHUNK);
     for (k = 0; k < 4; k++) {
         model_fill(m, k, 4096);
@@ -1911,9 +1920,13 @@ static void test_queue_arena_full(void)
     CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
     CHECK(len == 4 && memcmp(out, "next", 4) == 0);
     check_arena_free(q);
-    /* Bad configurations. */
-    c.arena = 100;   /* less than max_msg */
-    CHECK_ERR(mpq_queue_create(&q, &c), EINVAL);
+    /* Bad configurations: an arena below max_msg, or beyond 2^24 chunks. */
+    CHECK_ERR(mpq_queue_create(&bad, &(mpq_queue_config){ .max_msg = 4096, .inline_max = 64, .arena = 100 }),
+              EINVAL);
+    if (sizeof(size_t) > 4)
+        CHECK_ERR(mpq_queue_create(&bad, &(mpq_queue_config){ .max_msg = 4096, .inline_max = 64,
+                                                              .arena = (size_t)((uint64_t)1 << 40) }),
+                  EINVAL);
     CHECK_OK(mpq_queue_close(q));
 }
 
@@ -1953,16 +1966,9 @@ static void test_queue_arena_packed_last_taker_killed(void)
     char z[10][8];
     const void *msgs[10];
     size_t lens[10], n;
-    mpq_queue *q;
-    mpq_queue_config c;
+    mpq_queue *q = new_arena_queue(32, 4096, 64, 4096);
     mpq_process p;
     int i;
-    memset(&c, 0, sizeof c);
-    c.capacity = 32;
-    c.max_msg = 4096;
-    c.inline_max = 64;
-    c.arena = 4096;
-    CHECK_OK(mpq_queue_create(&q, &c));
     memset(a, 'a', sizeof a);
     msgs[0] = a[0];
     msgs[1] = a[1];
@@ -1995,19 +2001,14 @@ static void test_queue_arena_packed_last_taker_killed(void)
 static void test_queue_arena_waiter_holds_nothing(void)
 {
     static unsigned char m[4096], out[4096];
-    mpq_queue *q;
-    mpq_queue_config c;
+    /* A ring of 1024 (a held peek blocks it a lap on), an arena for one
+       large message at a time. */
+    mpq_queue *q = new_arena_queue(1024, 4096, 32, 4096);
     mpq_process p;
     const void *view;
     size_t len;
     uint32_t k;
     int64_t t0;
-    memset(&c, 0, sizeof c);
-    c.capacity = 1024;  /* a held peek blocks the ring a lap on */
-    c.max_msg = 4096;
-    c.inline_max = 32;
-    c.arena = 4096;     /* one large message at a time */
-    CHECK_OK(mpq_queue_create(&q, &c));
     model_fill(m, 8, 4096);
     CHECK_OK(mpq_queue_put(q, m, 4096, 0));
     CHECK_OK(mpq_queue_peek(q, &view, &len, 0));
