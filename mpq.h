@@ -3252,7 +3252,7 @@ static int mpq__pmutex_init(pthread_mutex_t *pm)
      type   the word pthread_mutexattr_* set up (glibc's __kind, musl's
             first int): it never changes after initialisation, so it must
             equal the reference's exactly;
-     lock   the futex word: 0, or a holder's thread id (at most
+     lock   the futex word: 0, or a holder's thread id (below
             MPQ__TID_MAX) with the kernel's FUTEX_WAITERS and
             FUTEX_OWNER_DIED bits, or libc's "not recoverable" value.
    On glibc, __owner (0, a tid, or the inconsistent / not recoverable
@@ -3263,7 +3263,7 @@ static int mpq__pmutex_init(pthread_mutex_t *pm)
    checked at all: the robust-list pointers a holder keeps in the mutex
    (see "Trust" in >>conventions). */
 
-#define MPQ__TID_MAX 4194304u          /* PID_MAX_LIMIT: no tid is larger */
+#define MPQ__TID_MAX 4194304u          /* PID_MAX_LIMIT: every tid is below */
 #define MPQ__FUTEX_WAITERS 0x80000000u
 #define MPQ__FUTEX_OWNER_DIED 0x40000000u
 #define MPQ__FUTEX_TID_MASK 0x3fffffffu
@@ -3325,12 +3325,12 @@ static int mpq__pmutex_check(const pthread_mutex_t *pm, int opening)
     if (mpq__pm_word(pm, MPQ__PM_TYPE_WORD) != mpq__pm_type) return -EINVAL;
 #endif
     lock = mpq__pm_word(pm, (size_t)mpq__pm_known);
-    if (lock != 0x7fffffffu && (lock & MPQ__FUTEX_TID_MASK) > MPQ__TID_MAX) return -EINVAL;
+    if (lock != 0x7fffffffu && (lock & MPQ__FUTEX_TID_MASK) >= MPQ__TID_MAX) return -EINVAL;
 #if defined(__GLIBC__)
     if (opening) {
         uint32_t owner = mpq__pm_word(pm, offsetof(pthread_mutex_t, __data.__owner) / 4);
         uint32_t count = mpq__pm_word(pm, offsetof(pthread_mutex_t, __data.__count) / 4);
-        if ((owner > MPQ__TID_MAX && owner < 0x7ffffffeu) || owner > 0x7fffffffu || count > 1) return -EINVAL;
+        if ((owner >= MPQ__TID_MAX && owner < 0x7ffffffeu) || owner > 0x7fffffffu || count > 1) return -EINVAL;
     }
 #else
     (void)opening;

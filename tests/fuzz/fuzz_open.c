@@ -166,7 +166,7 @@ static int dead_owners(unsigned char *img, size_t n)
         }
 #if defined(__GLIBC__)
         memcpy(&w, img + at + offsetof(pthread_mutex_t, __data.__owner), 4);
-        if (w && w <= MPQ__TID_MAX && tid_alive(w)) memcpy(img + at + offsetof(pthread_mutex_t, __data.__owner), &dead_tid, 4);
+        if (w && w < MPQ__TID_MAX && tid_alive(w)) memcpy(img + at + offsetof(pthread_mutex_t, __data.__owner), &dead_tid, 4);
 #endif
     }
     return 1;
