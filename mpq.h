@@ -988,8 +988,9 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    messages). When the arena has no room, a put of a large message waits
    for it (timeout_ms as ever) while holding nothing: smaller messages go
    past it meanwhile. Every guarantee below holds for both kinds; a
-   process killed holding chunks leaves them to be collected (they are
-   only ever tied to their message's position in the ring). Anonymous queues are shared with the children forked
+   process killed holding chunks strands none: they are only ever tied to
+   their message's position in the ring, and free once its slot moves on.
+   Anonymous queues are shared with the children forked
    after creation (they use the same handle); named ones are opened by any
    process with mpq_queue_open.
 
@@ -5992,23 +5993,23 @@ static mpq__qslot *mpq__q_slot_of(const mpq_queue *q, const void *buf)
    inline_max bytes in its slots; a larger one (or a packed batch that
    needs more) goes to a run of consecutive MPQ__CHUNK-byte chunks of the
    arena, and its slot says where (`ref`). Each chunk has a 64-bit word:
-   0 when free, else 1 + the position whose message it holds. Runs are
+   0, or 1 + the position whose message it holds or last held. A chunk is
+   free when its word is 0 or names a position whose message is gone: the
+   position's slot has moved past that position's lap (a get freed it), or
+   holds nothing for it (FULL(SKIPPED): a dead or cancelled put). So no
+   one gives chunks back: freeing the slot frees its run, in the same CAS,
+   and a process killed at any instant leaves nothing to collect. Runs are
    taken by the producer that already holds the position's slot (WRITING),
-   one CAS from 0 per chunk; a run that loses a race for one of its chunks
-   is given back and looked for further on. The consumer gives the chunks
-   back (a CAS from its position's word to 0) before it frees the slot.
+   one CAS per chunk from the free word it saw to its own; a run that
+   loses a race for one of its chunks is given back (its words set to 0)
+   and looked for further on. A reservation's unused tail goes back the
+   same way. Positions are never reused (2^40 laps), and a gone position
+   stays gone, so a chunk seen free stays free until a CAS takes it.
 
-   Nothing records who holds a chunk but its position, and that is enough
-   for a process killed at any instant: a chunk is garbage once its
-   position's slot has moved past that position's lap, or was published
-   as holding nothing (FULL(SKIPPED): a dead or cancelled put). A producer
-   that finds no run collects the garbage (mpq__q_collect), looks once
-   more, and if there is still none gives its position up (publishes it
+   A producer that finds no run gives its position up (publishes it
    SKIPPED, so nothing waits behind it) and waits for room, then puts
    again at a new position: a producer waiting for room never holds a
-   slot, so messages already queued always drain. Positions are never
-   reused (2^40 laps), so a stale look at a word cannot free a chunk that
-   was taken again meanwhile. */
+   slot, so messages already queued always drain. */
 
 static inline uint64_t *mpq__q_aword(const mpq_queue *q, uint32_t c) { return q->awords + c; }
 static inline char *mpq__q_achunk(const mpq_queue *q, uint32_t c) { return q->arena + (size_t)c * MPQ__CHUNK; }
@@ -6023,19 +6024,20 @@ static int mpq__q_pos_done(const mpq_queue *q, uint64_t p)
     return MPQ__ST_LAP(st) != lap || st == mpq__st(lap, MPQ__FULL, MPQ__SKIPPED);
 }
 
-/* Frees every chunk whose position's message is gone. */
-static void mpq__q_collect(mpq_queue *q)
+/* Whether a chunk whose word is w is free (see "the arena"). *memo is the
+   last word found free, 0 at first: a run's chunks share their word, and
+   a gone position stays gone, so its slot is read once. The slot's state
+   is read with acquire: the get that freed it has read its message. */
+static int mpq__q_cfree(const mpq_queue *q, uint64_t w, uint64_t *memo)
 {
-    uint32_t c, freed = 0;
-    for (c = 0; c < q->nchunks; c++) {
-        uint64_t w = mpq__load64(mpq__q_aword(q, c), MPQ__ACQUIRE);
-        if (w != 0 && mpq__q_pos_done(q, w - 1) && mpq__cas64(mpq__q_aword(q, c), &w, 0, MPQ__SEQ_CST)) freed = 1;
-    }
-    if (freed) mpq__ec_signal(&q->h->space_ec);
+    if (w == 0 || w == *memo) return 1;
+    if (!mpq__q_pos_done(q, w - 1)) return 0;
+    *memo = w;
+    return 1;
 }
 
-/* Gives back chunks [first, first + n) held for position p (those that
-   are not p's any more are left alone). */
+/* Gives back chunks [first, first + n) that position p holds and does not
+   need (those that are not p's any more are left alone). */
 static void mpq__q_afree(mpq_queue *q, uint32_t first, uint32_t n, uint64_t p)
 {
     uint32_t i, freed = 0;
@@ -6047,44 +6049,44 @@ static void mpq__q_afree(mpq_queue *q, uint32_t first, uint32_t n, uint64_t p)
 }
 
 /* Takes a run of n chunks for position p, whose slot the caller holds.
-   Returns 1 + its first chunk, or 0 if there is none even after
-   collecting garbage (*blocker: a chunk found taken, to wait on). With
-   p == MPQ__Q_LOOK it only looks (and collects): 1 + the first chunk of a
-   free run, taken by nobody. */
+   Returns 1 + its first chunk, or 0 if there is none (*blocker: a chunk
+   found taken, to wait on). With p == MPQ__Q_LOOK it only looks: 1 + the
+   first chunk of a free run, taken by nobody. The look starts where the
+   last run ended: gets free runs in about the order they were taken, so
+   the room is usually there. */
 #define MPQ__Q_LOOK (~(uint64_t)0)
 static uint32_t mpq__q_alloc(mpq_queue *q, uint32_t n, uint64_t p, uint32_t *blocker)
 {
-    uint32_t N = q->nchunks, at, i, looked, pass;
+    uint32_t N = q->nchunks, at, i, looked;
+    uint64_t memo = 0, w;
     *blocker = 0;
     if (n == 0 || n > N) return 0;
-    for (pass = 0; pass < 2; pass++) {
-        at = mpq__load32(&q->h->arot, MPQ__RELAXED);
-        if (at >= N) at = 0;
-        for (looked = 0; looked < N;) {
-            if (at + n > N) {              /* runs do not wrap: from 0 */
-                looked += N - at;
-                at = 0;
-                continue;
-            }
-            for (i = 0; i < n && mpq__load64(mpq__q_aword(q, at + i), MPQ__RELAXED) == 0; i++) {}
-            if (i == n && p == MPQ__Q_LOOK) return at + 1;
-            if (i == n) {
-                for (i = 0; i < n; i++) {
-                    uint64_t zero = 0;
-                    if (!mpq__cas64(mpq__q_aword(q, at + i), &zero, p + 1, MPQ__SEQ_CST)) break;
-                }
-                if (i == n) {
-                    mpq__store32(&q->h->arot, at + n < N ? at + n : 0, MPQ__RELAXED);
-                    return at + 1;
-                }
-                mpq__q_afree(q, at, i, p);   /* lost a race for chunk at + i */
-            }
-            *blocker = at + i;
-            looked += i + 1;
-            at += i + 1;
-            if (at >= N) at = 0;
+    at = mpq__load32(&q->h->arot, MPQ__RELAXED);
+    if (at >= N) at = 0;
+    for (looked = 0; looked < N;) {
+        if (at + n > N) {              /* runs do not wrap: from 0 */
+            looked += N - at;
+            at = 0;
+            continue;
         }
-        if (pass == 0) mpq__q_collect(q);
+        for (i = 0; i < n && mpq__q_cfree(q, mpq__load64(mpq__q_aword(q, at + i), MPQ__RELAXED), &memo); i++) {}
+        if (i == n && p == MPQ__Q_LOOK) return at + 1;
+        if (i == n) {
+            for (i = 0; i < n; i++) {
+                w = mpq__load64(mpq__q_aword(q, at + i), MPQ__RELAXED);
+                if (!mpq__q_cfree(q, w, &memo) || !mpq__cas64(mpq__q_aword(q, at + i), &w, p + 1, MPQ__SEQ_CST))
+                    break;
+            }
+            if (i == n) {
+                mpq__store32(&q->h->arot, at + n < N ? at + n : 0, MPQ__RELAXED);
+                return at + 1;
+            }
+            mpq__q_afree(q, at, i, p);   /* lost a race for chunk at + i */
+        }
+        *blocker = at + i;
+        looked += i + 1;
+        at += i + 1;
+        if (at >= N) at = 0;
     }
     return 0;
 }
@@ -6225,10 +6227,6 @@ static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me
         mark = MPQ__SKIPPED;
         rc = -EPIPE;
     }
-    if (mark == MPQ__SKIPPED && ref) {
-        mpq__q_afree(q, ref - 1, mpq__q_nch(len), mpq__q_pos_of(q, s, lap));
-        ref = 0;
-    }
     if (mark != MPQ__SKIPPED) {
         mpq__store32(&s->len, len, MPQ__RELAXED);
         mpq__store32(&s->ref, ref, MPQ__RELAXED);
@@ -6246,6 +6244,7 @@ static int mpq__q_publish(mpq_queue *q, mpq__qslot *s, uint64_t lap, uint32_t me
         return -EOWNERDEAD;
     }
     mpq__q_signal_data(q);
+    if (mark == MPQ__SKIPPED && ref) mpq__ec_signal(&q->h->space_ec);   /* its run is free */
     return rc;
 }
 
@@ -6324,16 +6323,11 @@ static void mpq__q_retire(mpq_queue *q, mpq__qslot *s, uint64_t st, uint64_t pos
    wakes consumers that waited for it too. */
 static void mpq__q_pack_free(mpq_queue *q, mpq__qslot *s, uint64_t pos)
 {
-    /* Its run goes back only after the slot has moved on: while it is
-       FULL(PACKED), consumers read its count and records from the run
-       without holding anything, and must never find another batch there.
-       (Killed in between, the run is garbage: mpq__q_collect frees it. A
-       late caller that reads the next lap's ref and len frees nothing:
-       those chunks name another position.) */
-    uint32_t ref = mpq__load32(&s->ref, MPQ__RELAXED), len = mpq__load32(&s->len, MPQ__RELAXED);
+    /* Its run is free when the slot has moved on, not before: while it
+       is FULL(PACKED), consumers read its count and records from the run
+       without holding anything, and must never find another batch there. */
     mpq__q_retire(q, s, mpq__st(mpq__q_lap(q, pos), MPQ__FULL, MPQ__PACKED), pos);
     MPQ__TEST_POINT("pack_free");
-    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(len), pos);
     mpq__q_signal_data(q);
 }
 
@@ -6507,8 +6501,10 @@ static int mpq__q_takeover(mpq_queue *q, mpq__qslot *s, uint64_t seen, uint64_t 
     uint64_t lap = MPQ__ST_LAP(seen);
     if (!mpq__claimant_dead(s, seen, first)) return 0;
     if (MPQ__ST_PHASE(seen) == MPQ__WRITING) {
-        if (mpq__cas64(&s->state, &seen, mpq__st(lap, MPQ__FULL, MPQ__SKIPPED), MPQ__SEQ_CST))
+        if (mpq__cas64(&s->state, &seen, mpq__st(lap, MPQ__FULL, MPQ__SKIPPED), MPQ__SEQ_CST)) {
             mpq__q_signal_data(q);                /* the dead put's message is lost */
+            if (q->nchunks) mpq__ec_signal(&q->h->space_ec);   /* and its run free */
+        }
     } else if (mpq__cas64(&s->state, &seen, mpq__st(lap + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST)) {
         mpq__ec_signal(&q->h->space_ec);          /* the dead get's message is lost */
     }
@@ -6586,7 +6582,6 @@ static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid, uint64_t from,
             const char *data;
             len = mpq__load32(&s->len, MPQ__RELAXED);
             if ((data = mpq__q_payload(q, s, len, ref)) != NULL) fn(ctx, data, len);
-            if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(len), pos);
         }
         if (mpq__cas64(&s->state, &st, mpq__st(MPQ__ST_LAP(st) + 1, MPQ__EMPTY, 0), MPQ__SEQ_CST))
             mpq__ec_signal(&q->h->space_ec);
@@ -7003,18 +6998,20 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
             if ((w = mpq__load64(mpq__q_aword(q, blocker), MPQ__ACQUIRE)) == 0) continue;
             b = mpq__q_slot(q, w - 1);
             bst = mpq__load64(&b->state, MPQ__ACQUIRE);
-            if (MPQ__ST_LAP(bst) != mpq__q_lap(q, w - 1)) continue;   /* gone meanwhile */
+            if (MPQ__ST_LAP(bst) != mpq__q_lap(q, w - 1) || bst == mpq__st(MPQ__ST_LAP(bst), MPQ__FULL, MPQ__SKIPPED))
+                continue;   /* gone meanwhile */
             if (mpq__q_stuck(q, 0, b, bst, 0, me)) continue;
-            /* A spin on that chunk's word first, as a blocked put spins on
-               its slot; then a sleep on the producers' eventcount, with
-               one more look after saying so: any chunk freed from then on
-               wakes us (a sleep on the one word slept through others). */
+            /* A spin on the slot of that chunk's message first, as a
+               blocked put spins on its own slot; then a sleep on the
+               producers' eventcount, with one more look after saying so:
+               any run freed from then on wakes us (a sleep on the one
+               slot would sleep through others). */
             for (key = 0; key < mpq__load32(&q->spin, MPQ__RELAXED); key++) {
                 if ((key & 255) == 255) sched_yield();
                 else mpq__cpu_relax();
-                if (mpq__load64(mpq__q_aword(q, blocker), MPQ__RELAXED) != w) break;
+                if (mpq__load64(&b->state, MPQ__RELAXED) != bst) break;
             }
-            if (mpq__load64(mpq__q_aword(q, blocker), MPQ__RELAXED) != w) continue;
+            if (mpq__load64(&b->state, MPQ__RELAXED) != bst) continue;
             key = mpq__ec_prepare(&q->h->space_ec);
             if (mpq__q_alloc(q, mpq__q_nch(len), MPQ__Q_LOOK, &blocker) ||
                 mpq__load32(&q->h->closed, MPQ__SEQ_CST))
@@ -7099,14 +7096,6 @@ MPQDEF int mpq_queue_put(mpq_queue *q, const void *msg, size_t len, int timeout_
     return mpq__q_put_one(q, msg, len, timeout_ms, me, start);
 }
 
-/* Frees the slot of a plain message this process took (n bytes, at pos),
-   its run of the arena first. Returns as mpq__q_free. */
-static int mpq__q_done(mpq_queue *q, mpq__qslot *s, uint64_t pos, uint32_t ref, uint32_t n, uint32_t me)
-{
-    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(n), pos);
-    return mpq__q_free(q, s, mpq__q_lap(q, pos), me);
-}
-
 MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
     mpq__qslot *s;
@@ -7126,7 +7115,7 @@ MPQDEF int mpq_queue_get(mpq_queue *q, void *buf, size_t cap, size_t *len, int t
     mpq__copy(buf, pk.data, n < cap ? n : cap);
     *len = n;
     if (pk.count) return mpq__q_unpack(q, s, pos, pk.cur, 1, pk.count);
-    return mpq__q_done(q, s, pos, pk.ref, n, me);
+    return mpq__q_free(q, s, mpq__q_lap(q, pos), me);   /* and its run */
 }
 
 MPQDEF int mpq_queue_reserve(mpq_queue *q, void **buf, int timeout_ms)
@@ -7200,8 +7189,7 @@ MPQDEF int mpq_queue_cancel(mpq_queue *q, void *buf)
     uint64_t lap;
     uint32_t me, ref;
     if (!q || !(s = mpq__q_held(q, buf, MPQ__WRITING, &lap, &me, &ref))) return -EINVAL;
-    if (ref) mpq__q_afree(q, ref - 1, mpq__q_nch(q->max_msg), mpq__q_pos_of(q, s, lap));
-    return mpq__q_publish(q, s, lap, me, 0, MPQ__SKIPPED, 0);
+    return mpq__q_publish(q, s, lap, me, 0, MPQ__SKIPPED, ref);   /* its run goes with it */
 }
 
 /* The list of peek copies is guarded by a lock word holding the pid of the
@@ -7268,7 +7256,7 @@ MPQDEF int mpq_queue_release(mpq_queue *q, const void *buf)
     uint32_t me, ref;
     if (!q) return -EINVAL;
     if ((s = mpq__q_held(q, buf, MPQ__READING, &lap, &me, &ref)) != NULL)
-        return mpq__q_done(q, s, mpq__q_pos_of(q, s, lap), ref, mpq__load32(&s->len, MPQ__RELAXED), me);
+        return mpq__q_free(q, s, lap, me);
     if (!buf) return -EINVAL;
     me = mpq__self(&start);
     mpq__q_copies_lock(q, me);
@@ -7415,7 +7403,7 @@ MPQDEF int mpq_queue_get_batch(mpq_queue *q, void *buf, size_t cap, size_t *lens
             if (MPQ__CUR_TAKEN(pk.cur) + m < pk.count) break;   /* the rest stays, in order */
         } else {
             if (n) mpq__copy((char *)buf + used, pk.data, n);
-            if ((rc = mpq__q_done(q, s, pos, pk.ref, n, me)) != 0) break;  /* copy may be torn */
+            if ((rc = mpq__q_free(q, s, mpq__q_lap(q, pos), me)) != 0) break;  /* copy may be torn */
             lens[done++] = n;
             used += n;
         }
