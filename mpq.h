@@ -5815,10 +5815,12 @@ typedef struct mpq__qhdr {
     uint32_t chunks;    /* ... the arena's chunks (0: none), which follow
                            the producer table: a word each, then their
                            MPQ__CHUNK bytes each                        */
-    uint32_t arot;      /* where the next arena run is looked for (a hint) */
-    uint32_t pad0[4];
+    uint32_t pad0[5];   /* (the lines below are each written by one side:
+                           this one only read, every call) */
     uint64_t head;      /* next position to put: a hint, never ahead  */
-    uint64_t pad1[7];
+    uint32_t arot;      /* where the next arena run is looked for (a hint;
+                           on the producers' line, not the one above) */
+    uint32_t pad1[13];
     uint64_t tail;      /* next position to get: a hint, never ahead  */
     uint64_t pad2[7];
     uint32_t data_ec;   /* consumers sleep here                       */
