@@ -128,8 +128,9 @@
                              taken back only by a waiter's own check, one
                              50 ms slice later, and a trylock alone never
                              gets it (an mpq_mutex_init mutex too: do not
-                             share one across pid namespaces there). For running tests under qemu;
-                             without it mpq_mutex_init says -ENOTSUP there.
+                             share one across pid namespaces there). For
+                             running tests under qemu; without it
+                             mpq_mutex_init says -ENOTSUP there.
        MPQ_TRUST_OTHER_USERS (implementation file) 1: the *_open calls
                              accept a named object owned by another user,
                              or one that group or others may write, which
@@ -981,17 +982,17 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    of 256-byte chunks, and takes only the chunks it needs. So a queue of
    mostly small messages that must also take large ones costs about
    capacity * (inline_max + 32, rounded up to 64) + arena bytes (and 8 a
-   chunk), not capacity * max_msg: the default
-   queue - 1024 messages, 224 bytes each in the slots, up to 64 KiB in an
-   arena of 256 KiB - maps 524 KiB. Giving only max_msg keeps every message
-   in its slot (no arena: the layout of mpq 0.3, fastest for fixed-size
-   messages, and for batches of small ones, which go about 1.2 times as
-   fast packed into slots as packed into runs of the arena). When the arena has no room, a put of a large message waits
-   for it (timeout_ms as ever) while holding nothing: smaller messages go
-   past it meanwhile. Every guarantee below holds for both kinds; a
-   process killed holding chunks strands none: they are only ever tied to
-   their message's position in the ring, and free once its slot moves on.
-   Anonymous queues are shared with the children forked
+   chunk), not capacity * max_msg: the default queue - 1024 messages, 224
+   bytes each in the slots, up to 64 KiB in an arena of 256 KiB - maps
+   524 KiB. Giving only max_msg keeps every message in its slot (no arena:
+   the layout of mpq 0.3, fastest for fixed-size messages, and for batches
+   of small ones, which go about 1.2 times as fast packed into slots as
+   packed into runs of the arena). When the arena has no room, a put of a
+   large message waits for it (timeout_ms as ever) while holding nothing:
+   smaller messages go past it meanwhile. Every guarantee below holds for
+   both kinds; a process killed holding chunks strands none: they are only
+   ever tied to their message's position in the ring, and free once its
+   slot moves on. Anonymous queues are shared with the children forked
    after creation (they use the same handle); named ones are opened by any
    process with mpq_queue_open.
 
@@ -6601,10 +6602,14 @@ static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid, uint64_t from,
    left `seen`: spins, then sleeps on eventcount ec, for at most a slice
    (MPQ__STUCK_MS while it is held - held 1: a slot, 2: a cursor - so its
    holder gets checked). A closed queue ends the wait of a put, and
-   of a get that no put in progress is about to serve. Returns 0 to retry,
-   or -ETIMEDOUT once `deadline` (monotonic ns, -1 none) has passed. */
+   of a get that no put in progress is about to serve. `room`: a put that
+   waits for a run of that many chunks of the arena (word: the state of
+   the slot whose message holds the run in the way), 0 otherwise; it looks
+   for a run once more after saying it will sleep, since a run freed
+   anywhere will do and wakes it. Returns 0 to retry, or -ETIMEDOUT once
+   `deadline` (monotonic ns, -1 none) has passed. */
 static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_t seen,
-                       int held, int64_t deadline, int put)
+                       int held, int64_t deadline, int put, uint32_t room)
 {
     uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
     int64_t now, until;
@@ -6627,6 +6632,7 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_
     if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
     key = mpq__ec_prepare(ec);
     if (mpq__load64(word, MPQ__SEQ_CST) != seen) return 0;
+    if (room && mpq__q_alloc(q, room, MPQ__Q_LOOK, &i)) return 0;
     /* Closed: a put is over, and so is a get that no put in progress or
        held packed slot is about to serve. */
     if (mpq__load32(&q->h->closed, MPQ__SEQ_CST) &&
@@ -6970,8 +6976,8 @@ static mpq__qslot *mpq__q_reserve(mpq_queue *q, int timeout_ms, int64_t deadline
         }
         if (mpq__q_stuck(q, 0, w, seen, cw, me)) continue;
         if (timeout_ms == 0) return NULL;
-        *rc = cw ? mpq__q_wait(q, &q->h->space_ec, &w->cursor, cw, 2, deadline, 1)
-                 : mpq__q_wait(q, &q->h->space_ec, &w->state, seen, MPQ__HELD(seen), deadline, 1);
+        *rc = cw ? mpq__q_wait(q, &q->h->space_ec, &w->cursor, cw, 2, deadline, 1, 0)
+                 : mpq__q_wait(q, &q->h->space_ec, &w->state, seen, MPQ__HELD(seen), deadline, 1, 0);
         if (*rc != 0) return NULL;
     }
 }
@@ -6986,9 +6992,8 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     for (;;) {
-        uint32_t blocker, first, key;
+        uint32_t blocker, first;
         uint64_t w, bst;
-        int64_t until;
         mpq__qslot *s, *b;
         /* Room in the arena first, holding nothing: a slot is claimed only
            when a run is there to take. */
@@ -7012,24 +7017,11 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
             if (MPQ__ST_LAP(bst) != mpq__q_lap(q, w - 1) || bst == mpq__st(MPQ__ST_LAP(bst), MPQ__FULL, MPQ__SKIPPED))
                 continue;   /* gone meanwhile */
             if (mpq__q_stuck(q, 0, b, bst, 0, me)) continue;
-            /* A spin on the slot of that chunk's message first, as a
-               blocked put spins on its own slot; then a sleep on the
-               producers' eventcount, with one more look after saying so:
-               any run freed from then on wakes us (a sleep on the one
-               slot would sleep through others). */
-            for (key = 0; key < mpq__load32(&q->spin, MPQ__RELAXED); key++) {
-                if ((key & 255) == 255) sched_yield();
-                else mpq__cpu_relax();
-                if (mpq__load64(&b->state, MPQ__RELAXED) != bst) break;
-            }
-            if (mpq__load64(&b->state, MPQ__RELAXED) != bst) continue;
-            key = mpq__ec_prepare(&q->h->space_ec);
-            if (mpq__q_alloc(q, mpq__q_nch(len), MPQ__Q_LOOK, &blocker) ||
-                mpq__load32(&q->h->closed, MPQ__SEQ_CST))
-                continue;
-            until = mpq__now_ns() + (int64_t)(MPQ__HELD(bst) ? MPQ__STUCK_MS : MPQ__WAIT_SLICE_MS) * 1000000;
-            if (deadline >= 0 && deadline < until) until = deadline;
-            mpq__futex_wait(&q->h->space_ec, key, until);
+            /* Then wait for that message's slot to move, as a blocked put
+               waits for its own - or for a run freed anywhere. */
+            if ((*rc = mpq__q_wait(q, &q->h->space_ec, &b->state, bst, MPQ__HELD(bst), deadline, 1,
+                                   mpq__q_nch(len))) != 0)
+                return NULL;
             continue;
         }
         if (!(s = mpq__q_reserve(q, timeout_ms, deadline, me, start, pos, rc))) return NULL;
@@ -7076,8 +7068,8 @@ static mpq__qslot *mpq__q_take(mpq_queue *q, size_t cap, int timeout_ms, uint32_
         w = mpq__q_slot(q, *pos);
         if (mpq__q_stuck(q, 1, w, seen, pk->cur, me)) continue;
         if (timeout_ms == 0) break;
-        *rc = pk->cur ? mpq__q_wait(q, &q->h->data_ec, &w->cursor, pk->cur, 2, deadline, 0)
-                      : mpq__q_wait(q, &q->h->data_ec, &w->state, seen, MPQ__HELD(seen), deadline, 0);
+        *rc = pk->cur ? mpq__q_wait(q, &q->h->data_ec, &w->cursor, pk->cur, 2, deadline, 0, 0)
+                      : mpq__q_wait(q, &q->h->data_ec, &w->state, seen, MPQ__HELD(seen), deadline, 0, 0);
         if (*rc != 0) break;
     }
     mpq__q_rearm(q, me);

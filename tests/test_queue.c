@@ -46,14 +46,7 @@ static mpq_queue *new_arena_queue(uint32_t capacity, uint32_t max_msg, uint32_t 
 
 static mpq_queue *new_queue(uint32_t capacity, uint32_t max_msg)
 {
-    mpq_queue *q;
-    mpq_queue_config c;
-    memset(&c, 0, sizeof c);
-    c.capacity = capacity;
-    c.max_msg = max_msg;
-    c.inline_max = g_inline;
-    CHECK_OK(mpq_queue_create(&q, &c));
-    return q;
+    return new_arena_queue(capacity, max_msg, g_inline, 0);
 }
 
 /* --- the basic contract ---------------------------------------------------- */
