@@ -6611,7 +6611,7 @@ static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid, uint64_t from,
 static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_t seen,
                        int held, int64_t deadline, int put, uint32_t room)
 {
-    uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
+    uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key, blocker;
     int64_t now, until;
     /* First the deadline: a slot that others keep moving (or rewrite)
        would otherwise send the caller round its loop for ever. */
@@ -6632,7 +6632,7 @@ static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_
     if (deadline >= 0 && now >= deadline) return -ETIMEDOUT;
     key = mpq__ec_prepare(ec);
     if (mpq__load64(word, MPQ__SEQ_CST) != seen) return 0;
-    if (room && mpq__q_alloc(q, room, MPQ__Q_LOOK, &i)) return 0;
+    if (room && mpq__q_alloc(q, room, MPQ__Q_LOOK, &blocker)) return 0;
     /* Closed: a put is over, and so is a get that no put in progress or
        held packed slot is about to serve. */
     if (mpq__load32(&q->h->closed, MPQ__SEQ_CST) &&
