@@ -2566,6 +2566,25 @@ static uint64_t mpq__boot_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Reads a small file (or the start of one) into buf, NUL-terminated: its
+   length, or -1 (no such file, no /proc, hidepid). */
+static int mpq__read_text(const char *path, char *buf, size_t n)
+{
+    size_t got = 0;
+    ssize_t r;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    while (got < n - 1) {
+        r = read(fd, buf + got, n - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = 0;
+    return (int)got;
+}
+
 /* Start time of process pid in clock ticks since boot (field 22 of the
    stat file of its main thread, which is the process's); 0 when it cannot
    be read (no /proc, hidepid, gone). Read from task/PID/stat, not
@@ -2575,18 +2594,21 @@ static uint64_t mpq__boot_ns(void)
 static uint64_t mpq__proc_start(uint32_t pid)
 {
     char path[64], buf[600], *p;
-    ssize_t n;
-    int fd, field;
+    int field;
     snprintf(path, sizeof path, "/proc/%u/task/%u/stat", (unsigned)pid, (unsigned)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = 0;
-    if (!(p = strrchr(buf, ')'))) return 0;
+    if (mpq__read_text(path, buf, sizeof buf) <= 0 || !(p = strrchr(buf, ')'))) return 0;
     for (p += 1, field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');  /* " 3 4 ... 22" */
     return p ? strtoull(p + 1, NULL, 10) & MPQ__START_MASK : 0;
+}
+
+/* 0 if /proc says pid is a thread's id and not its process's (Tgid), else
+   1 (unreadable counts as a process). */
+static int mpq__is_process(int pid)
+{
+    char path[40], buf[512], *t;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    if (mpq__read_text(path, buf, sizeof buf) <= 0 || !(t = strstr(buf, "\nTgid:"))) return 1;
+    return strtol(t + 6, NULL, 10) == pid;
 }
 
 /* This process's pid (and start time in *start), cached per process; a
@@ -2632,17 +2654,12 @@ static int mpq__proc_zombie(uint32_t pid)
     char path[48], buf[600], *p;
     ssize_t n;
     long threads;
-    int fd, field;
+    int field;
     /* A /proc mounted for another pid namespace names other processes. */
     n = readlink("/proc/self", buf, sizeof buf - 1);
     if (n <= 0 || (buf[n] = 0, strtol(buf, NULL, 10) != (long)getpid())) return 0;
     snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = 0;
+    if (mpq__read_text(path, buf, sizeof buf) <= 0) return 0;
     if (!(p = strrchr(buf, ')')) || (p[1] != ' ') || (p[2] != 'Z' && p[2] != 'X')) return 0;
     for (p += 1, field = 3; field < 20 && p; field++) p = strchr(p + 1, ' ');   /* on to field 20 */
     threads = p ? strtol(p + 1, NULL, 10) : 0;
@@ -7473,23 +7490,6 @@ MPQDEF long mpq_queue_unfinished(const mpq_queue *q)
     return (long)mpq__load32(&q->h->unfinished, MPQ__ACQUIRE);
 }
 
-/* 0 if /proc says pid is a thread's id and not its process's (Tgid), else
-   1 (unreadable counts as a process). */
-static int mpq__is_process(int pid)
-{
-    char path[40], buf[512], *t;
-    ssize_t n;
-    int fd;
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return 1;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 1;
-    buf[n] = 0;
-    if (!(t = strstr(buf, "\nTgid:"))) return 1;
-    return strtol(t + 6, NULL, 10) == pid;
-}
-
 MPQDEF int mpq_queue_add_producer(mpq_queue *q, int pid)
 {
     uint64_t start;
@@ -9909,24 +9909,6 @@ static long mpq__affinity_cpus(void)
     for (i = 0; r > 0 && i < (size_t)r / sizeof *mask; i++) n += __builtin_popcountl(mask[i]);
     if (mask != one) MPQ_FREE(mask);
     return n;
-}
-
-/* Reads a small file into buf (NUL-terminated): its length, or -1. */
-static int mpq__read_text(const char *path, char *buf, size_t n)
-{
-    size_t got = 0;
-    ssize_t r;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    while (got < n - 1) {
-        r = read(fd, buf + got, n - 1 - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = 0;
-    return (int)got;
 }
 
 /* The CPUs that cgroup directory dir's quota allows, rounded up; 0 for

@@ -313,7 +313,6 @@ static void test_mutex_unmarked_dead_holder(void)
     mpq_process p, live;
     uint32_t *word, dead, waiters;
     int i;
-    mpq_mutex *own;
     uint32_t *own_word;
     CHECK_OK(mpq_shm_create(&shm, &(mpq_shm_config){ .size = sizeof *h }));
     h = (struct held *)shm.addr;
@@ -325,7 +324,6 @@ static void test_mutex_unmarked_dead_holder(void)
     CHECK_OK(mpq_mutex_create(&h->mp, NULL));
     word = (uint32_t *)(void *)&h->mp->pm__ + mpq__pm_known;
     own_word = (uint32_t *)(void *)&h->m.pm__ + mpq__pm_known;
-    own = &h->m;
     CHECK_OK(mpq_process_start(&p, exit_now, NULL));
     MPQT_JOIN_OK(&p, 0);
     dead = (uint32_t)p.pid;   /* reaped: no thread has this id now */
@@ -389,10 +387,10 @@ static void test_mutex_unmarked_dead_holder(void)
        slice) - but under MPQ_ALLOW_NONROBUST, where nothing else would. */
     mpq__store32(own_word, dead, MPQ__SEQ_CST);
 #if defined(MPQ_ALLOW_NONROBUST)
-    CHECK_ERR(mpq_mutex_timedlock(own, 300), EOWNERDEAD);
-    CHECK_OK(mpq_mutex_unlock(own));
+    CHECK_ERR(mpq_mutex_timedlock(&h->m, 300), EOWNERDEAD);
+    CHECK_OK(mpq_mutex_unlock(&h->m));
 #else
-    CHECK_ERR(mpq_mutex_timedlock(own, 300), ETIMEDOUT);
+    CHECK_ERR(mpq_mutex_timedlock(&h->m, 300), ETIMEDOUT);
     CHECK_EQ(mpq__load32(own_word, MPQ__SEQ_CST) & ~MPQ__FUTEX_WAITERS, dead);   /* nothing taken back */
     mpq__store32(own_word, 0, MPQ__SEQ_CST);
 #endif
