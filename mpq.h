@@ -235,7 +235,7 @@
                        256-byte chunks of an arena. Breaking: the default
                        queue takes messages of up to 64 KiB (was 4 KiB)
                        in 524 KiB (was 4 MiB); a queue with an arena is
-                       segment layout 5 (older mpq.h: -EPROTO). A queue
+                       segment layout 6 (older mpq.h: -EPROTO). A queue
                        made with max_msg alone is as before.
      0.3.0  (2026-12)  the pool: imap and imap_unordered (lazy input, bounded
                        memory, progress), task error messages (mpq_pool_fail),
@@ -981,8 +981,8 @@ MPQDEF int mpq_list_clear(mpq_list *l);
    larger message (up to max_msg) goes to the queue's arena, a shared pool
    of 256-byte chunks, and takes only the chunks it needs. So a queue of
    mostly small messages that must also take large ones costs about
-   capacity * (inline_max + 32, rounded up to 64) + arena bytes (and 8 a
-   chunk), not capacity * max_msg: the default queue - 1024 messages, 224
+   capacity * (inline_max + 32, rounded up to 64) + arena bytes (and 8.5
+   a chunk), not capacity * max_msg: the default queue - 1024 messages, 224
    bytes each in the slots, up to 64 KiB in an arena of 256 KiB - maps
    524 KiB. Giving only max_msg keeps every message in its slot (no arena:
    the layout of mpq 0.3, fastest for fixed-size messages, and for batches
@@ -2768,10 +2768,11 @@ static int mpq__ec_await(const uint32_t *word, int nonzero, uint32_t *ec, int ti
 
 #define MPQ__SEG_MAGIC   0x3153504dU   /* "MPS1" little-endian */
 #define MPQ__SEG_VERSION 1   /* shm and mutex segments */
-#define MPQ__SEG_VERSION_QUEUE 5   /* 2: queues may hold packed batches (1 cannot read them);
+#define MPQ__SEG_VERSION_QUEUE 6   /* 2: queues may hold packed batches (1 cannot read them);
                                       3: a joinable queue (2 would not count its puts);
                                       4: a producer count (3 has no table after the slots);
-                                      5: an arena for messages larger than a slot's bytes */
+                                      5: an arena, never released (no claim words: refused);
+                                      6: an arena for messages larger than a slot's bytes */
 #define MPQ__SEG_VERSION_OF(kind) ((kind) == MPQ__KIND_QUEUE ? MPQ__SEG_VERSION_QUEUE : MPQ__SEG_VERSION)
 #define MPQ__SEG_HDR     64
 
@@ -5755,6 +5756,7 @@ MPQDEF int mpq_list_clear(mpq_list *l)
 #define MPQ__Q_DEFAULT_INLINE 224u  /* ... 224 bytes in each slot (256 with its header) ... */
 #define MPQ__Q_ARENA_FACTOR 4u      /* ... and room for 4 largest messages beside */
 #define MPQ__CHUNK 256u             /* the arena's unit                         */
+#define MPQ__Q_GROUP 16u            /* chunks that share a claim word            */
 #define MPQ__Q_MAX_CHUNKS (1u << 24)
 #define MPQ__Q_MAX_CAP (1u << 24)
 #define MPQ__Q_MAX_MSG (1u << 30)
@@ -5891,6 +5893,7 @@ struct mpq_queue {
     uint64_t  *awords;      /* their words: 0, or 1 + the position whose
                                message the chunk holds or held (free once
                                that message is gone: see "the arena")     */
+    uint64_t  *gwords;      /* a claim word per MPQ__Q_GROUP chunks        */
     char      *arena;       /* their bytes                                 */
 };
 
@@ -6020,13 +6023,23 @@ static mpq__qslot *mpq__q_slot_of(const mpq_queue *q, const void *buf)
    position's slot has moved past that position's lap (a get freed it), or
    holds nothing for it (FULL(SKIPPED): a dead or cancelled put). So no
    one gives chunks back: freeing the slot frees its run, in the same CAS,
-   and a process killed at any instant leaves nothing to collect. Runs are
-   taken by the producer that already holds the position's slot (WRITING),
-   one CAS per chunk from the free word it saw to its own; a run that
-   loses a race for one of its chunks is given back (its words set to 0)
-   and looked for further on. A reservation's unused tail goes back the
-   same way. Positions are never reused (2^40 laps), and a gone position
-   stays gone, so a chunk seen free stays free until a CAS takes it.
+   and a process killed at any instant leaves nothing to collect.
+   Positions are never reused (2^40 laps), and a gone position stays gone.
+
+   Runs are taken by the producer that already holds the position's slot
+   (WRITING). Each MPQ__Q_GROUP chunks share a claim word: (1 + position)
+   mod 2^48 << 16 | a mask of the chunks a claim in progress takes. A put
+   claims each group of its run with one CAS (a run of a packed batch is
+   one or two groups: one CAS, not one per chunk - measured, 9 CASes were
+   a quarter of such a batch's cost), then looks at the chunks again (now
+   nobody else can take them), writes its name into their words and ends
+   the claims (mask 0). A claim whose position is not being written any
+   more (its put was killed and taken over) is over: the next claim
+   replaces it. Only a claimant writes chunk words, so a chunk seen free
+   stays free while its group is claimed; and since every claimant looks
+   at the chunks after its CAS, a group word that comes back to a value a
+   slow claimant saw misleads nobody. A reservation's unused tail is given
+   back by setting its words to 0.
 
    A producer that finds no run gives its position up (publishes it
    SKIPPED, so nothing waits behind it) and waits for room, then puts
@@ -6037,6 +6050,14 @@ static inline uint64_t *mpq__q_aword(const mpq_queue *q, uint32_t c) { return q-
 static inline char *mpq__q_achunk(const mpq_queue *q, uint32_t c) { return q->arena + (size_t)c * MPQ__CHUNK; }
 /* Chunks for len bytes (len at most MPQ__Q_MAX_CHUNKS chunks' worth). */
 static inline uint32_t mpq__q_nch(uint64_t len) { return (uint32_t)((len + MPQ__CHUNK - 1) / MPQ__CHUNK); }
+/* The words of an arena of `chunks`: one a chunk, one a group. */
+static inline size_t mpq__q_awords(uint32_t chunks)
+{
+    return (size_t)chunks + (chunks + MPQ__Q_GROUP - 1) / MPQ__Q_GROUP;
+}
+/* A claim word: position p's claim of the chunks in `mask` (0: none). */
+#define MPQ__Q_TAGMASK ((((uint64_t)1) << 48) - 1)
+#define MPQ__Q_GW(p, mask) ((((p) + 1) & MPQ__Q_TAGMASK) << 16 | (uint64_t)(mask))
 
 /* Whether the message of position p is gone: its slot has moved past p's
    lap, or holds no message for it. */
@@ -6058,6 +6079,105 @@ static int mpq__q_cfree(const mpq_queue *q, uint64_t w, uint64_t *memo)
     return 1;
 }
 
+/* The put whose claim a group's claim word v shows in progress, named as
+   a chunk word would name it (1 + its position), or 0 if none is: v's
+   mask is empty, or the position it names is not being written (the claim
+   ended, or its put was killed and taken over). v names the position by
+   its low 48 bits: its slot, and its lap's low 48 - log2cap bits (a claim
+   word left for 2^(48 - log2cap) laps of that slot can look in progress
+   while another put writes there - it then waits for that put). */
+static uint64_t mpq__q_claimer(const mpq_queue *q, uint64_t v)
+{
+    uint64_t p = ((v >> 16) - 1) & MPQ__Q_TAGMASK, st, low;
+    if ((v & 0xffffu) == 0) return 0;
+    low = q->log2cap <= 8 ? MPQ__LAPMASK : (((uint64_t)1) << (48 - q->log2cap)) - 1;
+    st = mpq__load64(&mpq__q_slot(q, p)->state, MPQ__ACQUIRE);
+    if (MPQ__ST_PHASE(st) != MPQ__WRITING || ((MPQ__ST_LAP(st) ^ (p >> q->log2cap)) & low) != 0) return 0;
+    return (MPQ__ST_LAP(st) << q->log2cap | (p & q->mask)) + 1;
+}
+
+/* Where a look for a run goes on after chunk c was found held (by w, a
+   claim of its group if `group`): past the group, or past the chunks
+   that share c's word (its holder's run). At most the arena's end. */
+static uint32_t mpq__q_past(const mpq_queue *q, uint32_t c, uint64_t w, int group)
+{
+    if (group) return (c / MPQ__Q_GROUP + 1) * MPQ__Q_GROUP < q->nchunks ? (c / MPQ__Q_GROUP + 1) * MPQ__Q_GROUP
+                                                                         : q->nchunks;
+    for (c++; c < q->nchunks && mpq__load64(mpq__q_aword(q, c), MPQ__RELAXED) == w; c++) {}
+    return c;
+}
+
+/* How many chunks from `at` on, up to n, are free (n: all of them). At the
+   first held one: *w names its holder, *next is where to look on. A chunk
+   is held when its word says so, or a claim of its group is in progress. */
+static uint32_t mpq__q_free_run(const mpq_queue *q, uint32_t at, uint32_t n, uint64_t *memo, uint64_t *w,
+                                uint32_t *next)
+{
+    uint32_t i, c;
+    for (i = 0; i < n; i++) {
+        c = at + i;
+        if ((i == 0 || c % MPQ__Q_GROUP == 0) &&
+            (*w = mpq__q_claimer(q, mpq__load64(&q->gwords[c / MPQ__Q_GROUP], MPQ__ACQUIRE))) != 0) {
+            *next = mpq__q_past(q, c, *w, 1);
+            return i;
+        }
+        *w = mpq__load64(mpq__q_aword(q, c), MPQ__RELAXED);
+        if (!mpq__q_cfree(q, *w, memo)) {
+            *next = mpq__q_past(q, c, *w, 0);
+            return i;
+        }
+    }
+    return n;
+}
+
+/* Takes chunks [at, at + n), just seen free, for position p, whose slot
+   the caller holds (see "the arena": claim each group, look again, name
+   the chunks p's, end the claims). Returns n, or the index of a chunk
+   found held meanwhile (*w, *next as mpq__q_free_run), with every claim it
+   made ended and nothing taken. */
+static uint32_t mpq__q_take_run(mpq_queue *q, uint32_t at, uint32_t n, uint64_t p, uint64_t *memo, uint64_t *w,
+                                uint32_t *next)
+{
+    uint32_t g, g0 = at / MPQ__Q_GROUP, g1 = (at + n - 1) / MPQ__Q_GROUP, c, lo, hi, i = 0;
+    for (g = g0; g <= g1; g++) {
+        uint64_t *gw = &q->gwords[g], v = mpq__load64(gw, MPQ__ACQUIRE);
+        uint32_t mask;
+        lo = g == g0 ? at : g * MPQ__Q_GROUP;
+        hi = g == g1 ? at + n : (g + 1) * MPQ__Q_GROUP;
+        mask = (uint32_t)((((uint64_t)1 << (hi - lo)) - 1) << (lo % MPQ__Q_GROUP));
+        for (;;) {
+            if ((*w = mpq__q_claimer(q, v)) != 0) {
+                i = lo - at;
+                *next = mpq__q_past(q, lo, *w, 1);
+                goto undo;
+            }
+            if (mpq__cas64(gw, &v, MPQ__Q_GW(p, mask), MPQ__SEQ_CST)) break;
+            /* A failed CAS reads v relaxed: read it again with acquire, so
+               that the claimer's slot is read after that claim was made. */
+            v = mpq__load64(gw, MPQ__ACQUIRE);
+        }
+        MPQ__TEST_POINT("arena_claim");
+        for (c = lo; c < hi; c++) {
+            *w = mpq__load64(mpq__q_aword(q, c), MPQ__ACQUIRE);
+            if (!mpq__q_cfree(q, *w, memo)) {
+                i = c - at;
+                *next = mpq__q_past(q, c, *w, 0);
+                g++;   /* this group's claim ends too */
+                goto undo;
+            }
+        }
+    }
+    for (c = at; c < at + n; c++) mpq__store64(mpq__q_aword(q, c), p + 1, MPQ__RELAXED);
+    MPQ__TEST_POINT("arena_named");
+    for (g = g0; g <= g1; g++) mpq__store64(&q->gwords[g], MPQ__Q_GW(p, 0), MPQ__RELEASE);
+    mpq__ec_signal(&q->h->space_ec);   /* a put that looked meanwhile waits on our slot */
+    return n;
+undo:
+    while (g-- > g0) mpq__store64(&q->gwords[g], MPQ__Q_GW(p, 0), MPQ__RELEASE);
+    mpq__ec_signal(&q->h->space_ec);
+    return i;
+}
+
 /* Gives back chunks [first, first + n) that position p holds and does not
    need (those that are not p's any more are left alone). */
 static void mpq__q_afree(mpq_queue *q, uint32_t first, uint32_t n, uint64_t p)
@@ -6071,17 +6191,17 @@ static void mpq__q_afree(mpq_queue *q, uint32_t first, uint32_t n, uint64_t p)
 }
 
 /* Takes a run of n chunks for position p, whose slot the caller holds.
-   Returns 1 + its first chunk, or 0 if there is none (*blocker: a chunk
-   found taken, to wait on). With p == MPQ__Q_LOOK it only looks: 1 + the
-   first chunk of a free run, taken by nobody. The look starts where the
-   last run ended: gets free runs in about the order they were taken, so
-   the room is usually there. */
+   Returns 1 + its first chunk, or 0 if there is none (*held_by: the
+   holder of a chunk in the way, named as in a chunk's word, to wait on).
+   With p == MPQ__Q_LOOK it only looks: 1 + the first chunk of a free run,
+   taken by nobody. The look starts where the last run ended: gets free
+   runs in about the order they were taken, so the room is usually there. */
 #define MPQ__Q_LOOK (~(uint64_t)0)
-static uint32_t mpq__q_alloc(mpq_queue *q, uint32_t n, uint64_t p, uint32_t *blocker)
+static uint32_t mpq__q_alloc(mpq_queue *q, uint32_t n, uint64_t p, uint64_t *held_by)
 {
-    uint32_t N = q->nchunks, at, i, looked;
+    uint32_t N = q->nchunks, at, i, looked, next = 0;
     uint64_t memo = 0, w = 0;
-    *blocker = 0;
+    *held_by = 0;
     if (n == 0 || n > N) return 0;
     at = mpq__load32(&q->h->arot, MPQ__RELAXED);
     if (at >= N) at = 0;
@@ -6091,29 +6211,15 @@ static uint32_t mpq__q_alloc(mpq_queue *q, uint32_t n, uint64_t p, uint32_t *blo
             at = 0;
             continue;
         }
-        for (i = 0; i < n; i++) {
-            w = mpq__load64(mpq__q_aword(q, at + i), MPQ__RELAXED);
-            if (!mpq__q_cfree(q, w, &memo)) break;
-        }
+        i = mpq__q_free_run(q, at, n, &memo, &w, &next);
         if (i == n && p == MPQ__Q_LOOK) return at + 1;
-        if (i == n) {
-            for (i = 0; i < n; i++) {
-                w = mpq__load64(mpq__q_aword(q, at + i), MPQ__RELAXED);
-                if (!mpq__q_cfree(q, w, &memo) || !mpq__cas64(mpq__q_aword(q, at + i), &w, p + 1, MPQ__SEQ_CST))
-                    break;
-            }
-            if (i == n) {
-                mpq__store32(&q->h->arot, at + n < N ? at + n : 0, MPQ__RELAXED);
-                return at + 1;
-            }
-            mpq__q_afree(q, at, i, p);   /* lost a race for chunk at + i */
+        if (i == n && (i = mpq__q_take_run(q, at, n, p, &memo, &w, &next)) == n) {
+            mpq__store32(&q->h->arot, at + n < N ? at + n : 0, MPQ__RELAXED);
+            return at + 1;
         }
-        *blocker = at + i;
-        looked += i + 1;
-        at += i + 1;
-        /* the rest of that chunk's run (its word) is held too */
-        for (; at < N && looked < N && mpq__load64(mpq__q_aword(q, at), MPQ__RELAXED) == w; at++) looked++;
-        if (at >= N) at = 0;
+        *held_by = w;
+        looked += next - at;
+        at = next < N ? next : 0;
     }
     return 0;
 }
@@ -6628,7 +6734,8 @@ static void mpq__q_recover_readers(mpq_queue *q, uint32_t pid, uint64_t from,
 static int mpq__q_wait(mpq_queue *q, uint32_t *ec, const uint64_t *word, uint64_t seen,
                        int held, int64_t deadline, int put, uint32_t room)
 {
-    uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key, blocker;
+    uint32_t i, spin = mpq__load32(&q->spin, MPQ__RELAXED), key;
+    uint64_t blocker;
     int64_t now, until;
     /* First the deadline: a slot that others keep moving (or rewrite)
        would otherwise send the caller round its loop for ever. */
@@ -6734,22 +6841,23 @@ static int mpq__q_attach(mpq_queue **out, void *base, size_t length, int efd, co
     if (h->chunks) {
         size_t words = (size_t)h->capacity * h->stride + (size_t)h->producers * 8;
         q->awords = (uint64_t *)(void *)(q->slots + words);
-        q->arena = q->slots + ((words + (size_t)h->chunks * 8 + 63) & ~(size_t)63);
+        q->gwords = q->awords + h->chunks;
+        q->arena = q->slots + ((words + mpq__q_awords(h->chunks) * 8 + 63) & ~(size_t)63);
     }
     *out = q;
     return 0;
 }
 
 /* Slot stride for inl bytes a slot, and the object size for capacity
-   slots, a table of `producers` and an arena of `chunks`; 0 if that does
-   not fit in memory. */
+   slots, a table of `producers` and an arena of `chunks` (their words and
+   claim words, then their bytes); 0 if that does not fit in memory. */
 static uint64_t mpq__q_size(uint32_t capacity, uint32_t inl, uint32_t producers, uint32_t chunks,
                             uint32_t *stride)
 {
     uint64_t sz;
     *stride = (uint32_t)((sizeof(mpq__qslot) + (uint64_t)inl + 63) & ~(uint64_t)63);
     sz = sizeof(mpq__qhdr) + (uint64_t)capacity * *stride + (uint64_t)producers * 8;
-    if (chunks) sz = ((sz + (uint64_t)chunks * 8 + 63) & ~(uint64_t)63) + (uint64_t)chunks * MPQ__CHUNK;
+    if (chunks) sz = ((sz + (uint64_t)mpq__q_awords(chunks) * 8 + 63) & ~(uint64_t)63) + (uint64_t)chunks * MPQ__CHUNK;
     return sz > (uint64_t)((size_t)-1 / 4) ? 0 : sz;
 }
 
@@ -6796,10 +6904,10 @@ MPQDEF int mpq_queue_create(mpq_queue **out, const mpq_queue_config *cfg)
     h->inline_max = inl;
     h->chunks = chunks;
     {   /* Only a joinable queue needs layout 3, one with a producer count
-           4 and one with an arena 5 (see MPQ__SEG_VERSION_QUEUE): other
+           4 and one with an arena 6 (see MPQ__SEG_VERSION_QUEUE): other
            queues stay readable by older mpq.h. */
         mpq__seg *sh = (mpq__seg *)base, copy;
-        sh->version = (uint16_t)(chunks ? 5 : h->producers ? 4 : h->joinable ? 3 : 2);
+        sh->version = (uint16_t)(chunks ? 6 : h->producers ? 4 : h->joinable ? 3 : 2);
         memcpy(&copy, sh, sizeof copy);
         copy.magic = MPQ__SEG_MAGIC;   /* counted in the checksum, stored last */
         sh->check = mpq__seg_checksum(&copy);
@@ -6828,7 +6936,7 @@ MPQDEF int mpq_queue_open(mpq_queue **out, const char *name)
         (h.inline_max == 0 ? h.chunks != 0
                            : h.inline_max > h.max_msg || (h.inline_max < h.max_msg) != (h.chunks != 0)) ||
         h.chunks > MPQ__Q_MAX_CHUNKS || (uint64_t)h.chunks * MPQ__CHUNK < (h.chunks ? h.max_msg : 0) ||
-        (h.chunks && ((const mpq__seg *)base)->version < 5) ||
+        (h.chunks && ((const mpq__seg *)base)->version < 6) ||
         mpq__q_size(h.capacity, h.inline_max ? h.inline_max : h.max_msg, h.producers, h.chunks, &stride) != obj ||
         h.stride != stride) {
         munmap(base, length);
@@ -7009,12 +7117,12 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
 {
     int64_t deadline = timeout_ms > 0 ? mpq__deadline(timeout_ms) : -1;
     for (;;) {
-        uint32_t blocker, first;
+        uint32_t first;
         uint64_t w, bst;
         mpq__qslot *s, *b;
         /* Room in the arena first, holding nothing: a slot is claimed only
            when a run is there to take. */
-        if (len > q->inl && !mpq__q_alloc(q, mpq__q_nch(len), MPQ__Q_LOOK, &blocker)) {
+        if (len > q->inl && !mpq__q_alloc(q, mpq__q_nch(len), MPQ__Q_LOOK, &w)) {
             if (mpq__load32(&q->h->closed, MPQ__ACQUIRE)) {
                 *rc = -EPIPE;
                 return NULL;
@@ -7027,8 +7135,8 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
                 *rc = -ETIMEDOUT;
                 return NULL;
             }
-            /* The chunk that stopped the look: is its holder alive? */
-            if ((w = mpq__load64(mpq__q_aword(q, blocker), MPQ__ACQUIRE)) == 0) continue;
+            /* The put whose run (or claim) stopped the look: alive? */
+            if (w == 0) continue;
             b = mpq__q_slot(q, w - 1);
             bst = mpq__load64(&b->state, MPQ__ACQUIRE);
             if (MPQ__ST_LAP(bst) != mpq__q_lap(q, w - 1) || bst == mpq__st(MPQ__ST_LAP(bst), MPQ__FULL, MPQ__SKIPPED))
@@ -7045,7 +7153,7 @@ static mpq__qslot *mpq__q_reserve_n(mpq_queue *q, size_t len, int timeout_ms, ui
         *ref = 0;
         *dst = mpq__q_data(s);
         if (len <= q->inl) return s;
-        if ((first = mpq__q_alloc(q, mpq__q_nch(len), *pos, &blocker)) != 0) {
+        if ((first = mpq__q_alloc(q, mpq__q_nch(len), *pos, &w)) != 0) {
             *ref = first;
             *dst = mpq__q_achunk(q, first - 1);
             return s;
@@ -7332,13 +7440,18 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
         /* As many of the next messages as fit in one slot - or in a run of
            the arena, up to max_msg bytes - travel packed. */
         size_t k = 0, bytes = 4;
-        uint32_t ref = 0, blocker;
+        uint32_t ref = 0;
+        uint64_t blocker;
         char *d;
+        size_t slot_bytes;
         if (q->packs && !q->supervised)
             k = mpq__q_fit(lens, (size_t)done, n, q->nchunks ? q->max_msg : q->inl, &bytes);
-        /* No room in the arena for the lot: as many as the slot takes. */
-        if (k >= 2 && bytes > q->inl && !mpq__q_alloc(q, mpq__q_nch(bytes), MPQ__Q_LOOK, &blocker))
-            k = mpq__q_fit(lens, (size_t)done, n, q->inl, &bytes);
+        /* Too many for a slot, and a slot would not take two of them: with
+           no room in the arena the position would go for nothing (a poll
+           with timeout 0 would fill the ring with them), so look first. */
+        if (k >= 2 && bytes > q->inl && mpq__q_fit(lens, (size_t)done, n, q->inl, &slot_bytes) < 2 &&
+            !mpq__q_alloc(q, mpq__q_nch(bytes), MPQ__Q_LOOK, &blocker))
+            k = 0;
         if (k < 2) {
             /* One message: a put's way (it may wait for the arena, the
                first one as long as the timeout allows). */
@@ -7352,20 +7465,20 @@ MPQDEF int mpq_queue_put_batch(mpq_queue *q, const void *const *msgs, const size
                            : mpq__q_reserve(q, timeout_ms, deadline, me, start, &pos, &rc)))
                 break;
             d = mpq__q_data(s);
-            if (bytes > q->inl) {
-                /* Too many for the slot: a run; if the arena has no room,
-                   the position goes and the next message travels alone. */
-                if ((ref = mpq__q_alloc(q, mpq__q_nch(bytes), pos, &blocker)) == 0) {
-                    if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, 0, MPQ__SKIPPED, 0)) != 0) break;
-                    if ((rc = mpq__q_put_one(q, msgs[done], lens[done], mpq__q_left(done, timeout_ms, deadline), me,
-                                             start)) != 0)
-                        break;
-                    done++;
-                    if ((size_t)done == n) break;
-                    continue;
-                }
-                d = mpq__q_achunk(q, ref - 1);
+            /* Too many for the slot: a run. If the arena has no room, as
+               many as the slot takes; if that is not two, the position
+               goes and the next message travels alone. */
+            if (bytes > q->inl && (ref = mpq__q_alloc(q, mpq__q_nch(bytes), pos, &blocker)) == 0 &&
+                (k = mpq__q_fit(lens, (size_t)done, n, q->inl, &bytes)) < 2) {
+                if ((rc = mpq__q_publish(q, s, mpq__q_lap(q, pos), me, 0, MPQ__SKIPPED, 0)) != 0) break;
+                if ((rc = mpq__q_put_one(q, msgs[done], lens[done], mpq__q_left(done, timeout_ms, deadline), me,
+                                         start)) != 0)
+                    break;
+                done++;
+                if ((size_t)done == n) break;
+                continue;
             }
+            if (ref) d = mpq__q_achunk(q, ref - 1);
             count = (uint32_t)k;
             for (i = 0; i < k; i++) {
                 l = (uint32_t)lens[(size_t)done + i];

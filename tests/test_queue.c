@@ -20,9 +20,10 @@ static void start_peer(mpq_process *p, const char *name, const char *mode, const
 }
 
 static const char *volatile g_kill_point;
+static volatile int g_kill_skip;   /* times g_kill_point passes before the kill */
 static void mpqt_point(const char *name)
 {
-    if (g_kill_point && strcmp(name, g_kill_point) == 0) raise(SIGKILL);
+    if (g_kill_point && strcmp(name, g_kill_point) == 0 && g_kill_skip-- == 0) raise(SIGKILL);
 }
 
 /* Bytes a slot of new_queue's queues holds: 0 all of max_msg (no arena),
@@ -1177,13 +1178,14 @@ static void test_queue_layout_versions(void)
     CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
     CHECK_OK(mpq_queue_close(q));
     CHECK_OK(mpq_shm_unlink(name));
-    /* An arena is layout 5 (older mpq.h refuse it), and so is a default
-       queue; its size, inline_max and chunks are checked at open. */
+    /* An arena is layout 6 (older mpq.h refuse it), and so is a default
+       queue; its size, inline_max and chunks are checked at open. Layout
+       5 (an arena without claim words, never released) is refused. */
     c.producers = 0;
     c.max_msg = 0;
     CHECK_OK(mpq_queue_create(&q, &c));
     h = (mpq__seg *)q->base;
-    CHECK_EQ(h->version, 5);
+    CHECK_EQ(h->version, 6);
     CHECK_OK(mpq_queue_open(&o, name));
     CHECK_EQ(mpq_queue_max_msg(o), 65536);
     CHECK_OK(mpq_queue_close(o));
@@ -1202,6 +1204,9 @@ static void test_queue_layout_versions(void)
         h->check = mpq__seg_checksum(h);
         CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
         h->version = 5;
+        h->check = mpq__seg_checksum(h);
+        CHECK_ERR(mpq_queue_open(&o, name), EINVAL);
+        h->version = 6;
         h->check = mpq__seg_checksum(h);
         CHECK_OK(mpq_queue_open(&o, name));
         CHECK_OK(mpq_queue_close(o));
@@ -1633,11 +1638,12 @@ static void storm_start(mpq_process *p, struct role *r, int id, mpq_queue *q, st
 
 /* After everything was taken: every chunk of the arena is free - its
    word 0, or naming a position whose slot has moved past its lap or holds
-   nothing for it (told here from the slots, not by mpq's own test) - so a
-   kill at any instant leaks none. */
+   nothing for it - and no group's claim word shows a claim whose slot is
+   still being written (told here from the slots, not by mpq's own test),
+   so a kill at any instant leaks none. */
 static void check_arena_free(mpq_queue *q)
 {
-    uint32_t c, held = 0;
+    uint32_t c, held = 0, claims = 0;
     for (c = 0; c < q->nchunks; c++) {
         uint64_t w = q->awords[c], lap, st;
         if (w == 0) continue;
@@ -1645,7 +1651,12 @@ static void check_arena_free(mpq_queue *q)
         st = mpq__q_slot(q, w - 1)->state;
         held += MPQ__ST_LAP(st) == lap && st != mpq__st(lap, MPQ__FULL, MPQ__SKIPPED);
     }
+    for (c = 0; c < q->nchunks; c += MPQ__Q_GROUP) {
+        uint64_t v = q->gwords[c / MPQ__Q_GROUP];
+        if (v & 0xffffu) claims += MPQ__ST_PHASE(mpq__q_slot(q, (v >> 16) - 1)->state) == MPQ__WRITING;
+    }
     if (held) mpqt_fail(__FILE__, __LINE__, "%u of %u arena chunks still held", held, q->nchunks);
+    if (claims) mpqt_fail(__FILE__, __LINE__, "%u claims of the arena's groups left in progress", claims);
 }
 
 static void run_kill_storm(void)
@@ -2045,6 +2056,82 @@ static void test_queue_arena_waiter_holds_nothing(void)
     check_fill(out, len, 9, 4096);
     CHECK_OK(mpq_process_join(&p, 20000));
     CHECK_EQ(p.exitcode, 0);
+    check_arena_free(q);
+    CHECK_OK(mpq_queue_close(q));
+}
+
+/* A put of max_msg bytes, killed at g_kill_point (after g_kill_skip
+   passes) while it takes its run. */
+static int killed_taking_run(void *arg)
+{
+    static unsigned char m[8192];
+    mpq_queue *q = (mpq_queue *)arg;
+    model_fill(m, 1, mpq_queue_max_msg(q));
+    return mpq_queue_put(q, m, mpq_queue_max_msg(q), 5000) == 0 ? 3 : 4;   /* not reached */
+}
+
+/* A put killed while it takes a run - its groups claimed (the first, or
+   the second of two), their chunks not yet named its own, or named and
+   the claims not ended - strands none of them: once its slot is taken
+   over, the claim is over, and a put of the whole arena (every chunk of
+   every group) goes through. Each arena here is one largest message. */
+static void test_queue_arena_claim_killed(void)
+{
+    static const struct { const char *point; int skip; uint32_t max; } k[] = {
+        { "arena_claim", 0, 4096 }, { "arena_named", 0, 4096 },
+        { "arena_claim", 0, 8192 }, { "arena_claim", 1, 8192 }, { "arena_named", 0, 8192 },
+    };
+    static unsigned char m[8192], out[8192];
+    size_t i, len;
+    for (i = 0; i < sizeof k / sizeof k[0]; i++) {
+        mpq_queue *q = new_arena_queue(32, k[i].max, 64, k[i].max);
+        mpq_process p;
+        CHECK_EQ(q->nchunks, k[i].max / MPQ__CHUNK);
+        g_kill_point = k[i].point;
+        g_kill_skip = k[i].skip;
+        CHECK_OK(mpq_process_start(&p, killed_taking_run, q));
+        g_kill_point = NULL;
+        CHECK_OK(mpq_process_join(&p, 20000));
+        CHECK_EQ(p.exitcode, -SIGKILL);
+        CHECK_OK(mpq_queue_put(q, "small", 5, 0));        /* the slots go on meanwhile */
+        model_fill(m, 2, k[i].max);
+        CHECK_OK(mpq_queue_put(q, m, k[i].max, 10000));
+        CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+        CHECK(len == 5 && memcmp(out, "small", 5) == 0);
+        CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));   /* the dead put's is lost */
+        check_fill(out, len, 2, k[i].max);
+        CHECK_ERR(mpq_queue_get(q, out, sizeof out, &len, 0), EAGAIN);
+        check_arena_free(q);
+        CHECK_OK(mpq_queue_close(q));
+    }
+}
+
+/* A batch that neither the arena (full) nor a slot (one message at most)
+   takes, tried again and again with timeout 0 - a poll loop - fails with
+   -EAGAIN and costs nothing: no position given up for it (they would fill
+   the ring, and a small put would find it full). */
+static void test_queue_arena_full_batch_polled(void)
+{
+    static char m[1000], out[4096];
+    const void *msgs[2] = { m, m };
+    size_t lens[2] = { 1000, 1000 }, len;
+    mpq_queue *q = new_arena_queue(32, 4096, 224, 4096);
+    int i;
+    for (i = 0; i < 4; i++) CHECK_OK(mpq_queue_put(q, m, 1000, 0));   /* the whole arena */
+    CHECK_EQ(mpq_queue_count(q), 4);
+    for (i = 0; i < 100; i++) CHECK_ERR(mpq_queue_put_batch(q, msgs, lens, 2, 0), EAGAIN);
+    CHECK_EQ(mpq_queue_count(q), 4);
+    CHECK_OK(mpq_queue_put(q, "small", 5, 0));
+    for (i = 0; i < 4; i++) {
+        CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+        CHECK_EQ(len, 1000);
+    }
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+    CHECK(len == 5 && memcmp(out, "small", 5) == 0);
+    CHECK_EQ(mpq_queue_put_batch(q, msgs, lens, 2, 0), 2);          /* room again: packed */
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+    CHECK_ERR(mpq_queue_get(q, out, sizeof out, &len, 0), EAGAIN);
     check_arena_free(q);
     CHECK_OK(mpq_queue_close(q));
 }
@@ -2546,6 +2633,8 @@ static const mpqt_case cases[] = {
     MPQT(test_queue_arena_kill_storm, 180, 0),
     MPQT(test_queue_arena_threads, 60, 1),
     MPQT(test_queue_arena_packed_last_taker_killed, 30, 0),
+    MPQT(test_queue_arena_claim_killed, 60, 0),
+    MPQT(test_queue_arena_full_batch_polled, 10, 0),
     MPQT(test_queue_stream_ends, 60, 0),
     MPQT(test_queue_stream_done_before_registered, 20, 0),
     MPQT(test_queue_stream_dead_producers, 60, 0),
