@@ -2109,7 +2109,8 @@ static void test_queue_arena_claim_killed(void)
 /* A batch that neither the arena (full) nor a slot (one message at most)
    takes, tried again and again with timeout 0 - a poll loop - fails with
    -EAGAIN and costs nothing: no position given up for it (they would fill
-   the ring, and a small put would find it full). */
+   the ring, and a small put would find it full). Small messages too many
+   for one slot go packed into several meanwhile. */
 static void test_queue_arena_full_batch_polled(void)
 {
     static char m[1000], out[4096];
@@ -2122,12 +2123,29 @@ static void test_queue_arena_full_batch_polled(void)
     for (i = 0; i < 100; i++) CHECK_ERR(mpq_queue_put_batch(q, msgs, lens, 2, 0), EAGAIN);
     CHECK_EQ(mpq_queue_count(q), 4);
     CHECK_OK(mpq_queue_put(q, "small", 5, 0));
-    for (i = 0; i < 4; i++) {
+    /* Small ones too many for a slot still travel, packed into slots. */
+    {
+        char z[10][40];
+        const void *zm[10];
+        size_t zl[10];
+        for (i = 0; i < 10; i++) {
+            memset(z[i], 'a' + i, sizeof z[i]);
+            zm[i] = z[i];
+            zl[i] = sizeof z[i];
+        }
+        CHECK_EQ(mpq_queue_put_batch(q, zm, zl, 10, 0), 10);
+        CHECK_EQ(mpq_queue_count(q), 5 + 2);   /* 5 + 5 in two slots */
+        for (i = 0; i < 4; i++) {
+            CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+            CHECK_EQ(len, 1000);
+        }
         CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
-        CHECK_EQ(len, 1000);
+        CHECK(len == 5 && memcmp(out, "small", 5) == 0);
+        for (i = 0; i < 10; i++) {
+            CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
+            CHECK(len == 40 && out[0] == 'a' + i && out[39] == 'a' + i);
+        }
     }
-    CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
-    CHECK(len == 5 && memcmp(out, "small", 5) == 0);
     CHECK_EQ(mpq_queue_put_batch(q, msgs, lens, 2, 0), 2);          /* room again: packed */
     CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
     CHECK_OK(mpq_queue_get(q, out, sizeof out, &len, 0));
