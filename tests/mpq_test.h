@@ -381,6 +381,11 @@ static inline int mpqt_start_helper(mpq_process *p, const char *prog, const char
     char path[4200], *argv[7], **av = argv;
     const char *emu = getenv("MPQT_EMULATOR");
     snprintf(path, sizeof path, "%s/%s", mpqt_dir, prog);
+    if (access(path, X_OK) != 0) {
+        /* Say so now: the test would otherwise wait out its timeout. */
+        fprintf(stderr, "    helper %s is missing: build tests/helpers/%s.c beside the test\n", path, prog);
+        return -ENOENT;
+    }
     if (emu && *emu) *av++ = (char *)emu;
     av[0] = path;
     av[1] = (char *)a1;
