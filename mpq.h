@@ -6084,9 +6084,10 @@ static int mpq__q_cfree(const mpq_queue *q, uint64_t w, uint64_t *memo)
    a chunk word would name it (1 + its position), or 0 if none is: v's
    mask is empty, or the position it names is not being written (the claim
    ended, or its put was killed and taken over). v names the position by
-   its low 48 bits: its slot, and its lap's low 48 - log2cap bits (a claim
-   word left for 2^(48 - log2cap) laps of that slot can look in progress
-   while another put writes there - it then waits for that put). */
+   its low 48 bits: its slot, and the low min(40, 48 - log2cap) bits of its
+   lap (a claim word left for that many bits' worth of laps of its slot can
+   look in progress while another put writes there - a put then waits for
+   that put, no longer). */
 static uint64_t mpq__q_claimer(const mpq_queue *q, uint64_t v)
 {
     uint64_t p = ((v >> 16) - 1) & MPQ__Q_TAGMASK, st, low;
